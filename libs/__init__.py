@@ -1,0 +1,1 @@
+"""Code shared by every modelplane service. Never imports a service (import-linter enforces it)."""

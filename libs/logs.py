@@ -1,0 +1,52 @@
+"""structlog set-up shared by every process: human lines on a TTY, JSON lines otherwise.
+
+Request and resource ids are bound with ``structlog.contextvars.bind_contextvars`` so every line
+logged while handling them carries them without anyone formatting strings by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+import structlog
+
+_SECRET_KEYS = ("secret", "password", "token", "credential", "access_key")
+
+
+def _drop_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key in list(event):
+        if any(marker in key.lower() for marker in _SECRET_KEYS):
+            event[key] = "***"
+    return event
+
+
+def configure(service: str, level: str | None = None, *, json: bool | None = None) -> None:
+    """Configure structlog and the stdlib root logger for one process (call once, at start)."""
+    level_name = (level or os.environ.get("MODELPLANE_LOG_LEVEL") or "info").upper()
+    numeric = logging.getLevelName(level_name)
+    if not isinstance(numeric, int):
+        numeric = logging.INFO
+    if json is None:
+        json = not sys.stderr.isatty()
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _drop_secrets,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[*shared, structlog.processors.format_exc_info, renderer]
+        if json
+        else [*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    structlog.contextvars.bind_contextvars(service=service)
+    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr, format="%(name)s %(message)s")

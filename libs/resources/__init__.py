@@ -1,0 +1,1 @@
+"""Desired-state resources: domain types, manifest parsing/rendering, protobuf conversion."""

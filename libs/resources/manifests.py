@@ -1,0 +1,351 @@
+"""Manifests as users write them -> domain resources, and back.
+
+Pydantic lives here only: it validates a manifest's shape; we then turn it into frozen domain
+dataclasses. Accepted formats:
+- native ``modelplane.io/v1alpha1`` Model / Server / ServerConfig (unknown fields are errors:
+  a typo must not be silently ignored);
+- Seldon Core v2 ``mlops.seldon.io/v1alpha1`` Model / Server / ServerConfig, unchanged (fields we
+  do not act on, such as ``dedicated`` or ``logger``, are accepted and ignored, as moving users
+  carry them).
+Every error is an ``InvalidError`` whose ``field`` is the dotted path of the offending field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from modelplane.libs.errors import InvalidError
+from modelplane.libs.resources.quantity import format_bytes, parse_bytes
+from modelplane.libs.resources.types import (
+    KINDS,
+    NAME_MAX_LENGTH,
+    NAME_PATTERN,
+    RUNTIMES,
+    Meta,
+    Model,
+    ModelSpec,
+    Resource,
+    Server,
+    ServerConfig,
+    ServerConfigSpec,
+    ServerSpec,
+)
+
+NATIVE_API = "modelplane.io/v1alpha1"
+SELDON_API = "mlops.seldon.io/v1alpha1"
+SUPPORTED_APIS = (NATIVE_API, SELDON_API)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class _Metadata(_Lenient):
+    name: str
+    namespace: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if len(value) > NAME_MAX_LENGTH:
+            raise ValueError(f"must be at most {NAME_MAX_LENGTH} characters")
+        if not NAME_PATTERN.match(value):
+            raise ValueError(
+                f"{value!r} is not a valid name: use lower-case letters, digits and '-', "
+                "starting and ending with a letter or digit (^[a-z0-9]([-a-z0-9]*[a-z0-9])?$)"
+            )
+        return value
+
+
+class _Parameter(_Lenient):
+    name: str
+    value: str
+
+
+class _Explainer(_Lenient):
+    type: str | None = None
+    modelRef: str | None = None
+    pipelineRef: str | None = None
+
+
+def _scaling_check(replicas: int | None, min_r: int | None, max_r: int | None) -> None:
+    for label, value in (("replicas", replicas), ("minReplicas", min_r), ("maxReplicas", max_r)):
+        if value is not None and value < 0:
+            raise InvalidError(f"must be >= 0, got {value}", field=f"spec.{label}")
+    if replicas is not None and min_r is not None and replicas < min_r:
+        raise InvalidError(f"replicas {replicas} is below minReplicas {min_r}", field="spec.replicas")
+    if replicas is not None and max_r and replicas > max_r:
+        raise InvalidError(f"replicas {replicas} is above maxReplicas {max_r}", field="spec.replicas")
+    if min_r is not None and max_r and min_r > max_r:
+        raise InvalidError(f"minReplicas {min_r} is above maxReplicas {max_r}", field="spec.minReplicas")
+
+
+class _ModelSpecBase(BaseModel):
+    storageUri: str
+    artifactVersion: str | int | None = None
+    requirements: list[str] = Field(default_factory=list)
+    memory: str | int | None = None
+    replicas: int | None = None
+    minReplicas: int | None = None
+    maxReplicas: int | None = None
+    server: str | None = None
+    parameters: list[_Parameter] | dict[str, str] = Field(default_factory=list)
+    secretName: str | None = None
+    explainer: _Explainer | None = None
+    parallelWorkers: int | None = None
+
+    @field_validator("storageUri")
+    @classmethod
+    def _uri_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+    def to_domain(self) -> ModelSpec:
+        _scaling_check(self.replicas, self.minReplicas, self.maxReplicas)
+        params = (
+            dict(self.parameters)
+            if isinstance(self.parameters, dict)
+            else {p.name: p.value for p in self.parameters}
+        )
+        return ModelSpec(
+            storage_uri=self.storageUri,
+            artifact_version="" if self.artifactVersion is None else str(self.artifactVersion),
+            requirements=tuple(r.strip() for r in self.requirements if r.strip()),
+            memory_bytes=parse_bytes(self.memory, "spec.memory"),
+            replicas=1 if self.replicas is None else self.replicas,
+            min_replicas=self.minReplicas or 0,
+            max_replicas=self.maxReplicas or 0,
+            server=self.server or "",
+            parameters=params,
+            secret_name=self.secretName or "",
+            explainer_for=(self.explainer.modelRef or "") if self.explainer else "",
+            parallel_workers=self.parallelWorkers or 0,
+        )
+
+
+class NativeModelSpec(_ModelSpecBase, _Strict):
+    pass
+
+
+class SeldonModelSpec(_ModelSpecBase, _Lenient):
+    pass
+
+
+class _ServerSpecBase(BaseModel):
+    serverConfig: str
+    capabilities: list[str] = Field(default_factory=list)
+    extraCapabilities: list[str] = Field(default_factory=list)
+    replicas: int | None = None
+    minReplicas: int | None = None
+    maxReplicas: int | None = None
+    disableAutoUpdate: bool = False
+
+    def to_domain(self, memory_bytes: int = 0, env: Mapping[str, str] | None = None) -> ServerSpec:
+        _scaling_check(self.replicas, self.minReplicas, self.maxReplicas)
+        return ServerSpec(
+            server_config=self.serverConfig,
+            capabilities=tuple(c.strip() for c in self.capabilities if c.strip()),
+            extra_capabilities=tuple(c.strip() for c in self.extraCapabilities if c.strip()),
+            replicas=1 if self.replicas is None else self.replicas,
+            min_replicas=self.minReplicas or 0,
+            max_replicas=self.maxReplicas or 0,
+            disable_auto_update=self.disableAutoUpdate,
+            memory_bytes=memory_bytes,
+            env=dict(env or {}),
+        )
+
+
+class NativeServerSpec(_ServerSpecBase, _Strict):
+    memory: str | int | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class SeldonServerSpec(_ServerSpecBase, _Lenient):
+    pass
+
+
+class NativeServerConfigSpec(_Strict):
+    runtime: str = "mlserver"
+    capabilities: list[str] = Field(default_factory=list)
+    memory: str | int | None = None
+    overcommitPercent: int = 0
+    env: dict[str, str] = Field(default_factory=dict)
+    args: list[str] = Field(default_factory=list)
+    command: list[str] = Field(default_factory=list)
+    parallelWorkers: int = 0
+
+    def to_domain(self) -> ServerConfigSpec:
+        if self.runtime not in RUNTIMES:
+            raise InvalidError(f"must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}", field="spec.runtime")
+        if self.runtime == "custom" and not self.command:
+            raise InvalidError("a custom runtime needs a command", field="spec.command")
+        if self.overcommitPercent < 0:
+            raise InvalidError("must be >= 0", field="spec.overcommitPercent")
+        return ServerConfigSpec(
+            runtime=self.runtime,
+            capabilities=tuple(c.strip() for c in self.capabilities if c.strip()),
+            memory_bytes=parse_bytes(self.memory, "spec.memory"),
+            overcommit_percent=self.overcommitPercent,
+            env=dict(self.env),
+            args=tuple(self.args),
+            command=tuple(self.command),
+            parallel_workers=self.parallelWorkers,
+        )
+
+
+class SeldonServerConfigSpec(_Lenient):
+    """Seldon's ServerConfig is a pod template; we read the runtime, capabilities and memory off it."""
+
+    podSpec: dict[str, Any] = Field(default_factory=dict)
+
+    def to_domain(self) -> ServerConfigSpec:
+        runtime, caps, memory, overcommit = "mlserver", (), 0, 0
+        env: dict[str, str] = {}
+        for container in self.podSpec.get("containers", []) or []:
+            image = str(container.get("image", ""))
+            name = str(container.get("name", ""))
+            if "triton" in image or name == "triton":
+                runtime = "triton"
+            for var in container.get("env", []) or []:
+                key, value = str(var.get("name", "")), var.get("value")
+                if value is None:
+                    continue
+                if key == "SELDON_SERVER_CAPABILITIES":
+                    caps = tuple(c.strip() for c in str(value).split(",") if c.strip())
+                elif key == "SELDON_OVERCOMMIT_PERCENTAGE":
+                    overcommit = int(value)
+                elif name not in ("agent", "rclone"):
+                    env[key] = str(value)
+            requests = (container.get("resources") or {}).get("requests") or {}
+            if name in ("mlserver", "triton") and requests.get("memory"):
+                memory = parse_bytes(requests["memory"], "spec.podSpec.containers.resources.requests.memory")
+        return ServerConfigSpec(
+            runtime=runtime, capabilities=caps, memory_bytes=memory, overcommit_percent=overcommit, env=env
+        )
+
+
+def _loc(error: Mapping[str, Any], prefix: str) -> str:
+    parts = [str(p) for p in error.get("loc", ()) if not isinstance(p, int)]
+    return ".".join([prefix, *parts]) if prefix else ".".join(parts)
+
+
+def _validate(model: type[BaseModel], data: Any, prefix: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise InvalidError(f"must be a mapping, got {type(data).__name__}", field=prefix)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        message = str(first.get("msg", "invalid"))
+        if first.get("type") == "missing":
+            message = "is required"
+        elif first.get("type") == "extra_forbidden":
+            message = "unknown field"
+        message = message.removeprefix("Value error, ")
+        raise InvalidError(message, field=_loc(first, prefix)) from exc
+
+
+def parse_manifest(doc: Any) -> Resource:
+    """Validate one manifest and return the domain resource it describes."""
+    if not isinstance(doc, Mapping):
+        raise InvalidError(f"a manifest must be a mapping, got {type(doc).__name__}", field="(document)")
+    api = doc.get("apiVersion")
+    kind = doc.get("kind")
+    if not api:
+        raise InvalidError("is required", field="apiVersion")
+    if not kind:
+        raise InvalidError("is required", field="kind")
+    if api not in SUPPORTED_APIS:
+        raise InvalidError(
+            f"unknown apiVersion {api!r}; supported: {', '.join(SUPPORTED_APIS)}", field="apiVersion"
+        )
+    if kind not in KINDS:
+        raise InvalidError(f"unknown kind {kind!r} for {api}; supported: {', '.join(KINDS)}", field="kind")
+    meta_in: _Metadata = _validate(_Metadata, doc.get("metadata"), "metadata")
+    imported = "" if api == NATIVE_API else f"{api}/{kind}"
+    meta = Meta(
+        name=meta_in.name, labels=meta_in.labels, annotations=meta_in.annotations, imported_from=imported
+    )
+    native = api == NATIVE_API
+    spec = doc.get("spec")
+    if kind == "Model":
+        mspec = _validate(NativeModelSpec if native else SeldonModelSpec, spec, "spec")
+        return Model(meta=meta, spec=mspec.to_domain())
+    if kind == "Server":
+        if native:
+            nspec: NativeServerSpec = _validate(NativeServerSpec, spec, "spec")
+            return Server(meta=meta, spec=nspec.to_domain(parse_bytes(nspec.memory, "spec.memory"), nspec.env))
+        sspec: SeldonServerSpec = _validate(SeldonServerSpec, spec, "spec")
+        return Server(meta=meta, spec=sspec.to_domain())
+    cspec = _validate(NativeServerConfigSpec if native else SeldonServerConfigSpec, spec, "spec")
+    return ServerConfig(meta=meta, spec=cspec.to_domain())
+
+
+def _drop_empty(spec: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in spec.items() if v not in (None, "", [], {}, 0) or k == "replicas"}
+
+
+def to_manifest(resource: Resource) -> dict[str, Any]:
+    """The native manifest of a resource (what ``modelplane convert`` and ``get -o yaml`` print)."""
+    meta: dict[str, Any] = {"name": resource.meta.name}
+    if resource.meta.labels:
+        meta["labels"] = dict(resource.meta.labels)
+    if resource.meta.annotations:
+        meta["annotations"] = dict(resource.meta.annotations)
+    if resource.meta.generation:
+        meta["generation"] = resource.meta.generation
+    spec: dict[str, Any]
+    if isinstance(resource, Model):
+        m = resource.spec
+        spec = {
+            "storageUri": m.storage_uri,
+            "artifactVersion": m.artifact_version,
+            "requirements": list(m.requirements),
+            "memory": format_bytes(m.memory_bytes) if m.memory_bytes else None,
+            "replicas": m.replicas,
+            "minReplicas": m.min_replicas,
+            "maxReplicas": m.max_replicas,
+            "server": m.server,
+            "parameters": [{"name": k, "value": v} for k, v in sorted(m.parameters.items())],
+            "secretName": m.secret_name,
+            "explainer": {"modelRef": m.explainer_for} if m.explainer_for else None,
+            "parallelWorkers": m.parallel_workers,
+        }
+    elif isinstance(resource, Server):
+        s = resource.spec
+        spec = {
+            "serverConfig": s.server_config,
+            "capabilities": list(s.capabilities),
+            "extraCapabilities": list(s.extra_capabilities),
+            "replicas": s.replicas,
+            "minReplicas": s.min_replicas,
+            "maxReplicas": s.max_replicas,
+            "disableAutoUpdate": s.disable_auto_update or None,
+            "memory": format_bytes(s.memory_bytes) if s.memory_bytes else None,
+            "env": dict(s.env),
+        }
+    else:
+        c = resource.spec
+        spec = {
+            "runtime": c.runtime,
+            "capabilities": list(c.capabilities),
+            "memory": format_bytes(c.memory_bytes) if c.memory_bytes else None,
+            "overcommitPercent": c.overcommit_percent,
+            "env": dict(c.env),
+            "args": list(c.args),
+            "command": list(c.command),
+            "parallelWorkers": c.parallel_workers,
+        }
+    return {"apiVersion": NATIVE_API, "kind": resource.kind, "metadata": meta, "spec": _drop_empty(spec)}

@@ -1,0 +1,121 @@
+"""Domain types of the desired state. Frozen dataclasses: handlers and policies use these, never
+protobuf or pydantic objects (those stay at the edges: convert.py and manifests.py)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+NAME_PATTERN: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+NAME_MAX_LENGTH: Final = 63
+
+Kind = Literal["Model", "Server", "ServerConfig"]
+KINDS: Final[tuple[Kind, ...]] = ("Model", "Server", "ServerConfig")
+
+RUNTIMES: Final = ("mlserver", "triton", "custom")
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    name: str
+    generation: int = 0
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    created_at: str = ""
+    imported_from: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    storage_uri: str
+    artifact_version: str = ""
+    requirements: tuple[str, ...] = ()
+    memory_bytes: int = 0
+    replicas: int = 1
+    min_replicas: int = 0
+    # 0 = unbounded
+    max_replicas: int = 0
+    server: str = ""
+    parameters: dict[str, str] = field(default_factory=dict)
+    secret_name: str = ""
+    explainer_for: str = ""
+    parallel_workers: int = 0
+
+    def same_version_as(self, other: ModelSpec) -> bool:
+        """True when ``other`` differs only in scaling fields (no new version needed)."""
+        return _version_fields(self) == _version_fields(other)
+
+
+def _version_fields(spec: ModelSpec) -> tuple[object, ...]:
+    return (
+        spec.storage_uri,
+        spec.artifact_version,
+        spec.requirements,
+        spec.memory_bytes,
+        spec.server,
+        tuple(sorted(spec.parameters.items())),
+        spec.secret_name,
+        spec.explainer_for,
+        spec.parallel_workers,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    meta: Meta
+    spec: ModelSpec
+    kind: Literal["Model"] = "Model"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfigSpec:
+    runtime: str = "mlserver"
+    capabilities: tuple[str, ...] = ()
+    memory_bytes: int = 0
+    overcommit_percent: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+    args: tuple[str, ...] = ()
+    command: tuple[str, ...] = ()
+    parallel_workers: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    meta: Meta
+    spec: ServerConfigSpec
+    kind: Literal["ServerConfig"] = "ServerConfig"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSpec:
+    server_config: str
+    capabilities: tuple[str, ...] = ()
+    extra_capabilities: tuple[str, ...] = ()
+    replicas: int = 1
+    min_replicas: int = 0
+    max_replicas: int = 0
+    disable_auto_update: bool = False
+    memory_bytes: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    meta: Meta
+    spec: ServerSpec
+    kind: Literal["Server"] = "Server"
+
+
+Resource = Model | Server | ServerConfig
+
+
+def effective_capabilities(server: ServerSpec, config: ServerConfigSpec) -> tuple[str, ...]:
+    """Server.capabilities replaces the ServerConfig's; extraCapabilities adds (Seldon rules)."""
+    base = server.capabilities or config.capabilities
+    merged: list[str] = []
+    for cap in (*base, *server.extra_capabilities):
+        cap = cap.strip()
+        if cap and cap not in merged:
+            merged.append(cap)
+    return tuple(merged)

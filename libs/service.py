@@ -1,0 +1,57 @@
+"""Running one service process: signals only set an event, then the app shuts down in order.
+
+Each service's composition root (``services/<name>/app.py``) provides ``create() -> Service``;
+``modelplane run <name>`` calls ``run(create())``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Protocol
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+class Service(Protocol):
+    """What a composition root exposes to the process runner."""
+
+    name: str
+    # Seconds close() may take before the runner gives up on it.
+    shutdown_timeout: float
+
+    async def start(self) -> None:
+        """Connect, bind ports and start background work; return once serving."""
+
+    async def close(self) -> None:
+        """Drain and stop everything started by ``start`` (idempotent)."""
+
+
+async def serve_until_stopped(service: Service, stop: asyncio.Event, shutdown_timeout: float) -> None:
+    """Start ``service``, wait for ``stop``, then close it within ``shutdown_timeout`` seconds."""
+    try:
+        await service.start()
+        log.info("service_started", name=service.name)
+        await stop.wait()
+        log.info("service_stopping", name=service.name)
+    finally:
+        try:
+            await asyncio.wait_for(service.close(), timeout=shutdown_timeout)
+        except TimeoutError:
+            log.error("service_close_timed_out", name=service.name, timeout=shutdown_timeout)
+    log.info("service_stopped", name=service.name)
+
+
+def run(service: Service, shutdown_timeout: float = 10.0) -> None:
+    """Run ``service`` in a fresh event loop until SIGINT or SIGTERM."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve_until_stopped(service, stop, shutdown_timeout)
+
+    asyncio.run(main())

@@ -1,0 +1,168 @@
+"""Typed access to NATS JetStream KV buckets that hold protobuf messages.
+
+Design: every bucket holds one protobuf message type; ``TypedBucket`` hides bytes and the
+nats-py exception zoo behind get/put/create/update/delete/watch returning our own errors
+(``ConflictError`` on a lost revision race, ``NotFoundError``). Writes that must not lose a
+concurrent change pass the revision they read (optimistic concurrency).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import nats
+import nats.js.errors as js_errors
+from google.protobuf.message import Message
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.kv import KeyValue
+
+from modelplane.libs import subjects
+from modelplane.libs.errors import ConflictError, NotFoundError, RetryableError
+
+M = TypeVar("M", bound=Message)
+
+
+@dataclass(frozen=True, slots=True)
+class Versioned(Generic[M]):
+    """A value read from KV with the revision to pass back on update."""
+
+    key: str
+    value: M
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class Change(Generic[M]):
+    """One change seen by a watch: ``value`` is None when the key was deleted."""
+
+    key: str
+    value: M | None
+    revision: int
+
+
+async def connect(url: str, name: str, **options: Any) -> NATS:
+    """Connect to NATS, retrying for a while so services may start before the server is up."""
+    try:
+        nc: NATS = await nats.connect(
+            url,
+            name=name,
+            connect_timeout=2,
+            reconnect_time_wait=0.5,
+            max_reconnect_attempts=-1,
+            allow_reconnect=True,
+            **options,
+        )
+    except Exception as exc:  # nats-py raises several unrelated types here
+        raise RetryableError(f"cannot connect to NATS at {url}: {exc}") from exc
+    return nc
+
+
+async def ensure_buckets(js: JetStreamContext, names: tuple[str, ...] = subjects.ALL_BUCKETS) -> None:
+    """Create the KV buckets that do not exist yet (idempotent, safe to race)."""
+    for name in names:
+        try:
+            await js.key_value(name)
+        except js_errors.BucketNotFoundError:
+            try:
+                await js.create_key_value(
+                    KeyValueConfig(bucket=name, history=5, storage=StorageType.FILE)
+                )
+            except js_errors.BadRequestError:
+                # Another process created it between our look-up and create.
+                await js.key_value(name)
+
+
+class TypedBucket(Generic[M]):
+    """A KV bucket whose values are one protobuf message type."""
+
+    def __init__(self, kv: KeyValue, message_type: type[M]) -> None:
+        self._kv = kv
+        self._type = message_type
+        self.name = kv._name
+
+    @classmethod
+    async def open(cls, js: JetStreamContext, bucket: str, message_type: type[M]) -> TypedBucket[M]:
+        return cls(await js.key_value(bucket), message_type)
+
+    def _decode(self, raw: bytes | None) -> M:
+        msg = self._type()
+        msg.ParseFromString(raw or b"")
+        return msg
+
+    async def get(self, key: str) -> Versioned[M]:
+        try:
+            entry = await self._kv.get(key)
+        except js_errors.KeyNotFoundError as exc:  # KeyDeletedError is a subclass
+            raise NotFoundError(f"{key} not found in {self.name}") from exc
+        return Versioned(key, self._decode(entry.value), entry.revision or 0)
+
+    async def try_get(self, key: str) -> Versioned[M] | None:
+        try:
+            return await self.get(key)
+        except NotFoundError:
+            return None
+
+    async def put(self, key: str, value: M) -> int:
+        return int(await self._kv.put(key, value.SerializeToString()))
+
+    async def create(self, key: str, value: M) -> int:
+        """Store a new key; ConflictError if it exists (and is not deleted)."""
+        try:
+            return int(await self._kv.create(key, value.SerializeToString()))
+        except js_errors.KeyWrongLastSequenceError as exc:
+            raise ConflictError(f"{key} already exists in {self.name}") from exc
+
+    async def update(self, key: str, value: M, revision: int) -> int:
+        """Replace a key only if it is still at ``revision``; ConflictError otherwise."""
+        try:
+            return int(await self._kv.update(key, value.SerializeToString(), last=revision))
+        except js_errors.KeyWrongLastSequenceError as exc:
+            raise ConflictError(f"{key} in {self.name} changed since revision {revision}") from exc
+
+    async def delete(self, key: str, revision: int | None = None) -> None:
+        try:
+            await self._kv.delete(key, last=revision)
+        except js_errors.KeyWrongLastSequenceError as exc:
+            raise ConflictError(f"{key} in {self.name} changed since revision {revision}") from exc
+
+    async def items(self) -> list[Versioned[M]]:
+        """Every live key with its value (a snapshot)."""
+        try:
+            keys = await self._kv.keys()
+        except js_errors.NoKeysError:
+            return []
+        out: list[Versioned[M]] = []
+        for key in keys:
+            found = await self.try_get(key)
+            if found is not None:
+                out.append(found)
+        return out
+
+    async def watch(self, keys: str = ">") -> AsyncIterator[Change[M] | None]:
+        """Current values first, then ``None`` once caught up, then every change as it happens."""
+        watcher = await self._kv.watch(keys)
+        try:
+            while True:
+                try:
+                    entry = await watcher.updates(timeout=3600)
+                except asyncio.TimeoutError:
+                    continue
+                except nats.errors.TimeoutError:
+                    continue
+                if entry is None:
+                    yield None
+                    continue
+                if entry.operation in ("DEL", "PURGE"):
+                    yield Change(entry.key, None, entry.revision or 0)
+                else:
+                    yield Change(entry.key, self._decode(entry.value), entry.revision or 0)
+        finally:
+            try:
+                await watcher.stop()
+            except Exception:  # the connection may already be closed at shutdown
+                pass

@@ -1,0 +1,65 @@
+"""Every NATS subject and KV bucket name modelplane uses, in one place.
+
+Subjects are dot-separated; tokens taken from resource names are safe because resource names
+match ``^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`` (no dots, no wildcards).
+"""
+
+from __future__ import annotations
+
+# ---- KV buckets (desired state) -------------------------------------------------------------
+KV_MODELS = "modelplane_models"
+KV_SERVERS = "modelplane_servers"
+KV_SERVER_CONFIGS = "modelplane_serverconfigs"
+# ---- KV buckets (observed state) ------------------------------------------------------------
+# key "<server>.<index>" -> ReplicaInfo, written by the replica's placement agent.
+KV_REPLICAS = "modelplane_replicas"
+# key "<model>" -> ModelPlacement, written by the scheduler only.
+KV_PLACEMENTS = "modelplane_placements"
+# key "<model>" -> ModelRoute, written by the scheduler, read by gateways.
+KV_ROUTES = "modelplane_routes"
+# key "<kind>.<name>" -> ResourceStatus, written by the status service.
+KV_STATUS = "modelplane_status"
+
+DESIRED_BUCKETS = (KV_MODELS, KV_SERVERS, KV_SERVER_CONFIGS)
+OBSERVED_BUCKETS = (KV_REPLICAS, KV_PLACEMENTS, KV_ROUTES, KV_STATUS)
+ALL_BUCKETS = DESIRED_BUCKETS + OBSERVED_BUCKETS
+
+# ---- Thin events ----------------------------------------------------------------------------
+EVENTS_PREFIX = "modelplane.events"
+
+
+def resource_event(kind: str, name: str) -> str:
+    """Subject of thin events about one resource, e.g. ``modelplane.events.Model.iris``."""
+    return f"{EVENTS_PREFIX}.{kind}.{name}"
+
+
+ALL_EVENTS = f"{EVENTS_PREFIX}.>"
+
+# ---- Placement agents -----------------------------------------------------------------------
+AGENT_PREFIX = "modelplane.agent"
+
+
+def agent_command(server: str, index: int, command: str) -> str:
+    """Request/reply subject of one replica's agent; command is ``load`` or ``unload``."""
+    return f"{AGENT_PREFIX}.{server}.{index}.{command}"
+
+
+# Agents publish ModelReplicaReport here; the scheduler subscribes.
+AGENT_REPORTS = "modelplane.agent.reports"
+# Agents publish Heartbeat here every heartbeat interval.
+AGENT_HEARTBEATS = "modelplane.agent.heartbeats"
+
+# ---- Storage --------------------------------------------------------------------------------
+# Request/reply FetchRequest -> FetchReply, served by the storage service in a queue group.
+STORAGE_FETCH = "modelplane.storage.fetch"
+STORAGE_QUEUE = "modelplane-storage"
+
+
+def replica_key(server: str, index: int) -> str:
+    """KV key of a server replica in KV_REPLICAS."""
+    return f"{server}.{index}"
+
+
+def status_key(kind: str, name: str) -> str:
+    """KV key of a resource's status in KV_STATUS."""
+    return f"{kind}.{name}"

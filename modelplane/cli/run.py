@@ -1,0 +1,24 @@
+"""`modelplane run <service>`: run one service in the foreground (what `up` and Kubernetes do)."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from modelplane.libs import logs, service
+
+SERVICES = ("api", "scheduler", "placement", "storage", "gateway", "status")
+
+
+@click.command()
+@click.argument("name", type=click.Choice(SERVICES))
+def run(name: str) -> None:
+    """Run one service until SIGINT/SIGTERM (settings come from MODELPLANE_<SERVICE>_* variables)."""
+    logs.configure(name)
+    app_module = importlib.import_module(f"modelplane.services.{name}.app")
+    try:
+        app = app_module.create()
+    except Exception as exc:  # settings validation: one clear line, exit 2
+        raise click.UsageError(f"invalid settings for {name}: {exc}") from exc
+    service.run(app, shutdown_timeout=app.shutdown_timeout)
