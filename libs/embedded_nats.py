@@ -63,12 +63,14 @@ class EmbeddedNats:
             "-sd", str(self.store_dir),
             "--server_name", "modelplane",
         ]  # fmt: skip
-        out = open(self.log_file, "ab") if self.log_file else asyncio.subprocess.DEVNULL  # noqa: SIM115
-        try:
-            self._proc = await asyncio.create_subprocess_exec(*args, stdout=out, stderr=out)
-        finally:
-            if self.log_file and not isinstance(out, int):
-                out.close()
+        if self.log_file is None:
+            self._proc = await asyncio.create_subprocess_exec(
+                *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+            )
+        else:
+            # nats-server appends to the file itself, so no file handle is held open here.
+            args += ["-l", str(self.log_file)]
+            self._proc = await asyncio.create_subprocess_exec(*args)
         await self._wait_ready(timeout)
 
     async def _wait_ready(self, timeout: float) -> None:

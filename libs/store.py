@@ -8,7 +8,7 @@ concurrent change pass the revision they read (optimistic concurrency).
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -149,10 +149,8 @@ class TypedBucket(Generic[M]):
         try:
             while True:
                 try:
-                    entry = await watcher.updates(timeout=3600)
-                except asyncio.TimeoutError:
-                    continue
-                except nats.errors.TimeoutError:
+                    entry = await watcher.updates(timeout=3600)  # type: ignore[no-untyped-call]
+                except (TimeoutError, nats.errors.TimeoutError):
                     continue
                 if entry is None:
                     yield None
@@ -162,7 +160,6 @@ class TypedBucket(Generic[M]):
                 else:
                     yield Change(entry.key, self._decode(entry.value), entry.revision or 0)
         finally:
-            try:
-                await watcher.stop()
-            except Exception:  # the connection may already be closed at shutdown
-                pass
+            # The connection may already be closed at shutdown.
+            with contextlib.suppress(Exception):
+                await watcher.stop()  # type: ignore[no-untyped-call]

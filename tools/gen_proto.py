@@ -12,11 +12,11 @@ import argparse
 import filecmp
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from grpc_tools import protoc  # type: ignore[import-untyped]
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "proto"
@@ -25,6 +25,7 @@ HEADER = '"""Generated from proto/ by tools/gen_proto.py (make gen). Do not edit
 
 # "from modelplane.v1 import x_pb2 as y" / "import modelplane.v1.x_pb2" -> relative form.
 _FROM_IMPORT = re.compile(r"^from (?:modelplane\.v1|inference) import (\w+_pb2)", re.M)
+_PLAIN_IMPORT = re.compile(r"^import (?:modelplane\.v1|inference)\.(\w+_pb2)$", re.M)
 
 
 def _generate(out: Path) -> None:
@@ -34,19 +35,28 @@ def _generate(out: Path) -> None:
     import grpc_tools
 
     well_known = Path(grpc_tools.__file__).parent / "_proto"
+    bindir = Path(sys.executable).parent
     args = [
         "protoc",
         f"-I{PROTO_DIR}",
         f"-I{well_known}",
         f"--python_out={staging}",
-        f"--pyi_out={staging}",
+        f"--plugin=protoc-gen-mypy={bindir / 'protoc-gen-mypy'}",
+        f"--plugin=protoc-gen-mypy_grpc={bindir / 'protoc-gen-mypy_grpc'}",
+        # mypy-protobuf writes typed .pyi stubs for the messages and the gRPC services.
+        f"--mypy_out={staging}",
+        f"--mypy_grpc_out={staging}",
         f"--grpc_python_out={staging}",
         *protos,
     ]
-    if protoc.main(args) != 0:
-        raise SystemExit("protoc failed")
+    # Run protoc in a child process: its plugins chat on stderr, which we show only on failure.
+    done = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", *args[1:]], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"protoc failed:\n{done.stderr}")
     for produced in sorted(staging.rglob("*.py*")):
         text = _FROM_IMPORT.sub(r"from . import \1", produced.read_text())
+        text = _PLAIN_IMPORT.sub(r"from . import \1", text)
+        text = re.sub(r"\b(?:modelplane\.v1|inference)\.(\w+_pb2)\.", r"\1.", text) if produced.suffix == ".pyi" else text
         (out / produced.name).write_text(HEADER + text if produced.suffix == ".py" else text)
     shutil.rmtree(staging)
     (out / "__init__.py").write_text('"""Generated protobuf and gRPC stubs; the contracts are in proto/."""\n')

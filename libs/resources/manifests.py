@@ -209,7 +209,8 @@ class SeldonServerConfigSpec(_Lenient):
     podSpec: dict[str, Any] = Field(default_factory=dict)
 
     def to_domain(self) -> ServerConfigSpec:
-        runtime, caps, memory, overcommit = "mlserver", (), 0, 0
+        runtime, memory, overcommit = "mlserver", 0, 0
+        caps: tuple[str, ...] = ()
         env: dict[str, str] = {}
         for container in self.podSpec.get("containers", []) or []:
             image = str(container.get("image", ""))

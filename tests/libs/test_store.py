@@ -40,9 +40,12 @@ async def test_watch_yields_current_values_marker_then_changes(js: JetStreamCont
     await bucket.put("a", pb.Model(meta=pb.ObjectMeta(name="a")))
     stream = bucket.watch()
     first = await anext(stream)
-    assert first is not None and first.key == "a"
+    assert first is not None
+    assert first.key == "a"
     assert await anext(stream) is None
     await bucket.delete("a")
     change = await anext(stream)
-    assert change is not None and change.key == "a" and change.value is None
+    assert change is not None
+    assert change.key == "a"
+    assert change.value is None
     await stream.aclose()

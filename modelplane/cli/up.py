@@ -1,0 +1,90 @@
+"""`modelplane up`: start the whole stack locally in the foreground; Ctrl-C stops it cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import click
+import structlog
+
+from modelplane.libs import logs
+from modelplane.libs.errors import ModelplaneError
+from modelplane.up.stack import Stack, UpOptions
+
+__all__ = ["up"]
+
+log = structlog.get_logger(__name__)
+
+
+@click.command()
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".modelplane"),
+    envvar="MODELPLANE_STATE_DIR",
+    show_default=True,
+    help="Where NATS data, model repositories and logs live.",
+)
+@click.option("--nats-url", envvar="MODELPLANE_NATS_URL", help="Use this NATS server instead of an embedded one.")
+@click.option("--nats-port", type=int, default=4222, show_default=True, envvar="MODELPLANE_UP_NATS_PORT")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="MODELPLANE_UP_HOST")
+@click.option("--api-port", type=int, default=9004, show_default=True, envvar="MODELPLANE_API_GRPC_PORT")
+@click.option("--api-http-port", type=int, default=9080, show_default=True, envvar="MODELPLANE_API_HTTP_PORT")
+@click.option("--gateway-port", type=int, default=9000, show_default=True, envvar="MODELPLANE_GATEWAY_HTTP_PORT")
+@click.option(
+    "--gateway-grpc-port", type=int, default=9001, show_default=True, envvar="MODELPLANE_GATEWAY_GRPC_PORT"
+)
+def up(
+    state_dir: Path,
+    nats_url: str | None,
+    nats_port: int,
+    host: str,
+    api_port: int,
+    api_http_port: int,
+    gateway_port: int,
+    gateway_grpc_port: int,
+) -> None:
+    """Start NATS, every service and a local MLServer replica; stop them all on Ctrl-C."""
+    logs.configure("up")
+    options = UpOptions(
+        state_dir=state_dir.resolve(),
+        nats_url=nats_url,
+        nats_port=nats_port,
+        host=host,
+        api_grpc_port=api_port,
+        api_http_port=api_http_port,
+        gateway_http_port=gateway_port,
+        gateway_grpc_port=gateway_grpc_port,
+    )
+    code = asyncio.run(_run(options))
+    sys.exit(code)
+
+
+async def _run(options: UpOptions) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    stack = Stack(options)
+    try:
+        starting = asyncio.ensure_future(stack.start())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            stopped.cancel()
+            return 130
+        stopped.cancel()
+        starting.result()
+        click.echo(stack.banner(), err=True)
+        await stop.wait()
+        return 0
+    except ModelplaneError as exc:
+        click.echo(f"modelplane up: {exc}", err=True)
+        return 1
+    finally:
+        click.echo("stopping modelplane...", err=True)
+        await stack.close()

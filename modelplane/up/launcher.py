@@ -1,0 +1,90 @@
+"""Local replica launcher: one placement agent process per desired Server replica.
+
+On Kubernetes a Server is a StatefulSet and the kubelet starts its pods; locally `up` plays that
+part. It watches the Server resources in KV and keeps, for each Server, agents with indexes
+0..replicas-1 running (each agent starts its own model-server runtime). Scaling down stops the
+highest indexes first, as a StatefulSet does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import structlog
+from nats.js import JetStreamContext
+
+from modelplane.libs import subjects
+from modelplane.libs.proto import resources_pb2
+from modelplane.libs.store import TypedBucket
+from modelplane.libs.tasks import TaskSupervisor
+from modelplane.up.children import Child, modelplane_argv
+
+log = structlog.get_logger(__name__)
+
+
+class ReplicaLauncher:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        state_dir: Path,
+        base_env: Mapping[str, str],
+        supervisor: TaskSupervisor,
+        make_child: Callable[..., Child] = Child,
+    ) -> None:
+        self._js = js
+        self._state_dir = state_dir
+        self._base_env = dict(base_env)
+        self._supervisor = supervisor
+        self._make_child = make_child
+        self._agents: dict[tuple[str, int], Child] = {}
+        self._lock = asyncio.Lock()
+        self.caught_up = asyncio.Event()
+
+    async def start(self) -> None:
+        servers = await TypedBucket.open(self._js, subjects.KV_SERVERS, resources_pb2.Server)
+        self._supervisor.spawn("launcher-watch", self._watch(servers))
+
+    async def _watch(self, servers: TypedBucket[resources_pb2.Server]) -> None:
+        async for change in servers.watch():
+            if change is None:
+                self.caught_up.set()
+                continue
+            desired = change.value.spec.replicas if change.value is not None else 0
+            await self._scale(change.key, desired)
+
+    async def _scale(self, server: str, desired: int) -> None:
+        async with self._lock:
+            running = sorted(i for (s, i) in self._agents if s == server)
+            for index in range(desired):
+                if (server, index) not in self._agents:
+                    await self._start_agent(server, index)
+            for index in reversed(running):
+                if index >= desired:
+                    child = self._agents.pop((server, index))
+                    log.info("replica_stopping", server=server, index=index)
+                    await child.stop()
+
+    async def _start_agent(self, server: str, index: int) -> None:
+        env = {
+            **self._base_env,
+            "MODELPLANE_PLACEMENT_SERVER": server,
+            "MODELPLANE_PLACEMENT_INDEX": str(index),
+            "MODELPLANE_PLACEMENT_STATE_DIR": str(self._state_dir / "replicas" / f"{server}-{index}"),
+        }
+        child = self._make_child(
+            f"placement/{server}-{index}", modelplane_argv("run", "placement"), env, self._supervisor
+        )
+        self._agents[(server, index)] = child
+        log.info("replica_starting", server=server, index=index)
+        await child.start()
+
+    def running(self) -> list[tuple[str, int]]:
+        return sorted(self._agents)
+
+    async def stop(self) -> None:
+        """Stop every agent (they unregister their replicas and stop their runtimes)."""
+        async with self._lock:
+            agents, self._agents = list(self._agents.values()), {}
+        await asyncio.gather(*(a.stop() for a in agents))

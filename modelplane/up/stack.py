@@ -1,0 +1,173 @@
+"""The local stack behind `modelplane up`.
+
+Start order: NATS (embedded unless MODELPLANE_NATS_URL names one) -> storage, scheduler, status,
+api, gateway -> built-in ServerConfigs and the default Server `mlserver` (applied through the
+api, only when absent, so user edits survive restarts) -> one placement agent per Server replica.
+Stop order is chosen so a restart finds its state intact: the gateway first (no new traffic),
+then the scheduler (so it does not reschedule models while replicas shut down), then the
+agents, the remaining services, and NATS last. Desired and observed state live in JetStream
+under the state directory, so the next `up` restores every model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import structlog
+from nats.aio.client import Client as NATS
+
+from modelplane.libs.embedded_nats import EmbeddedNats
+from modelplane.libs.errors import RetryableError
+from modelplane.libs.proto import control_pb2, control_pb2_grpc
+from modelplane.libs.resources import convert, defaults
+from modelplane.libs.resources.types import Resource
+from modelplane.libs.store import connect, ensure_buckets
+from modelplane.libs.tasks import TaskSupervisor
+from modelplane.up.children import Child, modelplane_argv
+from modelplane.up.launcher import ReplicaLauncher
+
+log = structlog.get_logger(__name__)
+
+# Services in start order; the gateway is stopped first and the scheduler second (see above).
+SERVICE_ORDER = ("storage", "scheduler", "status", "api", "gateway")
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    state_dir: Path
+    nats_url: str | None = None
+    nats_port: int = 4222
+    host: str = "127.0.0.1"
+    api_grpc_port: int = 9004
+    api_http_port: int = 9080
+    gateway_http_port: int = 9000
+    gateway_grpc_port: int = 9001
+    start_timeout: float = 60.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+class Stack:
+    def __init__(self, options: UpOptions) -> None:
+        self.options = options
+        self._tasks = TaskSupervisor("up")
+        self._nats: EmbeddedNats | None = None
+        self._nc: NATS | None = None
+        self._services: dict[str, Child] = {}
+        self._launcher: ReplicaLauncher | None = None
+        self._closed = False
+
+    @property
+    def nats_url(self) -> str:
+        if self.options.nats_url:
+            return self.options.nats_url
+        assert self._nats is not None
+        return self._nats.url
+
+    def _env(self) -> dict[str, str]:
+        o = self.options
+        return {
+            **o.extra_env,
+            "MODELPLANE_NATS_URL": self.nats_url,
+            "MODELPLANE_STATE_DIR": str(o.state_dir),
+            "MODELPLANE_API_HOST": o.host,
+            "MODELPLANE_API_GRPC_PORT": str(o.api_grpc_port),
+            "MODELPLANE_API_HTTP_PORT": str(o.api_http_port),
+            "MODELPLANE_GATEWAY_HOST": o.host,
+            "MODELPLANE_GATEWAY_HTTP_PORT": str(o.gateway_http_port),
+            "MODELPLANE_GATEWAY_GRPC_PORT": str(o.gateway_grpc_port),
+            "MODELPLANE_STORAGE_CACHE_DIR": str(o.state_dir / "cache"),
+        }
+
+    async def start(self) -> None:
+        o = self.options
+        o.state_dir.mkdir(parents=True, exist_ok=True)
+        (o.state_dir / "logs").mkdir(exist_ok=True)
+        if not o.nats_url:
+            self._nats = EmbeddedNats(
+                store_dir=o.state_dir / "nats", port=o.nats_port, log_file=o.state_dir / "logs" / "nats.log"
+            )
+            await self._nats.start()
+            log.info("nats_started", url=self._nats.url, pid=self._nats.pid, store=str(o.state_dir / "nats"))
+        self._nc = await connect(self.nats_url, name="modelplane-up")
+        js = self._nc.jetstream()
+        await ensure_buckets(js)
+        env = self._env()
+        for name in SERVICE_ORDER:
+            child = Child(name, modelplane_argv("run", name), env, self._tasks)
+            self._services[name] = child
+            await child.start()
+        await _wait_for_port(o.host, o.api_grpc_port, o.start_timeout, "api")
+        await _wait_for_port(o.host, o.gateway_http_port, o.start_timeout, "gateway")
+        await self._apply_defaults()
+        self._launcher = ReplicaLauncher(js, o.state_dir, env, self._tasks)
+        await self._launcher.start()
+
+    async def _apply_defaults(self) -> None:
+        """Create the built-in ServerConfigs and the default Server unless they already exist."""
+        target = f"{self.options.host}:{self.options.api_grpc_port}"
+        resources: list[Resource] = [*defaults.builtin_server_configs(), defaults.default_server()]
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = control_pb2_grpc.ControlServiceStub(channel)
+            for resource in resources:
+                ref = control_pb2.ResourceRef(kind=resource.kind, name=resource.meta.name)
+                try:
+                    await stub.Get(ref, timeout=10)
+                    continue
+                except grpc.aio.AioRpcError as exc:
+                    if exc.code() != grpc.StatusCode.NOT_FOUND:
+                        raise RetryableError(f"api did not answer: {exc.details()}") from exc
+                await stub.Apply(
+                    control_pb2.ApplyRequest(resource=convert.resource_to_pb(resource)), timeout=10
+                )
+                log.info("default_applied", kind=resource.kind, name=resource.meta.name)
+
+    def banner(self) -> str:
+        o = self.options
+        return (
+            f"modelplane is up (state in {o.state_dir})\n"
+            f"  inference  REST http://{o.host}:{o.gateway_http_port}   gRPC {o.host}:{o.gateway_grpc_port}\n"
+            f"  control    gRPC {o.host}:{o.api_grpc_port}   REST http://{o.host}:{o.api_http_port}\n"
+            f"  NATS       {self.nats_url}\n"
+            "Press Ctrl-C to stop."
+        )
+
+    async def close(self) -> None:
+        """Stop everything in order (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        for name in ("gateway", "scheduler"):
+            if name in self._services:
+                await self._services[name].stop()
+        if self._launcher is not None:
+            await self._launcher.stop()
+        for name in reversed(SERVICE_ORDER):
+            if name in self._services:
+                await self._services[name].stop()
+        await self._tasks.close()
+        if self._nc is not None:
+            with contextlib.suppress(Exception):
+                await self._nc.close()
+        if self._nats is not None:
+            await self._nats.stop()
+            log.info("nats_stopped")
+
+
+async def _wait_for_port(host: str, port: int, timeout: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return
+    raise RetryableError(f"{what} did not listen on {host}:{port} within {timeout:.0f}s (see its log lines above)")

@@ -1,0 +1,32 @@
+"""End-to-end fixtures: a real `modelplane up` with real MLServer replicas (slow)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.stack import Ports, UpProcess
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.e2e)
+        item.add_marker(pytest.mark.timeout(600))
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_tasks() -> None:
+    """These tests are synchronous and drive subprocesses: no event-loop tasks to check."""
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[UpProcess]:
+    up = UpProcess(tmp_path / "state", Ports(), tmp_path / "up.log")
+    up.start()
+    try:
+        up.wait_ready()
+        yield up
+    finally:
+        up.stop()
