@@ -12,6 +12,7 @@ Every error is an ``InvalidError`` whose ``field`` is the dotted path of the off
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -350,3 +351,26 @@ def to_manifest(resource: Resource) -> dict[str, Any]:
             "parallelWorkers": c.parallel_workers,
         }
     return {"apiVersion": NATIVE_API, "kind": resource.kind, "metadata": meta, "spec": _drop_empty(spec)}
+
+
+def resolve_relative_storage(doc: Any, base_dir: str) -> Any:
+    """Make a Model's relative local ``storageUri`` absolute against ``base_dir``.
+
+    Used by the CLI with the folder of the manifest file, so ``storageUri: ./model`` next to a
+    model.yaml means that folder wherever the control plane runs. Remote URIs, absolute paths
+    and everything that is not a Model manifest are returned unchanged.
+    """
+    if not isinstance(doc, Mapping) or doc.get("kind") != "Model":
+        return doc
+    spec = doc.get("spec")
+    if not isinstance(spec, Mapping):
+        return doc
+    uri = spec.get("storageUri")
+    if not isinstance(uri, str) or not uri.strip():
+        return doc
+    uri = uri.strip()
+    path = uri.removeprefix("file://") if uri.startswith("file://") else uri
+    if "://" in path or path.startswith("/"):
+        return doc
+    absolute = os.path.normpath(os.path.join(base_dir, path))
+    return {**doc, "spec": {**spec, "storageUri": f"file://{absolute}"}}
