@@ -1,0 +1,147 @@
+"""Manifest parsing: native and Seldon v2 formats, and errors that name the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from modelplane.libs.errors import InvalidError
+from modelplane.libs.resources.manifests import parse_manifest, resolve_relative_storage, to_manifest
+from modelplane.libs.resources.types import Model, Server, ServerConfig
+
+
+def model_doc(**spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "modelplane.io/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": "iris"},
+        "spec": {"storageUri": "file:///models/iris", **spec},
+    }
+
+
+def test_seldon_model_is_accepted_unchanged_with_fields_we_do_not_act_on() -> None:
+    """A Seldon v2 Model, extra Seldon fields included, translates to the native model."""
+    doc = {
+        "apiVersion": "mlops.seldon.io/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": "iris", "namespace": "seldon-mesh"},
+        "spec": {
+            "storageUri": "gs://seldon-models/scv2/samples/mlserver_1.3.5/iris-sklearn",
+            "requirements": ["sklearn"],
+            "memory": "100Ki",
+            "dedicated": False,
+            "parameters": [{"name": "a", "value": "1"}],
+        },
+    }
+    model = parse_manifest(doc)
+    assert isinstance(model, Model)
+    assert model.spec.requirements == ("sklearn",)
+    assert model.spec.memory_bytes == 100 * 1024
+    assert model.spec.parameters == {"a": "1"}
+    assert model.meta.imported_from == "mlops.seldon.io/v1alpha1/Model"
+
+
+@pytest.mark.parametrize(
+    ("doc", "field", "words"),
+    [
+        ({"kind": "Model"}, "apiVersion", "required"),
+        ({"apiVersion": "v1", "kind": "Model"}, "apiVersion", "unknown apiVersion"),
+        ({"apiVersion": "modelplane.io/v1alpha1", "kind": "Pod"}, "kind", "unknown kind"),
+        ({**model_doc(), "spec": {}}, "spec.storageUri", "required"),
+        ({**model_doc(), "metadata": {"name": "Iris_1"}}, "metadata.name", "not a valid name"),
+        (model_doc(replicas=-1), "spec.replicas", ">= 0"),
+        (model_doc(replicas=1, minReplicas=2), "spec.replicas", "below minReplicas"),
+        (model_doc(memory="lots"), "spec.memory", "memory quantity"),
+        (model_doc(storageURI="x"), "spec.storageURI", "unknown field"),
+    ],
+)
+def test_bad_manifests_name_the_field(doc: dict[str, Any], field: str, words: str) -> None:
+    """Each invalid manifest raises InvalidError naming the offending field and the reason."""
+    with pytest.raises(InvalidError) as err:
+        parse_manifest(doc)
+    assert err.value.field == field
+    assert words in str(err.value)
+
+
+def test_native_round_trip_through_to_manifest() -> None:
+    """to_manifest renders what parse_manifest reads back to the same resource."""
+    for doc in (
+        model_doc(requirements=["sklearn"], memory="1Mi", replicas=2, maxReplicas=3, secretName="s3-creds"),
+        {
+            "apiVersion": "modelplane.io/v1alpha1",
+            "kind": "Server",
+            "metadata": {"name": "small"},
+            "spec": {"serverConfig": "mlserver", "extraCapabilities": ["custom-cap"], "replicas": 1},
+        },
+        {
+            "apiVersion": "modelplane.io/v1alpha1",
+            "kind": "ServerConfig",
+            "metadata": {"name": "mine"},
+            "spec": {"runtime": "custom", "command": ["srv", "--port", "{http_port}"], "memory": "2Gi"},
+        },
+    ):
+        resource = parse_manifest(doc)
+        assert parse_manifest(to_manifest(resource)) == resource
+
+
+def test_seldon_server_config_reads_runtime_capabilities_and_memory_from_pod_spec() -> None:
+    """A Seldon ServerConfig's pod template yields its runtime, capabilities and memory."""
+    doc = {
+        "apiVersion": "mlops.seldon.io/v1alpha1",
+        "kind": "ServerConfig",
+        "metadata": {"name": "triton"},
+        "spec": {
+            "podSpec": {
+                "containers": [
+                    {
+                        "name": "agent",
+                        "env": [
+                            {"name": "SELDON_SERVER_CAPABILITIES", "value": "triton,onnx"},
+                            {"name": "SELDON_OVERCOMMIT_PERCENTAGE", "value": "10"},
+                        ],
+                    },
+                    {
+                        "name": "triton",
+                        "image": "nvcr.io/nvidia/tritonserver:23.03-py3",
+                        "resources": {"requests": {"memory": "1Gi"}},
+                    },
+                ]
+            }
+        },
+    }
+    config = parse_manifest(doc)
+    assert isinstance(config, ServerConfig)
+    assert config.spec.runtime == "triton"
+    assert config.spec.capabilities == ("triton", "onnx")
+    assert config.spec.overcommit_percent == 10
+    assert config.spec.memory_bytes == 1 << 30
+
+
+def test_seldon_server_translates() -> None:
+    """A Seldon Server keeps its config reference, capabilities and scaling bounds."""
+    server = parse_manifest(
+        {
+            "apiVersion": "mlops.seldon.io/v1alpha1",
+            "kind": "Server",
+            "metadata": {"name": "mlserver-custom"},
+            "spec": {
+                "serverConfig": "mlserver",
+                "extraCapabilities": ["custom-cap"],
+                "replicas": 2,
+                "maxReplicas": 4,
+            },
+        }
+    )
+    assert isinstance(server, Server)
+    assert server.spec.extra_capabilities == ("custom-cap",)
+    assert (server.spec.replicas, server.spec.max_replicas) == (2, 4)
+
+
+def test_relative_storage_uri_resolves_against_the_manifest_folder() -> None:
+    """Relative local URIs become absolute file:// URIs; remote and absolute ones are untouched."""
+    assert resolve_relative_storage(model_doc(storageUri="./model"), "/srv/x")["spec"]["storageUri"] == (
+        "file:///srv/x/model"
+    )
+    for uri in ("s3://bucket/iris", "file:///abs/iris", "/abs/iris"):
+        assert resolve_relative_storage(model_doc(storageUri=uri), "/srv/x")["spec"]["storageUri"] == uri
