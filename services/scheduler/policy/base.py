@@ -1,0 +1,100 @@
+"""What a placement policy object is: the request it judges and the four kinds of objects.
+
+- ``ServerFilter.reject(request, server)`` -> None to keep the server, else why not.
+- ``ReplicaFilter.accepts(request, replica)``; when too few replicas of a server pass, the filter's
+  ``explain(...)`` says why in one phrase ("1 of 2 replicas has enough memory (needs 100Mi)").
+- ``ReplicaSorter.key(request, replica)`` and ``ServerSorter.key(request, option)``: sort keys,
+  combined in list order (the first sorter has the highest priority); lower sorts first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from modelplane.libs.resources.types import ModelSpec
+from modelplane.services.scheduler.cluster import ReplicaView, ServerView
+from modelplane.services.scheduler.records import required_bytes, server_model_name
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementRequest:
+    """Place ``replicas`` copies of one model version."""
+
+    model: str
+    version: int
+    spec: ModelSpec
+    # The server the version already has live replicas on; a version never spans servers.
+    current_server: str = ""
+
+    @property
+    def server_model_name(self) -> str:
+        return server_model_name(self.model, self.version)
+
+    @property
+    def desired(self) -> int:
+        return self.spec.replicas
+
+    def required_on(self, replica: ReplicaView) -> int:
+        return required_bytes(self.spec, replica.parallel_workers)
+
+    def holds(self, replica: ReplicaView) -> bool:
+        """The replica already has (or is getting) this version."""
+        return self.server_model_name in replica.assigned
+
+
+@dataclass(frozen=True, slots=True)
+class ServerOption:
+    """A server that can take the request, with the replicas that would be used."""
+
+    server: ServerView
+    chosen: tuple[ReplicaView, ...]
+
+    def leftover_bytes(self, request: PlacementRequest) -> int:
+        """Free memory the chosen replicas keep after the model is added (best fit = least)."""
+        total = 0
+        for r in self.chosen:
+            extra = 0 if request.holds(r) else request.required_on(r)
+            total += max(0, r.free_bytes - extra)
+        return total
+
+
+class ServerFilter(Protocol):
+    name: str
+
+    def describe(self) -> str: ...
+
+    def reject(self, request: PlacementRequest, server: ServerView) -> str | None: ...
+
+
+class ReplicaFilter(Protocol):
+    name: str
+
+    def describe(self) -> str: ...
+
+    def accepts(self, request: PlacementRequest, replica: ReplicaView) -> bool: ...
+
+    def explain(
+        self, request: PlacementRequest, rejected: Sequence[ReplicaView], passed: int, total: int
+    ) -> str: ...
+
+
+class ReplicaSorter(Protocol):
+    name: str
+
+    def describe(self) -> str: ...
+
+    def key(self, request: PlacementRequest, replica: ReplicaView) -> Any: ...
+
+
+class ServerSorter(Protocol):
+    name: str
+
+    def describe(self) -> str: ...
+
+    def key(self, request: PlacementRequest, option: ServerOption) -> Any: ...
+
+
+def replicas_word(n: int) -> str:
+    return "replica" if n == 1 else "replicas"

@@ -1,0 +1,1 @@
+"""Placement filters: server filters drop whole servers, replica filters drop replicas."""

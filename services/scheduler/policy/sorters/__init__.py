@@ -1,0 +1,1 @@
+"""Placement sorters: sort keys for replicas within a server and for candidate servers."""

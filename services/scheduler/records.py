@@ -1,0 +1,129 @@
+"""The scheduler's record of one model: its versions and where each version's replicas are.
+
+These mirror ``state_pb2.ModelPlacement`` (persisted in KV_PLACEMENTS by converters.py) with one
+in-memory addition: ``command_sent`` tells whether the pending load/unload was already delivered
+to the agent, so an event that re-runs reconciliation does not send it twice. After a restart it
+is False, so pending commands are delivered again (agents treat repeats as no-ops).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from modelplane.libs import states
+from modelplane.libs.resources.types import ModelSpec
+
+
+@dataclass(slots=True)
+class Assignment:
+    server: str
+    index: int
+    state: int
+    reason: str = ""
+    updated_at: str = ""
+    command_sent: bool = False
+
+    @property
+    def replica_key(self) -> str:
+        return f"{self.server}.{self.index}"
+
+
+@dataclass(slots=True)
+class VersionRecord:
+    version: int
+    spec: ModelSpec
+    server: str = ""
+    replicas: list[Assignment] = field(default_factory=list)
+    reason: str = ""
+    schedule_failed: bool = False
+
+    def assignment(self, server: str, index: int) -> Assignment | None:
+        for a in self.replicas:
+            if a.server == server and a.index == index:
+                return a
+        return None
+
+    def live(self) -> list[Assignment]:
+        """Assignments that hold (or are getting) the model: not inactive, not on the way out."""
+        return [
+            a
+            for a in self.replicas
+            if a.state not in states.INACTIVE and a.state not in states.UNLOADING_STATES
+        ]
+
+    def states(self) -> list[int]:
+        return [a.state for a in self.replicas]
+
+
+@dataclass(slots=True)
+class ModelRecord:
+    name: str
+    generation: int = 0
+    deleted: bool = False
+    versions: list[VersionRecord] = field(default_factory=list)
+
+    @property
+    def latest(self) -> VersionRecord | None:
+        return self.versions[-1] if self.versions else None
+
+    def version(self, number: int) -> VersionRecord | None:
+        for v in self.versions:
+            if v.version == number:
+                return v
+        return None
+
+
+def server_model_name(model: str, version: int) -> str:
+    """The name a model server knows a model version by."""
+    return f"{model}_{version}"
+
+
+def required_bytes(spec: ModelSpec, server_parallel_workers: int = 0) -> int:
+    """Memory one copy of the model takes on a replica: memory x parallel workers (x1 if unknown)."""
+    workers = spec.parallel_workers or server_parallel_workers
+    return spec.memory_bytes * max(1, workers)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteEndpoint:
+    server: str
+    index: int
+    http_endpoint: str
+    grpc_endpoint: str
+
+
+@dataclass(frozen=True, slots=True)
+class RouteVersion:
+    version: int
+    server_model_name: str
+    endpoints: tuple[RouteEndpoint, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where the gateway sends a model's traffic; the first version serves unversioned requests."""
+
+    model: str
+    versions: tuple[RouteVersion, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """An agent's immediate answer to a load/unload command."""
+
+    accepted: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentReport:
+    """A placement agent's report about one model version on one replica."""
+
+    server: str
+    index: int
+    incarnation: str
+    model: str
+    version: int
+    # loading | loaded | load_failed | unloaded | unload_failed | unknown
+    outcome: str
+    message: str = ""

@@ -1,0 +1,1 @@
+"""The status service: folds desired and observed state into per-resource status."""

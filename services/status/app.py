@@ -1,0 +1,115 @@
+"""Composition root of the status service: KV watches in, KV_STATUS out."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TypeVar
+
+import structlog
+from google.protobuf.message import Message
+from nats.aio.client import Client as NATS
+
+from modelplane.libs import subjects
+from modelplane.libs.errors import RetryableError
+from modelplane.libs.proto import resources_pb2, state_pb2
+from modelplane.libs.store import TypedBucket, connect, ensure_buckets
+from modelplane.libs.tasks import KeyedWorkers, TaskSupervisor
+from modelplane.services.status import converters
+from modelplane.services.status.handler import StatusDeriver
+from modelplane.services.status.settings import StatusSettings
+from modelplane.services.status.types import Status
+
+log = structlog.get_logger(__name__)
+
+M = TypeVar("M", bound=Message)
+
+# How long start() waits for the KV replays before giving up.
+_CATCH_UP_TIMEOUT = 30.0
+
+
+class KvStatusOutputs:
+    def __init__(self, bucket: TypedBucket[state_pb2.ResourceStatus]) -> None:
+        self._bucket = bucket
+
+    async def put(self, key: str, status: Status) -> None:
+        await self._bucket.put(key, converters.status_to_pb(status))
+
+    async def delete(self, key: str) -> None:
+        await self._bucket.delete(key)
+
+
+class StatusApp:
+    name = "status"
+
+    def __init__(self, settings: StatusSettings) -> None:
+        self.settings = settings
+        self.shutdown_timeout = settings.shutdown_timeout
+        self.deriver: StatusDeriver | None = None
+        self._nc: NATS | None = None
+        self._supervisor = TaskSupervisor("status")
+        self._closed = False
+
+    async def start(self) -> None:
+        nc = await connect(self.settings.nats_url, name="modelplane-status")
+        self._nc = nc
+        js = nc.jetstream()
+        await ensure_buckets(js)
+        status_bucket = await TypedBucket.open(js, subjects.KV_STATUS, state_pb2.ResourceStatus)
+        deriver = StatusDeriver(KvStatusOutputs(status_bucket), KeyedWorkers(self._supervisor, "status"))
+        self.deriver = deriver
+        deriver.restore({v.key: converters.status_from_pb(v.value) for v in await status_bucket.items()})
+
+        def on_model(key: str, msg: resources_pb2.Model | None) -> None:
+            deriver.model_changed(key, converters.model_from_pb(msg) if msg is not None else None)
+
+        def on_placement(key: str, msg: state_pb2.ModelPlacement | None) -> None:
+            deriver.placement_changed(key, converters.placement_from_pb(msg) if msg is not None else None)
+
+        def on_server(key: str, msg: resources_pb2.Server | None) -> None:
+            deriver.server_changed(key, converters.server_from_pb(msg) if msg is not None else None)
+
+        def on_replica(key: str, msg: state_pb2.ReplicaInfo | None) -> None:
+            deriver.replica_changed(key, converters.replica_from_pb(msg) if msg is not None else None)
+
+        caught_up: list[asyncio.Event] = []
+        for bucket_name, message_type, callback in (
+            (subjects.KV_MODELS, resources_pb2.Model, on_model),
+            (subjects.KV_PLACEMENTS, state_pb2.ModelPlacement, on_placement),
+            (subjects.KV_SERVERS, resources_pb2.Server, on_server),
+            (subjects.KV_REPLICAS, state_pb2.ReplicaInfo, on_replica),
+        ):
+            bucket: TypedBucket[Message] = await TypedBucket.open(js, bucket_name, message_type)
+            event = asyncio.Event()
+            caught_up.append(event)
+            self._supervisor.spawn(f"watch:{bucket_name}", _watch(bucket, callback, event))  # type: ignore[arg-type]
+        try:
+            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in caught_up)), _CATCH_UP_TIMEOUT)
+        except TimeoutError as exc:
+            raise RetryableError("status service could not read the KV buckets in time") from exc
+        deriver.start()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._supervisor.close()
+        if self._nc is not None:
+            await self._nc.close()
+
+
+async def _watch(
+    bucket: TypedBucket[M], callback: Callable[[str, M | None], None], caught_up: asyncio.Event
+) -> None:
+    async for change in bucket.watch():
+        if change is None:
+            caught_up.set()
+            continue
+        try:
+            callback(change.key, change.value)
+        except Exception:  # one bad value must not stop the watch
+            log.exception("watch_change_failed", bucket=bucket.name, key=change.key)
+
+
+def create() -> StatusApp:
+    return StatusApp(StatusSettings.model_validate({}))

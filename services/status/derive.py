@@ -1,0 +1,133 @@
+"""Pure derivation of a Model's and a Server's status (the rules of libs.states).
+
+``last_change`` moves only when the state changes: callers pass the previous status and the
+current time, and get the previous time back when the state is the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from modelplane.libs import states
+from modelplane.services.status.types import (
+    ModelView,
+    PlacementView,
+    ReplicaStatus,
+    ReplicaView,
+    ServerView,
+    Status,
+)
+
+SERVER_READY = "ServerReady"
+SERVER_NOT_READY = "ServerNotReady"
+WAITING_FOR_SCHEDULER = "waiting for the scheduler"
+
+
+def _stamp(status: Status, previous: Status | None, now: str) -> Status:
+    if previous is not None and previous.state == status.state and previous.last_change:
+        return replace(status, last_change=previous.last_change)
+    return replace(status, last_change=now)
+
+
+def model_status(
+    name: str, model: ModelView | None, placement: PlacementView | None, previous: Status | None, now: str
+) -> Status | None:
+    """The Model's status, or None when the status key should be deleted."""
+    if model is None:
+        if placement is None:
+            return None
+        all_states = [a.state for v in placement.versions for a in v.replicas]
+        status = Status(
+            kind="Model",
+            name=name,
+            state=states.derive_terminating_state(all_states),
+            reason="model deleted; unloading its replicas",
+            version=placement.versions[-1].version if placement.versions else 0,
+            generation=previous.generation if previous else 0,
+        )
+        return _stamp(status, previous, now)
+    if placement is None or not placement.versions:
+        status = Status(
+            kind="Model",
+            name=name,
+            state=states.MODEL_PROGRESSING,
+            reason=WAITING_FOR_SCHEDULER,
+            total_replicas=model.replicas,
+            unavailable_replicas=model.replicas,
+            generation=model.generation,
+        )
+        return _stamp(status, previous, now)
+    latest = max(placement.versions, key=lambda v: v.version)
+    latest_states = [a.state for a in latest.replicas]
+    earlier = any(
+        states.count_available(a.state for a in v.replicas) > 0
+        for v in placement.versions
+        if v.version < latest.version
+    )
+    state = states.derive_model_state(
+        latest_states,
+        replicas=model.replicas,
+        min_replicas=model.min_replicas,
+        earlier_version_available=earlier,
+        schedule_failed=latest.schedule_failed,
+    )
+    available = states.count_available(latest_states)
+    reason = latest.reason
+    if not reason:
+        failed = [a.reason for a in latest.replicas if a.state == states.LOAD_FAILED and a.reason]
+        if failed:
+            reason = failed[0]
+        elif state == states.MODEL_PROGRESSING:
+            reason = f"{available} of {model.replicas} replicas available"
+    status = Status(
+        kind="Model",
+        name=name,
+        state=state,
+        reason=reason,
+        available_replicas=available,
+        total_replicas=model.replicas,
+        unavailable_replicas=max(0, model.replicas - available),
+        version=latest.version,
+        generation=model.generation,
+        replicas=tuple(
+            ReplicaStatus(a.server, a.index, states.replica_state_name(a.state), a.reason, a.updated_at)
+            for a in sorted(latest.replicas, key=lambda a: (a.server, a.index))
+        ),
+    )
+    return _stamp(status, previous, now)
+
+
+def server_status(
+    server: ServerView | None, replicas: list[ReplicaView], previous: Status | None, now: str
+) -> Status | None:
+    """The Server's status, or None when the status key should be deleted."""
+    if server is None:
+        return None
+    ordered = sorted(replicas, key=lambda r: r.index)
+    available = sum(1 for r in ordered if not r.unavailable_reason)
+    ready = available >= server.replicas
+    reason = ""
+    if not ready:
+        unavailable = [r.unavailable_reason for r in ordered if r.unavailable_reason]
+        reason = unavailable[0] if unavailable else f"{available} of {server.replicas} replicas registered"
+    status = Status(
+        kind="Server",
+        name=server.name,
+        state=SERVER_READY if ready else SERVER_NOT_READY,
+        reason=reason,
+        available_replicas=available,
+        total_replicas=server.replicas,
+        unavailable_replicas=max(0, server.replicas - available),
+        generation=server.generation,
+        replicas=tuple(
+            ReplicaStatus(
+                r.server,
+                r.index,
+                "Unavailable" if r.unavailable_reason else "Ready",
+                r.unavailable_reason,
+                r.registered_at,
+            )
+            for r in ordered
+        ),
+    )
+    return _stamp(status, previous, now)
