@@ -1,0 +1,1 @@
+"""The placement agent: one per server replica; starts the model server and loads models into it."""

@@ -1,0 +1,182 @@
+"""Composition root of the placement agent (``modelplane run placement``).
+
+Design: ``start()`` connects to NATS and returns; the bring-up runs as a supervised task because
+it may wait a long time (for the Server/ServerConfig to be applied, for the runtime to start) and
+a signal must still be able to stop the agent meanwhile. Bring-up: resolve the replica profile ->
+start (or attach to) the runtime -> learn what it already holds -> register in KV -> heartbeats ->
+take commands. ``close()`` reverses it: stop taking commands, deregister (so the scheduler moves
+models at once), cancel work and heartbeats, stop the runtime's process group, close NATS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from pathlib import Path
+
+import aiohttp
+import structlog
+from nats.aio.client import Client as NATS
+
+from modelplane.libs import subjects
+from modelplane.libs.proto import resources_pb2, state_pb2
+from modelplane.libs.store import TypedBucket, connect, ensure_buckets
+from modelplane.libs.tasks import KeyedWorkers, TaskSupervisor
+from modelplane.services.placement.handler import PlacementHandler
+from modelplane.services.placement.model_server import ModelServerClient
+from modelplane.services.placement.nats_adapter import CommandSubscriber, NatsReports, heartbeat_loop
+from modelplane.services.placement.profile import wait_for_profile
+from modelplane.services.placement.registration import ReplicaRegistration
+from modelplane.services.placement.runtimes import Runtime, build_runtime
+from modelplane.services.placement.runtimes.factory import model_repository
+from modelplane.services.placement.settings import PlacementSettings
+from modelplane.services.placement.storage_client import StorageClient
+from modelplane.services.placement.types import ReplicaId, ReplicaProfile
+
+log = structlog.get_logger(__name__)
+
+
+class App:
+    """One placement agent beside one server replica."""
+
+    name = "placement"
+
+    def __init__(self, settings: PlacementSettings) -> None:
+        self.settings = settings
+        self.shutdown_timeout = settings.shutdown_timeout
+        self.state_dir: Path = settings.resolved_state_dir()
+        self.replica = ReplicaId(server=settings.server, index=settings.index, incarnation=uuid.uuid4().hex)
+        self.runtime: Runtime | None = None
+        self.handler: PlacementHandler | None = None
+        self.registration: ReplicaRegistration | None = None
+        self._supervisor = TaskSupervisor("placement")
+        self._nc: NATS | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._commands: CommandSubscriber | None = None
+        self._started: asyncio.Future[None] | None = None
+        self._closed = False
+
+    async def start(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._nc = await connect(self.settings.nats_url, name=f"modelplane-placement-{self.replica.server}")
+        self._session = aiohttp.ClientSession()
+        self._started = asyncio.get_running_loop().create_future()
+        self._supervisor.spawn("bring-up", self._bring_up(self._nc, self._session, self._started))
+
+    async def wait_started(self) -> None:
+        """Return once the replica is registered and takes commands; raise why bring-up failed."""
+        assert self._started is not None, "start() first"
+        await asyncio.shield(self._started)
+
+    async def _bring_up(
+        self, nc: NATS, session: aiohttp.ClientSession, started: asyncio.Future[None]
+    ) -> None:
+        structlog.contextvars.bind_contextvars(server=self.replica.server, index=self.replica.index)
+        try:
+            await self._bring_up_steps(nc, session)
+        except asyncio.CancelledError:
+            if not started.done():
+                started.cancel()
+            raise
+        except Exception as exc:
+            log.error("placement_bring_up_failed", error=str(exc))
+            if not started.done():
+                started.set_exception(exc)
+            return
+        started.set_result(None)
+
+    async def _bring_up_steps(self, nc: NATS, session: aiohttp.ClientSession) -> None:
+        js = nc.jetstream()
+        await ensure_buckets(js)
+        profile = await wait_for_profile(
+            await TypedBucket.open(js, subjects.KV_SERVERS, resources_pb2.Server),
+            await TypedBucket.open(js, subjects.KV_SERVER_CONFIGS, resources_pb2.ServerConfig),
+            self.replica.server,
+            self.settings.config_poll_interval,
+        )
+        runtime = build_runtime(self.settings, profile, self.state_dir)
+        self.runtime = runtime
+        client = ModelServerClient(session, runtime.endpoints.local_http, self.settings.model_load_timeout)
+        unavailable = runtime.unavailable_reason()
+        if unavailable:
+            log.warning("runtime_unavailable", runtime=runtime.name, reason=unavailable)
+        else:
+            await runtime.start(client.ready, self.settings.runtime_start_timeout)
+        self.registration = ReplicaRegistration(
+            await TypedBucket.open(js, subjects.KV_REPLICAS, state_pb2.ReplicaInfo),
+            self._replica_info(profile, runtime, unavailable),
+        )
+        repo = model_repository(self.state_dir)
+        repo.mkdir(parents=True, exist_ok=True)
+        handler = PlacementHandler(
+            repo=repo,
+            layout=runtime.layout,
+            model_server=client,
+            storage=StorageClient(nc, self.settings.fetch_timeout),
+            reports=NatsReports(nc, self.replica),
+            loaded_sink=self.registration,
+            workers=KeyedWorkers(self._supervisor, "model"),
+            unavailable_reason=unavailable,
+        )
+        self.handler = handler
+        self.registration.info.loaded_models.extend(await handler.sync_loaded())
+        await self.registration.register()
+        self._supervisor.spawn(
+            "heartbeat", heartbeat_loop(nc, self.replica, self.settings.heartbeat_interval)
+        )
+        self._commands = CommandSubscriber(nc, handler, self.replica)
+        await self._commands.start()
+        log.info(
+            "placement_ready",
+            runtime=runtime.name,
+            http=runtime.endpoints.http,
+            loaded=handler.loaded_models,
+            unavailable=unavailable,
+        )
+
+    def _replica_info(
+        self, profile: ReplicaProfile, runtime: Runtime, unavailable: str
+    ) -> state_pb2.ReplicaInfo:
+        return state_pb2.ReplicaInfo(
+            server=self.replica.server,
+            index=self.replica.index,
+            # An unavailable runtime listens nowhere: advertise no endpoints.
+            http_endpoint="" if unavailable else runtime.endpoints.http,
+            grpc_endpoint="" if unavailable else runtime.endpoints.grpc,
+            capabilities=list(profile.capabilities),
+            memory_bytes=profile.memory_bytes,
+            overcommit_percent=profile.overcommit_percent,
+            incarnation=self.replica.incarnation,
+            runtime=runtime.name,
+            registered_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            unavailable_reason=unavailable,
+        )
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.handler is not None:
+            self.handler.stop_accepting()
+        if self._commands is not None:
+            await self._commands.close()
+        if self.registration is not None:
+            try:
+                await self.registration.deregister()
+            except Exception as exc:  # NATS may be gone; the heartbeat timeout then tells the scheduler
+                log.warning("replica_deregister_failed", error=str(exc))
+        await self._supervisor.close()
+        if self.runtime is not None:
+            await self.runtime.stop()
+        if self._session is not None:
+            await self._session.close()
+        if self._nc is not None and not self._nc.is_closed:
+            await self._nc.close()
+        if self._started is not None and not self._started.done():
+            self._started.cancel()
+
+
+def create() -> App:
+    # pydantic fills the fields from the environment; mypy cannot see CommonSettings' defaults.
+    return App(PlacementSettings())

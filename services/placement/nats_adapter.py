@@ -1,0 +1,91 @@
+"""NATS edge of the agent: command subscriptions, report publishing and heartbeats."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from google.protobuf.message import DecodeError
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from modelplane.libs import subjects
+from modelplane.libs.proto import agent_pb2
+from modelplane.services.placement import converters
+from modelplane.services.placement.handler import PlacementHandler
+from modelplane.services.placement.types import Decision, ReplicaId, Report
+
+log = structlog.get_logger(__name__)
+
+
+class NatsReports:
+    """Publishes the handler's reports as ModelReplicaReport on AGENT_REPORTS."""
+
+    def __init__(self, nc: NATS, replica: ReplicaId) -> None:
+        self._nc = nc
+        self._replica = replica
+
+    async def report(self, report: Report) -> None:
+        msg = converters.report_to_pb(self._replica, report)
+        await self._nc.publish(subjects.AGENT_REPORTS, msg.SerializeToString())
+
+
+async def heartbeat_loop(nc: NATS, replica: ReplicaId, interval: float) -> None:
+    """Publish a Heartbeat every ``interval`` seconds until cancelled."""
+    payload = converters.heartbeat_to_pb(replica).SerializeToString()
+    while True:
+        await nc.publish(subjects.AGENT_HEARTBEATS, payload)
+        await asyncio.sleep(interval)
+
+
+class CommandSubscriber:
+    """Serves this replica's load/unload subjects (request/reply) for the handler."""
+
+    def __init__(self, nc: NATS, handler: PlacementHandler, replica: ReplicaId) -> None:
+        self._nc = nc
+        self._handler = handler
+        self._replica = replica
+        self._subs: list[Subscription] = []
+
+    async def start(self) -> None:
+        server, index = self._replica.server, self._replica.index
+        self._subs = [
+            await self._nc.subscribe(subjects.agent_command(server, index, "load"), cb=self._on_load),
+            await self._nc.subscribe(subjects.agent_command(server, index, "unload"), cb=self._on_unload),
+        ]
+        # Subscriptions reach the server asynchronously; flush so a scheduler that sees the
+        # registration in KV never meets "no responders".
+        await self._nc.flush()
+
+    async def close(self) -> None:
+        subs, self._subs = self._subs, []
+        for sub in subs:
+            try:
+                await sub.unsubscribe()
+            except Exception as exc:  # the connection may already be closed
+                log.debug("command_unsubscribe_failed", error=repr(exc))
+
+    async def _on_load(self, msg: Msg) -> None:
+        command = agent_pb2.LoadModelCommand()
+        try:
+            command.ParseFromString(msg.data)
+        except DecodeError:
+            await self._reply(msg, Decision(False, "the payload is not a LoadModelCommand"))
+            return
+        await self._reply(msg, self._handler.submit_load(converters.load_from_pb(command)))
+
+    async def _on_unload(self, msg: Msg) -> None:
+        command = agent_pb2.UnloadModelCommand()
+        try:
+            command.ParseFromString(msg.data)
+        except DecodeError:
+            await self._reply(msg, Decision(False, "the payload is not an UnloadModelCommand"))
+            return
+        await self._reply(msg, self._handler.submit_unload(converters.unload_from_pb(command)))
+
+    async def _reply(self, msg: Msg, decision: Decision) -> None:
+        if not decision.accepted:
+            log.info("command_rejected", subject=msg.subject, reason=decision.reason)
+        if msg.reply:
+            await msg.respond(converters.decision_to_pb(decision).SerializeToString())

@@ -1,0 +1,35 @@
+"""A model server someone else runs (a Kubernetes sidecar pair): wait for it, never stop it."""
+
+from __future__ import annotations
+
+import asyncio
+
+from modelplane.libs.errors import DeadlineError
+from modelplane.services.placement.runtimes.base import ModelLayout, ReadyProbe, RuntimeEndpoints
+
+_PROBE_INTERVAL = 0.2  # seconds between readiness probes
+
+
+class AttachedRuntime:
+    """Drives an existing server at fixed endpoints; the pod, not the agent, owns its process."""
+
+    def __init__(self, name: str, layout: ModelLayout, http_endpoint: str, grpc_endpoint: str) -> None:
+        self.name = name
+        self.layout = layout
+        self.endpoints = RuntimeEndpoints(local_http=http_endpoint, http=http_endpoint, grpc=grpc_endpoint)
+
+    def unavailable_reason(self) -> str:
+        return ""
+
+    async def start(self, ready: ReadyProbe, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not await ready():
+            if loop.time() >= deadline:
+                raise DeadlineError(
+                    f"{self.name} at {self.endpoints.local_http} was not ready within {timeout:g}s"
+                )
+            await asyncio.sleep(_PROBE_INTERVAL)
+
+    async def stop(self) -> None:
+        return None

@@ -1,0 +1,78 @@
+"""Model folder layouts: MLServer's model-settings.json, or the artifact as it is.
+
+MLServer finds a model by the "name" in a model-settings.json under its repository, so every
+version gets ``<repo>/<model>_<version>/model-settings.json`` naming it ``<model>_<version>``.
+The artifact's own settings win (users ship them, see the MLServer docs); otherwise the
+implementation is derived from the model's requirements. A relative "uri" keeps working because
+MLServer resolves it against the folder of the settings file, and the artifact is copied whole.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from modelplane.libs.errors import PermanentError
+from modelplane.libs.resources.types import ModelSpec
+
+MODEL_SETTINGS = "model-settings.json"
+
+# requirement -> MLServer runtime class, first match wins (order of the model's requirements).
+IMPLEMENTATIONS = {
+    "sklearn": "mlserver_sklearn.SKLearnModel",
+    "xgboost": "mlserver_xgboost.XGBoostModel",
+    "lightgbm": "mlserver_lightgbm.LightGBMModel",
+    "mlflow": "mlserver_mlflow.MLflowRuntime",
+    "huggingface": "mlserver_huggingface.HuggingFaceRuntime",
+}
+
+
+def implementation_for(requirements: tuple[str, ...]) -> str | None:
+    for requirement in requirements:
+        found = IMPLEMENTATIONS.get(requirement.strip().lower())
+        if found:
+            return found
+    return None
+
+
+class MLServerLayout:
+    """Writes model-settings.json for MLServer (and MLServer-compatible custom servers)."""
+
+    def prepare(self, folder: Path, server_name: str, spec: ModelSpec, artifact_name: str) -> None:
+        path = folder / MODEL_SETTINGS
+        settings: dict[str, Any]
+        if path.is_file():
+            try:
+                settings = json.loads(path.read_text())
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise PermanentError(f"the artifact's {MODEL_SETTINGS} is not valid JSON: {exc}") from exc
+            if not isinstance(settings, dict):
+                raise PermanentError(f"the artifact's {MODEL_SETTINGS} must hold a JSON object")
+        else:
+            implementation = implementation_for(spec.requirements)
+            if implementation is None:
+                raise PermanentError(
+                    "cannot tell which runtime implementation to use: add model-settings.json "
+                    "or a requirement such as sklearn"
+                )
+            # A folder: MLServer looks for well-known file names in it; a single file: point at it.
+            uri = "." if artifact_name == "" else f"./{artifact_name}"
+            settings = {"implementation": implementation, "parameters": {"uri": uri}}
+        settings["name"] = server_name
+        parameters = settings.get("parameters")
+        if not isinstance(parameters, dict):
+            parameters = {}
+        # The on-server name carries our version; an artifact "version" would make MLServer expose
+        # /versions/<v> routes the gateway does not know about.
+        parameters.pop("version", None)
+        parameters.update(spec.parameters)
+        settings["parameters"] = parameters
+        path.write_text(json.dumps(settings, indent=2))
+
+
+class PlainLayout:
+    """Leaves the artifact as it is (Triton reads config.pbtxt shipped with the model)."""
+
+    def prepare(self, folder: Path, server_name: str, spec: ModelSpec, artifact_name: str) -> None:
+        return None

@@ -1,0 +1,113 @@
+"""A model server child process in its own process group, stopped with everything it spawned.
+
+Design: MLServer's parallel workers (and Triton backends) are child processes of the server; the
+server is started with ``start_new_session=True`` so one ``killpg`` reaches all of them. Output goes
+to a log file in the replica's state dir; when the server dies at start we quote its last lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+import structlog
+
+from modelplane.libs.errors import DeadlineError, PermanentError
+from modelplane.services.placement.runtimes.base import ReadyProbe
+
+log = structlog.get_logger(__name__)
+
+_PROBE_INTERVAL = 0.1  # seconds between readiness probes while a server starts
+
+
+class ManagedProcess:
+    """One child process (group) owned by the agent."""
+
+    def __init__(
+        self, name: str, argv: Sequence[str], *, cwd: Path, env: dict[str, str], log_path: Path
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.cwd = cwd
+        self.env = env
+        self.log_path = log_path
+        self._proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def returncode(self) -> int | None:
+        return self._proc.returncode if self._proc else None
+
+    async def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with _open_log(self.log_path) as out:
+            self._proc = await asyncio.create_subprocess_exec(
+                *self.argv,
+                cwd=self.cwd,
+                env=self.env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        log.info("runtime_process_started", runtime=self.name, pid=self._proc.pid, log=str(self.log_path))
+
+    async def wait_ready(self, ready: ReadyProbe, timeout: float) -> None:
+        """Probe until ready; PermanentError if the process exits first, DeadlineError on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            code = self.returncode()
+            if code is not None:
+                raise PermanentError(
+                    f"{self.name} exited with code {code} while starting; last log lines:\n{self.tail()}"
+                )
+            if await ready():
+                return
+            if loop.time() >= deadline:
+                raise DeadlineError(
+                    f"{self.name} was not ready within {timeout:g}s; last log lines:\n{self.tail()}"
+                )
+            await asyncio.sleep(_PROBE_INTERVAL)
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the group, wait, then SIGKILL whatever is left of it (idempotent)."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        pgid = proc.pid  # start_new_session: the child leads its own group
+        if proc.returncode is None:
+            _signal_group(pgid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), timeout)
+            except TimeoutError:
+                log.warning("runtime_process_kill", runtime=self.name, pid=pgid)
+        # The leader may be gone while its workers linger: make sure the group is.
+        _signal_group(pgid, signal.SIGKILL)
+        if proc.returncode is None:
+            await proc.wait()
+        log.info("runtime_process_stopped", runtime=self.name, pid=pgid, code=proc.returncode)
+
+
+def _open_log(path: Path) -> BinaryIO:
+    # A local append-only log file: opening it does not block the loop noticeably.
+    return open(path, "ab")
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)

@@ -1,0 +1,52 @@
+"""Asks the storage service (NATS request/reply) for a local path of an artifact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nats.errors
+from nats.aio.client import Client as NATS
+
+from modelplane.libs import subjects
+from modelplane.libs.errors import (
+    DeadlineError,
+    InvalidError,
+    ModelplaneError,
+    NotFoundError,
+    PermanentError,
+    RetryableError,
+)
+from modelplane.libs.proto import agent_pb2
+
+_ERRORS: dict[str, type[ModelplaneError]] = {
+    "invalid": InvalidError,
+    "not_found": NotFoundError,
+    "unavailable": RetryableError,
+    "permanent": PermanentError,
+}
+
+
+class StorageClient:
+    """``fetch`` returns a local path or raises the error the storage service reported."""
+
+    def __init__(self, nc: NATS, timeout: float) -> None:
+        self._nc = nc
+        self._timeout = timeout
+
+    async def fetch(self, uri: str, artifact_version: str, secret_name: str) -> Path:
+        request = agent_pb2.FetchRequest(uri=uri, artifact_version=artifact_version, secret_name=secret_name)
+        try:
+            msg = await self._nc.request(
+                subjects.STORAGE_FETCH, request.SerializeToString(), timeout=self._timeout
+            )
+        except nats.errors.NoRespondersError as exc:
+            raise RetryableError("no storage service is running") from exc
+        except nats.errors.TimeoutError as exc:
+            raise DeadlineError(f"the storage service did not answer within {self._timeout:g}s") from exc
+        reply = agent_pb2.FetchReply()
+        reply.ParseFromString(msg.data)
+        if reply.error:
+            raise _ERRORS.get(reply.error_kind, PermanentError)(reply.error)
+        if not reply.path:
+            raise PermanentError("the storage service returned no path")
+        return Path(reply.path)

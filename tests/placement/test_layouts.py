@@ -1,0 +1,61 @@
+"""model-settings.json as the agent writes it for MLServer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from modelplane.libs.errors import PermanentError
+from modelplane.libs.resources.types import ModelSpec
+from modelplane.services.placement.runtimes.layouts import MLServerLayout
+
+
+def _written(folder: Path) -> dict[str, object]:
+    return json.loads((folder / "model-settings.json").read_text())  # type: ignore[no-any-return]
+
+
+def test_artifact_settings_win_and_get_our_name(tmp_path: Path) -> None:
+    """The artifact's settings are kept; name is replaced, version dropped, parameters merged."""
+    (tmp_path / "model-settings.json").write_text(
+        json.dumps(
+            {"name": "iris", "implementation": "x.Y", "parameters": {"uri": "./m.joblib", "version": "v1"}}
+        )
+    )
+    MLServerLayout().prepare(tmp_path, "iris_2", ModelSpec(storage_uri="/x", parameters={"a": "b"}), "")
+    assert _written(tmp_path) == {
+        "name": "iris_2",
+        "implementation": "x.Y",
+        "parameters": {"uri": "./m.joblib", "a": "b"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("requirement", "implementation"),
+    [
+        ("sklearn", "mlserver_sklearn.SKLearnModel"),
+        ("xgboost", "mlserver_xgboost.XGBoostModel"),
+        ("lightgbm", "mlserver_lightgbm.LightGBMModel"),
+        ("mlflow", "mlserver_mlflow.MLflowRuntime"),
+        ("huggingface", "mlserver_huggingface.HuggingFaceRuntime"),
+    ],
+)
+def test_implementation_from_requirements(tmp_path: Path, requirement: str, implementation: str) -> None:
+    """Without settings in the artifact, a requirement picks the MLServer runtime; a folder uri is '.'."""
+    spec = ModelSpec(storage_uri="/x", requirements=("python", requirement))
+    MLServerLayout().prepare(tmp_path, "m_1", spec, "")
+    assert _written(tmp_path) == {"implementation": implementation, "parameters": {"uri": "."}, "name": "m_1"}
+
+
+def test_no_settings_and_no_requirement_fails(tmp_path: Path) -> None:
+    """With neither settings nor a known requirement the load fails with advice."""
+    with pytest.raises(PermanentError, match="cannot tell which runtime implementation to use"):
+        MLServerLayout().prepare(tmp_path, "m_1", ModelSpec(storage_uri="/x"), "")
+
+
+def test_invalid_artifact_settings_fail(tmp_path: Path) -> None:
+    """An artifact model-settings.json that is not JSON fails clearly."""
+    (tmp_path / "model-settings.json").write_text("{nope")
+    with pytest.raises(PermanentError, match="not valid JSON"):
+        MLServerLayout().prepare(tmp_path, "m_1", ModelSpec(storage_uri="/x", requirements=("sklearn",)), "")
