@@ -1,0 +1,127 @@
+"""Composition root of the gateway: builds every collaborator, starts and stops them in order.
+
+Start: tracing, NATS, the routes bucket and its watcher task, upstream clients, then the REST
+and gRPC servers (serving last, so nothing is accepted before the pieces behind it exist).
+Close runs the reverse: stop accepting and let in-flight calls finish, cancel the watcher, close
+upstream clients, close NATS. ``close()`` is idempotent and safe after a failed ``start()``.
+"""
+
+from __future__ import annotations
+
+import grpc
+import structlog
+from aiohttp import web
+from nats.aio.client import Client as NATS
+from opentelemetry import trace
+
+from modelplane.libs import store, subjects
+from modelplane.libs.proto import open_inference_pb2_grpc as oip_grpc
+from modelplane.libs.proto import state_pb2
+from modelplane.libs.tasks import TaskSupervisor
+from modelplane.libs.telemetry import setup_tracing
+from modelplane.services.gateway.balancers.round_robin import RoundRobin
+from modelplane.services.gateway.grpc_servicer import InferenceServicer
+from modelplane.services.gateway.handler import GatewayHandler
+from modelplane.services.gateway.metrics import GatewayMetrics
+from modelplane.services.gateway.rest import RestAdapter
+from modelplane.services.gateway.routing import RouteTable
+from modelplane.services.gateway.settings import GatewaySettings
+from modelplane.services.gateway.upstream_grpc import GrpcUpstream
+from modelplane.services.gateway.upstream_http import HttpUpstream
+from modelplane.services.gateway.watcher import RouteWatcher
+
+log = structlog.get_logger(__name__)
+
+SERVICE_NAME = "modelplane-gateway"
+
+
+class App:
+    """The gateway process: route watcher + V2 REST server + V2 gRPC server."""
+
+    name = "gateway"
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.shutdown_timeout = settings.shutdown_timeout
+        self.routes = RouteTable()
+        self.metrics = GatewayMetrics()
+        self._tasks = TaskSupervisor("gateway")
+        self._http_upstream = HttpUpstream(settings.upstream_timeout_seconds)
+        self._grpc_upstream = GrpcUpstream(settings.upstream_timeout_seconds, settings.max_request_bytes)
+        self._nc: NATS | None = None
+        self._runner: web.AppRunner | None = None
+        self._grpc_server: grpc.aio.Server | None = None
+        self._closed = False
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.http_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"{self.settings.host}:{self.settings.grpc_port}"
+
+    def _connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
+
+    async def start(self) -> None:
+        settings = self.settings
+        setup_tracing(SERVICE_NAME)
+        tracer = trace.get_tracer("modelplane.gateway")
+
+        self._nc = await store.connect(settings.nats_url, name=SERVICE_NAME)
+        js = self._nc.jetstream()
+        # The scheduler normally creates the bucket; creating it here too lets the gateway start first.
+        await store.ensure_buckets(js, (subjects.KV_ROUTES,))
+        bucket = await store.TypedBucket.open(js, subjects.KV_ROUTES, state_pb2.ModelRoute)
+        self._tasks.spawn("route-watcher", RouteWatcher(bucket, self.routes).run())
+
+        handler = GatewayHandler(
+            self.routes, RoundRobin(), retries=settings.retries, is_connected=self._connected
+        )
+        await self._http_upstream.start()
+
+        rest = RestAdapter(handler, self._http_upstream, self.metrics, tracer)
+        self._runner = web.AppRunner(rest.application(settings.max_request_bytes), access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, settings.host, settings.http_port).start()
+
+        self._grpc_server = grpc.aio.server(
+            options=[
+                ("grpc.max_send_message_length", settings.max_request_bytes),
+                ("grpc.max_receive_message_length", settings.max_request_bytes),
+            ]
+        )
+        oip_grpc.add_GRPCInferenceServiceServicer_to_server(
+            InferenceServicer(handler, self._grpc_upstream, self.metrics, tracer), self._grpc_server
+        )
+        self._grpc_server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
+        await self._grpc_server.start()
+        log.info(
+            "gateway_listening",
+            http=self.http_url,
+            grpc=self.grpc_target,
+            balancer=RoundRobin().describe(),
+        )
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # Stop accepting first; in-flight calls finish within the grace period.
+        if self._grpc_server is not None:
+            await self._grpc_server.stop(self.settings.grpc_grace_seconds)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self._tasks.close()
+        await self._http_upstream.close()
+        await self._grpc_upstream.close()
+        if self._nc is not None:
+            await self._nc.close()
+        log.info("gateway_closed")
+
+
+def create() -> App:
+    """The gateway configured from ``MODELPLANE_GATEWAY_*`` and ``MODELPLANE_*`` variables."""
+    # Fields positional-default in Field() are invisible to mypy without the pydantic plugin.
+    return App(GatewaySettings())

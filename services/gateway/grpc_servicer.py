@@ -1,0 +1,199 @@
+"""Open Inference Protocol v2 gRPC adapter: ``inference.GRPCInferenceService`` over the handler.
+
+Each call runs in ``_scope``, which binds the request id for logs, opens a server span that
+continues incoming trace metadata, and turns failures into a status: our errors by their
+``grpc_code_name``, a replica's own error status passed through with its code and details.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import grpc
+import structlog
+from opentelemetry import trace
+
+from modelplane.libs.errors import ModelplaneError
+from modelplane.libs.proto import open_inference_pb2 as oip
+from modelplane.libs.proto import open_inference_pb2_grpc as oip_grpc
+from modelplane.libs.telemetry import extract_context, inject_context
+from modelplane.services.gateway.converters import input_headers_from_proto
+from modelplane.services.gateway.handler import GatewayHandler
+from modelplane.services.gateway.metrics import UNKNOWN_MODEL, GatewayMetrics
+from modelplane.services.gateway.routing import Endpoint
+from modelplane.services.gateway.upstream_grpc import GrpcUpstream
+from modelplane.services.gateway.validation import validate_inputs
+
+log = structlog.get_logger(__name__)
+
+REQUEST_ID_KEY = "x-request-id"
+SELDON_MODEL_KEY = "seldon-model"
+PROTOCOL = "grpc"
+
+T = TypeVar("T")
+
+
+def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in context.invocation_metadata() or ():
+        if isinstance(value, str):  # "-bin" keys carry bytes; none of ours do
+            out[key.lower()] = value
+    return out
+
+
+class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
+    """Routes V2 gRPC calls to the replicas that hold the model."""
+
+    def __init__(
+        self,
+        handler: GatewayHandler,
+        upstream: GrpcUpstream,
+        metrics: GatewayMetrics,
+        tracer: trace.Tracer,
+    ) -> None:
+        self._handler = handler
+        self._upstream = upstream
+        self._metrics = metrics
+        self._tracer = tracer
+
+    # ---- cross-cutting ------------------------------------------------------------------------
+    @contextmanager
+    def _span(self, method: str, metadata: dict[str, str]) -> Iterator[trace.Span]:
+        request_id = metadata.get(REQUEST_ID_KEY) or uuid.uuid4().hex
+        with (
+            structlog.contextvars.bound_contextvars(request_id=request_id),
+            self._tracer.start_as_current_span(
+                f"inference.GRPCInferenceService/{method}",
+                context=extract_context(metadata),
+                kind=trace.SpanKind.SERVER,
+            ) as span,
+        ):
+            yield span
+
+    async def _run(
+        self,
+        method: str,
+        context: grpc.aio.ServicerContext,
+        work: Callable[[dict[str, str]], Awaitable[T]],
+        metric_model: Callable[[], str] | None = None,
+    ) -> T:
+        """Run ``work`` and map its failure to a gRPC status (abort raises out of here)."""
+        metadata = _metadata(context)
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        details = ""
+        result: T | None = None
+        with self._span(method, metadata) as span:
+            try:
+                result = await work(metadata)
+            except ModelplaneError as exc:
+                code, details = grpc.StatusCode[exc.grpc_code_name], str(exc)
+            except grpc.aio.AioRpcError as exc:  # the replica answered with an error status
+                code, details = exc.code(), exc.details() or ""
+            except Exception:
+                log.exception("grpc_call_crashed", method=method)
+                code, details = grpc.StatusCode.INTERNAL, "internal error"
+            span.set_attribute("rpc.grpc.status_code", code.value[0])
+        if metric_model is not None:
+            self._metrics.observe(metric_model(), PROTOCOL, code.name, time.perf_counter() - started)
+        if code != grpc.StatusCode.OK:
+            if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE):
+                log.warning("grpc_call_failed", method=method, code=code.name, details=details)
+            await context.abort(code, details)
+        assert result is not None
+        return result
+
+    def _upstream_metadata(self, metadata: dict[str, str]) -> list[tuple[str, str]]:
+        carrier: dict[str, str] = {}
+        if REQUEST_ID_KEY in metadata:
+            carrier[REQUEST_ID_KEY] = metadata[REQUEST_ID_KEY]
+        inject_context(carrier)
+        return list(carrier.items())
+
+    def _name(self, requested: str, metadata: dict[str, str]) -> str:
+        return self._handler.model_name(requested, metadata.get(SELDON_MODEL_KEY))
+
+    # ---- methods ------------------------------------------------------------------------------
+    async def ServerLive(
+        self, request: oip.ServerLiveRequest, context: grpc.aio.ServicerContext
+    ) -> oip.ServerLiveResponse:
+        async def work(_: dict[str, str]) -> oip.ServerLiveResponse:
+            return oip.ServerLiveResponse(live=self._handler.live())
+
+        return await self._run("ServerLive", context, work)
+
+    async def ServerReady(
+        self, request: oip.ServerReadyRequest, context: grpc.aio.ServicerContext
+    ) -> oip.ServerReadyResponse:
+        async def work(_: dict[str, str]) -> oip.ServerReadyResponse:
+            return oip.ServerReadyResponse(ready=self._handler.ready())
+
+        return await self._run("ServerReady", context, work)
+
+    async def ServerMetadata(
+        self, request: oip.ServerMetadataRequest, context: grpc.aio.ServicerContext
+    ) -> oip.ServerMetadataResponse:
+        async def work(_: dict[str, str]) -> oip.ServerMetadataResponse:
+            meta = self._handler.server_metadata()
+            return oip.ServerMetadataResponse(
+                name=meta.name, version=meta.version, extensions=list(meta.extensions)
+            )
+
+        return await self._run("ServerMetadata", context, work)
+
+    async def ModelReady(
+        self, request: oip.ModelReadyRequest, context: grpc.aio.ServicerContext
+    ) -> oip.ModelReadyResponse:
+        async def work(metadata: dict[str, str]) -> oip.ModelReadyResponse:
+            target = self._handler.resolve(self._name(request.name, metadata), request.version)
+            # A known model without replicas is "not ready" (the response has a field for it).
+            return oip.ModelReadyResponse(ready=bool(target.endpoints))
+
+        return await self._run("ModelReady", context, work)
+
+    async def ModelMetadata(
+        self, request: oip.ModelMetadataRequest, context: grpc.aio.ServicerContext
+    ) -> oip.ModelMetadataResponse:
+        async def work(metadata: dict[str, str]) -> oip.ModelMetadataResponse:
+            name = self._name(request.name, metadata)
+            with structlog.contextvars.bound_contextvars(model=name):
+                target = self._handler.ready_target(name, request.version)
+                upstream_request = oip.ModelMetadataRequest(name=target.server_model_name)
+                upstream_metadata = self._upstream_metadata(metadata)
+
+                async def call(endpoint: Endpoint) -> oip.ModelMetadataResponse:
+                    return await self._upstream.model_metadata(endpoint, upstream_request, upstream_metadata)
+
+                return await self._handler.forward(target, call)
+
+        return await self._run("ModelMetadata", context, work)
+
+    async def ModelInfer(
+        self, request: oip.ModelInferRequest, context: grpc.aio.ServicerContext
+    ) -> oip.ModelInferResponse:
+        label = UNKNOWN_MODEL
+
+        async def work(metadata: dict[str, str]) -> oip.ModelInferResponse:
+            nonlocal label
+            name = self._name(request.model_name, metadata)
+            if self._handler.knows(name):
+                label = name
+            with structlog.contextvars.bound_contextvars(model=name):
+                target = self._handler.ready_target(name, request.model_version)
+                validate_inputs(input_headers_from_proto(request))
+                # Rewritten in place: the request is ours, and copying would copy the tensors.
+                request.model_name = target.server_model_name
+                request.model_version = ""
+                upstream_metadata = self._upstream_metadata(metadata)
+
+                async def call(endpoint: Endpoint) -> oip.ModelInferResponse:
+                    trace.get_current_span().set_attribute("modelplane.replica", endpoint.replica)
+                    return await self._upstream.model_infer(endpoint, request, upstream_metadata)
+
+                return await self._handler.forward(target, call)
+
+        return await self._run("ModelInfer", context, work, metric_model=lambda: label)

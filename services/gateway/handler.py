@@ -1,0 +1,176 @@
+"""The gateway's transport-neutral logic: which model a request names, where it goes, what fails.
+
+Design: the REST and gRPC adapters translate a request into a model name (+ optional version),
+ask ``resolve`` for a ``Target`` (the server-side model name and its replicas), and hand
+``forward`` a transport-specific coroutine that sends the request to one replica. ``forward``
+picks replicas with the load-balancing policy and moves on to the next replica only when the
+call raised ``UpstreamUnreachableError`` (nothing was answered); any answer from a replica,
+error or not, goes back to the client as it is. Decisions are raised as libs.errors types; the
+adapters map them to HTTP statuses and gRPC codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from importlib import metadata
+from typing import TypeVar
+
+import structlog
+
+from modelplane.libs.errors import NotFoundError, RetryableError
+from modelplane.services.gateway.balancers import Balancer
+from modelplane.services.gateway.routing import Endpoint, RouteTable
+
+log = structlog.get_logger(__name__)
+
+R = TypeVar("R")
+
+SERVER_NAME = "modelplane"
+# Suffix Seldon clients may put on the seldon-model header to say "a model, not a pipeline".
+_MODEL_SUFFIX = ".model"
+# Seconds a client should wait before retrying a model that has no replica yet.
+NO_REPLICA_RETRY_AFTER = 1.0
+
+
+def _package_version() -> str:
+    # From the installed distribution: works however the package is laid out on disk.
+    try:
+        return metadata.version("modelplane")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class UpstreamUnreachableError(RetryableError):
+    """A replica could not be reached (refused, reset before answering): another may be tried."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A resolved request destination: one version of a model and the replicas holding it."""
+
+    model: str
+    version: int
+    server_model_name: str
+    endpoints: tuple[Endpoint, ...]
+
+    @property
+    def balance_key(self) -> str:
+        return f"{self.model}:{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerMetadata:
+    name: str
+    version: str
+    extensions: tuple[str, ...]
+
+
+class GatewayHandler:
+    """Routing, replica choice, retries and readiness, shared by every transport."""
+
+    def __init__(
+        self,
+        routes: RouteTable,
+        balancer: Balancer,
+        *,
+        retries: int,
+        is_connected: Callable[[], bool],
+    ) -> None:
+        self._routes = routes
+        self._balancer = balancer
+        self._retries = retries
+        self._is_connected = is_connected
+
+    # ---- server -------------------------------------------------------------------------------
+    def live(self) -> bool:
+        return True
+
+    def ready(self) -> bool:
+        """Serving is meaningful once NATS is up and the route table holds a full snapshot."""
+        return self._is_connected() and self._routes.synced
+
+    def check_ready(self) -> None:
+        if not self._is_connected():
+            raise RetryableError("gateway not ready: not connected to NATS")
+        if not self._routes.synced:
+            raise RetryableError("gateway not ready: route table not loaded yet")
+
+    def server_metadata(self) -> ServerMetadata:
+        return ServerMetadata(name=SERVER_NAME, version=_package_version(), extensions=())
+
+    # ---- routing ------------------------------------------------------------------------------
+    def model_name(self, requested: str, seldon_model: str | None) -> str:
+        """The model a request is for: the ``seldon-model`` header wins over the URL/field name."""
+        name = (seldon_model or "").strip() or requested
+        if name.endswith(_MODEL_SUFFIX):
+            name = name[: -len(_MODEL_SUFFIX)]
+        return name
+
+    def knows(self, model: str) -> bool:
+        """Whether ``model`` has a route (known models may still have no replica)."""
+        return self._routes.get(model) is not None
+
+    def resolve(self, model: str, version: str | None = None) -> Target:
+        """The version of ``model`` a request goes to; NotFoundError for an unknown model/version."""
+        route = self._routes.get(model)
+        if route is None:
+            raise NotFoundError(f"model {model} not found")
+        if version:
+            try:
+                chosen = route.version(int(version))
+            except ValueError:
+                chosen = None
+            if chosen is None:
+                raise NotFoundError(f"model {model} has no version {version}")
+        else:
+            chosen = route.default
+            if chosen is None:
+                raise RetryableError(
+                    f"model {model} has no version available yet", delay=NO_REPLICA_RETRY_AFTER
+                )
+        return Target(
+            model=model,
+            version=chosen.version,
+            server_model_name=chosen.server_model_name,
+            endpoints=chosen.endpoints,
+        )
+
+    def ready_target(self, model: str, version: str | None = None) -> Target:
+        """``resolve`` that also requires at least one replica (RetryableError otherwise)."""
+        target = self.resolve(model, version)
+        if not target.endpoints:
+            raise RetryableError(
+                f"model {model} version {target.version} has no ready replica",
+                delay=NO_REPLICA_RETRY_AFTER,
+            )
+        return target
+
+    # ---- forwarding ---------------------------------------------------------------------------
+    async def forward(self, target: Target, call: Callable[[Endpoint], Awaitable[R]]) -> R:
+        """Run ``call`` on a replica chosen by the balancer, moving on only if it was unreachable."""
+        candidates = self._balancer.order(target.balance_key, target.endpoints)
+        if not candidates:
+            raise RetryableError(
+                f"model {target.model} version {target.version} has no ready replica",
+                delay=NO_REPLICA_RETRY_AFTER,
+            )
+        attempts = self._retries + 1
+        last: UpstreamUnreachableError | None = None
+        for attempt in range(attempts):
+            endpoint = candidates[attempt % len(candidates)]
+            try:
+                return await call(endpoint)
+            except UpstreamUnreachableError as exc:
+                last = exc
+                log.warning(
+                    "replica_unreachable",
+                    replica=endpoint.replica,
+                    attempt=attempt + 1,
+                    attempts=attempts,
+                    error=str(exc),
+                )
+        raise RetryableError(
+            f"no replica of model {target.model} could be reached after {attempts} attempt(s): {last}",
+            delay=NO_REPLICA_RETRY_AFTER,
+        )

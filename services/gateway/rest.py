@@ -1,0 +1,184 @@
+"""Open Inference Protocol v2 REST adapter (aiohttp): translate, call the handler, map errors.
+
+One middleware wraps every request: it binds the request id for logs, opens a server span that
+continues an incoming ``traceparent``, turns errors into JSON ``{"error": ...}`` bodies with the
+status the error class names (plus ``Retry-After`` for retryable ones) and counts inference
+requests. Route functions stay a few lines each.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+import structlog
+from aiohttp import web
+from opentelemetry import trace
+
+from modelplane.libs.errors import ModelplaneError, RetryableError
+from modelplane.libs.telemetry import extract_context, inject_context
+from modelplane.services.gateway.handler import GatewayHandler, Target
+from modelplane.services.gateway.metrics import UNKNOWN_MODEL, GatewayMetrics
+from modelplane.services.gateway.routing import Endpoint
+from modelplane.services.gateway.upstream_http import HttpReply, HttpUpstream
+from modelplane.services.gateway.validation import validate_infer_json
+
+log = structlog.get_logger(__name__)
+
+REQUEST_ID_HEADER = "x-request-id"
+SELDON_MODEL_HEADER = "seldon-model"
+PROTOCOL = "rest"
+# Request key holding the model label of an inference request (set only on infer routes).
+_METRIC_MODEL = web.RequestKey("modelplane.metric_model", str)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(payload), status=status, content_type="application/json", headers=headers
+    )
+
+
+def error_response(exc: ModelplaneError) -> web.Response:
+    headers: dict[str, str] = {}
+    if isinstance(exc, RetryableError):
+        headers["Retry-After"] = str(max(1, math.ceil(exc.delay)))
+    return json_response({"error": str(exc)}, status=exc.http_status, headers=headers)
+
+
+class RestAdapter:
+    """The V2 REST routes of the gateway plus /metrics."""
+
+    def __init__(
+        self,
+        handler: GatewayHandler,
+        upstream: HttpUpstream,
+        metrics: GatewayMetrics,
+        tracer: trace.Tracer,
+    ) -> None:
+        self._handler = handler
+        self._upstream = upstream
+        self._metrics = metrics
+        self._tracer = tracer
+
+    def application(self, max_request_bytes: int) -> web.Application:
+        app = web.Application(client_max_size=max_request_bytes, middlewares=[self._middleware()])
+        add = app.router
+        add.add_get("/v2/health/live", self.live)
+        add.add_get("/v2/health/ready", self.ready)
+        add.add_get("/v2", self.server_metadata)
+        add.add_get("/v2/models/{model}", self.model_metadata)
+        add.add_get("/v2/models/{model}/versions/{version}", self.model_metadata)
+        add.add_get("/v2/models/{model}/ready", self.model_ready)
+        add.add_get("/v2/models/{model}/versions/{version}/ready", self.model_ready)
+        add.add_post("/v2/models/{model}/infer", self.infer)
+        add.add_post("/v2/models/{model}/versions/{version}/infer", self.infer)
+        add.add_get("/metrics", self.metrics)
+        return app
+
+    # ---- cross-cutting ------------------------------------------------------------------------
+    def _middleware(self) -> Any:
+        @web.middleware
+        async def scope(request: web.Request, handler: Handler) -> web.StreamResponse:
+            request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+            started = time.perf_counter()
+            route = request.match_info.route.resource
+            span_name = f"{request.method} {route.canonical if route else request.path}"
+            with (
+                structlog.contextvars.bound_contextvars(request_id=request_id),
+                self._tracer.start_as_current_span(
+                    span_name, context=extract_context(request.headers), kind=trace.SpanKind.SERVER
+                ) as span,
+            ):
+                response = await self._respond(request, handler)
+                response.headers[REQUEST_ID_HEADER] = request_id
+                span.set_attribute("http.response.status_code", response.status)
+            model_label = request.get(_METRIC_MODEL)
+            if model_label is not None:
+                self._metrics.observe(
+                    model_label, PROTOCOL, str(response.status), time.perf_counter() - started
+                )
+            return response
+
+        return scope
+
+    async def _respond(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ModelplaneError as exc:
+            if exc.http_status >= 500:
+                log.warning("request_failed", path=request.path, status=exc.http_status, error=str(exc))
+            return error_response(exc)
+        except web.HTTPException as exc:  # unknown path, wrong method, body too large
+            return json_response({"error": exc.reason}, status=exc.status)
+        except Exception:
+            log.exception("request_crashed", path=request.path)
+            return json_response({"error": "internal error"}, status=500)
+
+    def _model_name(self, request: web.Request) -> str:
+        return self._handler.model_name(request.match_info["model"], request.headers.get(SELDON_MODEL_HEADER))
+
+    def _upstream_headers(self, request: web.Request) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        request_id = request.headers.get(REQUEST_ID_HEADER)
+        if request_id:
+            headers[REQUEST_ID_HEADER] = request_id
+        inject_context(headers)
+        return headers
+
+    async def _forward(
+        self, request: web.Request, target: Target, method: str, suffix: str, body: bytes | None
+    ) -> web.Response:
+        headers = self._upstream_headers(request)
+        path = f"/v2/models/{quote(target.server_model_name, safe='')}{suffix}"
+
+        async def call(endpoint: Endpoint) -> HttpReply:
+            trace.get_current_span().set_attribute("modelplane.replica", endpoint.replica)
+            return await self._upstream.request(method, endpoint, path, headers=headers, body=body)
+
+        reply = await self._handler.forward(target, call)
+        return web.Response(
+            body=reply.body, status=reply.status, headers={"Content-Type": reply.content_type}
+        )
+
+    # ---- routes -------------------------------------------------------------------------------
+    async def live(self, request: web.Request) -> web.Response:
+        return json_response({"live": self._handler.live()})
+
+    async def ready(self, request: web.Request) -> web.Response:
+        self._handler.check_ready()
+        return json_response({"ready": True})
+
+    async def server_metadata(self, request: web.Request) -> web.Response:
+        meta = self._handler.server_metadata()
+        return json_response(
+            {"name": meta.name, "version": meta.version, "extensions": list(meta.extensions)}
+        )
+
+    async def model_metadata(self, request: web.Request) -> web.Response:
+        name = self._model_name(request)
+        with structlog.contextvars.bound_contextvars(model=name):
+            target = self._handler.ready_target(name, request.match_info.get("version"))
+            return await self._forward(request, target, "GET", "", None)
+
+    async def model_ready(self, request: web.Request) -> web.Response:
+        target = self._handler.ready_target(self._model_name(request), request.match_info.get("version"))
+        return json_response({"name": target.model, "ready": True})
+
+    async def infer(self, request: web.Request) -> web.Response:
+        name = self._model_name(request)
+        request[_METRIC_MODEL] = name if self._handler.knows(name) else UNKNOWN_MODEL
+        with structlog.contextvars.bound_contextvars(model=name):
+            target = self._handler.ready_target(name, request.match_info.get("version"))
+            body = await request.read()
+            validate_infer_json(body)
+            return await self._forward(request, target, "POST", "/infer", body)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=self._metrics.render(), headers={"Content-Type": self._metrics.content_type})

@@ -1,0 +1,96 @@
+"""The gateway's in-memory route table: model name -> versions -> replica endpoints.
+
+Design: the scheduler writes one ``ModelRoute`` per model into KV; the route watcher feeds every
+change into this table, so a request is routed without any I/O. A (re)started watch replays all
+current keys; ``begin_sync``/``end_sync`` bracket that replay so keys deleted while the watch was
+down disappear too. Everything here is plain data and synchronous: it runs on the event loop
+thread only, so no locks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One replica that holds a model version."""
+
+    server: str
+    index: int
+    # host:port of the replica's V2 REST and gRPC servers.
+    http: str
+    grpc: str
+
+    @property
+    def replica(self) -> str:
+        return f"{self.server}.{self.index}"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteVersion:
+    """One version of a model and where it is loaded."""
+
+    version: int
+    # The name the model server knows this version by, e.g. "iris_1".
+    server_model_name: str
+    endpoints: tuple[Endpoint, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a model's traffic goes; ``versions[0]`` serves requests without a version."""
+
+    model: str
+    versions: tuple[RouteVersion, ...]
+
+    @property
+    def default(self) -> RouteVersion | None:
+        return self.versions[0] if self.versions else None
+
+    def version(self, number: int) -> RouteVersion | None:
+        for candidate in self.versions:
+            if candidate.version == number:
+                return candidate
+        return None
+
+
+class RouteTable:
+    """Current routes by model name, kept up to date by the route watcher."""
+
+    def __init__(self) -> None:
+        self._routes: dict[str, Route] = {}
+        self._seen: set[str] | None = None
+        # True once one full replay of the KV bucket has been applied.
+        self.synced = False
+
+    def get(self, model: str) -> Route | None:
+        return self._routes.get(model)
+
+    def __len__(self) -> int:
+        return len(self._routes)
+
+    def models(self) -> list[str]:
+        return sorted(self._routes)
+
+    def begin_sync(self) -> None:
+        """A watch (re)starts: remember which keys its replay mentions."""
+        self._seen = set()
+
+    def put(self, route: Route) -> None:
+        self._routes[route.model] = route
+        if self._seen is not None:
+            self._seen.add(route.model)
+
+    def delete(self, model: str) -> None:
+        self._routes.pop(model, None)
+        if self._seen is not None:
+            self._seen.add(model)
+
+    def end_sync(self) -> None:
+        """The replay is complete: drop models it did not mention (deleted meanwhile)."""
+        if self._seen is not None:
+            for model in set(self._routes) - self._seen:
+                del self._routes[model]
+        self._seen = None
+        self.synced = True

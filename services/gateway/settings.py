@@ -1,0 +1,60 @@
+"""Settings of the gateway process (environment variables ``MODELPLANE_GATEWAY_*``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from modelplane.libs.settings import CommonSettings
+
+
+class GatewaySettings(CommonSettings):
+    """Where the gateway listens and how it talks to model replicas."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELPLANE_GATEWAY_", extra="ignore", validate_default=True)
+
+    host: str = Field(
+        "127.0.0.1",
+        description="Interface both servers bind to; loopback by default so a laptop exposes nothing.",
+    )
+    http_port: int = Field(
+        9000,
+        ge=0,
+        le=65535,
+        description="TCP port of the V2 REST API and /metrics; 9000 is Seldon's inference port.",
+    )
+    grpc_port: int = Field(
+        9001,
+        ge=0,
+        le=65535,
+        description="TCP port of the V2 gRPC API (inference.GRPCInferenceService); Seldon uses 9001.",
+    )
+    upstream_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        description=(
+            "Seconds one forwarded call to a replica may take before the client gets 504 /"
+            " DEADLINE_EXCEEDED; 60 s leaves room for large batches on CPU."
+        ),
+    )
+    retries: int = Field(
+        2,
+        ge=0,
+        description=(
+            "Extra attempts on the next replica when a replica cannot be reached (never after it"
+            " answered); 2 rides out one or two replicas going away."
+        ),
+    )
+    max_request_bytes: int = Field(
+        100 * 1024 * 1024,
+        gt=0,
+        description=(
+            "Largest REST request body in bytes (and gRPC message); 100 MiB fits image batches"
+            " while bounding memory per request."
+        ),
+    )
+    grpc_grace_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds in-flight gRPC calls may finish at shutdown before they are cancelled.",
+    )

@@ -1,0 +1,82 @@
+"""Calls to replicas' V2 gRPC servers over one cached grpc.aio channel per endpoint.
+
+gRPC reports "could not connect" as UNAVAILABLE, which is turned into
+``UpstreamUnreachableError`` so the handler tries the next replica. Every other status the
+replica returns is raised as the ``grpc.aio.AioRpcError`` it is, for the servicer to pass on to
+the client with its code and details.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+
+from modelplane.libs.errors import RetryableError
+from modelplane.libs.proto import open_inference_pb2 as oip
+from modelplane.libs.proto import open_inference_pb2_grpc as oip_grpc
+from modelplane.services.gateway.handler import UpstreamUnreachableError
+from modelplane.services.gateway.routing import Endpoint
+
+Metadata = Sequence[tuple[str, str]]
+
+
+class GrpcUpstream:
+    """Owns the channels to replicas; ``close()`` closes them all."""
+
+    def __init__(self, timeout_seconds: float, max_message_bytes: int) -> None:
+        self._timeout = timeout_seconds
+        self._options = [
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+        ]
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._stubs: dict[str, oip_grpc.GRPCInferenceServiceStub] = {}
+        self._closed = False
+
+    def _stub(self, endpoint: Endpoint) -> oip_grpc.GRPCInferenceServiceStub:
+        if self._closed:
+            raise RetryableError("gateway is shutting down")
+        stub = self._stubs.get(endpoint.grpc)
+        if stub is None:
+            # Channels are kept for endpoints that left the routes too: they hold no connection
+            # once idle, and a replica that comes back reuses its channel.
+            channel = grpc.aio.insecure_channel(endpoint.grpc, options=self._options)
+            self._channels[endpoint.grpc] = channel
+            stub = oip_grpc.GRPCInferenceServiceStub(channel)
+            self._stubs[endpoint.grpc] = stub
+        return stub
+
+    async def _call(self, endpoint: Endpoint, method: Any, request: Any, metadata: Metadata) -> Any:
+        try:
+            return await method(request, timeout=self._timeout, metadata=tuple(metadata))
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                raise UpstreamUnreachableError(
+                    f"replica {endpoint.replica} at {endpoint.grpc}: {exc.details()}"
+                ) from exc
+            raise
+
+    async def model_infer(
+        self, endpoint: Endpoint, request: oip.ModelInferRequest, metadata: Metadata
+    ) -> oip.ModelInferResponse:
+        response: oip.ModelInferResponse = await self._call(
+            endpoint, self._stub(endpoint).ModelInfer, request, metadata
+        )
+        return response
+
+    async def model_metadata(
+        self, endpoint: Endpoint, request: oip.ModelMetadataRequest, metadata: Metadata
+    ) -> oip.ModelMetadataResponse:
+        response: oip.ModelMetadataResponse = await self._call(
+            endpoint, self._stub(endpoint).ModelMetadata, request, metadata
+        )
+        return response
+
+    async def close(self) -> None:
+        self._closed = True
+        channels, self._channels = self._channels, {}
+        self._stubs = {}
+        for channel in channels.values():
+            await channel.close()

@@ -1,0 +1,78 @@
+"""Calls to replicas' V2 REST servers over one keep-alive aiohttp session.
+
+Failures are sorted by what the caller may do next: ``UpstreamUnreachableError`` when the replica
+never answered (connect refused/reset, connection dropped before a response: try another
+replica), ``DeadlineError`` when it did not answer in time, ``RetryableError`` for any other
+transport failure. A response with any status is a ``HttpReply``, never an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import aiohttp
+
+from modelplane.libs.errors import DeadlineError, RetryableError
+from modelplane.services.gateway.handler import UpstreamUnreachableError
+from modelplane.services.gateway.routing import Endpoint
+
+DEFAULT_CONTENT_TYPE = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpReply:
+    status: int
+    body: bytes
+    content_type: str
+
+
+class HttpUpstream:
+    """One aiohttp ClientSession shared by every forwarded REST call."""
+
+    def __init__(self, timeout_seconds: float) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        if self._session is None:
+            # No per-host limit: concurrency is bounded by the clients, and a low limit would
+            # queue requests inside the gateway where nobody sees them.
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=30)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, auto_decompress=False
+            )
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    async def request(
+        self,
+        method: str,
+        endpoint: Endpoint,
+        path: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None = None,
+    ) -> HttpReply:
+        if self._session is None:
+            raise RetryableError("gateway is shutting down")
+        url = f"http://{endpoint.http}{path}"
+        try:
+            async with self._session.request(method, url, data=body, headers=dict(headers)) as resp:
+                payload = await resp.read()
+                return HttpReply(
+                    status=resp.status,
+                    body=payload,
+                    content_type=resp.headers.get("Content-Type", DEFAULT_CONTENT_TYPE),
+                )
+        except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
+            raise UpstreamUnreachableError(f"replica {endpoint.replica} at {endpoint.http}: {exc}") from exc
+        except TimeoutError as exc:  # aiohttp's timeouts subclass it
+            raise DeadlineError(
+                f"replica {endpoint.replica} did not answer within {self._timeout.total} s"
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise RetryableError(f"replica {endpoint.replica} failed: {exc}") from exc

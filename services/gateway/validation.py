@@ -1,0 +1,68 @@
+"""Cheap checks of V2 inference requests before they are forwarded.
+
+Design: the replica validates fully; the gateway only rejects requests that are certainly wrong
+(not JSON, no inputs, an input missing a required field) so the client gets a message naming the
+field instead of a replica round trip and an opaque error. Tensor contents are not inspected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from modelplane.libs.errors import InvalidError
+
+# Fields every V2 JSON input tensor must carry (Open Inference Protocol, "$request_input").
+REQUIRED_JSON_INPUT_FIELDS = ("name", "shape", "datatype", "data")
+
+
+@dataclass(frozen=True, slots=True)
+class InputHeader:
+    """What the gateway checks of one input tensor, whatever the transport."""
+
+    name: str | None
+    datatype: str | None
+
+
+def validate_infer_json(body: bytes) -> dict[str, Any]:
+    """Parse a REST infer body and check its shape; InvalidError names the offending field."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidError(f"invalid JSON ({exc})", field="request body") from exc
+    if not isinstance(parsed, dict):
+        raise InvalidError("must be a JSON object", field="request body")
+    inputs = parsed.get("inputs")
+    if inputs is None:
+        raise InvalidError("is required", field="inputs")
+    if not isinstance(inputs, list):
+        raise InvalidError("must be a list", field="inputs")
+    if not inputs:
+        raise InvalidError("must not be empty", field="inputs")
+    for i, tensor in enumerate(inputs):
+        if not isinstance(tensor, dict):
+            raise InvalidError("must be an object", field=f"inputs[{i}]")
+        for name in REQUIRED_JSON_INPUT_FIELDS:
+            if tensor.get(name) is None:
+                raise InvalidError("is required", field=f"inputs[{i}].{name}")
+        if not isinstance(tensor["name"], str) or not tensor["name"]:
+            raise InvalidError("must be a non-empty string", field=f"inputs[{i}].name")
+        if not isinstance(tensor["datatype"], str):
+            raise InvalidError("must be a string", field=f"inputs[{i}].datatype")
+        if not isinstance(tensor["shape"], list):
+            raise InvalidError("must be a list of integers", field=f"inputs[{i}].shape")
+    return parsed
+
+
+def validate_inputs(inputs: Sequence[InputHeader]) -> None:
+    """Check inputs taken from a gRPC request: at least one, each with a name and datatype."""
+    if not inputs:
+        raise InvalidError("must not be empty", field="inputs")
+    for i, tensor in enumerate(inputs):
+        if not tensor.name:
+            raise InvalidError("is required", field=f"inputs[{i}].name")
+        if not tensor.datatype:
+            raise InvalidError("is required", field=f"inputs[{i}].datatype")

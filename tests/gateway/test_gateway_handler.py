@@ -1,0 +1,122 @@
+"""The transport-neutral handler: model naming, resolution errors, replica choice and retries."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelplane.libs.errors import NotFoundError, RetryableError
+from modelplane.services.gateway.balancers.round_robin import RoundRobin
+from modelplane.services.gateway.handler import GatewayHandler, UpstreamUnreachableError
+from modelplane.services.gateway.routing import Endpoint, Route, RouteTable, RouteVersion
+
+A = Endpoint("s", 0, "a:1", "a:2")
+B = Endpoint("s", 1, "b:1", "b:2")
+
+
+def _handler(*routes: Route, retries: int = 2, connected: bool = True) -> GatewayHandler:
+    table = RouteTable()
+    table.begin_sync()
+    for route in routes:
+        table.put(route)
+    table.end_sync()
+    return GatewayHandler(table, RoundRobin(), retries=retries, is_connected=lambda: connected)
+
+
+IRIS = Route("iris", (RouteVersion(2, "iris_2", (A, B)), RouteVersion(1, "iris_1", (A,))))
+
+
+def test_seldon_header_wins_and_model_suffix_is_dropped() -> None:
+    """seldon-model overrides the URL name; a trailing ".model" is Seldon's type marker."""
+    handler = _handler()
+    assert handler.model_name("url-name", None) == "url-name"
+    assert handler.model_name("url-name", "iris") == "iris"
+    assert handler.model_name("url-name", "iris.model") == "iris"
+    assert handler.model_name("url-name", "  ") == "url-name"
+
+
+def test_resolve_defaults_to_first_version_and_finds_numbered_ones() -> None:
+    """No version -> versions[0]; "1" -> version 1 with its server-side name."""
+    handler = _handler(IRIS)
+    assert handler.resolve("iris").server_model_name == "iris_2"
+    assert handler.resolve("iris", "1").server_model_name == "iris_1"
+
+
+@pytest.mark.parametrize(
+    ("model", "version", "text"),
+    [("nope", None, "model nope"), ("iris", "5", "version 5"), ("iris", "x", "version x")],
+)
+def test_unknown_model_or_version_is_not_found_naming_it(model: str, version: str | None, text: str) -> None:
+    """Unknown names are NotFoundError with the name in the message."""
+    with pytest.raises(NotFoundError, match=text):
+        _handler(IRIS).resolve(model, version)
+
+
+def test_no_endpoints_is_retryable() -> None:
+    """A known version without replicas asks the client to retry later."""
+    handler = _handler(Route("empty", (RouteVersion(1, "empty_1", ()),)))
+    assert handler.resolve("empty").endpoints == ()
+    with pytest.raises(RetryableError, match="no ready replica"):
+        handler.ready_target("empty")
+
+
+def test_ready_needs_nats_and_a_synced_table() -> None:
+    """Readiness is false while NATS is down or the route replay has not finished."""
+    assert _handler().ready()
+    assert not _handler(connected=False).ready()
+    unsynced = GatewayHandler(RouteTable(), RoundRobin(), retries=0, is_connected=lambda: True)
+    assert not unsynced.ready()
+    with pytest.raises(RetryableError, match="route table"):
+        unsynced.check_ready()
+
+
+async def test_forward_round_robins_over_replicas() -> None:
+    """Successive requests go to successive replicas."""
+    handler = _handler(IRIS)
+    target = handler.resolve("iris")
+
+    async def call(endpoint: Endpoint) -> str:
+        return endpoint.http
+
+    assert [await handler.forward(target, call) for _ in range(3)] == ["a:1", "b:1", "a:1"]
+
+
+async def test_forward_moves_on_only_when_unreachable() -> None:
+    """An unreachable replica is skipped; an answered error is not retried."""
+    handler = _handler(IRIS)
+    target = handler.resolve("iris")
+    tried: list[str] = []
+
+    async def first_down(endpoint: Endpoint) -> str:
+        tried.append(endpoint.http)
+        if endpoint is A:
+            raise UpstreamUnreachableError("refused")
+        return endpoint.http
+
+    assert await handler.forward(target, first_down) == "b:1"
+    assert tried == ["a:1", "b:1"]
+
+    tried.clear()
+
+    async def answered_error(endpoint: Endpoint) -> str:
+        tried.append(endpoint.http)
+        raise ValueError("replica said no")
+
+    with pytest.raises(ValueError, match="replica said no"):
+        await handler.forward(target, answered_error)
+    assert len(tried) == 1
+
+
+async def test_forward_gives_up_after_configured_retries() -> None:
+    """With every replica down, 1 + retries attempts are made, then a retryable error."""
+    handler = _handler(IRIS, retries=3)
+    target = handler.resolve("iris")
+    attempts = 0
+
+    async def down(endpoint: Endpoint) -> str:
+        nonlocal attempts
+        attempts += 1
+        raise UpstreamUnreachableError("refused")
+
+    with pytest.raises(RetryableError, match="after 4 attempt"):
+        await handler.forward(target, down)
+    assert attempts == 4

@@ -1,0 +1,182 @@
+"""The V2 gRPC API of the gateway, called through our generated stubs, against a real MLServer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import grpc
+import pytest
+from nats.js import JetStreamContext
+
+from modelplane.libs.embedded_nats import free_port
+from modelplane.libs.proto import open_inference_pb2 as oip
+from modelplane.libs.proto import open_inference_pb2_grpc as oip_grpc
+from modelplane.services.gateway.app import App
+from modelplane.services.gateway.routing import Endpoint, Route, RouteVersion
+from tests.gateway.conftest import MLServerReplica, eventually, iris_route, put_route
+
+
+@pytest.fixture
+async def stub(gateway: App) -> AsyncIterator[oip_grpc.GRPCInferenceServiceStub]:
+    async with grpc.aio.insecure_channel(gateway.grpc_target) as channel:
+        yield oip_grpc.GRPCInferenceServiceStub(channel)
+
+
+def _infer_request(mlserver: MLServerReplica, model: str, rows: int = 3) -> oip.ModelInferRequest:
+    data = mlserver.iris.X[:rows]
+    return oip.ModelInferRequest(
+        model_name=model,
+        inputs=[
+            oip.ModelInferRequest.InferInputTensor(
+                name="predict",
+                datatype="FP64",
+                shape=list(data.shape),
+                contents=oip.InferTensorContents(fp64_contents=data.flatten().tolist()),
+            )
+        ],
+    )
+
+
+def _predictions(response: oip.ModelInferResponse) -> list[int]:
+    return list(response.outputs[0].contents.int64_contents)
+
+
+async def test_grpc_infer_returns_sklearn_predictions(
+    stub: oip_grpc.GRPCInferenceServiceStub, mlserver: MLServerReplica
+) -> None:
+    """ModelInfer for "iris" reaches iris_1 and returns sklearn's predictions."""
+    response = await stub.ModelInfer(_infer_request(mlserver, "iris"))
+    assert _predictions(response) == mlserver.iris.expected[:3].tolist()
+
+
+async def test_grpc_seldon_model_metadata_routes(
+    stub: oip_grpc.GRPCInferenceServiceStub, mlserver: MLServerReplica
+) -> None:
+    """The seldon-model metadata names the model instead of model_name."""
+    response = await stub.ModelInfer(
+        _infer_request(mlserver, "whatever", rows=2), metadata=(("seldon-model", "iris"),)
+    )
+    assert _predictions(response) == mlserver.iris.expected[:2].tolist()
+
+
+async def test_grpc_version_routes_and_unknown_version_is_not_found(
+    stub: oip_grpc.GRPCInferenceServiceStub, mlserver: MLServerReplica
+) -> None:
+    """model_version "1" is served; a version the route lacks is NOT_FOUND naming it."""
+    request = _infer_request(mlserver, "iris")
+    request.model_version = "1"
+    assert _predictions(await stub.ModelInfer(request)) == mlserver.iris.expected[:3].tolist()
+    request.model_version = "9"
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ModelInfer(request)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "version 9" in (err.value.details() or "")
+
+
+async def test_grpc_server_and_model_metadata_and_ready(stub: oip_grpc.GRPCInferenceServiceStub) -> None:
+    """Server calls describe the gateway; model calls reflect the route and the replica."""
+    assert (await stub.ServerLive(oip.ServerLiveRequest())).live
+    assert (await stub.ServerReady(oip.ServerReadyRequest())).ready
+    server = await stub.ServerMetadata(oip.ServerMetadataRequest())
+    assert server.name == "modelplane"
+    assert (await stub.ModelReady(oip.ModelReadyRequest(name="iris"))).ready
+    meta = await stub.ModelMetadata(oip.ModelMetadataRequest(name="iris"))
+    assert meta.name == "iris_1"
+
+
+async def test_grpc_unknown_model_is_not_found(
+    stub: oip_grpc.GRPCInferenceServiceStub, mlserver: MLServerReplica
+) -> None:
+    """An unknown model is NOT_FOUND with its name in the details, for infer, ready and metadata."""
+    calls = (
+        stub.ModelInfer(_infer_request(mlserver, "nosuch")),
+        stub.ModelReady(oip.ModelReadyRequest(name="nosuch")),
+        stub.ModelMetadata(oip.ModelMetadataRequest(name="nosuch")),
+    )
+    for call in calls:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        assert "nosuch" in (err.value.details() or "")
+
+
+async def test_grpc_malformed_request_is_invalid_argument(
+    stub: oip_grpc.GRPCInferenceServiceStub, mlserver: MLServerReplica
+) -> None:
+    """No inputs, or an input without datatype, is INVALID_ARGUMENT naming the field."""
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ModelInfer(oip.ModelInferRequest(model_name="iris"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details() == "inputs: must not be empty"
+    request = _infer_request(mlserver, "iris")
+    request.inputs[0].datatype = ""
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ModelInfer(request)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details() == "inputs[0].datatype: is required"
+
+
+async def test_grpc_no_replica_is_unavailable(
+    gateway: App, stub: oip_grpc.GRPCInferenceServiceStub, js: JetStreamContext, mlserver: MLServerReplica
+) -> None:
+    """A known model with no endpoints is UNAVAILABLE for infer and not ready for ModelReady."""
+    await put_route(js, Route(model="empty", versions=(RouteVersion(1, "empty_1", ()),)))
+
+    async def routed() -> bool:
+        return gateway.routes.get("empty") is not None
+
+    await eventually(routed, 10, "route 'empty'")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ModelInfer(_infer_request(mlserver, "empty"))
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert not (await stub.ModelReady(oip.ModelReadyRequest(name="empty"))).ready
+
+
+async def test_grpc_upstream_error_code_is_passed_through(
+    stub: oip_grpc.GRPCInferenceServiceStub, mlserver: MLServerReplica
+) -> None:
+    """An error status from the replica reaches the client with the replica's code and details."""
+    request = _infer_request(mlserver, "iris")
+    request.inputs[0].shape[:] = [1, 3]
+    async with grpc.aio.insecure_channel(mlserver.grpc) as channel:
+        direct = oip_grpc.GRPCInferenceServiceStub(channel)
+        upstream_request = oip.ModelInferRequest()
+        upstream_request.CopyFrom(request)
+        upstream_request.model_name = "iris_1"
+        with pytest.raises(grpc.aio.AioRpcError) as expected:
+            await direct.ModelInfer(upstream_request)
+    with pytest.raises(grpc.aio.AioRpcError) as got:
+        await stub.ModelInfer(request)
+    assert got.value.code() == expected.value.code()
+    assert got.value.details() == expected.value.details()
+
+
+async def test_grpc_unreachable_replica_is_skipped(
+    gateway: App, stub: oip_grpc.GRPCInferenceServiceStub, js: JetStreamContext, mlserver: MLServerReplica
+) -> None:
+    """With a dead replica in the route, every gRPC request still succeeds on the live one."""
+    dead_port = free_port()
+    dead = Endpoint(server="mlserver", index=1, http=f"127.0.0.1:{dead_port}", grpc=f"127.0.0.1:{dead_port}")
+    await put_route(js, iris_route(mlserver, dead, model="iris-flaky"))
+
+    async def routed() -> bool:
+        return gateway.routes.get("iris-flaky") is not None
+
+    await eventually(routed, 10, "route 'iris-flaky'")
+    for _ in range(4):
+        response = await stub.ModelInfer(_infer_request(mlserver, "iris-flaky", rows=1))
+        assert _predictions(response) == mlserver.iris.expected[:1].tolist()
+
+
+async def test_grpc_requests_are_counted(
+    gateway: App,
+    stub: oip_grpc.GRPCInferenceServiceStub,
+    mlserver: MLServerReplica,
+    http: aiohttp.ClientSession,
+) -> None:
+    """gRPC inference requests appear in /metrics with protocol="grpc" and the status code name."""
+    await stub.ModelInfer(_infer_request(mlserver, "iris"))
+    async with http.get(f"{gateway.http_url}/metrics") as resp:
+        text = await resp.text()
+    assert 'modelplane_gateway_requests_total{code="OK",model="iris",protocol="grpc"} 1.0' in text
