@@ -28,12 +28,16 @@ log = structlog.get_logger(__name__)
     show_default=True,
     help="Where NATS data, model repositories and logs live.",
 )
-@click.option("--nats-url", envvar="MODELPLANE_NATS_URL", help="Use this NATS server instead of an embedded one.")
+@click.option(
+    "--nats-url", envvar="MODELPLANE_NATS_URL", help="Use this NATS server instead of an embedded one."
+)
 @click.option("--nats-port", type=int, default=4222, show_default=True, envvar="MODELPLANE_UP_NATS_PORT")
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="MODELPLANE_UP_HOST")
 @click.option("--api-port", type=int, default=9004, show_default=True, envvar="MODELPLANE_API_GRPC_PORT")
 @click.option("--api-http-port", type=int, default=9080, show_default=True, envvar="MODELPLANE_API_HTTP_PORT")
-@click.option("--gateway-port", type=int, default=9000, show_default=True, envvar="MODELPLANE_GATEWAY_HTTP_PORT")
+@click.option(
+    "--gateway-port", type=int, default=9000, show_default=True, envvar="MODELPLANE_GATEWAY_HTTP_PORT"
+)
 @click.option(
     "--gateway-grpc-port", type=int, default=9001, show_default=True, envvar="MODELPLANE_GATEWAY_GRPC_PORT"
 )

@@ -1,0 +1,72 @@
+"""Rendering api answers for people (tables, summaries) and for tools (-o yaml|json)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from modelplane.libs.proto import state_pb2
+from modelplane.libs.resources.quantity import format_bytes
+
+OUTPUT_FORMATS = ("yaml", "json")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Left-aligned columns two spaces apart, like kubectl."""
+    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    )
+
+
+def structured(message: Message | dict[str, Any], output: str) -> str:
+    data = message if isinstance(message, dict) else json_format.MessageToDict(message)
+    if output == "json":
+        return json.dumps(data, indent=2)
+    return yaml.safe_dump(data, sort_keys=False).rstrip()
+
+
+def status_summary(status: state_pb2.ResourceStatus) -> str:
+    lines = [
+        f"{status.kind.lower()}/{status.name}: {status.state or 'Unknown'}",
+        f"  available: {status.available_replicas}/{status.total_replicas}",
+    ]
+    if status.reason:
+        lines.append(f"  reason: {status.reason}")
+    if status.version:
+        lines.append(f"  version: {status.version}")
+    if status.last_change:
+        lines.append(f"  last change: {status.last_change}")
+    if status.replicas:
+        lines.append("  replicas:")
+        rows = [
+            [f"{r.server}.{r.index}", r.state, r.reason or "-", r.updated_at or "-"] for r in status.replicas
+        ]
+        lines.extend(
+            "    " + line for line in table(["REPLICA", "STATE", "REASON", "SINCE"], rows).splitlines()
+        )
+    return "\n".join(lines)
+
+
+def replica_summary(replica: state_pb2.ReplicaInfo) -> str:
+    if replica.unavailable_reason:
+        state = f"Unavailable ({replica.unavailable_reason})"
+    elif replica.draining:
+        state = "Draining"
+    else:
+        state = "Ready"
+    lines = [
+        f"  replica {replica.index}: {state}",
+        f"    runtime: {replica.runtime or '-'}",
+        f"    endpoints: http={replica.http_endpoint or '-'} grpc={replica.grpc_endpoint or '-'}",
+        f"    capabilities: {', '.join(replica.capabilities) or '-'}",
+        f"    memory: {format_bytes(replica.memory_bytes)} (overcommit {replica.overcommit_percent}%)",
+        f"    loaded models: {', '.join(replica.loaded_models) or '-'}",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,51 @@
+"""Resource commands: `apply`, `delete`, and the `model` and `server` groups.
+
+``main.py`` registers every command named in ``__all__``.
+"""
+
+from __future__ import annotations
+
+import click
+
+from modelplane.cli.client import ApiClient, api_option
+from modelplane.cli.manifest_files import read_documents, resource_ref
+from modelplane.cli.model import model
+from modelplane.cli.server import server
+
+__all__ = ["apply", "delete", "model", "server"]
+
+FILES_OPTION = click.option(
+    "-f",
+    "--filename",
+    "filenames",
+    multiple=True,
+    required=True,
+    help="A manifest file, a directory of *.yaml/*.yml/*.json, or - for stdin (repeatable).",
+)
+
+
+@click.command()
+@FILES_OPTION
+@api_option
+def apply(filenames: tuple[str, ...], api_address: str) -> None:
+    """Create or update the resources in the manifests (native or Seldon v2 YAML)."""
+    docs = read_documents(filenames)
+    with ApiClient(api_address) as api:
+        for doc in docs:
+            reply = api.apply(doc.body, context=doc.where)
+            which = reply.resource.WhichOneof("kind") or ""
+            meta = getattr(reply.resource, which).meta
+            kind = {"model": "Model", "server": "Server", "server_config": "ServerConfig"}.get(which, which)
+            click.echo(f"{resource_ref(kind, meta.name)} {reply.outcome}")
+
+
+@click.command()
+@FILES_OPTION
+@api_option
+def delete(filenames: tuple[str, ...], api_address: str) -> None:
+    """Delete the resources named in the manifests."""
+    docs = read_documents(filenames)
+    with ApiClient(api_address) as api:
+        for doc in docs:
+            reply = api.delete(doc.kind, doc.name, context=doc.where)
+            click.echo(f"{resource_ref(doc.kind, doc.name)} {reply.outcome}")

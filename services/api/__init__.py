@@ -1,0 +1,1 @@
+"""The control API: validates, versions and stores desired state; serves status (gRPC + REST)."""

@@ -1,0 +1,38 @@
+"""The api App in-process on free ports, and a way to run the CLI against it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import structlog
+
+from modelplane.libs.embedded_nats import EmbeddedNats
+from modelplane.services.api.app import App
+from modelplane.services.api.settings import ApiSettings
+
+from .harness import Cli
+
+
+@pytest.fixture(autouse=True)
+def _logs_off_stdout() -> Iterator[None]:
+    """The in-process api logs to the stderr of pytest, not to the stdout CliRunner captures."""
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
+    yield
+    structlog.reset_defaults()
+
+
+@pytest.fixture
+async def api_app(nats_server: EmbeddedNats) -> AsyncIterator[App]:
+    app = App(ApiSettings(nats_url=nats_server.url, grpc_port=0, http_port=0))  # port 0: the OS picks
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.close()
+
+
+@pytest.fixture
+def run_cli(api_app: App) -> Cli:
+    return Cli(api_app.grpc_address)

@@ -1,0 +1,22 @@
+"""Running the `modelplane` CLI from async tests."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from click.testing import CliRunner, Result
+
+from modelplane.cli.main import cli
+
+
+@dataclass
+class Cli:
+    """Runs `modelplane ...` with CliRunner in a worker thread (the api serves on this test's loop)."""
+
+    api_address: str
+
+    async def __call__(self, *args: str, input: str | None = None, **env: str) -> Result:
+        runner = CliRunner()
+        full_env = {"MODELPLANE_API_ADDRESS": self.api_address, **env}
+        return await asyncio.to_thread(runner.invoke, cli, list(args), input=input, env=full_env)
