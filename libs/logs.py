@@ -41,9 +41,7 @@ def configure(service: str, level: str | None = None, *, json: bool | None = Non
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer]
-        if json
-        else [*shared, renderer],
+        processors=[*shared, structlog.processors.format_exc_info, renderer] if json else [*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,

@@ -69,9 +69,7 @@ async def ensure_buckets(js: JetStreamContext, names: tuple[str, ...] = subjects
             await js.key_value(name)
         except js_errors.BucketNotFoundError:
             try:
-                await js.create_key_value(
-                    KeyValueConfig(bucket=name, history=5, storage=StorageType.FILE)
-                )
+                await js.create_key_value(KeyValueConfig(bucket=name, history=5, storage=StorageType.FILE))
             except js_errors.BadRequestError:
                 # Another process created it between our look-up and create.
                 await js.key_value(name)

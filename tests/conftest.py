@@ -63,4 +63,4 @@ def _is_library_task(task: asyncio.Task[object]) -> bool:
     # nats-py and grpc.aio finish some internal tasks a tick after close(); they are not ours.
     coro = task.get_coro()
     qualname = getattr(coro, "__qualname__", "")
-    return qualname.startswith(("Client.", "_") ) or "grpc" in repr(coro)
+    return qualname.startswith(("Client.", "_")) or "grpc" in repr(coro)

@@ -17,7 +17,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "proto"
 OUT_DIR = ROOT / "libs" / "proto"
@@ -50,16 +49,24 @@ def _generate(out: Path) -> None:
         *protos,
     ]
     # Run protoc in a child process: its plugins chat on stderr, which we show only on failure.
-    done = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", *args[1:]], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "grpc_tools.protoc", *args[1:]], capture_output=True, text=True
+    )
     if done.returncode != 0:
         raise SystemExit(f"protoc failed:\n{done.stderr}")
     for produced in sorted(staging.rglob("*.py*")):
         text = _FROM_IMPORT.sub(r"from . import \1", produced.read_text())
         text = _PLAIN_IMPORT.sub(r"from . import \1", text)
-        text = re.sub(r"\b(?:modelplane\.v1|inference)\.(\w+_pb2)\.", r"\1.", text) if produced.suffix == ".pyi" else text
+        text = (
+            re.sub(r"\b(?:modelplane\.v1|inference)\.(\w+_pb2)\.", r"\1.", text)
+            if produced.suffix == ".pyi"
+            else text
+        )
         (out / produced.name).write_text(HEADER + text if produced.suffix == ".py" else text)
     shutil.rmtree(staging)
-    (out / "__init__.py").write_text('"""Generated protobuf and gRPC stubs; the contracts are in proto/."""\n')
+    (out / "__init__.py").write_text(
+        '"""Generated protobuf and gRPC stubs; the contracts are in proto/."""\n'
+    )
 
 
 def main() -> int:

@@ -187,7 +187,9 @@ class NativeServerConfigSpec(_Strict):
 
     def to_domain(self) -> ServerConfigSpec:
         if self.runtime not in RUNTIMES:
-            raise InvalidError(f"must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}", field="spec.runtime")
+            raise InvalidError(
+                f"must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}", field="spec.runtime"
+            )
         if self.runtime == "custom" and not self.command:
             raise InvalidError("a custom runtime needs a command", field="spec.command")
         if self.overcommitPercent < 0:
@@ -288,7 +290,9 @@ def parse_manifest(doc: Any) -> Resource:
     if kind == "Server":
         if native:
             nspec: NativeServerSpec = _validate(NativeServerSpec, spec, "spec")
-            return Server(meta=meta, spec=nspec.to_domain(parse_bytes(nspec.memory, "spec.memory"), nspec.env))
+            return Server(
+                meta=meta, spec=nspec.to_domain(parse_bytes(nspec.memory, "spec.memory"), nspec.env)
+            )
         sspec: SeldonServerSpec = _validate(SeldonServerSpec, spec, "spec")
         return Server(meta=meta, spec=sspec.to_domain())
     cspec = _validate(NativeServerConfigSpec if native else SeldonServerConfigSpec, spec, "spec")

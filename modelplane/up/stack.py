@@ -170,4 +170,6 @@ async def _wait_for_port(host: str, port: int, timeout: float, what: str) -> Non
         with contextlib.suppress(OSError):
             await writer.wait_closed()
         return
-    raise RetryableError(f"{what} did not listen on {host}:{port} within {timeout:.0f}s (see its log lines above)")
+    raise RetryableError(
+        f"{what} did not listen on {host}:{port} within {timeout:.0f}s (see its log lines above)"
+    )

@@ -22,7 +22,12 @@ class IrisModel:
         data = self.X[:rows]
         return {
             "inputs": [
-                {"name": "predict", "shape": list(data.shape), "datatype": "FP64", "data": data.flatten().tolist()}
+                {
+                    "name": "predict",
+                    "shape": list(data.shape),
+                    "datatype": "FP64",
+                    "data": data.flatten().tolist(),
+                }
             ]
         }
 
