@@ -30,13 +30,25 @@ class Service(Protocol):
 
 
 async def serve_until_stopped(service: Service, stop: asyncio.Event, shutdown_timeout: float) -> None:
-    """Start ``service``, wait for ``stop``, then close it within ``shutdown_timeout`` seconds."""
+    """Start ``service``, wait for ``stop``, then close it within ``shutdown_timeout`` seconds.
+
+    A stop that arrives while ``start()`` is still running (e.g. waiting for NATS) cancels it.
+    """
+    starting = asyncio.ensure_future(service.start())
+    stopping = asyncio.ensure_future(stop.wait())
     try:
-        await service.start()
-        log.info("service_started", name=service.name)
-        await stop.wait()
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()  # a failed start raises here, after which we still close
+            log.info("service_started", name=service.name)
+            await stopping
+        else:
+            log.info("service_stopped_while_starting", name=service.name)
         log.info("service_stopping", name=service.name)
     finally:
+        for task in (starting, stopping):
+            task.cancel()
+        await asyncio.gather(starting, stopping, return_exceptions=True)
         try:
             await asyncio.wait_for(service.close(), timeout=shutdown_timeout)
         except TimeoutError:

@@ -9,12 +9,14 @@ concurrent change pass the revision they read (optimistic concurrency).
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import nats
 import nats.js.errors as js_errors
+import structlog
 from google.protobuf.message import Message
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
@@ -23,6 +25,8 @@ from nats.js.kv import KeyValue
 
 from modelplane.libs import subjects
 from modelplane.libs.errors import ConflictError, NotFoundError, RetryableError
+
+log = structlog.get_logger(__name__)
 
 M = TypeVar("M", bound=Message)
 
@@ -45,8 +49,46 @@ class Change(Generic[M]):
     revision: int
 
 
+class _ConnectionLog:
+    """nats-py reports every failed (re)connect attempt; log one line at most every few seconds."""
+
+    def __init__(self, name: str, url: str, every: float = 5.0) -> None:
+        self._name = name
+        self._url = url
+        self._every = every
+        self._last = -every
+        self._suppressed = 0
+
+    async def error(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - self._last < self._every:
+            self._suppressed += 1
+            return
+        log.warning(
+            "nats_unreachable",
+            client=self._name,
+            url=self._url,
+            error=str(exc) or repr(exc),
+            repeats=self._suppressed,
+        )
+        self._last, self._suppressed = now, 0
+
+    async def disconnected(self) -> None:
+        log.warning("nats_disconnected", client=self._name, url=self._url)
+
+    async def reconnected(self) -> None:
+        self._last = -self._every
+        log.info("nats_reconnected", client=self._name, url=self._url)
+
+
 async def connect(url: str, name: str, **options: Any) -> NATS:
-    """Connect to NATS, retrying for a while so services may start before the server is up."""
+    """Connect to NATS; until the server answers, keep trying (services may start before it).
+
+    Failed attempts are logged as one line every few seconds rather than nats-py's default
+    traceback per attempt. Callers bound the wait themselves (the service runner cancels
+    ``start()`` on SIGTERM).
+    """
+    events = _ConnectionLog(name, url)
     try:
         nc: NATS = await nats.connect(
             url,
@@ -55,6 +97,9 @@ async def connect(url: str, name: str, **options: Any) -> NATS:
             reconnect_time_wait=0.5,
             max_reconnect_attempts=-1,
             allow_reconnect=True,
+            error_cb=events.error,
+            disconnected_cb=events.disconnected,
+            reconnected_cb=events.reconnected,
             **options,
         )
     except Exception as exc:  # nats-py raises several unrelated types here

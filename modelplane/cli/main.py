@@ -12,8 +12,6 @@ import click
 
 from modelplane.cli.run import run
 
-SERVICES = ("api", "scheduler", "placement", "storage", "gateway", "status")
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="modelplane")

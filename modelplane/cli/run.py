@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import sys
 
 import click
 
-from modelplane.libs import logs, service
+from modelplane.libs import logs, service, telemetry
+from modelplane.libs.errors import ModelplaneError
 
 SERVICES = ("api", "scheduler", "placement", "storage", "gateway", "status")
 
@@ -21,4 +23,12 @@ def run(name: str) -> None:
         app = app_module.create()
     except Exception as exc:  # settings validation: one clear line, exit 2
         raise click.UsageError(f"invalid settings for {name}: {exc}") from exc
-    service.run(app, shutdown_timeout=app.shutdown_timeout)
+    # Every service traces (spans are exported when OTEL_EXPORTER_OTLP_ENDPOINT is set).
+    telemetry.setup_tracing(f"modelplane-{name}")
+    try:
+        service.run(app, shutdown_timeout=app.shutdown_timeout)
+    except ModelplaneError as exc:  # e.g. NATS unreachable: one line, not a traceback
+        click.echo(f"modelplane run {name}: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        telemetry.shutdown_tracing()
