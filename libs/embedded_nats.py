@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelplane.libs.errors import PermanentError, RetryableError
+from modelplane.libs.process import die_with_parent
 
 
 def find_nats_server() -> str:
@@ -63,14 +64,19 @@ class EmbeddedNats:
             "-sd", str(self.store_dir),
             "--server_name", "modelplane",
         ]  # fmt: skip
-        if self.log_file is None:
-            self._proc = await asyncio.create_subprocess_exec(
-                *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
-            )
-        else:
+        if self.log_file is not None:
             # nats-server appends to the file itself, so no file handle is held open here.
             args += ["-l", str(self.log_file)]
-            self._proc = await asyncio.create_subprocess_exec(*args)
+        # Its own session: a Ctrl-C in the terminal must not stop NATS before the services that
+        # still need it have shut down; PDEATHSIG ends it if its owner is killed outright.
+        self._proc = await asyncio.create_subprocess_exec(
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
         await self._wait_ready(timeout)
 
     async def _wait_ready(self, timeout: float) -> None:

@@ -8,9 +8,10 @@ concurrent change pass the revision they read (optimistic concurrency).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -186,7 +187,7 @@ class TypedBucket(Generic[M]):
                 out.append(found)
         return out
 
-    async def watch(self, keys: str = ">") -> AsyncIterator[Change[M] | None]:
+    async def watch(self, keys: str = ">") -> AsyncGenerator[Change[M] | None, None]:
         """Current values first, then ``None`` once caught up, then every change as it happens."""
         watcher = await self._kv.watch(keys)
         try:
@@ -206,3 +207,22 @@ class TypedBucket(Generic[M]):
             # The connection may already be closed at shutdown.
             with contextlib.suppress(Exception):
                 await watcher.stop()  # type: ignore[no-untyped-call]
+
+
+async def disconnect(nc: NATS | None, *, drain: bool = False, timeout: float = 5.0) -> None:
+    """Close a NATS connection in whatever state it is (idempotent).
+
+    Shutdown must finish even when NATS is already gone (a crashed server, or a hard stop of
+    `up`): errors here are logged as one line, never raised.
+    """
+    if nc is None or nc.is_closed:
+        return
+    try:
+        if drain and nc.is_connected:
+            await asyncio.wait_for(nc.drain(), timeout)
+        else:
+            await nc.close()
+    except Exception as exc:  # nats-py raises connection errors of several types here
+        log.warning("nats_close_unclean", error=str(exc) or repr(exc))
+        with contextlib.suppress(Exception):
+            await nc.close()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import signal
 import sys
@@ -21,21 +20,10 @@ from collections.abc import Mapping, Sequence
 
 import structlog
 
+from modelplane.libs.process import die_with_parent
 from modelplane.libs.tasks import TaskSupervisor
 
 log = structlog.get_logger(__name__)
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """Runs in the child between fork and exec: ask the kernel for SIGTERM when we are orphaned."""
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        except OSError:
-            pass
 
 
 def modelplane_argv(*args: str) -> list[str]:
@@ -81,7 +69,7 @@ class Child:
             env={**os.environ, **self._env},
             stdin=asyncio.subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         log.info("child_started", child=self.name, pid=self._proc.pid)
 

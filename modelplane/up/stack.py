@@ -25,7 +25,7 @@ from modelplane.libs.errors import RetryableError
 from modelplane.libs.proto import control_pb2, control_pb2_grpc
 from modelplane.libs.resources import convert, defaults
 from modelplane.libs.resources.types import Resource
-from modelplane.libs.store import connect, ensure_buckets
+from modelplane.libs.store import connect, disconnect, ensure_buckets
 from modelplane.libs.tasks import TaskSupervisor
 from modelplane.up.children import Child, modelplane_argv
 from modelplane.up.launcher import ReplicaLauncher
@@ -149,9 +149,7 @@ class Stack:
             if name in self._services:
                 await self._services[name].stop()
         await self._tasks.close()
-        if self._nc is not None:
-            with contextlib.suppress(Exception):
-                await self._nc.close()
+        await disconnect(self._nc)
         if self._nats is not None:
             await self._nats.stop()
             log.info("nats_stopped")

@@ -9,6 +9,7 @@ from nats.aio.client import Client as NATS
 
 from modelplane.libs import store
 from modelplane.libs.proto import control_pb2_grpc
+from modelplane.libs.store import disconnect
 from modelplane.services.api import rest
 from modelplane.services.api.grpc_servicer import ControlServicer
 from modelplane.services.api.handler import ControlHandler
@@ -77,8 +78,7 @@ class App:
             await handler.close()
         if runner is not None:
             await runner.cleanup()
-        if nc is not None and not nc.is_closed:
-            await nc.close()
+        await disconnect(nc)
 
 
 def create() -> App:

@@ -285,7 +285,7 @@ class ControlHandler:
                     yield "PUT", change.value
         finally:
             try:
-                await stream.aclose()  # type: ignore[attr-defined]  # an async generator at runtime
+                await stream.aclose()
             finally:
                 self._watches -= 1
                 if self._watches == 0:

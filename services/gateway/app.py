@@ -17,6 +17,7 @@ from opentelemetry import trace
 from modelplane.libs import store, subjects
 from modelplane.libs.proto import open_inference_pb2_grpc as oip_grpc
 from modelplane.libs.proto import state_pb2
+from modelplane.libs.store import disconnect
 from modelplane.libs.tasks import TaskSupervisor
 from modelplane.libs.telemetry import setup_tracing
 from modelplane.services.gateway.balancers.round_robin import RoundRobin
@@ -116,8 +117,7 @@ class App:
         await self._tasks.close()
         await self._http_upstream.close()
         await self._grpc_upstream.close()
-        if self._nc is not None:
-            await self._nc.close()
+        await disconnect(self._nc)
         log.info("gateway_closed")
 
 

@@ -10,13 +10,11 @@ known routes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
-from typing import cast
 
 import structlog
 
 from modelplane.libs.proto import state_pb2
-from modelplane.libs.store import Change, TypedBucket
+from modelplane.libs.store import TypedBucket
 from modelplane.services.gateway.converters import route_from_proto
 from modelplane.services.gateway.routing import RouteTable
 
@@ -50,7 +48,7 @@ class RouteWatcher:
     async def _follow(self) -> None:
         self._table.begin_sync()
         # watch() is an async generator; closing it stops the NATS consumer behind it.
-        stream = cast(AsyncGenerator[Change[state_pb2.ModelRoute] | None, None], self._bucket.watch())
+        stream = self._bucket.watch()
         try:
             async for change in stream:
                 if change is None:

@@ -21,7 +21,7 @@ from nats.aio.client import Client as NATS
 
 from modelplane.libs import subjects
 from modelplane.libs.proto import resources_pb2, state_pb2
-from modelplane.libs.store import TypedBucket, connect, ensure_buckets
+from modelplane.libs.store import TypedBucket, connect, disconnect, ensure_buckets
 from modelplane.libs.tasks import KeyedWorkers, TaskSupervisor
 from modelplane.services.placement.handler import PlacementHandler
 from modelplane.services.placement.model_server import ModelServerClient
@@ -171,8 +171,7 @@ class App:
             await self.runtime.stop()
         if self._session is not None:
             await self._session.close()
-        if self._nc is not None and not self._nc.is_closed:
-            await self._nc.close()
+        await disconnect(self._nc)
         if self._started is not None and not self._started.done():
             self._started.cancel()
 

@@ -21,7 +21,7 @@ from modelplane.libs import subjects
 from modelplane.libs.errors import RetryableError
 from modelplane.libs.proto import agent_pb2, resources_pb2, state_pb2
 from modelplane.libs.resources.convert import model_from_pb
-from modelplane.libs.store import TypedBucket, connect, ensure_buckets
+from modelplane.libs.store import TypedBucket, connect, disconnect, ensure_buckets
 from modelplane.libs.tasks import KeyedWorkers, TaskSupervisor
 from modelplane.services.scheduler import converters
 from modelplane.services.scheduler.cluster import ServerRecord
@@ -133,8 +133,7 @@ class SchedulerApp:
             except Exception:  # the connection may be gone already
                 log.debug("unsubscribe_failed", subject=sub.subject)
         await self._supervisor.close()
-        if self._nc is not None:
-            await self._nc.close()
+        await disconnect(self._nc)
 
 
 async def _watch(

@@ -13,7 +13,7 @@ from nats.aio.client import Client as NATS
 from modelplane.libs import subjects
 from modelplane.libs.errors import RetryableError
 from modelplane.libs.proto import resources_pb2, state_pb2
-from modelplane.libs.store import TypedBucket, connect, ensure_buckets
+from modelplane.libs.store import TypedBucket, connect, disconnect, ensure_buckets
 from modelplane.libs.tasks import KeyedWorkers, TaskSupervisor
 from modelplane.services.status import converters
 from modelplane.services.status.handler import StatusDeriver
@@ -94,8 +94,7 @@ class StatusApp:
             return
         self._closed = True
         await self._supervisor.close()
-        if self._nc is not None:
-            await self._nc.close()
+        await disconnect(self._nc)
 
 
 async def _watch(

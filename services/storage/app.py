@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 from nats.aio.client import Client as NATS
 
-from modelplane.libs.store import connect
+from modelplane.libs.store import connect, disconnect
 from modelplane.services.storage.fetchers import default_registry
 from modelplane.services.storage.handler import StorageHandler
 from modelplane.services.storage.nats_adapter import StorageNatsAdapter
@@ -40,8 +40,7 @@ class App:
         self._closed = True
         if self._adapter is not None:
             await self._adapter.close()
-        if self._nc is not None and not self._nc.is_closed:
-            await self._nc.drain()
+        await disconnect(self._nc, drain=True)
 
 
 def create() -> App:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import TypeAlias
 
 import grpc
 import pytest
@@ -21,7 +22,11 @@ async def stub(api_app: App) -> AsyncIterator[control_pb2_grpc.ControlServiceStu
         yield control_pb2_grpc.ControlServiceStub(channel)
 
 
-def manifest(**spec: object) -> struct_pb2.Struct:
+# A JSON-like value, as Struct.update accepts it.
+JsonValue: TypeAlias = str | float | bool | Mapping[str, "JsonValue"] | Sequence["JsonValue"] | None
+
+
+def manifest(**spec: JsonValue) -> struct_pb2.Struct:
     struct = struct_pb2.Struct()
     struct.update(
         {
@@ -95,7 +100,7 @@ async def test_apply_typed_resource(stub: control_pb2_grpc.ControlServiceStub) -
     ],
 )
 async def test_invalid_manifest_is_invalid_argument_naming_the_field(
-    stub: control_pb2_grpc.ControlServiceStub, doc: dict[str, object], expected: str
+    stub: control_pb2_grpc.ControlServiceStub, doc: Mapping[str, JsonValue], expected: str
 ) -> None:
     """Bad manifests fail with INVALID_ARGUMENT and a message that starts with the field."""
     struct = struct_pb2.Struct()

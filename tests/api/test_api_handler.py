@@ -13,6 +13,7 @@ from nats.js import JetStreamContext
 from modelplane.libs import subjects
 from modelplane.libs.errors import InvalidError, NotFoundError
 from modelplane.libs.proto import events_pb2, state_pb2
+from modelplane.libs.resources.types import Model
 from modelplane.libs.store import TypedBucket
 from modelplane.services.api.handler import ControlHandler, parse_kind
 
@@ -86,7 +87,9 @@ async def test_invalid_manifest_is_refused_and_stored_resource_kept(handler: Con
     with pytest.raises(InvalidError) as err:
         await handler.apply_manifest(bad)
     assert err.value.field == "spec.replicas"
-    assert (await handler.get("Model", "iris")).spec.replicas == 1
+    stored = await handler.get("Model", "iris")
+    assert isinstance(stored, Model)
+    assert stored.spec.replicas == 1
 
 
 async def test_typed_resources_are_validated_like_manifests(handler: ControlHandler) -> None:

@@ -13,7 +13,7 @@ def test_defaults_match_seldon_ports(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without variables the gateway listens on loopback 9000 (REST) and 9001 (gRPC)."""
     for var in ("MODELPLANE_GATEWAY_HTTP_PORT", "MODELPLANE_GATEWAY_GRPC_PORT", "MODELPLANE_GATEWAY_HOST"):
         monkeypatch.delenv(var, raising=False)
-    settings = GatewaySettings()  # type: ignore[call-arg]
+    settings = GatewaySettings()
     assert (settings.host, settings.http_port, settings.grpc_port) == ("127.0.0.1", 9000, 9001)
 
 
@@ -33,7 +33,7 @@ def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """A negative retry count or zero timeout fails at start, naming the field."""
     monkeypatch.setenv("MODELPLANE_GATEWAY_RETRIES", "-1")
     with pytest.raises(ValidationError, match="retries"):
-        GatewaySettings()  # type: ignore[call-arg]
+        GatewaySettings()
 
 
 async def test_close_without_start_is_a_no_op() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import aiohttp
 import numpy as np
 import tritonclient.http.aio as triton_http
@@ -13,8 +16,10 @@ from modelplane.services.gateway.routing import Endpoint, Route, RouteVersion
 from tests.gateway.conftest import MLServerReplica, eventually, iris_route, put_route
 
 
-async def _infer(http: aiohttp.ClientSession, url: str, body: object, **kw: object) -> tuple[int, dict]:
-    async with http.post(url, json=body, **kw) as resp:  # type: ignore[arg-type]
+async def _infer(
+    http: aiohttp.ClientSession, url: str, body: object, headers: Mapping[str, str] | None = None
+) -> tuple[int, dict[str, Any]]:
+    async with http.post(url, json=body, headers=headers) as resp:
         return resp.status, await resp.json()
 
 

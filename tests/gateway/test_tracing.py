@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import aiohttp
 import grpc
@@ -32,6 +32,33 @@ class RecordingServicer(oip_grpc.GRPCInferenceServiceServicer):
     ) -> oip.ModelInferResponse:
         self.metadata.append({k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)})
         return oip.ModelInferResponse(model_name=request.model_name)
+
+    # The rest of the service is not needed: keep the generated UNIMPLEMENTED answers.
+
+    def ServerLive(
+        self, request: oip.ServerLiveRequest, context: grpc.aio.ServicerContext
+    ) -> oip.ServerLiveResponse | Awaitable[oip.ServerLiveResponse]:
+        return super().ServerLive(request, context)
+
+    def ServerReady(
+        self, request: oip.ServerReadyRequest, context: grpc.aio.ServicerContext
+    ) -> oip.ServerReadyResponse | Awaitable[oip.ServerReadyResponse]:
+        return super().ServerReady(request, context)
+
+    def ModelReady(
+        self, request: oip.ModelReadyRequest, context: grpc.aio.ServicerContext
+    ) -> oip.ModelReadyResponse | Awaitable[oip.ModelReadyResponse]:
+        return super().ModelReady(request, context)
+
+    def ServerMetadata(
+        self, request: oip.ServerMetadataRequest, context: grpc.aio.ServicerContext
+    ) -> oip.ServerMetadataResponse | Awaitable[oip.ServerMetadataResponse]:
+        return super().ServerMetadata(request, context)
+
+    def ModelMetadata(
+        self, request: oip.ModelMetadataRequest, context: grpc.aio.ServicerContext
+    ) -> oip.ModelMetadataResponse | Awaitable[oip.ModelMetadataResponse]:
+        return super().ModelMetadata(request, context)
 
 
 class Replica:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+
 import pytest
 from nats.js import JetStreamContext
 
@@ -39,6 +41,7 @@ async def test_watch_yields_current_values_marker_then_changes(js: JetStreamCont
     bucket = await TypedBucket.open(js, subjects.KV_MODELS, pb.Model)
     await bucket.put("a", pb.Model(meta=pb.ObjectMeta(name="a")))
     stream = bucket.watch()
+    assert isinstance(stream, AsyncGenerator)  # so that it can be closed
     first = await anext(stream)
     assert first is not None
     assert first.key == "a"

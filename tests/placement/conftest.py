@@ -61,7 +61,7 @@ class Reports:
             self._arrived.notify_all()
 
     async def wait_for(
-        self, model: str, outcomes: set[int], timeout: float = 30.0
+        self, model: str, outcomes: set[agent_pb2.ModelReplicaOutcome.ValueType], timeout: float = 30.0
     ) -> agent_pb2.ModelReplicaReport:
         """The first report for ``model`` whose outcome is one of ``outcomes``."""
 

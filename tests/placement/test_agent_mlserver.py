@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import aiohttp
@@ -36,10 +37,15 @@ async def _command(nc: NATS, kind: str, payload: bytes) -> agent_pb2.CommandRepl
     return reply
 
 
-def _load(model: str, version: int, uri: str, **spec: object) -> bytes:
-    command = agent_pb2.LoadModelCommand(
-        model=model, version=version, spec=resources_pb2.ModelSpec(storage_uri=uri, **spec)
-    )
+def _load(
+    model: str,
+    version: int,
+    uri: str,
+    requirements: Iterable[str] = (),
+    parameters: Mapping[str, str] | None = None,
+) -> bytes:
+    spec = resources_pb2.ModelSpec(storage_uri=uri, requirements=requirements, parameters=parameters)
+    command = agent_pb2.LoadModelCommand(model=model, version=version, spec=spec)
     return command.SerializeToString()
 
 

@@ -18,6 +18,7 @@ from typing import BinaryIO
 import structlog
 
 from modelplane.libs.errors import DeadlineError, PermanentError
+from modelplane.libs.process import die_with_parent
 from modelplane.services.placement.runtimes.base import ReadyProbe
 
 log = structlog.get_logger(__name__)
@@ -56,6 +57,8 @@ class ManagedProcess:
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
+                # An agent killed outright must not leave its model server running.
+                preexec_fn=die_with_parent,
             )
         log.info("runtime_process_started", runtime=self.name, pid=self._proc.pid, log=str(self.log_path))
 

@@ -12,6 +12,7 @@ from modelplane.libs.resources.types import (
     Meta,
     Model,
     ModelSpec,
+    Resource,
     ServerConfigSpec,
     ServerSpec,
     effective_capabilities,
@@ -51,7 +52,8 @@ def test_every_kind_round_trips_through_protobuf() -> None:
             parameters={"k": "v"},
         ),
     )
-    for resource in (model, default_server(), *builtin_server_configs()):
+    resources: tuple[Resource, ...] = (model, default_server(), *builtin_server_configs())
+    for resource in resources:
         assert convert.resource_from_pb(convert.resource_to_pb(resource)) == resource
 
 
