@@ -191,15 +191,12 @@ class TypedBucket(Generic[M]):
         """Current values first, then ``None`` once caught up, then every change as it happens."""
         watcher = await self._kv.watch(keys)
         try:
-            while True:
-                try:
-                    entry = await watcher.updates(timeout=3600)  # type: ignore[no-untyped-call]
-                except (TimeoutError, nats.errors.TimeoutError):
-                    continue
+            # Iterate the watcher itself: its updates(timeout=...) goes through asyncio.wait_for,
+            # which on Python 3.11 can swallow a cancellation when an item is already queued.
+            async for entry in watcher:
                 if entry is None:
                     yield None
-                    continue
-                if entry.operation in ("DEL", "PURGE"):
+                elif entry.operation in ("DEL", "PURGE"):
                     yield Change(entry.key, None, entry.revision or 0)
                 else:
                     yield Change(entry.key, self._decode(entry.value), entry.revision or 0)

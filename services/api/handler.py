@@ -23,7 +23,6 @@ import builtins
 import dataclasses
 import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any, Final, Literal, Protocol
 
 import structlog
@@ -31,6 +30,7 @@ from google.protobuf.message import Message
 from nats.js import JetStreamContext
 
 from modelplane.libs import subjects
+from modelplane.libs.clock import now_rfc3339
 from modelplane.libs.errors import ConflictError, InvalidError, NotFoundError
 from modelplane.libs.proto import events_pb2, resources_pb2, state_pb2
 from modelplane.libs.resources import convert
@@ -97,10 +97,6 @@ _CODECS: Final[Mapping[str, _Codec]] = {
         resources_pb2.ServerConfig, convert.server_config_to_pb, convert.server_config_from_pb
     ),
 }
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _normalized(resource: Resource) -> Resource:
@@ -170,7 +166,7 @@ class ControlHandler:
             current = await bucket.try_get(name)
             try:
                 if current is None:
-                    stored = _with_meta(incoming, generation=1, created_at=_now())
+                    stored = _with_meta(incoming, generation=1, created_at=now_rfc3339())
                     await bucket.create(name, codec.to_pb(stored))
                     outcome: Outcome = "created"
                 else:
@@ -230,7 +226,7 @@ class ControlHandler:
             schema_version=EVENT_SCHEMA_VERSION,
             kind=kind,
             name=name,
-            time=_now(),
+            time=now_rfc3339(),
             attributes=dict(attributes),
         )
         await self._publisher.publish(subjects.resource_event(kind, name), event.SerializeToString())

@@ -20,11 +20,11 @@ from opentelemetry import trace
 from modelplane.libs.errors import ModelplaneError
 from modelplane.libs.proto import open_inference_pb2 as oip
 from modelplane.libs.proto import open_inference_pb2_grpc as oip_grpc
+from modelplane.libs.routes import RouteEndpoint
 from modelplane.libs.telemetry import extract_context, inject_context
 from modelplane.services.gateway.converters import input_headers_from_proto
 from modelplane.services.gateway.handler import GatewayHandler
 from modelplane.services.gateway.metrics import UNKNOWN_MODEL, GatewayMetrics
-from modelplane.services.gateway.routing import Endpoint
 from modelplane.services.gateway.upstream_grpc import GrpcUpstream
 from modelplane.services.gateway.validation import validate_inputs
 
@@ -165,7 +165,7 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
                 upstream_request = oip.ModelMetadataRequest(name=target.server_model_name)
                 upstream_metadata = self._upstream_metadata(metadata)
 
-                async def call(endpoint: Endpoint) -> oip.ModelMetadataResponse:
+                async def call(endpoint: RouteEndpoint) -> oip.ModelMetadataResponse:
                     return await self._upstream.model_metadata(endpoint, upstream_request, upstream_metadata)
 
                 return await self._handler.forward(target, call)
@@ -190,7 +190,7 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
                 request.model_version = ""
                 upstream_metadata = self._upstream_metadata(metadata)
 
-                async def call(endpoint: Endpoint) -> oip.ModelInferResponse:
+                async def call(endpoint: RouteEndpoint) -> oip.ModelInferResponse:
                     trace.get_current_span().set_attribute("modelplane.replica", endpoint.replica)
                     return await self._upstream.model_infer(endpoint, request, upstream_metadata)
 

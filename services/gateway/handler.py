@@ -19,8 +19,9 @@ from typing import TypeVar
 import structlog
 
 from modelplane.libs.errors import NotFoundError, RetryableError
+from modelplane.libs.routes import RouteEndpoint
 from modelplane.services.gateway.balancers import Balancer
-from modelplane.services.gateway.routing import Endpoint, RouteTable
+from modelplane.services.gateway.routing import RouteTable, default_version, find_version
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +53,7 @@ class Target:
     model: str
     version: int
     server_model_name: str
-    endpoints: tuple[Endpoint, ...]
+    endpoints: tuple[RouteEndpoint, ...]
 
     @property
     def balance_key(self) -> str:
@@ -118,13 +119,13 @@ class GatewayHandler:
             raise NotFoundError(f"model {model} not found")
         if version:
             try:
-                chosen = route.version(int(version))
+                chosen = find_version(route, int(version))
             except ValueError:
                 chosen = None
             if chosen is None:
                 raise NotFoundError(f"model {model} has no version {version}")
         else:
-            chosen = route.default
+            chosen = default_version(route)
             if chosen is None:
                 raise RetryableError(
                     f"model {model} has no version available yet", delay=NO_REPLICA_RETRY_AFTER
@@ -147,7 +148,7 @@ class GatewayHandler:
         return target
 
     # ---- forwarding ---------------------------------------------------------------------------
-    async def forward(self, target: Target, call: Callable[[Endpoint], Awaitable[R]]) -> R:
+    async def forward(self, target: Target, call: Callable[[RouteEndpoint], Awaitable[R]]) -> R:
         """Run ``call`` on a replica chosen by the balancer, moving on only if it was unreachable."""
         candidates = self._balancer.order(target.balance_key, target.endpoints)
         if not candidates:

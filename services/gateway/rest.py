@@ -21,10 +21,10 @@ from aiohttp import web
 from opentelemetry import trace
 
 from modelplane.libs.errors import ModelplaneError, RetryableError
+from modelplane.libs.routes import RouteEndpoint
 from modelplane.libs.telemetry import extract_context, inject_context
 from modelplane.services.gateway.handler import GatewayHandler, Target
 from modelplane.services.gateway.metrics import UNKNOWN_MODEL, GatewayMetrics
-from modelplane.services.gateway.routing import Endpoint
 from modelplane.services.gateway.upstream_http import HttpReply, HttpUpstream
 from modelplane.services.gateway.validation import validate_infer_json
 
@@ -138,7 +138,7 @@ class RestAdapter:
         headers = self._upstream_headers(request)
         path = f"/v2/models/{quote(target.server_model_name, safe='')}{suffix}"
 
-        async def call(endpoint: Endpoint) -> HttpReply:
+        async def call(endpoint: RouteEndpoint) -> HttpReply:
             trace.get_current_span().set_attribute("modelplane.replica", endpoint.replica)
             return await self._upstream.request(method, endpoint, path, headers=headers, body=body)
 

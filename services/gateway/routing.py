@@ -3,56 +3,27 @@
 Design: the scheduler writes one ``ModelRoute`` per model into KV; the route watcher feeds every
 change into this table, so a request is routed without any I/O. A (re)started watch replays all
 current keys; ``begin_sync``/``end_sync`` bracket that replay so keys deleted while the watch was
-down disappear too. Everything here is plain data and synchronous: it runs on the event loop
-thread only, so no locks.
+down disappear too. The records are ``modelplane.libs.routes`` types (shared with the
+scheduler); choosing a version of a route is the gateway's and lives here. Everything here is
+plain data and synchronous: it runs on the event loop thread only, so no locks.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from modelplane.libs.routes import Route, RouteVersion
 
 
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """One replica that holds a model version."""
-
-    server: str
-    index: int
-    # host:port of the replica's V2 REST and gRPC servers.
-    http: str
-    grpc: str
-
-    @property
-    def replica(self) -> str:
-        return f"{self.server}.{self.index}"
+def default_version(route: Route) -> RouteVersion | None:
+    """The version that serves requests without a version: the first one, if any."""
+    return route.versions[0] if route.versions else None
 
 
-@dataclass(frozen=True, slots=True)
-class RouteVersion:
-    """One version of a model and where it is loaded."""
-
-    version: int
-    # The name the model server knows this version by, e.g. "iris_1".
-    server_model_name: str
-    endpoints: tuple[Endpoint, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """Where a model's traffic goes; ``versions[0]`` serves requests without a version."""
-
-    model: str
-    versions: tuple[RouteVersion, ...]
-
-    @property
-    def default(self) -> RouteVersion | None:
-        return self.versions[0] if self.versions else None
-
-    def version(self, number: int) -> RouteVersion | None:
-        for candidate in self.versions:
-            if candidate.version == number:
-                return candidate
-        return None
+def find_version(route: Route, number: int) -> RouteVersion | None:
+    """The version numbered ``number``, or None."""
+    for candidate in route.versions:
+        if candidate.version == number:
+            return candidate
+    return None
 
 
 class RouteTable:

@@ -16,8 +16,8 @@ import grpc
 from modelplane.libs.errors import RetryableError
 from modelplane.libs.proto import open_inference_pb2 as oip
 from modelplane.libs.proto import open_inference_pb2_grpc as oip_grpc
+from modelplane.libs.routes import RouteEndpoint
 from modelplane.services.gateway.handler import UpstreamUnreachableError
-from modelplane.services.gateway.routing import Endpoint
 
 Metadata = Sequence[tuple[str, str]]
 
@@ -35,31 +35,31 @@ class GrpcUpstream:
         self._stubs: dict[str, oip_grpc.GRPCInferenceServiceStub] = {}
         self._closed = False
 
-    def _stub(self, endpoint: Endpoint) -> oip_grpc.GRPCInferenceServiceStub:
+    def _stub(self, endpoint: RouteEndpoint) -> oip_grpc.GRPCInferenceServiceStub:
         if self._closed:
             raise RetryableError("gateway is shutting down")
-        stub = self._stubs.get(endpoint.grpc)
+        stub = self._stubs.get(endpoint.grpc_endpoint)
         if stub is None:
             # Channels are kept for endpoints that left the routes too: they hold no connection
             # once idle, and a replica that comes back reuses its channel.
-            channel = grpc.aio.insecure_channel(endpoint.grpc, options=self._options)
-            self._channels[endpoint.grpc] = channel
+            channel = grpc.aio.insecure_channel(endpoint.grpc_endpoint, options=self._options)
+            self._channels[endpoint.grpc_endpoint] = channel
             stub = oip_grpc.GRPCInferenceServiceStub(channel)
-            self._stubs[endpoint.grpc] = stub
+            self._stubs[endpoint.grpc_endpoint] = stub
         return stub
 
-    async def _call(self, endpoint: Endpoint, method: Any, request: Any, metadata: Metadata) -> Any:
+    async def _call(self, endpoint: RouteEndpoint, method: Any, request: Any, metadata: Metadata) -> Any:
         try:
             return await method(request, timeout=self._timeout, metadata=tuple(metadata))
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.UNAVAILABLE:
                 raise UpstreamUnreachableError(
-                    f"replica {endpoint.replica} at {endpoint.grpc}: {exc.details()}"
+                    f"replica {endpoint.replica} at {endpoint.grpc_endpoint}: {exc.details()}"
                 ) from exc
             raise
 
     async def model_infer(
-        self, endpoint: Endpoint, request: oip.ModelInferRequest, metadata: Metadata
+        self, endpoint: RouteEndpoint, request: oip.ModelInferRequest, metadata: Metadata
     ) -> oip.ModelInferResponse:
         response: oip.ModelInferResponse = await self._call(
             endpoint, self._stub(endpoint).ModelInfer, request, metadata
@@ -67,7 +67,7 @@ class GrpcUpstream:
         return response
 
     async def model_metadata(
-        self, endpoint: Endpoint, request: oip.ModelMetadataRequest, metadata: Metadata
+        self, endpoint: RouteEndpoint, request: oip.ModelMetadataRequest, metadata: Metadata
     ) -> oip.ModelMetadataResponse:
         response: oip.ModelMetadataResponse = await self._call(
             endpoint, self._stub(endpoint).ModelMetadata, request, metadata

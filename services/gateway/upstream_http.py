@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import aiohttp
 
 from modelplane.libs.errors import DeadlineError, RetryableError
+from modelplane.libs.routes import RouteEndpoint
 from modelplane.services.gateway.handler import UpstreamUnreachableError
-from modelplane.services.gateway.routing import Endpoint
 
 DEFAULT_CONTENT_TYPE = "application/json"
 
@@ -51,7 +51,7 @@ class HttpUpstream:
     async def request(
         self,
         method: str,
-        endpoint: Endpoint,
+        endpoint: RouteEndpoint,
         path: str,
         *,
         headers: Mapping[str, str],
@@ -59,7 +59,7 @@ class HttpUpstream:
     ) -> HttpReply:
         if self._session is None:
             raise RetryableError("gateway is shutting down")
-        url = f"http://{endpoint.http}{path}"
+        url = f"http://{endpoint.http_endpoint}{path}"
         try:
             async with self._session.request(method, url, data=body, headers=dict(headers)) as resp:
                 payload = await resp.read()
@@ -69,7 +69,9 @@ class HttpUpstream:
                     content_type=resp.headers.get("Content-Type", DEFAULT_CONTENT_TYPE),
                 )
         except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
-            raise UpstreamUnreachableError(f"replica {endpoint.replica} at {endpoint.http}: {exc}") from exc
+            raise UpstreamUnreachableError(
+                f"replica {endpoint.replica} at {endpoint.http_endpoint}: {exc}"
+            ) from exc
         except TimeoutError as exc:  # aiohttp's timeouts subclass it
             raise DeadlineError(
                 f"replica {endpoint.replica} did not answer within {self._timeout.total} s"

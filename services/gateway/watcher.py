@@ -14,8 +14,8 @@ import asyncio
 import structlog
 
 from modelplane.libs.proto import state_pb2
+from modelplane.libs.routes import route_from_pb
 from modelplane.libs.store import TypedBucket
-from modelplane.services.gateway.converters import route_from_proto
 from modelplane.services.gateway.routing import RouteTable
 
 log = structlog.get_logger(__name__)
@@ -58,7 +58,7 @@ class RouteWatcher:
                     self._table.delete(change.key)
                     log.info("route_deleted", model=change.key)
                 else:
-                    route = route_from_proto(change.key, change.value)
+                    route = route_from_pb(change.key, change.value)
                     self._table.put(route)
                     log.debug(
                         "route_updated",

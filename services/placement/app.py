@@ -11,7 +11,6 @@ models at once), cancel work and heartbeats, stop the runtime's process group, c
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import uuid
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import structlog
 from nats.aio.client import Client as NATS
 
 from modelplane.libs import subjects
+from modelplane.libs.clock import now_rfc3339
 from modelplane.libs.proto import resources_pb2, state_pb2
 from modelplane.libs.store import TypedBucket, connect, disconnect, ensure_buckets
 from modelplane.libs.tasks import KeyedWorkers, TaskSupervisor
@@ -149,7 +149,7 @@ class App:
             overcommit_percent=profile.overcommit_percent,
             incarnation=self.replica.incarnation,
             runtime=runtime.name,
-            registered_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            registered_at=now_rfc3339(),
             unavailable_reason=unavailable,
         )
 

@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TypeVar
 
 import structlog
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import DecodeError
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from modelplane.libs import subjects
-from modelplane.libs.errors import RetryableError
 from modelplane.libs.proto import agent_pb2, resources_pb2, state_pb2
 from modelplane.libs.resources.convert import model_from_pb
 from modelplane.libs.store import TypedBucket, connect, disconnect, ensure_buckets
 from modelplane.libs.tasks import KeyedWorkers, TaskSupervisor
+from modelplane.libs.watching import BucketWatch, watch_buckets
 from modelplane.services.scheduler import converters
 from modelplane.services.scheduler.cluster import ServerRecord
 from modelplane.services.scheduler.handler import Scheduler
@@ -30,8 +29,6 @@ from modelplane.services.scheduler.nats_adapters import KvPlacementOutputs, Nats
 from modelplane.services.scheduler.settings import SchedulerSettings
 
 log = structlog.get_logger(__name__)
-
-M = TypeVar("M", bound=Message)
 
 # How long start() waits for the KV replays before giving up (a NATS that slow is broken).
 _CATCH_UP_TIMEOUT = 30.0
@@ -78,21 +75,18 @@ class SchedulerApp:
         def on_replica(key: str, msg: state_pb2.ReplicaInfo | None) -> None:
             handler.replica_changed(key, converters.replica_from_pb(msg) if msg is not None else None)
 
-        caught_up: list[asyncio.Event] = []
-        for bucket_name, message_type, callback in (
-            (subjects.KV_MODELS, resources_pb2.Model, on_model),
-            (subjects.KV_SERVERS, resources_pb2.Server, on_server),
-            (subjects.KV_SERVER_CONFIGS, resources_pb2.ServerConfig, on_config),
-            (subjects.KV_REPLICAS, state_pb2.ReplicaInfo, on_replica),
-        ):
-            bucket: TypedBucket[Message] = await TypedBucket.open(js, bucket_name, message_type)
-            event = asyncio.Event()
-            caught_up.append(event)
-            self._supervisor.spawn(f"watch:{bucket_name}", _watch(bucket, callback, event))  # type: ignore[arg-type]
-        try:
-            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in caught_up)), _CATCH_UP_TIMEOUT)
-        except TimeoutError as exc:
-            raise RetryableError("scheduler could not read the KV buckets in time") from exc
+        await watch_buckets(
+            js,
+            self._supervisor,
+            (
+                BucketWatch(subjects.KV_MODELS, resources_pb2.Model, on_model),
+                BucketWatch(subjects.KV_SERVERS, resources_pb2.Server, on_server),
+                BucketWatch(subjects.KV_SERVER_CONFIGS, resources_pb2.ServerConfig, on_config),
+                BucketWatch(subjects.KV_REPLICAS, state_pb2.ReplicaInfo, on_replica),
+            ),
+            _CATCH_UP_TIMEOUT,
+            "scheduler",
+        )
 
         self._subscriptions.append(await nc.subscribe(subjects.AGENT_REPORTS, cb=self._on_report))
         self._subscriptions.append(await nc.subscribe(subjects.AGENT_HEARTBEATS, cb=self._on_heartbeat))
@@ -134,19 +128,6 @@ class SchedulerApp:
                 log.debug("unsubscribe_failed", subject=sub.subject)
         await self._supervisor.close()
         await disconnect(self._nc)
-
-
-async def _watch(
-    bucket: TypedBucket[M], callback: Callable[[str, M | None], None], caught_up: asyncio.Event
-) -> None:
-    async for change in bucket.watch():
-        if change is None:
-            caught_up.set()
-            continue
-        try:
-            callback(change.key, change.value)
-        except Exception:  # one bad value must not stop the watch
-            log.exception("watch_change_failed", bucket=bucket.name, key=change.key)
 
 
 async def _every(seconds: float, action: Callable[[], None]) -> None:

@@ -11,7 +11,6 @@ from modelplane.services.scheduler.records import (
     Assignment,
     CommandResult,
     ModelRecord,
-    Route,
     VersionRecord,
 )
 
@@ -76,28 +75,6 @@ def record_from_pb(msg: state_pb2.ModelPlacement) -> ModelRecord:
                 ],
             )
             for v in msg.versions
-        ],
-    )
-
-
-def route_to_pb(route: Route) -> state_pb2.ModelRoute:
-    return state_pb2.ModelRoute(
-        model=route.model,
-        versions=[
-            state_pb2.RouteVersion(
-                version=v.version,
-                server_model_name=v.server_model_name,
-                endpoints=[
-                    state_pb2.RouteEndpoint(
-                        server=e.server,
-                        index=e.index,
-                        http_endpoint=e.http_endpoint,
-                        grpc_endpoint=e.grpc_endpoint,
-                    )
-                    for e in v.endpoints
-                ],
-            )
-            for v in route.versions
         ],
     )
 

@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from functools import partial
 from typing import Protocol
 
 import structlog
 
 from modelplane.libs import states
+from modelplane.libs.clock import now_rfc3339
 from modelplane.libs.resources.types import Model, ModelSpec
+from modelplane.libs.routes import Route, RouteEndpoint, RouteVersion
 from modelplane.libs.tasks import KeyedWorkers
 from modelplane.services.scheduler.cluster import ReplicaRecord, ReplicaView, ServerRecord, ServerView
 from modelplane.services.scheduler.placement import Placed, PlacementPolicy, default_policy, place
@@ -37,9 +38,6 @@ from modelplane.services.scheduler.records import (
     Assignment,
     CommandResult,
     ModelRecord,
-    Route,
-    RouteEndpoint,
-    RouteVersion,
     VersionRecord,
     required_bytes,
     server_model_name,
@@ -79,10 +77,6 @@ class PlacementOutputs(Protocol):
 
     async def remove(self, model: str) -> None:
         """Delete the model's placement and route."""
-
-
-def _now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Scheduler:
@@ -399,7 +393,7 @@ class Scheduler:
             existing = latest.assignment(decision.server, index)
             if existing is None:
                 latest.replicas.append(
-                    Assignment(decision.server, index, states.LOAD_REQUESTED, updated_at=_now_rfc3339())
+                    Assignment(decision.server, index, states.LOAD_REQUESTED, updated_at=now_rfc3339())
                 )
             elif existing.state not in _ALLOCATED:
                 existing.command_sent = False
@@ -535,7 +529,7 @@ def _set_state(a: Assignment, state: int, reason: str) -> None:
     if a.state != state or a.reason != reason:
         a.state = state
         a.reason = reason
-        a.updated_at = _now_rfc3339()
+        a.updated_at = now_rfc3339()
 
 
 def _request_unload(a: Assignment) -> None:

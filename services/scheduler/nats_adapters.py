@@ -15,9 +15,10 @@ from nats.aio.client import Client as NATS
 from modelplane.libs import subjects
 from modelplane.libs.proto import agent_pb2, state_pb2
 from modelplane.libs.resources.types import ModelSpec
+from modelplane.libs.routes import Route, route_to_pb
 from modelplane.libs.store import TypedBucket
 from modelplane.services.scheduler import converters
-from modelplane.services.scheduler.records import CommandResult, ModelRecord, Route
+from modelplane.services.scheduler.records import CommandResult, ModelRecord
 
 M = TypeVar("M", bound=Message)
 
@@ -67,7 +68,7 @@ class KvPlacementOutputs:
         self._written: dict[tuple[str, str], bytes] = {}
 
     async def save(self, record: ModelRecord, route: Route) -> None:
-        await self._put(self._routes, route.model, converters.route_to_pb(route))
+        await self._put(self._routes, route.model, route_to_pb(route))
         await self._put(self._placements, record.name, converters.record_to_pb(record))
 
     async def remove(self, model: str) -> None:

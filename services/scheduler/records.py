@@ -85,29 +85,6 @@ def required_bytes(spec: ModelSpec, server_parallel_workers: int = 0) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class RouteEndpoint:
-    server: str
-    index: int
-    http_endpoint: str
-    grpc_endpoint: str
-
-
-@dataclass(frozen=True, slots=True)
-class RouteVersion:
-    version: int
-    server_model_name: str
-    endpoints: tuple[RouteEndpoint, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """Where the gateway sends a model's traffic; the first version serves unversioned requests."""
-
-    model: str
-    versions: tuple[RouteVersion, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
 class CommandResult:
     """An agent's immediate answer to a load/unload command."""
 

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from typing import TypeVar
-
-import structlog
-from google.protobuf.message import Message
 from nats.aio.client import Client as NATS
 
 from modelplane.libs import subjects
-from modelplane.libs.errors import RetryableError
 from modelplane.libs.proto import resources_pb2, state_pb2
 from modelplane.libs.store import TypedBucket, connect, disconnect, ensure_buckets
 from modelplane.libs.tasks import KeyedWorkers, TaskSupervisor
+from modelplane.libs.watching import BucketWatch, watch_buckets
 from modelplane.services.status import converters
 from modelplane.services.status.handler import StatusDeriver
 from modelplane.services.status.settings import StatusSettings
 from modelplane.services.status.types import Status
-
-log = structlog.get_logger(__name__)
-
-M = TypeVar("M", bound=Message)
 
 # How long start() waits for the KV replays before giving up.
 _CATCH_UP_TIMEOUT = 30.0
@@ -72,21 +62,18 @@ class StatusApp:
         def on_replica(key: str, msg: state_pb2.ReplicaInfo | None) -> None:
             deriver.replica_changed(key, converters.replica_from_pb(msg) if msg is not None else None)
 
-        caught_up: list[asyncio.Event] = []
-        for bucket_name, message_type, callback in (
-            (subjects.KV_MODELS, resources_pb2.Model, on_model),
-            (subjects.KV_PLACEMENTS, state_pb2.ModelPlacement, on_placement),
-            (subjects.KV_SERVERS, resources_pb2.Server, on_server),
-            (subjects.KV_REPLICAS, state_pb2.ReplicaInfo, on_replica),
-        ):
-            bucket: TypedBucket[Message] = await TypedBucket.open(js, bucket_name, message_type)
-            event = asyncio.Event()
-            caught_up.append(event)
-            self._supervisor.spawn(f"watch:{bucket_name}", _watch(bucket, callback, event))  # type: ignore[arg-type]
-        try:
-            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in caught_up)), _CATCH_UP_TIMEOUT)
-        except TimeoutError as exc:
-            raise RetryableError("status service could not read the KV buckets in time") from exc
+        await watch_buckets(
+            js,
+            self._supervisor,
+            (
+                BucketWatch(subjects.KV_MODELS, resources_pb2.Model, on_model),
+                BucketWatch(subjects.KV_PLACEMENTS, state_pb2.ModelPlacement, on_placement),
+                BucketWatch(subjects.KV_SERVERS, resources_pb2.Server, on_server),
+                BucketWatch(subjects.KV_REPLICAS, state_pb2.ReplicaInfo, on_replica),
+            ),
+            _CATCH_UP_TIMEOUT,
+            "status service",
+        )
         deriver.start()
 
     async def close(self) -> None:
@@ -95,19 +82,6 @@ class StatusApp:
         self._closed = True
         await self._supervisor.close()
         await disconnect(self._nc)
-
-
-async def _watch(
-    bucket: TypedBucket[M], callback: Callable[[str, M | None], None], caught_up: asyncio.Event
-) -> None:
-    async for change in bucket.watch():
-        if change is None:
-            caught_up.set()
-            continue
-        try:
-            callback(change.key, change.value)
-        except Exception:  # one bad value must not stop the watch
-            log.exception("watch_change_failed", bucket=bucket.name, key=change.key)
 
 
 def create() -> StatusApp:

@@ -9,11 +9,11 @@ re-derives from the tables at the time it runs and writes only when the status c
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from functools import partial
 from typing import Protocol, TypeVar
 
 from modelplane.libs import subjects
+from modelplane.libs.clock import now_rfc3339
 from modelplane.libs.tasks import KeyedWorkers
 from modelplane.services.status.derive import model_status, server_status
 from modelplane.services.status.types import ModelView, PlacementView, ReplicaView, ServerView, Status
@@ -29,13 +29,9 @@ class StatusOutputs(Protocol):
         """Remove a resource's status."""
 
 
-def _now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 class StatusDeriver:
     def __init__(
-        self, outputs: StatusOutputs, workers: KeyedWorkers, clock: Callable[[], str] = _now_rfc3339
+        self, outputs: StatusOutputs, workers: KeyedWorkers, clock: Callable[[], str] = now_rfc3339
     ) -> None:
         self._outputs = outputs
         self._workers = workers

@@ -27,10 +27,9 @@ from nats.js import JetStreamContext
 from modelplane.libs import subjects
 from modelplane.libs.embedded_nats import EmbeddedNats, free_port
 from modelplane.libs.proto import state_pb2
+from modelplane.libs.routes import Route, RouteEndpoint, RouteVersion, route_to_pb
 from modelplane.libs.store import TypedBucket
 from modelplane.services.gateway.app import App
-from modelplane.services.gateway.converters import route_to_proto
-from modelplane.services.gateway.routing import Endpoint, Route, RouteVersion
 from modelplane.services.gateway.settings import GatewaySettings
 from tests.helpers.iris import IrisModel, build_iris_model
 
@@ -45,8 +44,8 @@ class MLServerReplica:
     grpc: str
     iris: IrisModel
 
-    def endpoint(self, index: int = 0) -> Endpoint:
-        return Endpoint(server="mlserver", index=index, http=self.http, grpc=self.grpc)
+    def endpoint(self, index: int = 0) -> RouteEndpoint:
+        return RouteEndpoint(server="mlserver", index=index, http_endpoint=self.http, grpc_endpoint=self.grpc)
 
 
 def poll_until(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -127,10 +126,10 @@ def mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLServerRepli
 
 async def put_route(js: JetStreamContext, route: Route) -> None:
     bucket = await TypedBucket.open(js, subjects.KV_ROUTES, state_pb2.ModelRoute)
-    await bucket.put(route.model, route_to_proto(route))
+    await bucket.put(route.model, route_to_pb(route))
 
 
-def iris_route(replica: MLServerReplica, *extra: Endpoint, model: str = "iris") -> Route:
+def iris_route(replica: MLServerReplica, *extra: RouteEndpoint, model: str = "iris") -> Route:
     return Route(
         model=model,
         versions=(RouteVersion(1, SERVER_MODEL_NAME, (replica.endpoint(), *extra)),),

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 
 from modelplane.libs.errors import NotFoundError, RetryableError
+from modelplane.libs.routes import Route, RouteEndpoint, RouteVersion
 from modelplane.services.gateway.balancers.round_robin import RoundRobin
 from modelplane.services.gateway.handler import GatewayHandler, UpstreamUnreachableError
-from modelplane.services.gateway.routing import Endpoint, Route, RouteTable, RouteVersion
+from modelplane.services.gateway.routing import RouteTable
 
-A = Endpoint("s", 0, "a:1", "a:2")
-B = Endpoint("s", 1, "b:1", "b:2")
+A = RouteEndpoint("s", 0, "a:1", "a:2")
+B = RouteEndpoint("s", 1, "b:1", "b:2")
 
 
 def _handler(*routes: Route, retries: int = 2, connected: bool = True) -> GatewayHandler:
@@ -74,8 +75,8 @@ async def test_forward_round_robins_over_replicas() -> None:
     handler = _handler(IRIS)
     target = handler.resolve("iris")
 
-    async def call(endpoint: Endpoint) -> str:
-        return endpoint.http
+    async def call(endpoint: RouteEndpoint) -> str:
+        return endpoint.http_endpoint
 
     assert [await handler.forward(target, call) for _ in range(3)] == ["a:1", "b:1", "a:1"]
 
@@ -86,19 +87,19 @@ async def test_forward_moves_on_only_when_unreachable() -> None:
     target = handler.resolve("iris")
     tried: list[str] = []
 
-    async def first_down(endpoint: Endpoint) -> str:
-        tried.append(endpoint.http)
+    async def first_down(endpoint: RouteEndpoint) -> str:
+        tried.append(endpoint.http_endpoint)
         if endpoint is A:
             raise UpstreamUnreachableError("refused")
-        return endpoint.http
+        return endpoint.http_endpoint
 
     assert await handler.forward(target, first_down) == "b:1"
     assert tried == ["a:1", "b:1"]
 
     tried.clear()
 
-    async def answered_error(endpoint: Endpoint) -> str:
-        tried.append(endpoint.http)
+    async def answered_error(endpoint: RouteEndpoint) -> str:
+        tried.append(endpoint.http_endpoint)
         raise ValueError("replica said no")
 
     with pytest.raises(ValueError, match="replica said no"):
@@ -112,7 +113,7 @@ async def test_forward_gives_up_after_configured_retries() -> None:
     target = handler.resolve("iris")
     attempts = 0
 
-    async def down(endpoint: Endpoint) -> str:
+    async def down(endpoint: RouteEndpoint) -> str:
         nonlocal attempts
         attempts += 1
         raise UpstreamUnreachableError("refused")

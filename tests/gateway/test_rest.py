@@ -11,8 +11,8 @@ import tritonclient.http.aio as triton_http
 from nats.js import JetStreamContext
 
 from modelplane.libs.embedded_nats import free_port
+from modelplane.libs.routes import Route, RouteEndpoint, RouteVersion
 from modelplane.services.gateway.app import App
-from modelplane.services.gateway.routing import Endpoint, Route, RouteVersion
 from tests.gateway.conftest import MLServerReplica, eventually, iris_route, put_route
 
 
@@ -179,7 +179,12 @@ async def test_unreachable_replica_is_skipped(
 ) -> None:
     """With a dead replica in the route, every request still succeeds on the live one."""
     dead_port = free_port()
-    dead = Endpoint(server="mlserver", index=1, http=f"127.0.0.1:{dead_port}", grpc=f"127.0.0.1:{dead_port}")
+    dead = RouteEndpoint(
+        server="mlserver",
+        index=1,
+        http_endpoint=f"127.0.0.1:{dead_port}",
+        grpc_endpoint=f"127.0.0.1:{dead_port}",
+    )
     await put_route(js, iris_route(mlserver, dead, model="iris-flaky"))
 
     async def routed() -> bool:

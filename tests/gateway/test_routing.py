@@ -1,11 +1,11 @@
-"""The in-memory route table and its resync semantics."""
+"""The in-memory route table, its resync semantics and version selection."""
 
 from __future__ import annotations
 
-from modelplane.services.gateway.converters import route_from_proto, route_to_proto
-from modelplane.services.gateway.routing import Endpoint, Route, RouteTable, RouteVersion
+from modelplane.libs.routes import Route, RouteEndpoint, RouteVersion
+from modelplane.services.gateway.routing import RouteTable, default_version, find_version
 
-EP = Endpoint("mlserver", 0, "127.0.0.1:1", "127.0.0.1:2")
+EP = RouteEndpoint("mlserver", 0, "127.0.0.1:1", "127.0.0.1:2")
 
 
 def _route(model: str) -> Route:
@@ -13,14 +13,15 @@ def _route(model: str) -> Route:
 
 
 def test_first_version_is_default_and_versions_are_found_by_number() -> None:
-    """versions[0] serves unversioned requests; version(n) finds by number or returns None."""
+    """versions[0] serves unversioned requests; find_version(n) finds by number or returns None."""
     route = _route("iris")
-    assert route.default is not None
-    assert route.default.version == 2
-    found = route.version(1)
+    default = default_version(route)
+    assert default is not None
+    assert default.version == 2
+    found = find_version(route, 1)
     assert found is not None
     assert found.server_model_name == "iris_1"
-    assert route.version(3) is None
+    assert find_version(route, 3) is None
 
 
 def test_resync_drops_models_missing_from_the_replay() -> None:
@@ -49,16 +50,3 @@ def test_changes_after_sync_apply_directly() -> None:
     table.delete("a")
     assert table.get("a") is None
     table.delete("never-there")
-
-
-def test_proto_round_trip_keeps_every_field() -> None:
-    """route_to_proto and route_from_proto are inverses."""
-    route = _route("iris")
-    assert route_from_proto("iris", route_to_proto(route)) == route
-
-
-def test_model_name_falls_back_to_the_key() -> None:
-    """A record without its model field is named by its KV key."""
-    msg = route_to_proto(_route("iris"))
-    msg.model = ""
-    assert route_from_proto("iris", msg).model == "iris"

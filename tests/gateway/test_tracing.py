@@ -13,8 +13,8 @@ from nats.js import JetStreamContext
 from modelplane.libs.embedded_nats import EmbeddedNats, free_port
 from modelplane.libs.proto import open_inference_pb2 as oip
 from modelplane.libs.proto import open_inference_pb2_grpc as oip_grpc
+from modelplane.libs.routes import Route, RouteEndpoint, RouteVersion
 from modelplane.services.gateway.app import App
-from modelplane.services.gateway.routing import Endpoint, Route, RouteVersion
 from tests.gateway.conftest import eventually, put_route, start_gateway
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -65,7 +65,7 @@ class Replica:
     def __init__(
         self, http_port: int, grpc_port: int, servicer: RecordingServicer, seen: list[dict[str, str]]
     ):
-        self.endpoint = Endpoint("fake", 0, f"127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}")
+        self.endpoint = RouteEndpoint("fake", 0, f"127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}")
         self.servicer = servicer
         self.http_headers = seen
 

@@ -6,20 +6,20 @@ from nats.js import JetStreamContext
 
 from modelplane.libs import subjects
 from modelplane.libs.proto import state_pb2
+from modelplane.libs.routes import Route, RouteEndpoint, RouteVersion, route_to_pb
 from modelplane.libs.store import TypedBucket
 from modelplane.libs.tasks import TaskSupervisor
-from modelplane.services.gateway.converters import route_to_proto
-from modelplane.services.gateway.routing import Endpoint, Route, RouteTable, RouteVersion
+from modelplane.services.gateway.routing import RouteTable
 from modelplane.services.gateway.watcher import RouteWatcher
 from tests.gateway.conftest import eventually
 
-EP = Endpoint("mlserver", 0, "127.0.0.1:1", "127.0.0.1:2")
+EP = RouteEndpoint("mlserver", 0, "127.0.0.1:1", "127.0.0.1:2")
 
 
 async def test_watcher_syncs_existing_routes_then_follows_changes(js: JetStreamContext) -> None:
     """Existing keys are loaded and marked synced; later puts and deletes show up."""
     bucket = await TypedBucket.open(js, subjects.KV_ROUTES, state_pb2.ModelRoute)
-    await bucket.put("iris", route_to_proto(Route("iris", (RouteVersion(1, "iris_1", (EP,)),))))
+    await bucket.put("iris", route_to_pb(Route("iris", (RouteVersion(1, "iris_1", (EP,)),))))
     table = RouteTable()
     tasks = TaskSupervisor("test")
     tasks.spawn("watcher", RouteWatcher(bucket, table).run())
@@ -31,7 +31,7 @@ async def test_watcher_syncs_existing_routes_then_follows_changes(js: JetStreamC
         await eventually(synced, 10, "sync")
         assert table.models() == ["iris"]
 
-        await bucket.put("wine", route_to_proto(Route("wine", ())))
+        await bucket.put("wine", route_to_pb(Route("wine", ())))
 
         async def has_wine() -> bool:
             return table.get("wine") is not None

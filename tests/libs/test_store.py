@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 
 import pytest
@@ -52,3 +53,21 @@ async def test_watch_yields_current_values_marker_then_changes(js: JetStreamCont
     assert change.key == "a"
     assert change.value is None
     await stream.aclose()
+
+
+async def test_a_watch_consumer_stops_promptly_when_cancelled(js: JetStreamContext) -> None:
+    """Cancelling a task that follows a watch ends it at once, even with updates queued."""
+    bucket = await TypedBucket.open(js, subjects.KV_MODELS, pb.Model)
+    for i in range(50):
+        await bucket.put(f"m{i}", pb.Model(meta=pb.ObjectMeta(name=f"m{i}")))
+
+    async def follow() -> None:
+        async for _ in bucket.watch():
+            await asyncio.sleep(0)
+
+    for _ in range(20):
+        task = asyncio.create_task(follow())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=2)
+        assert task in done, "watch consumer ignored its cancellation"
