@@ -3,11 +3,22 @@
 Frozen snapshots (``ReplicaView``, ``ServerView``) are what placement policies see; they are built
 fresh for each placement decision from the mutable ``ReplicaRecord`` table, so a policy can never
 change the scheduler's state and the decision is a pure function of its inputs.
+
+Placement looks at every server for every decision, so each ``ServerView`` computes, once and
+only when first asked, a ``ServerSummary`` of the request-independent facts (capabilities common
+to its usable replicas, the versions it holds, its schedulable replicas ordered by free memory
+with prefix sums). A caller that changes one server between decisions builds a new view for that
+server only; the other views keep their summaries.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bisect import bisect_right
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import accumulate
+from operator import itemgetter
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +39,9 @@ class ReplicaView:
     assigned: frozenset[str] = frozenset()
     # ServerConfig parallel workers: a model's memory counts this many times (0 = unknown = 1).
     parallel_workers: int = 0
+    # Memory promised to loads not yet confirmed (LoadRequested..Loaded/LoadFailed), in bytes.
+    # Callers may also fold it into used_bytes; free memory subtracts both.
+    reserved_bytes: int = 0
 
     @property
     def key(self) -> str:
@@ -40,7 +54,88 @@ class ReplicaView:
 
     @property
     def free_bytes(self) -> int:
-        return max(0, self.capacity_bytes - self.used_bytes)
+        """max(0, available - reserved), where available = capacity - used."""
+        return max(0, self.capacity_bytes - self.used_bytes - self.reserved_bytes)
+
+    @property
+    def capability_set(self) -> frozenset[str]:
+        """The capabilities, trimmed."""
+        return trimmed_capabilities(self.capabilities)
+
+
+@lru_cache(maxsize=1024)
+def trimmed_capabilities(capabilities: tuple[str, ...]) -> frozenset[str]:
+    """A capability list as a set of trimmed names (memoised: replicas of a server share one list)."""
+    return frozenset(c.strip() for c in capabilities)
+
+
+_ORDER = itemgetter(0, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSummary:
+    """Request-independent facts about one server, computed once per ``ServerView``."""
+
+    # Replicas without an unavailable_reason.
+    usable_count: int
+    # Capabilities (trimmed) offered by every usable replica.
+    capabilities: frozenset[str]
+    # "<model>_<version>" names assigned to any replica of the server.
+    held: frozenset[str]
+    # Usable, non-draining replicas: most free memory first, then lower index.
+    schedulable: tuple[ReplicaView, ...]
+    # -free_bytes of ``schedulable`` (ascending, for bisect) and prefix sums of free_bytes.
+    neg_free: tuple[int, ...]
+    prefix_free: tuple[int, ...]
+    # The parallel workers every schedulable replica reports, or None when they differ.
+    workers: int | None
+    # The server takes new models at all: it exists, expects replicas and has a usable one.
+    accepting: bool = True
+
+    @classmethod
+    def of(cls, replicas: tuple[ReplicaView, ...], accepting: bool = True) -> ServerSummary:
+        usable = 0
+        capabilities: frozenset[str] | None = None
+        last_listed: tuple[str, ...] | None = None
+        held: list[frozenset[str]] = []
+        entries: list[tuple[int, int, ReplicaView]] = []
+        workers: set[int] = set()
+        for r in replicas:
+            if r.assigned:
+                held.append(r.assigned)
+            if r.unavailable_reason:
+                continue
+            usable += 1
+            # Replicas of one server usually share one capability tuple: intersect once per list.
+            if r.capabilities is not last_listed:
+                last_listed = r.capabilities
+                caps = trimmed_capabilities(last_listed)
+                capabilities = caps if capabilities is None else capabilities & caps
+            if not r.draining:
+                # free_bytes, inlined: this runs for every replica of every changed server.
+                free = (
+                    r.memory_bytes * (100 + max(0, r.overcommit_percent)) // 100
+                    - r.used_bytes
+                    - r.reserved_bytes
+                )
+                entries.append((-free if free > 0 else 0, r.index, r))
+                workers.add(r.parallel_workers)
+        entries.sort(key=_ORDER)
+        neg_free = tuple([e[0] for e in entries])
+        return cls(
+            usable,
+            capabilities or frozenset(),
+            frozenset().union(*held) if held else frozenset(),
+            tuple([e[2] for e in entries]),
+            neg_free,
+            (0, *accumulate([-n for n in neg_free])),
+            (workers.pop() if len(workers) == 1 else None) if workers else 0,
+            accepting and usable > 0,
+        )
+
+    def fitting(self, required: int) -> int:
+        """How many schedulable replicas have at least ``required`` bytes free."""
+        return bisect_right(self.neg_free, -required)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +148,78 @@ class ServerView:
     replicas: tuple[ReplicaView, ...] = ()
     # False when the Server resource is gone but replicas still report in.
     exists: bool = True
+    _summary: ServerSummary | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def usable_replicas(self) -> tuple[ReplicaView, ...]:
         return tuple(r for r in self.replicas if not r.unavailable_reason)
+
+    @property
+    def summary(self) -> ServerSummary:
+        """Request-independent facts placement needs (computed on first use, then kept)."""
+        summary = self._summary
+        if summary is None:
+            summary = ServerSummary.of(self.replicas, self.exists and self.expected_replicas > 0)
+            object.__setattr__(self, "_summary", summary)
+        return summary
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """Capabilities (trimmed) that every usable replica offers."""
+        return self.summary.capabilities
+
+    def with_reserved(self, server_model_name: str, bytes_by_index: Mapping[int, int]) -> ServerView:
+        """This server after LoadRequested of ``server_model_name`` on some replicas.
+
+        Each replica in ``bytes_by_index`` that does not hold the version yet reserves its bytes
+        and records the version. The summary is updated rather than recomputed (only the
+        changed replicas are re-ranked), which keeps placing many models in a row cheap.
+        """
+        old = self.summary
+        changed: dict[int, ReplicaView] = {}
+        replicas = []
+        for r in self.replicas:
+            extra = bytes_by_index.get(r.index)
+            if extra is not None and server_model_name not in r.assigned:
+                r = ReplicaView(
+                    r.server,
+                    r.index,
+                    r.capabilities,
+                    r.memory_bytes,
+                    r.overcommit_percent,
+                    r.used_bytes,
+                    r.draining,
+                    r.unavailable_reason,
+                    r.assigned | {server_model_name},
+                    r.parallel_workers,
+                    r.reserved_bytes + extra,
+                )
+                changed[r.index] = r
+            replicas.append(r)
+        view = ServerView(self.name, self.expected_replicas, tuple(replicas), self.exists)
+        if not changed:
+            object.__setattr__(view, "_summary", old)
+            return view
+        entries = [
+            (-changed[r.index].free_bytes, r.index, changed[r.index])
+            if r.index in changed
+            else (n, r.index, r)
+            for n, r in zip(old.neg_free, old.schedulable, strict=True)
+        ]
+        entries.sort(key=_ORDER)
+        neg_free = tuple([e[0] for e in entries])
+        summary = ServerSummary(
+            old.usable_count,
+            old.capabilities,
+            old.held | {server_model_name},
+            tuple([e[2] for e in entries]),
+            neg_free,
+            (0, *accumulate([-n for n in neg_free])),
+            old.workers,
+            old.accepting,
+        )
+        object.__setattr__(view, "_summary", summary)
+        return view
 
 
 @dataclass(slots=True)

@@ -17,9 +17,7 @@ class ExplainerFilter:
         return f"an explainer model (spec.explainerFor) needs capability {EXPLAINER_CAPABILITY}"
 
     def accepts(self, request: PlacementRequest, replica: ReplicaView) -> bool:
-        if not request.spec.explainer_for:
-            return True
-        return EXPLAINER_CAPABILITY in {c.strip() for c in replica.capabilities}
+        return not request.spec.explainer_for or EXPLAINER_CAPABILITY in replica.capability_set
 
     def explain(
         self, request: PlacementRequest, rejected: Sequence[ReplicaView], passed: int, total: int

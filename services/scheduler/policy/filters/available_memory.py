@@ -1,7 +1,7 @@
-"""AvailableMemoryFilter: the replica has room for the model, or already holds it.
+"""AvailableMemoryReplicaFilter: the replica has room for the model, or already holds it.
 
-free = memory x (1 + overcommit%) - memory of the versions assigned to the replica;
-required = model memory x parallel workers (x1 when unknown).
+free = max(0, memory x (1 + overcommit%) - used - reserved);
+required = model memory x parallel workers (the model's, else the server's; x1 when unknown).
 """
 
 from __future__ import annotations
@@ -13,11 +13,14 @@ from modelplane.services.scheduler.cluster import ReplicaView
 from modelplane.services.scheduler.policy.base import PlacementRequest
 
 
-class AvailableMemoryFilter:
-    name = "AvailableMemoryFilter"
+class AvailableMemoryReplicaFilter:
+    name = "AvailableMemoryReplicaFilter"
 
     def describe(self) -> str:
-        return "free memory (with overcommit) covers the model's memory x parallel workers"
+        return (
+            "free memory (with overcommit, minus reserved) covers the model's memory x parallel "
+            "workers, or the replica already holds the model"
+        )
 
     def accepts(self, request: PlacementRequest, replica: ReplicaView) -> bool:
         return request.holds(replica) or replica.free_bytes >= request.required_on(replica)

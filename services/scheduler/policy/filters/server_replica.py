@@ -1,4 +1,4 @@
-"""ServerReplicaFilter: a server needs at least one connected, usable replica."""
+"""ServerReplicaFilter: a server needs at least one connected replica that can take models."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ class ServerReplicaFilter:
     def reject(self, request: PlacementRequest, server: ServerView) -> str | None:
         if not server.replicas:
             return "waiting for server replicas to connect"
-        if not server.usable_replicas:
+        if not server.summary.usable_count:
             reasons = sorted({r.unavailable_reason for r in server.replicas})
             return "no usable replica (" + "; ".join(reasons) + ")"
         return None

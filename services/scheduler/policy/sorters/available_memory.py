@@ -10,7 +10,7 @@ class AvailableMemorySorter:
     name = "AvailableMemorySorter"
 
     def describe(self) -> str:
-        return "replicas with more free memory first"
+        return "replicas with more free memory (available - reserved) first"
 
     def key(self, request: PlacementRequest, replica: ReplicaView) -> int:
         return -replica.free_bytes

@@ -1,4 +1,4 @@
-"""ModelAlreadyLoadedSorter: replicas that already hold the version come first (no reload)."""
+"""ModelAlreadyLoadedSorter: replicas already loading or holding the version first (no reload)."""
 
 from __future__ import annotations
 

@@ -1,15 +1,15 @@
-"""ModelAlreadyOnServerSorter: a server already holding the version comes first."""
+"""ModelAlreadyLoadedOnServerSorter: a server already holding the version comes first."""
 
 from __future__ import annotations
 
 from modelplane.services.scheduler.policy.base import PlacementRequest, ServerOption
 
 
-class ModelAlreadyOnServerSorter:
-    name = "ModelAlreadyOnServerSorter"
+class ModelAlreadyLoadedOnServerSorter:
+    name = "ModelAlreadyLoadedOnServerSorter"
 
     def describe(self) -> str:
         return "servers that already hold this model version first"
 
     def key(self, request: PlacementRequest, option: ServerOption) -> int:
-        return 0 if any(request.holds(r) for r in option.server.replicas) else 1
+        return 0 if request.server_model_name in option.server.summary.held else 1

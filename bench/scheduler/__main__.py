@@ -1,0 +1,5 @@
+"""``python -m bench.scheduler``: see run.py."""
+
+from bench.scheduler.run import main
+
+main()

@@ -1,0 +1,39 @@
+"""VersionServerFilter: all replicas of one model version live on one server."""
+
+from __future__ import annotations
+
+from modelplane.libs.resources.types import ModelSpec
+from modelplane.services.scheduler.cluster import ReplicaView, ServerView
+from modelplane.services.scheduler.policy.base import PlacementRequest
+from modelplane.services.scheduler.policy.filters.version_server import VersionServerFilter
+
+MI = 1 << 20
+
+
+def request(current_server: str = "", **spec: object) -> PlacementRequest:
+    return PlacementRequest("iris", 1, ModelSpec(storage_uri="file:///m", **spec), current_server)  # type: ignore[arg-type]
+
+
+def replica(index: int = 0, **fields: object) -> ReplicaView:
+    values: dict[str, object] = {
+        "server": "s",
+        "index": index,
+        "capabilities": ("sklearn",),
+        "memory_bytes": 100 * MI,
+    }
+    values.update(fields)
+    return ReplicaView(**values)  # type: ignore[arg-type]
+
+
+def test_version_with_live_replicas_stays_on_its_server() -> None:
+    """A version already running on server a rejects server b and says why."""
+    got = VersionServerFilter().reject(request(current_server="a"), ServerView("b", 1))
+    assert got == "version 1 already runs on server a"
+
+
+def test_keeps_the_current_server_and_any_server_for_a_new_version() -> None:
+    """The current server passes; a version without live replicas may go anywhere."""
+    f = VersionServerFilter()
+    assert f.reject(request(current_server="a"), ServerView("a", 1)) is None
+    assert f.reject(request(), ServerView("b", 1)) is None
+    assert f.describe()
