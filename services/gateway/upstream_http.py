@@ -68,7 +68,9 @@ class HttpUpstream:
                     body=payload,
                     content_type=resp.headers.get("Content-Type", DEFAULT_CONTENT_TYPE),
                 )
-        except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
+        except aiohttp.ClientConnectionError as exc:
+            # Refused, reset or closed before any answer (e.g. the replica's process was killed
+            # mid-request): nothing was answered, so the handler may try another replica.
             raise UpstreamUnreachableError(
                 f"replica {endpoint.replica} at {endpoint.http_endpoint}: {exc}"
             ) from exc

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import struct
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,7 +16,7 @@ from nats.js import JetStreamContext
 from modelplane.libs.embedded_nats import free_port
 from modelplane.libs.routes import Route, RouteEndpoint, RouteVersion
 from modelplane.services.gateway.app import App
-from tests.gateway.conftest import MLServerReplica, eventually, iris_route, put_route
+from tests.gateway.conftest import SERVER_MODEL_NAME, MLServerReplica, eventually, iris_route, put_route
 
 
 async def _infer(
@@ -196,6 +199,48 @@ async def test_unreachable_replica_is_skipped(
             http, f"{gateway.http_url}/v2/models/iris-flaky/infer", mlserver.iris.v2_request(1)
         )
         assert status == 200, body
+
+
+async def test_replica_dropping_the_connection_mid_request_is_retried_elsewhere(
+    gateway: App, js: JetStreamContext, mlserver: MLServerReplica, http: aiohttp.ClientSession
+) -> None:
+    """A replica that reads the request and closes the connection without answering (a process
+    killed mid-request) never fails the client: the request is sent to the next replica."""
+
+    async def read_then_drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1024)
+        # Linger 0 turns the close into a TCP reset, as when the kernel closes a killed process's socket.
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+
+    server = await asyncio.start_server(read_then_drop, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    dropping = RouteEndpoint(
+        server="mlserver", index=1, http_endpoint=f"127.0.0.1:{port}", grpc_endpoint=f"127.0.0.1:{port}"
+    )
+    try:
+        # The dropping replica first, so round robin reaches it on the very first request.
+        await put_route(
+            js,
+            Route(
+                model="iris-dropping",
+                versions=(RouteVersion(1, SERVER_MODEL_NAME, (dropping, mlserver.endpoint())),),
+            ),
+        )
+
+        async def routed() -> bool:
+            return gateway.routes.get("iris-dropping") is not None
+
+        await eventually(routed, 10, "route 'iris-dropping'")
+        for _ in range(4):
+            status, body = await _infer(
+                http, f"{gateway.http_url}/v2/models/iris-dropping/infer", mlserver.iris.v2_request(1)
+            )
+            assert status == 200, body
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 async def test_upstream_error_status_is_passed_through(
