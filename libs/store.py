@@ -201,9 +201,24 @@ class TypedBucket(Generic[M]):
                 else:
                     yield Change(entry.key, self._decode(entry.value), entry.revision or 0)
         finally:
-            # The connection may already be closed at shutdown.
-            with contextlib.suppress(Exception):
-                await watcher.stop()  # type: ignore[no-untyped-call]
+            await _stop_watcher(watcher)
+
+
+async def _stop_watcher(watcher: KeyValue.KeyWatcher) -> None:
+    """Stop a KV watcher, also when its connection is already closed (e.g. at a hard shutdown).
+
+    nats-py's ``stop()`` raises on a closed connection before it cancels the consumer's
+    heartbeat and flow-control tasks, which then linger for up to two idle-heartbeat intervals
+    (10 s); cancel them here so nothing outlives the watch.
+    """
+    try:
+        await watcher.stop()  # type: ignore[no-untyped-call]
+    except Exception:
+        jsi = getattr(getattr(getattr(watcher, "_sub", None), "_sub", None), "_jsi", None)
+        for attribute in ("_hbtask", "_fctask"):
+            task = getattr(jsi, attribute, None)
+            if isinstance(task, asyncio.Task):
+                task.cancel()
 
 
 async def disconnect(nc: NATS | None, *, drain: bool = False, timeout: float = 5.0) -> None:

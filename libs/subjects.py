@@ -19,10 +19,17 @@ KV_PLACEMENTS = "modelplane_placements"
 KV_ROUTES = "modelplane_routes"
 # key "<kind>.<name>" -> ResourceStatus, written by the status service.
 KV_STATUS = "modelplane_status"
+# key "<server>" -> ServerState (booked memory per replica), written by the scheduler only.
+KV_SERVER_STATES = "modelplane_server_states"
+# key "<server>" -> ServerScaleRequest (the pending one), written by the scheduler only.
+KV_SCALE_REQUESTS = "modelplane_scale_requests"
+# key "<lease name>" (e.g. "scheduler") -> Lease, written by the instances competing for it.
+KV_LEASES = "modelplane_leases"
 
 DESIRED_BUCKETS = (KV_MODELS, KV_SERVERS, KV_SERVER_CONFIGS)
-OBSERVED_BUCKETS = (KV_REPLICAS, KV_PLACEMENTS, KV_ROUTES, KV_STATUS)
-ALL_BUCKETS = DESIRED_BUCKETS + OBSERVED_BUCKETS
+OBSERVED_BUCKETS = (KV_REPLICAS, KV_PLACEMENTS, KV_ROUTES, KV_STATUS, KV_SERVER_STATES, KV_SCALE_REQUESTS)
+COORDINATION_BUCKETS = (KV_LEASES,)
+ALL_BUCKETS = DESIRED_BUCKETS + OBSERVED_BUCKETS + COORDINATION_BUCKETS
 
 # ---- Thin events ----------------------------------------------------------------------------
 EVENTS_PREFIX = "modelplane.events"
@@ -34,6 +41,18 @@ def resource_event(kind: str, name: str) -> str:
 
 
 ALL_EVENTS = f"{EVENTS_PREFIX}.>"
+
+# The scheduler publishes a thin Event (type scale_up | scale_down | scale_cleared) here whenever a
+# server's pending ServerScaleRequest changes; the request itself is in KV_SCALE_REQUESTS.
+SCALE_REQUESTS_PREFIX = "modelplane.scheduler.scale"
+
+
+def server_scale_request(server: str) -> str:
+    """Subject of scale request events about one server, e.g. ``modelplane.scheduler.scale.mlserver``."""
+    return f"{SCALE_REQUESTS_PREFIX}.{server}"
+
+
+ALL_SCALE_REQUESTS = f"{SCALE_REQUESTS_PREFIX}.>"
 
 # ---- Placement agents -----------------------------------------------------------------------
 AGENT_PREFIX = "modelplane.agent"

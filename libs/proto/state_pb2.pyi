@@ -60,6 +60,23 @@ LOADED_UNAVAILABLE: ReplicaState.ValueType  # 11
 DRAINING: ReplicaState.ValueType  # 12
 Global___ReplicaState: _TypeAlias = ReplicaState  # noqa: Y015
 
+class _ScaleDirection:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ScaleDirectionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ScaleDirection.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SCALE_DIRECTION_UNKNOWN: _ScaleDirection.ValueType  # 0
+    SCALE_UP: _ScaleDirection.ValueType  # 1
+    SCALE_DOWN: _ScaleDirection.ValueType  # 2
+
+class ScaleDirection(_ScaleDirection, metaclass=_ScaleDirectionEnumTypeWrapper): ...
+
+SCALE_DIRECTION_UNKNOWN: ScaleDirection.ValueType  # 0
+SCALE_UP: ScaleDirection.ValueType  # 1
+SCALE_DOWN: ScaleDirection.ValueType  # 2
+Global___ScaleDirection: _TypeAlias = ScaleDirection  # noqa: Y015
+
 @_typing.final
 class ReplicaInfo(_message.Message):
     """A server replica as its placement agent registers it."""
@@ -318,11 +335,29 @@ class ReplicaStatus(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    MEMORY_BYTES_FIELD_NUMBER: _builtins.int
+    OVERCOMMIT_PERCENT_FIELD_NUMBER: _builtins.int
+    RESERVED_BYTES_FIELD_NUMBER: _builtins.int
+    LOADED_BYTES_FIELD_NUMBER: _builtins.int
+    AVAILABLE_BYTES_FIELD_NUMBER: _builtins.int
+    MODELS_FIELD_NUMBER: _builtins.int
+    DRAINING_FIELD_NUMBER: _builtins.int
     server: _builtins.str
     index: _builtins.int
     state: _builtins.str
     reason: _builtins.str
     updated_at: _builtins.str
+    memory_bytes: _builtins.int
+    """Server replicas only (from ServerState): memory booked by the scheduler, in bytes."""
+    overcommit_percent: _builtins.int
+    reserved_bytes: _builtins.int
+    loaded_bytes: _builtins.int
+    available_bytes: _builtins.int
+    draining: _builtins.bool
+    @_builtins.property
+    def models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """"<model>_<version>" names the scheduler placed on this replica."""
+
     def __init__(
         self,
         *,
@@ -331,10 +366,17 @@ class ReplicaStatus(_message.Message):
         state: _builtins.str = ...,
         reason: _builtins.str = ...,
         updated_at: _builtins.str = ...,
+        memory_bytes: _builtins.int = ...,
+        overcommit_percent: _builtins.int = ...,
+        reserved_bytes: _builtins.int = ...,
+        loaded_bytes: _builtins.int = ...,
+        available_bytes: _builtins.int = ...,
+        models: _abc.Iterable[_builtins.str] | None = ...,
+        draining: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "reason", b"reason", "server", b"server", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_bytes", b"available_bytes", "draining", b"draining", "index", b"index", "loaded_bytes", b"loaded_bytes", "memory_bytes", b"memory_bytes", "models", b"models", "overcommit_percent", b"overcommit_percent", "reason", b"reason", "reserved_bytes", b"reserved_bytes", "server", b"server", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -357,6 +399,7 @@ class ResourceStatus(_message.Message):
     REPLICAS_FIELD_NUMBER: _builtins.int
     LAST_CHANGE_FIELD_NUMBER: _builtins.int
     UNAVAILABLE_REPLICAS_FIELD_NUMBER: _builtins.int
+    SCALE_REQUEST_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     name: _builtins.str
     state: _builtins.str
@@ -369,6 +412,8 @@ class ResourceStatus(_message.Message):
     last_change: _builtins.str
     """RFC 3339 time of the last state change."""
     unavailable_replicas: _builtins.int
+    scale_request: _builtins.str
+    """Servers only: the pending scale request in words, e.g. "scale up from 2 to 3 replicas: ..."."""
     @_builtins.property
     def replicas(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReplicaStatus]: ...
     def __init__(
@@ -385,11 +430,124 @@ class ResourceStatus(_message.Message):
         replicas: _abc.Iterable[Global___ReplicaStatus] | None = ...,
         last_change: _builtins.str = ...,
         unavailable_replicas: _builtins.int = ...,
+        scale_request: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_replicas", b"available_replicas", "generation", b"generation", "kind", b"kind", "last_change", b"last_change", "name", b"name", "reason", b"reason", "replicas", b"replicas", "state", b"state", "total_replicas", b"total_replicas", "unavailable_replicas", b"unavailable_replicas", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_replicas", b"available_replicas", "generation", b"generation", "kind", b"kind", "last_change", b"last_change", "name", b"name", "reason", b"reason", "replicas", b"replicas", "scale_request", b"scale_request", "state", b"state", "total_replicas", b"total_replicas", "unavailable_replicas", b"unavailable_replicas", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResourceStatus: _TypeAlias = ResourceStatus  # noqa: Y015
+
+@_typing.final
+class ReplicaUsage(_message.Message):
+    """Memory the scheduler booked on one server replica (reserved = LoadRequested/Loading, loaded =
+    Loaded/Available/Draining/unloading). available = memory x (1 + overcommit%) - loaded;
+    placement uses available - reserved.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    MEMORY_BYTES_FIELD_NUMBER: _builtins.int
+    OVERCOMMIT_PERCENT_FIELD_NUMBER: _builtins.int
+    RESERVED_BYTES_FIELD_NUMBER: _builtins.int
+    LOADED_BYTES_FIELD_NUMBER: _builtins.int
+    AVAILABLE_BYTES_FIELD_NUMBER: _builtins.int
+    MODELS_FIELD_NUMBER: _builtins.int
+    DRAINING_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    memory_bytes: _builtins.int
+    overcommit_percent: _builtins.int
+    reserved_bytes: _builtins.int
+    loaded_bytes: _builtins.int
+    available_bytes: _builtins.int
+    draining: _builtins.bool
+    @_builtins.property
+    def models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """"<model>_<version>" names assigned to the replica (reserved or loaded)."""
+
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        memory_bytes: _builtins.int = ...,
+        overcommit_percent: _builtins.int = ...,
+        reserved_bytes: _builtins.int = ...,
+        loaded_bytes: _builtins.int = ...,
+        available_bytes: _builtins.int = ...,
+        models: _abc.Iterable[_builtins.str] | None = ...,
+        draining: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_bytes", b"available_bytes", "draining", b"draining", "index", b"index", "loaded_bytes", b"loaded_bytes", "memory_bytes", b"memory_bytes", "models", b"models", "overcommit_percent", b"overcommit_percent", "reserved_bytes", b"reserved_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplicaUsage: _TypeAlias = ReplicaUsage  # noqa: Y015
+
+@_typing.final
+class ServerState(_message.Message):
+    """Per server, its live replicas' booked memory. Written by the scheduler when it changes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVER_FIELD_NUMBER: _builtins.int
+    REPLICAS_FIELD_NUMBER: _builtins.int
+    server: _builtins.str
+    @_builtins.property
+    def replicas(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReplicaUsage]: ...
+    def __init__(
+        self,
+        *,
+        server: _builtins.str = ...,
+        replicas: _abc.Iterable[Global___ReplicaUsage] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["replicas", b"replicas", "server", b"server"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServerState: _TypeAlias = ServerState  # noqa: Y015
+
+@_typing.final
+class ServerScaleRequest(_message.Message):
+    """The scheduler's pending request to change a Server's replica count (Seldon semantics).
+    Written by the scheduler, deleted once satisfied; the autoscaler acts on it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVER_FIELD_NUMBER: _builtins.int
+    CURRENT_REPLICAS_FIELD_NUMBER: _builtins.int
+    TARGET_REPLICAS_FIELD_NUMBER: _builtins.int
+    DIRECTION_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    REQUESTED_AT_FIELD_NUMBER: _builtins.int
+    server: _builtins.str
+    current_replicas: _builtins.int
+    target_replicas: _builtins.int
+    direction: Global___ScaleDirection.ValueType
+    reason: _builtins.str
+    requested_at: _builtins.str
+    """RFC 3339."""
+    def __init__(
+        self,
+        *,
+        server: _builtins.str = ...,
+        current_replicas: _builtins.int = ...,
+        target_replicas: _builtins.int = ...,
+        direction: Global___ScaleDirection.ValueType = ...,
+        reason: _builtins.str = ...,
+        requested_at: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_replicas", b"current_replicas", "direction", b"direction", "reason", b"reason", "requested_at", b"requested_at", "server", b"server", "target_replicas", b"target_replicas"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServerScaleRequest: _TypeAlias = ServerScaleRequest  # noqa: Y015

@@ -54,10 +54,12 @@ def status_summary(status: state_pb2.ResourceStatus) -> str:
     return "\n".join(lines)
 
 
-def replica_summary(replica: state_pb2.ReplicaInfo) -> str:
+def replica_summary(replica: state_pb2.ReplicaInfo, booked: state_pb2.ReplicaStatus | None = None) -> str:
+    """One server replica: what its agent registered and, when known, what the scheduler booked."""
+    draining = replica.draining or (booked is not None and booked.draining)
     if replica.unavailable_reason:
         state = f"Unavailable ({replica.unavailable_reason})"
-    elif replica.draining:
+    elif draining:
         state = "Draining"
     else:
         state = "Ready"
@@ -66,7 +68,19 @@ def replica_summary(replica: state_pb2.ReplicaInfo) -> str:
         f"    runtime: {replica.runtime or '-'}",
         f"    endpoints: http={replica.http_endpoint or '-'} grpc={replica.grpc_endpoint or '-'}",
         f"    capabilities: {', '.join(replica.capabilities) or '-'}",
-        f"    memory: {format_bytes(replica.memory_bytes)} (overcommit {replica.overcommit_percent}%)",
-        f"    loaded models: {', '.join(replica.loaded_models) or '-'}",
     ]
+    if booked is not None and booked.memory_bytes:
+        lines.append(
+            f"    memory: total {format_bytes(booked.memory_bytes)}, "
+            f"available {format_bytes(booked.available_bytes)}, "
+            f"reserved {format_bytes(booked.reserved_bytes)}, "
+            f"loaded {format_bytes(booked.loaded_bytes)} (overcommit {booked.overcommit_percent}%)"
+        )
+        lines.append(f"    models: {', '.join(booked.models) or '-'}")
+    else:
+        lines.append(
+            f"    memory: {format_bytes(replica.memory_bytes)} (overcommit {replica.overcommit_percent}%)"
+        )
+    lines.append(f"    loaded models: {', '.join(replica.loaded_models) or '-'}")
+    lines.append(f"    draining: {'yes' if draining else 'no'}")
     return "\n".join(lines)

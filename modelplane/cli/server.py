@@ -46,7 +46,7 @@ def list_servers(api_address: str) -> None:
 )
 @api_option
 def status(name: str, output: str | None, api_address: str) -> None:
-    """Show a server's state and each replica: endpoints, capabilities, memory, loaded models."""
+    """Show a server's state, pending scale request and each replica: memory, models, draining."""
     with ApiClient(api_address) as api:
         current = api.get_status(KIND, name).status
         replicas = api.server_replicas(name).replicas
@@ -60,6 +60,8 @@ def status(name: str, output: str | None, api_address: str) -> None:
     lines = [f"server/{name}: {current.state or 'Unknown'}"]
     if current.reason:
         lines.append(f"  reason: {current.reason}")
+    lines.append(f"  scale request: {current.scale_request or '-'}")
     lines.append(f"  replicas registered: {len(replicas)}")
-    lines.extend(replica_summary(r) for r in replicas)
+    booked = {r.index: r for r in current.replicas}
+    lines.extend(replica_summary(r, booked.get(r.index)) for r in replicas)
     click.echo("\n".join(lines))

@@ -55,6 +55,8 @@ class App:
         self._session: aiohttp.ClientSession | None = None
         self._commands: CommandSubscriber | None = None
         self._started: asyncio.Future[None] | None = None
+        # Resolved with the reason when the agent cannot go on (its runtime process died).
+        self._failed: asyncio.Future[str] | None = None
         self._closed = False
 
     async def start(self) -> None:
@@ -62,12 +64,43 @@ class App:
         self._nc = await connect(self.settings.nats_url, name=f"modelplane-placement-{self.replica.server}")
         self._session = aiohttp.ClientSession()
         self._started = asyncio.get_running_loop().create_future()
+        self._failed = asyncio.get_running_loop().create_future()
         self._supervisor.spawn("bring-up", self._bring_up(self._nc, self._session, self._started))
 
     async def wait_started(self) -> None:
         """Return once the replica is registered and takes commands; raise why bring-up failed."""
         assert self._started is not None, "start() first"
         await asyncio.shield(self._started)
+
+    async def wait_failed(self) -> str:
+        """Return (with the reason) once the agent cannot go on; the process runner then exits 1."""
+        assert self._failed is not None, "start() first"
+        return await asyncio.shield(self._failed)
+
+    async def _watch_runtime(self, runtime: Runtime) -> None:
+        """A runtime process that exits while we run takes the replica down with it, loudly.
+
+        The replica's key is deleted at once (so the scheduler moves its models now rather than
+        after the heartbeat timeout) and the agent fails, so `up` or Kubernetes restarts it.
+        """
+        ended = await runtime.wait_exit()
+        if ended is None or self._closed:
+            return
+        log.error(
+            "runtime_exited_unexpectedly",
+            runtime=runtime.name,
+            exit_code=ended.code,
+            last_log_lines=ended.log_tail,
+        )
+        if self.handler is not None:
+            self.handler.stop_accepting()
+        if self.registration is not None:
+            try:
+                await self.registration.deregister()
+            except Exception as exc:  # NATS may be gone; the heartbeat timeout then tells the scheduler
+                log.warning("replica_deregister_failed", error=str(exc))
+        if self._failed is not None and not self._failed.done():
+            self._failed.set_result(f"{runtime.name} exited unexpectedly with code {ended.code}")
 
     async def _bring_up(
         self, nc: NATS, session: aiohttp.ClientSession, started: asyncio.Future[None]
@@ -127,6 +160,8 @@ class App:
         )
         self._commands = CommandSubscriber(nc, handler, self.replica)
         await self._commands.start()
+        if not unavailable:
+            self._supervisor.spawn("runtime-watch", self._watch_runtime(runtime))
         log.info(
             "placement_ready",
             runtime=runtime.name,
@@ -174,6 +209,8 @@ class App:
         await disconnect(self._nc)
         if self._started is not None and not self._started.done():
             self._started.cancel()
+        if self._failed is not None and not self._failed.done():
+            self._failed.cancel()
 
 
 def create() -> App:

@@ -1,14 +1,20 @@
-"""Composition root of the scheduler: NATS connection, KV watches, subscriptions, timers.
+"""Composition root of the scheduler: NATS connection, leader lease, KV watches, subscriptions, timers.
 
-Start-up order matters for a restart that must not disturb running models: first the persisted
-placements are restored, then every watched bucket is replayed up to its end-of-replay marker,
-and only then does the handler start reconciling (so it never acts on a half-read cluster).
+Only one scheduler acts at a time. ``start()`` connects and campaigns for the ``scheduler`` lease
+(libs/lease.py) as a standby that serves nothing; each time this instance wins, a *term* builds
+the whole machinery below from KV, and when the lease is lost (or at close) the term tears it all
+down before the lease can pass on, and the instance goes back to being a standby.
+
+Start-up order of a term matters for a restart that must not disturb running models: first the
+persisted placements are restored, then every watched bucket is replayed up to its end-of-replay
+marker, and only then does the handler start reconciling (so it never acts on a half-read cluster).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import structlog
 from google.protobuf.message import DecodeError
@@ -17,21 +23,25 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from modelplane.libs import subjects
-from modelplane.libs.proto import agent_pb2, resources_pb2, state_pb2
+from modelplane.libs.lease import LeaderElection, LeaseConfig, serve_while_leader
+from modelplane.libs.proto import agent_pb2, lease_pb2, resources_pb2, state_pb2
 from modelplane.libs.resources.convert import model_from_pb
 from modelplane.libs.store import TypedBucket, connect, disconnect, ensure_buckets
 from modelplane.libs.tasks import KeyedWorkers, TaskSupervisor
 from modelplane.libs.watching import BucketWatch, watch_buckets
 from modelplane.services.scheduler import converters
-from modelplane.services.scheduler.cluster import ServerRecord
+from modelplane.services.scheduler.backoff import Backoff
 from modelplane.services.scheduler.handler import Scheduler
-from modelplane.services.scheduler.nats_adapters import KvPlacementOutputs, NatsAgentClient
+from modelplane.services.scheduler.nats_adapters import KvPlacementOutputs, KvServerOutputs, NatsAgentClient
+from modelplane.services.scheduler.placement import default_policy
 from modelplane.services.scheduler.settings import SchedulerSettings
 
 log = structlog.get_logger(__name__)
 
-# How long start() waits for the KV replays before giving up (a NATS that slow is broken).
+# How long a term waits for the KV replays before giving up (a NATS that slow is broken).
 _CATCH_UP_TIMEOUT = 30.0
+# Name of the leader lease in KV_LEASES.
+LEASE_NAME = "scheduler"
 
 
 class SchedulerApp:
@@ -42,32 +52,82 @@ class SchedulerApp:
         self.shutdown_timeout = settings.shutdown_timeout
         self.handler: Scheduler | None = None
         self._nc: NATS | None = None
+        # The leader lease: the holder stops acting a quarter of the ttl before it can pass on.
+        self.lease = LeaseConfig(
+            name=LEASE_NAME,
+            holder=settings.instance_id,
+            ttl=settings.lease_ttl,
+            renew_interval=settings.lease_renew_interval,
+            margin=settings.lease_ttl / 4,
+        )
+        self._election: LeaderElection | None = None
+        # Owns the campaign; the term's tasks and subscriptions are below, rebuilt every term.
+        self._campaign = TaskSupervisor("scheduler-lease")
         self._supervisor = TaskSupervisor("scheduler")
         self._subscriptions: list[Subscription] = []
         self._closed = False
+
+    @property
+    def is_leader(self) -> bool:
+        """True while this instance holds the lease and runs the scheduling machinery."""
+        return self._election is not None and self._election.is_leader
 
     async def start(self) -> None:
         nc = await connect(self.settings.nats_url, name="modelplane-scheduler")
         self._nc = nc
         js = nc.jetstream()
         await ensure_buckets(js)
+        leases = await TypedBucket.open(js, subjects.KV_LEASES, lease_pb2.Lease)
+        self._campaign.spawn("leadership", serve_while_leader(leases, self.lease, self._term))
+        log.info("scheduler_standby", instance=self.lease.holder, lease=LEASE_NAME)
+
+    @asynccontextmanager
+    async def _term(self, election: LeaderElection) -> AsyncIterator[None]:
+        """Run the scheduling machinery while this instance leads; tear it down on the way out."""
+        log.info("scheduler_leading", instance=self.lease.holder, term=election.term)
+        self._election = election
+        self._supervisor = TaskSupervisor("scheduler")
+        self._subscriptions = []
+        try:
+            await self._lead()
+            yield
+        finally:
+            self._election = None
+            self.handler = None
+            await self._stop_leading()
+            log.info("scheduler_stopped_leading", instance=self.lease.holder, term=election.term)
+
+    async def _lead(self) -> None:
+        assert self._nc is not None
+        nc = self._nc
+        js = nc.jetstream()
         placements = await TypedBucket.open(js, subjects.KV_PLACEMENTS, state_pb2.ModelPlacement)
         routes = await TypedBucket.open(js, subjects.KV_ROUTES, state_pb2.ModelRoute)
+        server_states = await TypedBucket.open(js, subjects.KV_SERVER_STATES, state_pb2.ServerState)
+        scale_requests = await TypedBucket.open(js, subjects.KV_SCALE_REQUESTS, state_pb2.ServerScaleRequest)
         handler = Scheduler(
             NatsAgentClient(nc, self.settings.command_timeout),
             KvPlacementOutputs(placements, routes),
             KeyedWorkers(self._supervisor, "model"),
             heartbeat_timeout=self.settings.heartbeat_timeout,
+            policy=default_policy(self.settings.server_strategy),
+            server_outputs=KvServerOutputs(nc, server_states, scale_requests),
+            backoff=Backoff(self.settings.retry_backoff_initial, self.settings.retry_backoff_max),
         )
         self.handler = handler
         handler.restore([converters.record_from_pb(v.value) for v in await placements.items()])
+        handler.restore_scale_requests(
+            [converters.scale_request_from_pb(v.value) for v in await scale_requests.items()]
+        )
 
         def on_model(key: str, msg: resources_pb2.Model | None) -> None:
             handler.model_changed(key, model_from_pb(msg) if msg is not None else None)
 
         def on_server(key: str, msg: resources_pb2.Server | None) -> None:
-            record = ServerRecord(key, msg.spec.replicas, msg.spec.server_config) if msg is not None else None
-            handler.server_changed(key, record)
+            if msg is None:
+                handler.server_changed(key, None)
+            else:
+                handler.server_changed(key, *converters.server_from_pb(msg))
 
         def on_config(key: str, msg: resources_pb2.ServerConfig | None) -> None:
             handler.server_config_changed(key, msg.spec.parallel_workers if msg is not None else None)
@@ -117,16 +177,22 @@ class SchedulerApp:
         if self.handler is not None:
             self.handler.heartbeat(beat.server, beat.index, beat.incarnation)
 
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    async def _stop_leading(self) -> None:
         for sub in self._subscriptions:
             try:
                 await sub.unsubscribe()
             except Exception:  # the connection may be gone already
                 log.debug("unsubscribe_failed", subject=sub.subject)
+        self._subscriptions = []
         await self._supervisor.close()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # Ends the term (if leading) and then releases the lease, in that order.
+        await self._campaign.close(timeout=self.shutdown_timeout)
+        await self._stop_leading()
         await disconnect(self._nc)
 
 

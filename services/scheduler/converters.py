@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from modelplane.libs.proto import agent_pb2, state_pb2
+from modelplane.libs.proto import agent_pb2, events_pb2, resources_pb2, state_pb2
 from modelplane.libs.resources.convert import model_spec_from_pb, model_spec_to_pb
 from modelplane.libs.resources.types import ModelSpec
-from modelplane.services.scheduler.cluster import ReplicaRecord
+from modelplane.services.scheduler.cluster import ReplicaRecord, ServerRecord
 from modelplane.services.scheduler.records import (
     AgentReport,
     Assignment,
     CommandResult,
     ModelRecord,
+    ReplicaUsage,
+    ScaleRequest,
+    ServerLimits,
+    ServerUsage,
     VersionRecord,
 )
 
@@ -117,3 +121,96 @@ def unload_command_to_pb(model: str, version: int) -> agent_pb2.UnloadModelComma
 
 def command_reply_from_pb(msg: agent_pb2.CommandReply) -> CommandResult:
     return CommandResult(accepted=msg.accepted, reason=msg.reason)
+
+
+def server_from_pb(msg: resources_pb2.Server) -> tuple[ServerRecord, ServerLimits]:
+    spec = msg.spec
+    return (
+        ServerRecord(msg.meta.name, spec.replicas, spec.server_config),
+        ServerLimits(min_replicas=spec.min_replicas, max_replicas=spec.max_replicas),
+    )
+
+
+def usage_to_pb(usage: ServerUsage) -> state_pb2.ServerState:
+    return state_pb2.ServerState(
+        server=usage.server,
+        replicas=[
+            state_pb2.ReplicaUsage(
+                index=r.index,
+                memory_bytes=r.memory_bytes,
+                overcommit_percent=r.overcommit_percent,
+                reserved_bytes=r.reserved_bytes,
+                loaded_bytes=r.loaded_bytes,
+                available_bytes=r.available_bytes,
+                models=list(r.models),
+                draining=r.draining,
+            )
+            for r in usage.replicas
+        ],
+    )
+
+
+def usage_from_pb(msg: state_pb2.ServerState) -> ServerUsage:
+    return ServerUsage(
+        server=msg.server,
+        replicas=tuple(
+            ReplicaUsage(
+                index=r.index,
+                memory_bytes=r.memory_bytes,
+                overcommit_percent=r.overcommit_percent,
+                reserved_bytes=r.reserved_bytes,
+                loaded_bytes=r.loaded_bytes,
+                available_bytes=r.available_bytes,
+                models=tuple(r.models),
+                draining=r.draining,
+            )
+            for r in msg.replicas
+        ),
+    )
+
+
+_DIRECTIONS = {"up": state_pb2.SCALE_UP, "down": state_pb2.SCALE_DOWN}
+_DIRECTION_NAMES = {v: k for k, v in _DIRECTIONS.items()}
+
+
+def scale_request_to_pb(request: ScaleRequest) -> state_pb2.ServerScaleRequest:
+    return state_pb2.ServerScaleRequest(
+        server=request.server,
+        current_replicas=request.current_replicas,
+        target_replicas=request.target_replicas,
+        direction=_DIRECTIONS.get(request.direction, state_pb2.SCALE_DIRECTION_UNKNOWN),
+        reason=request.reason,
+        requested_at=request.requested_at,
+    )
+
+
+def scale_request_from_pb(msg: state_pb2.ServerScaleRequest) -> ScaleRequest:
+    return ScaleRequest(
+        server=msg.server,
+        current_replicas=msg.current_replicas,
+        target_replicas=msg.target_replicas,
+        direction=_DIRECTION_NAMES.get(msg.direction, "unknown"),
+        reason=msg.reason,
+        requested_at=msg.requested_at,
+    )
+
+
+def scale_event_to_pb(
+    event_id: str, server: str, event_type: str, time: str, request: ScaleRequest | None
+) -> events_pb2.Event:
+    """The thin event announcing a change of a server's pending scale request."""
+    attributes = (
+        {"current_replicas": str(request.current_replicas), "target_replicas": str(request.target_replicas)}
+        if request is not None
+        else {}
+    )
+    return events_pb2.Event(
+        id=event_id,
+        source="scheduler",
+        type=event_type,
+        schema_version=1,
+        kind="Server",
+        name=server,
+        time=time,
+        attributes=attributes,
+    )

@@ -11,15 +11,27 @@ Design:
   placement (route first, so traffic never goes to a replica that is being unloaded and an
   Available replica is routed before anyone reads it as Available), then sends the pending
   commands. Placement decision and memory reservation happen without an ``await`` in between,
-  so two models never book the same memory.
-- Transport is behind two protocols, ``AgentClient`` and ``PlacementOutputs``; the NATS
-  adapters live in nats_adapters.py.
+  so two models never book the same memory (capacity.py: reserved until Loaded, then loaded).
+- Placement tries, in order: every desired replica avoiding replicas where this version failed
+  to load; every desired replica anywhere; then, with minReplicas > 0, as many replicas as can be
+  had down to minReplicas ("partial scheduling"; the shortfall becomes a server scale-up
+  request). A version never spans servers: moving to another server makes a new version, loaded
+  before the old one is unloaded. Replicas that drain keep serving (state Draining) until the
+  version's replicas elsewhere are Available.
+- Retries: models that failed or are under-replicated are retried at once on every capacity
+  change (replica registered or gone, server changed, a model unloaded somewhere) and
+  periodically with a per-model exponential backoff (backoff.py).
+- After model work, one coalesced work item (key ``@servers``, which no model name can be)
+  publishes each server's booked memory and its pending scale request.
+- Transport is behind protocols (``AgentClient``, ``PlacementOutputs``, ``ServerOutputs``); the
+  NATS adapters live in nats_adapters.py.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from typing import Protocol
 
@@ -30,22 +42,33 @@ from modelplane.libs.clock import now_rfc3339
 from modelplane.libs.resources.types import Model, ModelSpec
 from modelplane.libs.routes import Route, RouteEndpoint, RouteVersion
 from modelplane.libs.tasks import KeyedWorkers
+from modelplane.services.scheduler import capacity
+from modelplane.services.scheduler.backoff import Backoff
 from modelplane.services.scheduler.cluster import ReplicaRecord, ReplicaView, ServerRecord, ServerView
-from modelplane.services.scheduler.placement import Placed, PlacementPolicy, default_policy, place
+from modelplane.services.scheduler.placement import (
+    Decision,
+    Placed,
+    PlacementPolicy,
+    Unplaceable,
+    default_policy,
+    place,
+)
 from modelplane.services.scheduler.policy.base import PlacementRequest
 from modelplane.services.scheduler.records import (
     AgentReport,
     Assignment,
     CommandResult,
     ModelRecord,
+    ScaleRequest,
+    ServerLimits,
+    ServerUsage,
     VersionRecord,
-    required_bytes,
     server_model_name,
 )
 
 log = structlog.get_logger(__name__)
 
-# Assignments that count as "the version is allocated here" (they keep their memory booked).
+# Assignments that count as "the version is allocated here".
 _ALLOCATED = frozenset(
     {
         states.LOAD_REQUESTED,
@@ -57,6 +80,10 @@ _ALLOCATED = frozenset(
         states.DRAINING,
     }
 )
+# Replica states a route sends traffic to (a draining replica serves until it is replaced).
+_ROUTED = frozenset({states.AVAILABLE, states.DRAINING})
+# Key of the servers' work item on the model workers; model names cannot start with "@".
+_SERVERS_KEY = "@servers"
 
 
 class AgentClient(Protocol):
@@ -79,6 +106,22 @@ class PlacementOutputs(Protocol):
         """Delete the model's placement and route."""
 
 
+class ServerOutputs(Protocol):
+    """Where the scheduler publishes per-server facts (KV_SERVER_STATES, KV_SCALE_REQUESTS)."""
+
+    async def save_usage(self, usage: ServerUsage) -> None:
+        """Store a server's booked memory per replica."""
+
+    async def remove_usage(self, server: str) -> None:
+        """Forget a server's booked memory (the server and its replicas are gone)."""
+
+    async def request_scale(self, request: ScaleRequest) -> None:
+        """Store the pending scale request and announce it."""
+
+    async def clear_scale(self, server: str) -> None:
+        """Delete the pending scale request (it is satisfied or moot) and announce it."""
+
+
 class Scheduler:
     """Holds the cluster view and the model records; the single writer of placements and routes."""
 
@@ -91,19 +134,28 @@ class Scheduler:
         heartbeat_timeout: float,
         policy: PlacementPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
+        server_outputs: ServerOutputs | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
         self._agents = agents
         self._outputs = outputs
+        self._server_outputs = server_outputs
         self._workers = workers
         self._heartbeat_timeout = heartbeat_timeout
         self.policy = policy or default_policy()
         self._clock = clock
+        self._backoff = backoff or Backoff(1.0, 60.0)
         self.models: dict[str, Model] = {}
         self.servers: dict[str, ServerRecord] = {}
+        self.server_limits: dict[str, ServerLimits] = {}
         # ServerConfig name -> parallel workers (the only part placement needs).
         self.server_configs: dict[str, int] = {}
         self.replicas: dict[str, ReplicaRecord] = {}
         self.placements: dict[str, ModelRecord] = {}
+        # What the server outputs hold (read at start, then what we wrote).
+        self.scale_requests: dict[str, ScaleRequest] = {}
+        self._usage_written: dict[str, ServerUsage] = {}
+        self._empty = capacity.EmptyReplicas()
         self._ready = False
 
     # ---- start-up ---------------------------------------------------------------------------
@@ -111,6 +163,11 @@ class Scheduler:
         """Take the placements persisted by a previous run (before ``start``)."""
         for record in records:
             self.placements[record.name] = record
+
+    def restore_scale_requests(self, requests: list[ScaleRequest]) -> None:
+        """Take the scale requests a previous run left pending (cleared if no longer needed)."""
+        for request in requests:
+            self.scale_requests[request.server] = request
 
     def start(self) -> None:
         """The tables are caught up with KV: reconcile every known model once."""
@@ -120,6 +177,7 @@ class Scheduler:
             replica.last_seen = now
         for name in sorted(set(self.models) | set(self.placements)):
             self._submit(name)
+        self._servers_changed()
 
     # ---- desired state ----------------------------------------------------------------------
     def model_changed(self, name: str, model: Model | None) -> None:
@@ -127,13 +185,21 @@ class Scheduler:
             self.models.pop(name, None)
         else:
             self.models[name] = model
+        self._backoff.reset(name)
         self._submit(name)
 
-    def server_changed(self, name: str, server: ServerRecord | None) -> None:
+    def server_changed(
+        self, name: str, server: ServerRecord | None, limits: ServerLimits | None = None
+    ) -> None:
         if server is None:
             self.servers.pop(name, None)
+            self.server_limits.pop(name, None)
         else:
             self.servers[name] = server
+            self.server_limits[name] = limits or ServerLimits()
+        # Models on a server scaled to 0 or deleted move elsewhere.
+        for model in self._models_on_server(name):
+            self._submit(model)
         self._capacity_changed()
 
     def server_config_changed(self, name: str, parallel_workers: int | None) -> None:
@@ -161,10 +227,14 @@ class Scheduler:
             log.info("replica_registered", replica=key, incarnation=info.incarnation)
             for name in self._models_on(key):
                 self._workers.submit(name, partial(self._replica_restarted, name, key, info.incarnation))
-        else:
-            for name in self._models_on(key):
-                self._submit(name)
-        self._capacity_changed()
+            self._capacity_changed()
+            return
+        for name in self._models_on(key):
+            self._submit(name)
+        if _capacity_of(old) != _capacity_of(info):
+            if old.draining != info.draining:
+                log.info("replica_draining" if info.draining else "replica_undrained", replica=key)
+            self._capacity_changed()
 
     def heartbeat(self, server: str, index: int, incarnation: str) -> None:
         replica = self.replicas.get(f"{server}.{index}")
@@ -196,17 +266,23 @@ class Scheduler:
 
     # ---- retries ----------------------------------------------------------------------------
     def retry(self) -> None:
-        """Periodic retry: failed loads/unloads are re-sent, unplaced versions placed again."""
+        """Periodic tick: models needing a retry whose backoff has expired are retried."""
+        now = self._clock()
         for name in sorted(set(self.models) | set(self.placements)):
-            if self._needs_retry(name) and self._workers.pending(name) == 0:
+            if not self._needs_retry(name):
+                self._backoff.reset(name)
+            elif self._workers.pending(name) == 0 and self._backoff.due(name, now):
+                log.info("model_retry", model=name, next_in=self._backoff.delay(name))
                 self._submit(name, retry_failed=True)
 
     def _capacity_changed(self) -> None:
+        """Capacity appeared or moved: failed and under-replicated models are retried at once."""
         if not self._ready:
             return
         for name in sorted(self.models):
             if self._needs_retry(name) and self._workers.pending(name) == 0:
                 self._submit(name)
+        self._servers_changed()
 
     def _needs_retry(self, name: str) -> bool:
         record = self.placements.get(name)
@@ -214,7 +290,7 @@ class Scheduler:
         if record is None or model is None:
             return record is not None or model is not None
         latest = record.latest
-        if latest is None or latest.schedule_failed:
+        if latest is None or latest.schedule_failed or latest.missing > 0:
             return True
         allocated = [a for a in latest.replicas if a.state in _ALLOCATED]
         if len(allocated) != model.spec.replicas:
@@ -266,21 +342,31 @@ class Scheduler:
             log.info("report_ignored_unassigned", replica=key, model=report.model, version=report.version)
             return
         outcome = report.outcome
+        freed = False
         if outcome == "loading" and a.state == states.LOAD_REQUESTED:
             _set_state(a, states.LOADING, "")
         elif outcome == "loaded" and a.state in (states.LOAD_REQUESTED, states.LOADING, states.LOADED):
-            _set_state(a, states.AVAILABLE, "")
+            _set_state(a, states.DRAINING if replica.draining else states.AVAILABLE, "")
+            version.failures.pop(key, None)
         elif outcome == "load_failed" and a.state in _ALLOCATED:
             _set_state(a, states.LOAD_FAILED, report.message or "load failed")
+            version.failures[key] = version.failures.get(key, 0) + 1
+            log.warning(
+                "load_failed", model=report.model, version=report.version, replica=key, reason=a.reason
+            )
         elif outcome == "unloaded" and (
             a.state in states.UNLOADING_STATES or a.state == states.UNLOAD_FAILED
         ):
             version.replicas.remove(a)
+            freed = True
         elif outcome == "unload_failed":
             _set_state(a, states.UNLOAD_FAILED, report.message or "unload failed")
         else:
             return
         await self._reconcile(report.model)
+        if freed:
+            # A model unloaded somewhere: memory came free for the models still waiting.
+            self._capacity_changed()
 
     async def _reconcile(self, name: str, *, retry_failed: bool = False) -> None:
         model = self.models.get(name)
@@ -300,12 +386,10 @@ class Scheduler:
             record.deleted = False
             record.generation = model.meta.generation
             self._update_versions(record, model)
-            latest = record.latest
-            assert latest is not None
             if retry_failed:
-                _retry_failed(record)
+                _retry_failed_unloads(record)
             self._mark_already_loaded(name, record)
-            self._place_latest(name, latest)
+            self._place_latest(name, record, retry_failed=retry_failed)
             if self._latest_state(record, model) in (states.MODEL_AVAILABLE, states.MODEL_SCALED_DOWN):
                 for old in record.versions[:-1]:
                     self._unload_all(old)
@@ -321,10 +405,12 @@ class Scheduler:
             del self.placements[name]
             await self._outputs.remove(name)
             log.info("model_removed", model=name)
+            self._servers_changed()
             return
         await self._outputs.save(record, self._route(record))
         if await self._send_commands(name, record):
             await self._outputs.save(record, self._route(record))
+        self._servers_changed()
 
     def _update_versions(self, record: ModelRecord, model: Model) -> None:
         latest = record.latest
@@ -365,39 +451,116 @@ class Scheduler:
                 ):
                     _set_state(a, states.AVAILABLE, "")
 
-    def _place_latest(self, name: str, latest: VersionRecord) -> None:
+    def _mark_draining(self, version: VersionRecord) -> None:
+        """Loaded replicas on draining replicas become Draining (and back if the drain stops)."""
+        for a in version.replicas:
+            replica = self.replicas.get(a.replica_key)
+            draining = replica is not None and replica.draining
+            if draining and a.state in (states.AVAILABLE, states.LOADED):
+                _set_state(a, states.DRAINING, "replica is draining")
+            elif not draining and a.state == states.DRAINING:
+                _set_state(a, states.AVAILABLE, "")
+
+    def _place_latest(self, name: str, record: ModelRecord, *, retry_failed: bool) -> None:
+        latest = record.latest
+        assert latest is not None
+        self._mark_draining(latest)
         allocated = [a for a in latest.replicas if a.state in _ALLOCATED]
         if latest.spec.replicas <= 0:
             for a in allocated:
                 _request_unload(a)
-            latest.schedule_failed, latest.reason = False, ""
+            latest.schedule_failed, latest.reason, latest.missing = False, "", 0
             return
+        views = self._server_views()
+        open_servers = {v.name for v in views if v.exists and v.expected_replicas > 0}
+        # The version stays on the server of its live replicas, unless that server is going away.
+        staying = [
+            a
+            for a in allocated
+            if a.state not in (states.LOAD_FAILED, states.DRAINING) and a.server in open_servers
+        ]
         request = PlacementRequest(
             model=name,
             version=latest.version,
             spec=latest.spec,
-            current_server=allocated[0].server if allocated else "",
+            current_server=staying[0].server if staying else "",
         )
-        decision = place(request, self._server_views(), self.policy)
+        decision, missing, why_missing = self._decide(request, views, latest)
         if not isinstance(decision, Placed):
-            latest.schedule_failed, latest.reason = True, decision.reason
+            latest.schedule_failed, latest.reason, latest.missing = True, decision.reason, 0
             log.info("schedule_failed", model=name, version=latest.version, reason=decision.reason)
+            if retry_failed:
+                # Nowhere better to go: try the same replicas again.
+                for a in allocated:
+                    if a.state == states.LOAD_FAILED:
+                        _retry_load(a)
             return
-        latest.schedule_failed, latest.reason = False, ""
-        latest.server = decision.server
-        chosen = set(decision.indexes)
-        for a in allocated:
-            if a.server != decision.server or a.index not in chosen:
-                _request_unload(a)
+        target = latest
+        if latest.server and decision.server != latest.server:
+            # A version lives on one server: moving makes a new version, loaded before the old
+            # one (still serving where it can) is unloaded.
+            target = VersionRecord(version=latest.version + 1, spec=latest.spec)
+            record.versions.append(target)
+            log.info(
+                "model_version_created",
+                model=name,
+                version=target.version,
+                reason=f"moving from server {latest.server} to {decision.server}",
+            )
+        else:
+            chosen = set(decision.indexes)
+            for a in allocated:
+                if a.state != states.DRAINING and (a.server != decision.server or a.index not in chosen):
+                    _request_unload(a)
+        if missing and missing != target.missing:
+            log.info("partially_scheduled", model=name, version=target.version, missing=missing)
+        target.server = decision.server
+        target.schedule_failed, target.missing = False, missing
+        target.reason = why_missing
         for index in decision.indexes:
-            existing = latest.assignment(decision.server, index)
+            existing = target.assignment(decision.server, index)
             if existing is None:
-                latest.replicas.append(
+                target.replicas.append(
                     Assignment(decision.server, index, states.LOAD_REQUESTED, updated_at=now_rfc3339())
                 )
+            elif existing.state == states.LOAD_FAILED:
+                if retry_failed:
+                    _retry_load(existing)
             elif existing.state not in _ALLOCATED:
                 existing.command_sent = False
                 _set_state(existing, states.LOAD_REQUESTED, "")
+        # Draining replicas go once the replicas that replace them are Available.
+        chosen_states = [
+            a.state for a in target.replicas if a.server == decision.server and a.index in decision.indexes
+        ]
+        if all(s == states.AVAILABLE for s in chosen_states):
+            for a in target.replicas:
+                if a.state == states.DRAINING:
+                    _request_unload(a)
+
+    def _decide(
+        self, request: PlacementRequest, views: list[ServerView], version: VersionRecord
+    ) -> tuple[Decision, int, str]:
+        """The placement, how many desired replicas it lacks, and why (partial scheduling).
+
+        Every desired replica avoiding the replicas where this version failed to load, then
+        anywhere; only then fewer (down to minReplicas), again avoiding failures first.
+        """
+        avoid = {key for key, count in version.failures.items() if count > 0}
+        candidates = [_without(views, avoid), views] if avoid else [views]
+        decision: Decision = Unplaceable("no servers are available")
+        for option in candidates:
+            decision = place(request, option, self.policy, partial=False)
+            if isinstance(decision, Placed):
+                return decision, 0, ""
+        for option in candidates:
+            decision = place(request, option, self.policy)
+            if isinstance(decision, Placed):
+                if not decision.missing:
+                    return decision, 0, ""
+                why = f"{decision.missing} of {request.desired} replicas missing: {decision.shortfall}"
+                return decision, decision.missing, why
+        return decision, 0, ""
 
     def _latest_state(self, record: ModelRecord, model: Model) -> str:
         latest = record.latest
@@ -432,6 +595,7 @@ class Scheduler:
                         a.command_sent = True
                     else:
                         _set_state(a, states.LOAD_FAILED, result.reason)
+                        version.failures[a.replica_key] = version.failures.get(a.replica_key, 0) + 1
                         changed = True
                         log.warning(
                             "load_not_accepted", model=name, replica=a.replica_key, reason=result.reason
@@ -448,6 +612,75 @@ class Scheduler:
                         changed = True
         return changed
 
+    # ---- per-server outputs (one coalesced work item) ---------------------------------------
+    def _servers_changed(self) -> None:
+        if self._ready and self._server_outputs is not None and self._workers.pending(_SERVERS_KEY) == 0:
+            self._workers.submit(_SERVERS_KEY, self._publish_servers)
+
+    async def _publish_servers(self) -> None:
+        outputs = self._server_outputs
+        assert outputs is not None
+        booked = self._booked()
+        live = [r for r in self.replicas.values() if not r.lost]
+        self._empty.update(live, booked)
+        by_server: dict[str, list[ReplicaRecord]] = {}
+        for replica in live:
+            by_server.setdefault(replica.server, []).append(replica)
+
+        for server in sorted(set(self.servers) | set(by_server) | set(self._usage_written)):
+            if server not in self.servers and server not in by_server:
+                await outputs.remove_usage(server)
+                del self._usage_written[server]
+                continue
+            usage = capacity.server_usage(server, by_server.get(server, []), booked)
+            if self._usage_written.get(server) != usage:
+                await outputs.save_usage(usage)
+                self._usage_written[server] = usage
+
+        # One pass over the models: desired replicas and shortfalls per server.
+        desired: dict[str, list[int]] = {}
+        shortfalls: dict[str, list[capacity.Shortfall]] = {}
+        for name, placement in self.placements.items():
+            latest = placement.latest
+            if latest is None or placement.deleted or not latest.server:
+                continue
+            desired.setdefault(latest.server, []).append(latest.spec.replicas)
+            short = capacity.shortfall(name, latest)
+            if short is not None:
+                shortfalls.setdefault(latest.server, []).append(short)
+        now = now_rfc3339()
+        for server in sorted(set(self.servers) | set(self.scale_requests)):
+            record = self.servers.get(server)
+            wanted = (
+                capacity.scale_request(
+                    record,
+                    self.server_limits.get(server, ServerLimits()),
+                    desired.get(server, []),
+                    shortfalls.get(server, []),
+                    self._empty.count(server),
+                    now,
+                )
+                if record is not None
+                else None
+            )
+            pending = self.scale_requests.get(server)
+            if wanted is None:
+                if pending is not None:
+                    await outputs.clear_scale(server)
+                    del self.scale_requests[server]
+                    log.info("server_scale_request_cleared", server=server)
+            elif not wanted.same_request(pending):
+                await outputs.request_scale(wanted)
+                self.scale_requests[server] = wanted
+                log.info(
+                    "server_scale_requested",
+                    server=server,
+                    direction=wanted.direction,
+                    current=wanted.current_replicas,
+                    target=wanted.target_replicas,
+                    reason=wanted.reason,
+                )
+
     # ---- views ------------------------------------------------------------------------------
     def _models_on(self, key: str) -> list[str]:
         return sorted(
@@ -456,25 +689,23 @@ class Scheduler:
             if any(a.replica_key == key for v in record.versions for a in v.replicas)
         )
 
+    def _models_on_server(self, server: str) -> list[str]:
+        return sorted(
+            name
+            for name, record in self.placements.items()
+            if any(a.server == server for v in record.versions for a in v.replicas)
+        )
+
+    def _booked(self) -> dict[str, capacity.Booking]:
+        return capacity.book(self.placements, self._parallel_workers)
+
     def _server_views(self) -> list[ServerView]:
-        used: dict[str, int] = {}
-        assigned: dict[str, set[str]] = {}
-        for name, record in self.placements.items():
-            for version in record.versions:
-                for a in version.replicas:
-                    if a.state == states.UNLOADED:
-                        continue
-                    replica = self.replicas.get(a.replica_key)
-                    workers = self._parallel_workers(replica.server) if replica else 0
-                    used[a.replica_key] = used.get(a.replica_key, 0) + required_bytes(version.spec, workers)
-                    if a.state in _ALLOCATED:
-                        assigned.setdefault(a.replica_key, set()).add(
-                            server_model_name(name, version.version)
-                        )
+        booked = self._booked()
         by_server: dict[str, list[ReplicaView]] = {}
         for replica in self.replicas.values():
             if replica.lost:
                 continue
+            entry = booked.get(replica.key, capacity.Booking())
             by_server.setdefault(replica.server, []).append(
                 ReplicaView(
                     server=replica.server,
@@ -482,10 +713,12 @@ class Scheduler:
                     capabilities=replica.capabilities,
                     memory_bytes=replica.memory_bytes,
                     overcommit_percent=replica.overcommit_percent,
-                    used_bytes=used.get(replica.key, 0),
+                    # Placement sees (capacity - loaded) - reserved as free memory.
+                    used_bytes=entry.loaded,
+                    reserved_bytes=entry.reserved,
                     draining=replica.draining,
                     unavailable_reason=replica.unavailable_reason,
-                    assigned=frozenset(assigned.get(replica.key, set())),
+                    assigned=frozenset(entry.models),
                     parallel_workers=self._parallel_workers(replica.server),
                 )
             )
@@ -512,7 +745,7 @@ class Scheduler:
             endpoints: list[RouteEndpoint] = []
             for a in sorted(version.replicas, key=lambda a: (a.server, a.index)):
                 replica = self.replicas.get(a.replica_key)
-                if a.state == states.AVAILABLE and replica is not None and not replica.lost:
+                if a.state in _ROUTED and replica is not None and not replica.lost:
                     endpoints.append(
                         RouteEndpoint(a.server, a.index, replica.http_endpoint, replica.grpc_endpoint)
                     )
@@ -523,6 +756,22 @@ class Scheduler:
                     )
                 )
         return Route(record.name, tuple(versions))
+
+
+def _capacity_of(replica: ReplicaRecord) -> tuple[object, ...]:
+    """The fields of a replica that decide what it can take."""
+    return (
+        replica.memory_bytes,
+        replica.overcommit_percent,
+        replica.capabilities,
+        replica.draining,
+        replica.unavailable_reason,
+    )
+
+
+def _without(views: list[ServerView], keys: set[str]) -> list[ServerView]:
+    """``views`` minus the replicas named in ``keys``."""
+    return [replace(v, replicas=tuple(r for r in v.replicas if r.key not in keys)) for v in views]
 
 
 def _set_state(a: Assignment, state: int, reason: str) -> None:
@@ -537,12 +786,13 @@ def _request_unload(a: Assignment) -> None:
     _set_state(a, states.UNLOAD_REQUESTED, "")
 
 
-def _retry_failed(record: ModelRecord) -> None:
-    latest = record.latest
+def _retry_load(a: Assignment) -> None:
+    a.command_sent = False
+    _set_state(a, states.LOAD_REQUESTED, "retrying after: " + a.reason if a.reason else "")
+
+
+def _retry_failed_unloads(record: ModelRecord) -> None:
     for version in record.versions:
         for a in version.replicas:
-            if a.state == states.LOAD_FAILED and version is latest:
-                a.command_sent = False
-                _set_state(a, states.LOAD_REQUESTED, "retrying after: " + a.reason if a.reason else "")
-            elif a.state == states.UNLOAD_FAILED:
+            if a.state == states.UNLOAD_FAILED:
                 _request_unload(a)

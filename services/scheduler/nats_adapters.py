@@ -6,6 +6,7 @@ They only translate between protobuf and scheduler types and map transport failu
 
 from __future__ import annotations
 
+import uuid
 from typing import TypeVar
 
 import nats.errors
@@ -13,12 +14,13 @@ from google.protobuf.message import DecodeError, Message
 from nats.aio.client import Client as NATS
 
 from modelplane.libs import subjects
+from modelplane.libs.clock import now_rfc3339
 from modelplane.libs.proto import agent_pb2, state_pb2
 from modelplane.libs.resources.types import ModelSpec
 from modelplane.libs.routes import Route, route_to_pb
 from modelplane.libs.store import TypedBucket
 from modelplane.services.scheduler import converters
-from modelplane.services.scheduler.records import CommandResult, ModelRecord
+from modelplane.services.scheduler.records import CommandResult, ModelRecord, ScaleRequest, ServerUsage
 
 M = TypeVar("M", bound=Message)
 
@@ -82,3 +84,40 @@ class KvPlacementOutputs:
             return
         await bucket.put(key, value)
         self._written[(bucket.name, key)] = data
+
+
+class KvServerOutputs:
+    """Writes KV_SERVER_STATES and KV_SCALE_REQUESTS; announces scale request changes.
+
+    Each change of a pending scale request is published as a thin ``Event`` (type
+    ``scale_up`` | ``scale_down`` | ``scale_cleared``) on ``subjects.server_scale_request(server)``
+    after the KV write, so a consumer that re-reads KV on the event sees the new request.
+    """
+
+    def __init__(
+        self,
+        nc: NATS,
+        states: TypedBucket[state_pb2.ServerState],
+        requests: TypedBucket[state_pb2.ServerScaleRequest],
+    ) -> None:
+        self._nc = nc
+        self._states = states
+        self._requests = requests
+
+    async def save_usage(self, usage: ServerUsage) -> None:
+        await self._states.put(usage.server, converters.usage_to_pb(usage))
+
+    async def remove_usage(self, server: str) -> None:
+        await self._states.delete(server)
+
+    async def request_scale(self, request: ScaleRequest) -> None:
+        await self._requests.put(request.server, converters.scale_request_to_pb(request))
+        await self._announce(request.server, f"scale_{request.direction}", request)
+
+    async def clear_scale(self, server: str) -> None:
+        await self._requests.delete(server)
+        await self._announce(server, "scale_cleared", None)
+
+    async def _announce(self, server: str, event_type: str, request: ScaleRequest | None) -> None:
+        event = converters.scale_event_to_pb(uuid.uuid4().hex, server, event_type, now_rfc3339(), request)
+        await self._nc.publish(subjects.server_scale_request(server), event.SerializeToString())

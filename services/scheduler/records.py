@@ -36,6 +36,11 @@ class VersionRecord:
     replicas: list[Assignment] = field(default_factory=list)
     reason: str = ""
     schedule_failed: bool = False
+    # In memory only: replica key -> load failures of this version there, so a retry tries
+    # other suitable replicas first.
+    failures: dict[str, int] = field(default_factory=dict)
+    # In memory only: desired replicas the last placement could not get (partial scheduling).
+    missing: int = 0
 
     def assignment(self, server: str, index: int) -> Assignment | None:
         for a in self.replicas:
@@ -104,3 +109,56 @@ class AgentReport:
     # loading | loaded | load_failed | unloaded | unload_failed | unknown
     outcome: str
     message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    """The scaling bounds of a Server resource (0 max = unbounded)."""
+
+    min_replicas: int = 0
+    max_replicas: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaUsage:
+    """Memory booked on one replica: reserved while loading, loaded once there."""
+
+    index: int
+    memory_bytes: int
+    overcommit_percent: int
+    reserved_bytes: int
+    loaded_bytes: int
+    available_bytes: int
+    models: tuple[str, ...] = ()
+    draining: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ServerUsage:
+    """Booked memory of every live replica of one server (published as ServerState)."""
+
+    server: str
+    replicas: tuple[ReplicaUsage, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleRequest:
+    """A pending request to change a Server's replica count (published as ServerScaleRequest)."""
+
+    server: str
+    current_replicas: int
+    target_replicas: int
+    # "up" | "down"
+    direction: str
+    reason: str
+    requested_at: str = ""
+
+    def same_request(self, other: ScaleRequest | None) -> bool:
+        """Equal but for the time it was made (so re-deciding it does not re-publish it)."""
+        return other is not None and (
+            self.server,
+            self.current_replicas,
+            self.target_replicas,
+            self.direction,
+            self.reason,
+        ) == (other.server, other.current_replicas, other.target_replicas, other.direction, other.reason)

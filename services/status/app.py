@@ -62,6 +62,14 @@ class StatusApp:
         def on_replica(key: str, msg: state_pb2.ReplicaInfo | None) -> None:
             deriver.replica_changed(key, converters.replica_from_pb(msg) if msg is not None else None)
 
+        def on_usage(key: str, msg: state_pb2.ServerState | None) -> None:
+            deriver.server_usage_changed(key, converters.usage_from_pb(msg) if msg is not None else None)
+
+        def on_scale_request(key: str, msg: state_pb2.ServerScaleRequest | None) -> None:
+            deriver.scale_request_changed(
+                key, converters.scale_request_from_pb(msg) if msg is not None else None
+            )
+
         await watch_buckets(
             js,
             self._supervisor,
@@ -70,6 +78,8 @@ class StatusApp:
                 BucketWatch(subjects.KV_PLACEMENTS, state_pb2.ModelPlacement, on_placement),
                 BucketWatch(subjects.KV_SERVERS, resources_pb2.Server, on_server),
                 BucketWatch(subjects.KV_REPLICAS, state_pb2.ReplicaInfo, on_replica),
+                BucketWatch(subjects.KV_SERVER_STATES, state_pb2.ServerState, on_usage),
+                BucketWatch(subjects.KV_SCALE_REQUESTS, state_pb2.ServerScaleRequest, on_scale_request),
             ),
             _CATCH_UP_TIMEOUT,
             "status service",

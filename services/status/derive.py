@@ -6,6 +6,7 @@ current time, and get the previous time back when the state is the same.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 from modelplane.libs import states
@@ -13,7 +14,9 @@ from modelplane.services.status.types import (
     ModelView,
     PlacementView,
     ReplicaStatus,
+    ReplicaUsageView,
     ReplicaView,
+    ScaleRequestView,
     ServerView,
     Status,
 )
@@ -98,9 +101,19 @@ def model_status(
 
 
 def server_status(
-    server: ServerView | None, replicas: list[ReplicaView], previous: Status | None, now: str
+    server: ServerView | None,
+    replicas: list[ReplicaView],
+    previous: Status | None,
+    now: str,
+    usage: Mapping[int, ReplicaUsageView] | None = None,
+    scale_request: ScaleRequestView | None = None,
 ) -> Status | None:
-    """The Server's status, or None when the status key should be deleted."""
+    """The Server's status, or None when the status key should be deleted.
+
+    ``usage`` (the scheduler's ServerState, by replica index) adds each replica's booked memory,
+    models and draining flag; ``scale_request`` is the scheduler's pending request, if any.
+    """
+    usage = usage or {}
     if server is None:
         return None
     ordered = sorted(replicas, key=lambda r: r.index)
@@ -126,8 +139,10 @@ def server_status(
                 "Unavailable" if r.unavailable_reason else "Ready",
                 r.unavailable_reason,
                 r.registered_at,
+                usage.get(r.index, ReplicaUsageView(r.index)),
             )
             for r in ordered
         ),
+        scale_request=scale_request.describe() if scale_request is not None else "",
     )
     return _stamp(status, previous, now)

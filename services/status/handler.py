@@ -16,7 +16,15 @@ from modelplane.libs import subjects
 from modelplane.libs.clock import now_rfc3339
 from modelplane.libs.tasks import KeyedWorkers
 from modelplane.services.status.derive import model_status, server_status
-from modelplane.services.status.types import ModelView, PlacementView, ReplicaView, ServerView, Status
+from modelplane.services.status.types import (
+    ModelView,
+    PlacementView,
+    ReplicaUsageView,
+    ReplicaView,
+    ScaleRequestView,
+    ServerView,
+    Status,
+)
 
 V = TypeVar("V")
 
@@ -41,6 +49,9 @@ class StatusDeriver:
         self.servers: dict[str, ServerView] = {}
         # server -> replica index -> replica
         self.replicas: dict[str, dict[int, ReplicaView]] = {}
+        # The scheduler's booked memory per server (replica index -> usage) and scale requests.
+        self.usage: dict[str, dict[int, ReplicaUsageView]] = {}
+        self.scale_requests: dict[str, ScaleRequestView] = {}
         # What KV_STATUS holds (read at start, then what we wrote).
         self.written: dict[str, Status] = {}
         self._ready = False
@@ -87,6 +98,14 @@ class StatusDeriver:
             self.replicas.setdefault(server, {})[index] = replica
         self._submit_server(server)
 
+    def server_usage_changed(self, name: str, usage: dict[int, ReplicaUsageView] | None) -> None:
+        _set(self.usage, name, usage)
+        self._submit_server(name)
+
+    def scale_request_changed(self, name: str, request: ScaleRequestView | None) -> None:
+        _set(self.scale_requests, name, request)
+        self._submit_server(name)
+
     # ---- derivation -------------------------------------------------------------------------
     def _submit_model(self, name: str) -> None:
         if self._ready:
@@ -106,7 +125,14 @@ class StatusDeriver:
 
     async def _write_server(self, name: str, key: str) -> None:
         replicas = list(self.replicas.get(name, {}).values())
-        status = server_status(self.servers.get(name), replicas, self.written.get(key), self._clock())
+        status = server_status(
+            self.servers.get(name),
+            replicas,
+            self.written.get(key),
+            self._clock(),
+            usage=self.usage.get(name),
+            scale_request=self.scale_requests.get(name),
+        )
         await self._write(key, status)
 
     async def _write(self, key: str, status: Status | None) -> None:

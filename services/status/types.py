@@ -52,12 +52,48 @@ class ReplicaView:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplicaUsageView:
+    """Memory the scheduler booked on one server replica (from ServerState)."""
+
+    index: int
+    memory_bytes: int = 0
+    overcommit_percent: int = 0
+    reserved_bytes: int = 0
+    loaded_bytes: int = 0
+    available_bytes: int = 0
+    models: tuple[str, ...] = ()
+    draining: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleRequestView:
+    """The scheduler's pending request to change a server's replica count."""
+
+    server: str
+    current_replicas: int
+    target_replicas: int
+    direction: str
+    reason: str = ""
+    requested_at: str = ""
+
+    def describe(self) -> str:
+        text = f"scale {self.direction} from {self.current_replicas} to {self.target_replicas} replicas"
+        if self.reason:
+            text += f": {self.reason}"
+        if self.requested_at:
+            text += f" (requested {self.requested_at})"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
 class ReplicaStatus:
     server: str
     index: int
     state: str
     reason: str = ""
     updated_at: str = ""
+    # Server replicas only: what the scheduler booked there.
+    usage: ReplicaUsageView | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,3 +111,5 @@ class Status:
     generation: int = 0
     replicas: tuple[ReplicaStatus, ...] = ()
     last_change: str = ""
+    # Servers only: the pending scale request in words ("" when there is none).
+    scale_request: str = ""

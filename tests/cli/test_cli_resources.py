@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from nats.js import JetStreamContext
 
 from modelplane.libs import subjects
@@ -293,3 +294,96 @@ async def test_relative_storage_uri_is_resolved_next_to_the_manifest(
     models = await TypedBucket.open(js, subjects.KV_MODELS, resources_pb2.Model)
     stored = await models.get("iris")
     assert stored.value.spec.storage_uri == f"file://{folder / 'model'}"
+
+
+async def test_server_status_shows_booked_memory_and_scale_request(
+    run_cli: Cli, tmp_path: Path, js: JetStreamContext
+) -> None:
+    """server status shows per replica total/available/reserved memory, overcommit, models,
+    draining, and the pending scale request; -o yaml carries the same fields."""
+    await run_cli("apply", "-f", str(write(tmp_path, "server.yaml", SERVER)))
+    replicas = await TypedBucket.open(js, subjects.KV_REPLICAS, state_pb2.ReplicaInfo)
+    await replicas.put(
+        "mlserver.0",
+        state_pb2.ReplicaInfo(
+            server="mlserver", index=0, memory_bytes=1 << 30, runtime="mlserver", draining=True
+        ),
+    )
+    statuses = await TypedBucket.open(js, subjects.KV_STATUS, state_pb2.ResourceStatus)
+    await statuses.put(
+        subjects.status_key("Server", "mlserver"),
+        state_pb2.ResourceStatus(
+            kind="Server",
+            name="mlserver",
+            state="ServerReady",
+            scale_request="scale up from 2 to 3 replicas: model iris has 2 of 3 replicas",
+            replicas=[
+                state_pb2.ReplicaStatus(
+                    server="mlserver",
+                    index=0,
+                    state="Ready",
+                    memory_bytes=1 << 30,
+                    overcommit_percent=10,
+                    reserved_bytes=100 << 20,
+                    loaded_bytes=200 << 20,
+                    available_bytes=(1 << 30) + (1 << 30) // 10 - (200 << 20),
+                    models=["iris_1", "wine_2"],
+                    draining=True,
+                )
+            ],
+        ),
+    )
+    status = await run_cli("server", "status", "mlserver")
+    assert status.exit_code == 0, status.output
+    for expected in (
+        "scale request: scale up from 2 to 3 replicas: model iris has 2 of 3 replicas",
+        "replica 0: Draining",
+        "memory: total 1Gi, available",
+        "reserved 100Mi, loaded 200Mi (overcommit 10%)",
+        "models: iris_1, wine_2",
+        "draining: yes",
+    ):
+        assert expected in status.stdout
+    as_yaml = yaml.safe_load((await run_cli("server", "status", "mlserver", "-o", "yaml")).stdout)
+    assert as_yaml["status"]["scaleRequest"].startswith("scale up from 2 to 3")
+    booked = as_yaml["status"]["replicas"][0]
+    assert (booked["reservedBytes"], booked["models"], booked["draining"]) == (
+        str(100 << 20),
+        ["iris_1", "wine_2"],
+        True,
+    )
+
+
+async def test_model_status_yaml_shows_each_replica_state_reason_and_time(
+    run_cli: Cli, tmp_path: Path, js: JetStreamContext
+) -> None:
+    """model status -o yaml lists each replica with its state, reason and time of the change."""
+    await run_cli("model", "load", "-f", str(write(tmp_path, "iris.yaml", SELDON_IRIS)))
+    statuses = await TypedBucket.open(js, subjects.KV_STATUS, state_pb2.ResourceStatus)
+    await statuses.put(
+        subjects.status_key("Model", "iris"),
+        state_pb2.ResourceStatus(
+            kind="Model",
+            name="iris",
+            state="ModelFailed",
+            replicas=[
+                state_pb2.ReplicaStatus(
+                    server="mlserver",
+                    index=1,
+                    state="LoadFailed",
+                    reason="bad",
+                    updated_at="2026-01-01T00:00:00Z",
+                )
+            ],
+        ),
+    )
+    result = await run_cli("model", "status", "iris", "-o", "yaml")
+    assert result.exit_code == 0, result.output
+    replica = yaml.safe_load(result.stdout)["replicas"][0]
+    assert replica == {
+        "server": "mlserver",
+        "index": 1,
+        "state": "LoadFailed",
+        "reason": "bad",
+        "updatedAt": "2026-01-01T00:00:00Z",
+    }

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from modelplane.libs.errors import PermanentError
 from modelplane.libs.service import serve_until_stopped
 
 
@@ -60,3 +61,26 @@ async def test_a_failed_start_raises_after_closing() -> None:
     with pytest.raises(RuntimeError, match="cannot bind"):
         await serve_until_stopped(service, asyncio.Event(), 1.0)
     assert service.calls == ["start", "close"]
+
+
+class FailsByItself(Recorder):
+    """A service that gives up after a successful start (like an agent whose runtime died)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failure = asyncio.Event()
+
+    async def wait_failed(self) -> str:
+        await self.failure.wait()
+        return "runtime exited"
+
+
+async def test_service_that_fails_by_itself_is_closed_and_raises() -> None:
+    """A service whose wait_failed returns is closed, then the runner raises PermanentError."""
+    service, stop = FailsByItself(), asyncio.Event()
+    runner = asyncio.ensure_future(serve_until_stopped(service, stop, 1.0))
+    await service.ready.wait()
+    service.failure.set()
+    with pytest.raises(PermanentError, match="recorder failed: runtime exited"):
+        await runner
+    assert service.calls == ["start", "started", "close"]

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -35,12 +36,29 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0
 class Agent:
     """Registers a replica in KV, answers load/unload commands and publishes the outcome."""
 
-    def __init__(self, nc: NATS, js: JetStreamContext, server: str, index: int) -> None:
+    def __init__(
+        self,
+        nc: NATS,
+        js: JetStreamContext,
+        server: str,
+        index: int,
+        *,
+        memory_bytes: int = 1 << 30,
+        capabilities: tuple[str, ...] = MLSERVER_CAPS,
+        journal: list[str] | None = None,
+    ) -> None:
         self.nc, self.js, self.server, self.index = nc, js, server, index
         self.incarnation = uuid.uuid4().hex
         self.loads: list[tuple[str, int]] = []
         self.unloads: list[tuple[str, int]] = []
         self.loaded: set[str] = set()
+        self.memory_bytes = memory_bytes
+        self.capabilities = capabilities
+        self.draining = False
+        # Every load is answered with this outcome (None: accept and report nothing yet).
+        self.load_outcome: agent_pb2.ModelReplicaOutcome.ValueType | None = agent_pb2.OUTCOME_LOADED
+        # Shared across agents: "load <model>_<version> @<server>.<index>" in arrival order.
+        self.journal = journal if journal is not None else []
         self._subs: list[Subscription] = []
 
     @property
@@ -60,10 +78,11 @@ class Agent:
             index=self.index,
             http_endpoint=f"127.0.0.1:{18000 + self.index}",
             grpc_endpoint=f"127.0.0.1:{19000 + self.index}",
-            capabilities=list(MLSERVER_CAPS),
-            memory_bytes=1 << 30,
+            capabilities=list(self.capabilities),
+            memory_bytes=self.memory_bytes,
             incarnation=self.incarnation,
             loaded_models=sorted(self.loaded),
+            draining=self.draining,
         )
         await bucket.put(self.key, info)
 
@@ -77,9 +96,12 @@ class Agent:
             await sub.unsubscribe()
         self._subs = []
 
-    async def _report(
+    async def report(
         self, model: str, version: int, outcome: agent_pb2.ModelReplicaOutcome.ValueType
     ) -> None:
+        """Publish a report about ``model`` version ``version`` on this replica."""
+        if outcome == agent_pb2.OUTCOME_LOADED:
+            self.loaded.add(f"{model}_{version}")
         report = agent_pb2.ModelReplicaReport(
             server=self.server,
             index=self.index,
@@ -87,49 +109,63 @@ class Agent:
             model=model,
             version=version,
             outcome=outcome,
+            message="load failed on purpose" if outcome == agent_pb2.OUTCOME_LOAD_FAILED else "",
         )
         await self.nc.publish(subjects.AGENT_REPORTS, report.SerializeToString())
 
     async def _on_load(self, msg: Msg) -> None:
         command = agent_pb2.LoadModelCommand.FromString(msg.data)
         self.loads.append((command.model, command.version))
+        self.journal.append(f"load {command.model}_{command.version} @{self.key}")
         await msg.respond(agent_pb2.CommandReply(accepted=True).SerializeToString())
-        self.loaded.add(f"{command.model}_{command.version}")
-        await self._report(command.model, command.version, agent_pb2.OUTCOME_LOADED)
+        if self.load_outcome is not None:
+            await self.report(command.model, command.version, self.load_outcome)
 
     async def _on_unload(self, msg: Msg) -> None:
         command = agent_pb2.UnloadModelCommand.FromString(msg.data)
         self.unloads.append((command.model, command.version))
+        self.journal.append(f"unload {command.model}_{command.version} @{self.key}")
         await msg.respond(agent_pb2.CommandReply(accepted=True).SerializeToString())
         self.loaded.discard(f"{command.model}_{command.version}")
-        await self._report(command.model, command.version, agent_pb2.OUTCOME_UNLOADED)
+        await self.report(command.model, command.version, agent_pb2.OUTCOME_UNLOADED)
 
 
 @asynccontextmanager
 async def running_scheduler(
-    nats_server: EmbeddedNats, heartbeat_timeout: float = 600
+    nats_server: EmbeddedNats, heartbeat_timeout: float = 600, **settings: object
 ) -> AsyncIterator[SchedulerApp]:
-    settings = SchedulerSettings.model_validate(
+    """A started scheduler that leads (its machinery is running) for the duration of the block."""
+    config = SchedulerSettings.model_validate(
         {
             "nats_url": nats_server.url,
             "heartbeat_timeout": heartbeat_timeout,
             "retry_interval": 0.5,
             "command_timeout": 2,
+            **settings,
         }
     )
-    app = SchedulerApp(settings)
+    app = SchedulerApp(config)
     try:
         await app.start()
+
+        async def leading() -> bool:
+            return app.handler is not None
+
+        await eventually(leading)
         yield app
     finally:
         await app.close()
 
 
-async def put_server(js: JetStreamContext, name: str, replicas: int) -> None:
+async def put_server(
+    js: JetStreamContext, name: str, replicas: int, min_replicas: int = 0, max_replicas: int = 0
+) -> None:
     bucket = await TypedBucket.open(js, subjects.KV_SERVERS, resources_pb2.Server)
     server = resources_pb2.Server(
         meta=resources_pb2.ObjectMeta(name=name, generation=1),
-        spec=resources_pb2.ServerSpec(server_config="mlserver", replicas=replicas),
+        spec=resources_pb2.ServerSpec(
+            server_config="mlserver", replicas=replicas, min_replicas=min_replicas, max_replicas=max_replicas
+        ),
     )
     await bucket.put(name, server)
 
@@ -140,12 +176,18 @@ async def put_model(
     uri: str = "file:///models/iris",
     replicas: int = 1,
     requirements: tuple[str, ...] = ("sklearn",),
+    min_replicas: int = 0,
+    memory_bytes: int = 1 << 20,
 ) -> None:
     bucket = await TypedBucket.open(js, subjects.KV_MODELS, resources_pb2.Model)
     model = resources_pb2.Model(
         meta=resources_pb2.ObjectMeta(name=name, generation=1),
         spec=resources_pb2.ModelSpec(
-            storage_uri=uri, requirements=list(requirements), replicas=replicas, memory_bytes=1 << 20
+            storage_uri=uri,
+            requirements=list(requirements),
+            replicas=replicas,
+            min_replicas=min_replicas,
+            memory_bytes=memory_bytes,
         ),
     )
     await bucket.put(name, model)
@@ -175,8 +217,8 @@ def available_on(p: state_pb2.ModelPlacement | None, version: int) -> list[tuple
     ]
 
 
-async def agents(nc: NATS, js: JetStreamContext, server: str, count: int) -> list[Agent]:
-    started = [Agent(nc, js, server, i) for i in range(count)]
+async def agents(nc: NATS, js: JetStreamContext, server: str, count: int, **options: Any) -> list[Agent]:
+    started = [Agent(nc, js, server, i, **options) for i in range(count)]
     for agent in started:
         await agent.start()
     return started

@@ -114,3 +114,89 @@ async def test_server_status_follows_replicas(nats_server: EmbeddedNats, js: Jet
         assert [(r.index, r.state) for r in s.replicas] == [(0, "Ready")]
     finally:
         await app.close()
+
+
+async def test_server_status_shows_booked_memory_and_scale_request(
+    nats_server: EmbeddedNats, js: JetStreamContext
+) -> None:
+    """The scheduler's ServerState and pending ServerScaleRequest appear in the Server's status."""
+    app = StatusApp(StatusSettings.model_validate({"nats_url": nats_server.url}))
+    servers = await TypedBucket.open(js, subjects.KV_SERVERS, resources_pb2.Server)
+    replicas = await TypedBucket.open(js, subjects.KV_REPLICAS, state_pb2.ReplicaInfo)
+    usage = await TypedBucket.open(js, subjects.KV_SERVER_STATES, state_pb2.ServerState)
+    requests = await TypedBucket.open(js, subjects.KV_SCALE_REQUESTS, state_pb2.ServerScaleRequest)
+    await servers.put(
+        "mlserver",
+        resources_pb2.Server(
+            meta=resources_pb2.ObjectMeta(name="mlserver"),
+            spec=resources_pb2.ServerSpec(server_config="mlserver", replicas=1),
+        ),
+    )
+    await replicas.put("mlserver.0", state_pb2.ReplicaInfo(server="mlserver", index=0, incarnation="a"))
+    try:
+        await app.start()
+        await usage.put(
+            "mlserver",
+            state_pb2.ServerState(
+                server="mlserver",
+                replicas=[
+                    state_pb2.ReplicaUsage(
+                        index=0,
+                        memory_bytes=1000,
+                        overcommit_percent=10,
+                        reserved_bytes=100,
+                        loaded_bytes=200,
+                        available_bytes=900,
+                        models=["iris_1", "wine_1"],
+                        draining=True,
+                    )
+                ],
+            ),
+        )
+        await requests.put(
+            "mlserver",
+            state_pb2.ServerScaleRequest(
+                server="mlserver",
+                current_replicas=1,
+                target_replicas=3,
+                direction=state_pb2.SCALE_UP,
+                reason="model iris has 1 of 3 replicas",
+                requested_at="2026-01-01T00:00:00Z",
+            ),
+        )
+
+        async def folded() -> bool:
+            s = await status_of(js, "Server", "mlserver")
+            return s is not None and bool(s.scale_request) and bool(s.replicas) and s.replicas[0].draining
+
+        await eventually(folded)
+        s = await status_of(js, "Server", "mlserver")
+        assert s is not None
+        r = s.replicas[0]
+        assert (
+            r.memory_bytes,
+            r.overcommit_percent,
+            r.reserved_bytes,
+            r.loaded_bytes,
+            r.available_bytes,
+        ) == (
+            1000,
+            10,
+            100,
+            200,
+            900,
+        )
+        assert list(r.models) == ["iris_1", "wine_1"]
+        assert s.scale_request == (
+            "scale up from 1 to 3 replicas: model iris has 1 of 3 replicas (requested 2026-01-01T00:00:00Z)"
+        )
+
+        await requests.delete("mlserver")
+
+        async def cleared() -> bool:
+            s = await status_of(js, "Server", "mlserver")
+            return s is not None and s.scale_request == ""
+
+        await eventually(cleared)
+    finally:
+        await app.close()

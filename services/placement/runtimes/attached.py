@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from modelplane.libs.errors import DeadlineError
-from modelplane.services.placement.runtimes.base import ModelLayout, ReadyProbe, RuntimeEndpoints
+from modelplane.services.placement.runtimes.base import ModelLayout, ReadyProbe, RuntimeEndpoints, RuntimeExit
 
 _PROBE_INTERVAL = 0.2  # seconds between readiness probes
 
@@ -32,4 +32,8 @@ class AttachedRuntime:
             await asyncio.sleep(_PROBE_INTERVAL)
 
     async def stop(self) -> None:
+        return None
+
+    async def wait_exit(self) -> RuntimeExit | None:
+        # The pod owns the process: its death shows as failing readiness, not as an exit here.
         return None

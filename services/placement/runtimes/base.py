@@ -49,3 +49,15 @@ class Runtime(Protocol):
 
     async def stop(self) -> None:
         """Stop what ``start`` started (idempotent)."""
+
+    async def wait_exit(self) -> RuntimeExit | None:
+        """Wait until a process ``start`` launched exits by itself; None at once when there is none
+        (an attached server, or one never started)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeExit:
+    """How a runtime process ended: its exit code and the last lines of its log."""
+
+    code: int
+    log_tail: str

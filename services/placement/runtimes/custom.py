@@ -13,9 +13,9 @@ import shutil
 from pathlib import Path
 
 from modelplane.libs.embedded_nats import free_port
-from modelplane.services.placement.runtimes.base import ReadyProbe, RuntimeEndpoints
+from modelplane.services.placement.runtimes.base import ReadyProbe, RuntimeEndpoints, RuntimeExit
 from modelplane.services.placement.runtimes.layouts import MLServerLayout
-from modelplane.services.placement.runtimes.process import ManagedProcess
+from modelplane.services.placement.runtimes.process import ManagedProcess, exit_of
 from modelplane.services.placement.types import ReplicaProfile
 
 
@@ -84,3 +84,6 @@ class CustomRuntime:
     async def stop(self) -> None:
         if self._process is not None:
             await self._process.stop()
+
+    async def wait_exit(self) -> RuntimeExit | None:
+        return await exit_of(self._process)

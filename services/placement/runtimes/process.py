@@ -19,7 +19,7 @@ import structlog
 
 from modelplane.libs.errors import DeadlineError, PermanentError
 from modelplane.libs.process import die_with_parent
-from modelplane.services.placement.runtimes.base import ReadyProbe
+from modelplane.services.placement.runtimes.base import ReadyProbe, RuntimeExit
 
 log = structlog.get_logger(__name__)
 
@@ -80,6 +80,13 @@ class ManagedProcess:
                 )
             await asyncio.sleep(_PROBE_INTERVAL)
 
+    async def wait_exit(self) -> int | None:
+        """Wait until the process exits and return its code (None if it was never started)."""
+        proc = self._proc
+        if proc is None:
+            return None
+        return await proc.wait()
+
     def tail(self, lines: int = 20) -> str:
         try:
             text = self.log_path.read_text(errors="replace")
@@ -114,3 +121,13 @@ def _open_log(path: Path) -> BinaryIO:
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+async def exit_of(process: ManagedProcess | None) -> RuntimeExit | None:
+    """Wait for ``process`` to exit by itself; None when there is no process."""
+    if process is None:
+        return None
+    code = await process.wait_exit()
+    if code is None:
+        return None
+    return RuntimeExit(code, process.tail())
