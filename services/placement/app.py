@@ -3,8 +3,8 @@
 Design: ``start()`` connects to NATS and returns; the bring-up runs as a supervised task because
 it may wait a long time (for the Server/ServerConfig to be applied, for the runtime to start) and
 a signal must still be able to stop the agent meanwhile. Bring-up: resolve the replica profile ->
-start (or attach to) the runtime -> learn what it already holds -> register in KV -> heartbeats ->
-take commands. ``close()`` reverses it: stop taking commands, deregister (so the scheduler moves
+start (or attach to) the runtime -> learn what it already holds -> take commands -> register in KV ->
+heartbeats. ``close()`` reverses it: stop taking commands, deregister (so the scheduler moves
 models at once), cancel work and heartbeats, stop the runtime's process group, close NATS.
 """
 
@@ -154,12 +154,14 @@ class App:
         )
         self.handler = handler
         self.registration.info.loaded_models.extend(await handler.sync_loaded())
+        # Listen for commands before registering: the scheduler may send a load the moment it
+        # sees the registration, and a command nobody listens to yet would fail the model.
+        self._commands = CommandSubscriber(nc, handler, self.replica)
+        await self._commands.start()
         await self.registration.register()
         self._supervisor.spawn(
             "heartbeat", heartbeat_loop(nc, self.replica, self.settings.heartbeat_interval)
         )
-        self._commands = CommandSubscriber(nc, handler, self.replica)
-        await self._commands.start()
         if not unavailable:
             self._supervisor.spawn("runtime-watch", self._watch_runtime(runtime))
         log.info(

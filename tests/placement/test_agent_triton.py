@@ -17,6 +17,7 @@ from modelplane.libs.proto import agent_pb2, resources_pb2, state_pb2
 from modelplane.libs.resources import defaults
 from modelplane.libs.store import TypedBucket
 from modelplane.services.placement.app import App as PlacementApp
+from modelplane.services.placement.registration import ReplicaRegistration
 from tests.placement.conftest import agent_settings, put_server, triton_server
 
 pytestmark = pytest.mark.skipif(shutil.which("tritonserver") is not None, reason="tritonserver is installed")
@@ -76,3 +77,33 @@ async def test_close_while_waiting_for_server(
     await app.close()
     with pytest.raises(asyncio.CancelledError):
         await app.wait_started()
+
+
+async def test_agent_listens_for_commands_before_it_registers(
+    nats_server: EmbeddedNats, nc: NATS, js: JetStreamContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At the moment the replica is written to KV, its agent already answers commands: the scheduler
+    acts on a registration at once, and a command nobody listens to would fail the model."""
+    command = agent_pb2.LoadModelCommand(model="m", version=1, spec=resources_pb2.ModelSpec(storage_uri="x"))
+    replies: list[agent_pb2.CommandReply] = []
+    register = ReplicaRegistration.register
+
+    async def register_after_probe(self: ReplicaRegistration) -> None:
+        # A real request on the agent's subject; NATS fails it at once if nobody subscribed yet.
+        msg = await nc.request(
+            subjects.agent_command("triton", 0, "load"), command.SerializeToString(), timeout=5
+        )
+        reply = agent_pb2.CommandReply()
+        reply.ParseFromString(msg.data)
+        replies.append(reply)
+        await register(self)
+
+    monkeypatch.setattr(ReplicaRegistration, "register", register_after_probe)
+    await put_server(js, triton_server())
+    app = PlacementApp(agent_settings(nats_server, tmp_path, server="triton"))
+    await app.start()
+    try:
+        await asyncio.wait_for(app.wait_started(), 10)
+        assert [r.reason for r in replies] == ["runtime unavailable: tritonserver not found"]
+    finally:
+        await app.close()
