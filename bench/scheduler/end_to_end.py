@@ -7,6 +7,11 @@ subscription answers every replica's load/unload command with ``CommandReply(acc
 and publishes the LOADED/UNLOADED report, as a real agent does after MLServer loaded the model.
 Replicas register in KV_REPLICAS as agents do. The clock runs from the first Model apply until
 every model has a route with at least one endpoint (watched on KV_ROUTES).
+
+Everything runs in one process on one event loop, as a small all-in-one deployment would: the
+api applies compete with the scheduler for the CPU. ``apply_rates`` measures the api alone
+(no scheduler), applying one model at a time and with ``APPLY_CONCURRENCY`` clients, so the
+apply figure of the full run can be read against what the api handler itself can do.
 """
 
 from __future__ import annotations
@@ -120,6 +125,56 @@ async def _wait_routed(nc: NATS, names: set[str], routed: set[str], timeout: flo
     await asyncio.wait_for(watch(), timeout)
 
 
+def _model(i: int, name: str) -> Model:
+    spec = ModelSpec(
+        storage_uri=f"file:///models/{name}",
+        requirements=("sklearn",) if i % 2 else ("xgboost",),
+        memory_bytes=(32, 64, 128)[i % 3] * MI,
+        replicas=1 + (i % 4 == 0),
+    )
+    return Model(Meta(name), spec)
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyRates:
+    models: int
+    sequential_per_second: float
+    concurrent_per_second: float
+
+
+async def apply_rates(models: int = 1000) -> ApplyRates:
+    """Model applies per second through the api handler with nothing else running."""
+    with tempfile.TemporaryDirectory(prefix="modelplane-bench-") as tmp:
+        nats = EmbeddedNats(store_dir=Path(tmp) / "nats", port=free_port(), log_file=Path(tmp) / "nats.log")
+        await nats.start()
+        nc: NATS | None = None
+        api: ControlHandler | None = None
+        try:
+            nc = await connect(nats.url, name="bench")
+            await ensure_buckets(nc.jetstream())
+            api = await ControlHandler.open(nc.jetstream(), nc)
+            start = time.perf_counter()
+            for i in range(models):
+                await api.apply(_model(i, f"sequential-{i:05d}"))
+            sequential = models / (time.perf_counter() - start)
+            gate = asyncio.Semaphore(APPLY_CONCURRENCY)
+
+            async def apply(i: int) -> None:
+                assert api is not None
+                async with gate:
+                    await api.apply(_model(i, f"concurrent-{i:05d}"))
+
+            start = time.perf_counter()
+            await asyncio.gather(*(apply(i) for i in range(models)))
+            concurrent = models / (time.perf_counter() - start)
+            return ApplyRates(models, sequential, concurrent)
+        finally:
+            if api is not None:
+                await api.close()
+            await disconnect(nc)
+            await nats.stop()
+
+
 async def run(
     models: int = 1000, servers: int = 10, replicas: int = 10, timeout: float = 600.0
 ) -> EndToEndResult:
@@ -156,14 +211,9 @@ async def run(
             gate = asyncio.Semaphore(APPLY_CONCURRENCY)
 
             async def apply(i: int, name: str) -> None:
-                spec = ModelSpec(
-                    storage_uri=f"file:///models/{name}",
-                    requirements=("sklearn",) if i % 2 else ("xgboost",),
-                    memory_bytes=(32, 64, 128)[i % 3] * MI,
-                    replicas=1 + (i % 4 == 0),
-                )
+                assert api is not None
                 async with gate:
-                    await api.apply(Model(Meta(name), spec))
+                    await api.apply(_model(i, name))
 
             start = time.perf_counter()
             try:

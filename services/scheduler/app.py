@@ -93,6 +93,9 @@ class SchedulerApp:
             yield
         finally:
             self._election = None
+            if self.handler is not None:
+                # First: events that still arrive while the term's tasks wind down are ignored.
+                self.handler.stop()
             self.handler = None
             await self._stop_leading()
             log.info("scheduler_stopped_leading", instance=self.lease.holder, term=election.term)

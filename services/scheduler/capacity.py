@@ -6,6 +6,9 @@ Design:
   assignment books nothing. A replica's ``available`` is its capacity (memory x (1 +
   overcommit%)) minus loaded memory; placement sees ``available - reserved`` as free memory, so
   two loads in flight never get the same bytes.
+- ``book`` computes every replica's booking from all placements; ``Ledger`` keeps the same
+  result up to date one model at a time (the scheduler decides per model, and recomputing all
+  bookings per decision made placing N models cost O(N^2)).
 - Scale requests follow Seldon v2 (reference §6): when a model on a server got fewer replicas
   than it wants, ask for min(largest desired replicas of the models on that server,
   maxReplicas (0 = unbounded)); when replicas become empty, ask for max(minReplicas (>= 1),
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from modelplane.libs import states
 from modelplane.services.scheduler.cluster import ReplicaRecord, ServerRecord
@@ -81,6 +85,125 @@ def book(placements: Mapping[str, ModelRecord], parallel_workers: Callable[[str]
                     entry.loaded += size
                 entry.models.add(server_model_name(name, version.version))
     return booked
+
+
+class _Share(NamedTuple):
+    """What one model books on one replica (a tuple: one is made per assignment change)."""
+
+    reserved: int
+    loaded: int
+    names: frozenset[str]
+
+
+class Ledger:
+    """Bookings per replica, kept equal to ``book(placements, ...)`` by per-model deltas.
+
+    ``rebook(name, record, parallel_workers)`` swaps what model ``name`` booked for what its
+    record books now. Server model names start with the model name, so two models never book the
+    same name and a model's names can be taken out of a replica's set without counting. The
+    ledger also indexes which replicas and servers any assignment of a model names (in any
+    state), so "the models on replica X" does not scan every placement.
+    """
+
+    def __init__(self) -> None:
+        # Replica key -> booking; a replica that books nothing has no entry (as in ``book``).
+        self.booked: dict[str, Booking] = {}
+        self._shares: dict[str, dict[str, _Share]] = {}
+        self._places: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+        self._on_replica: dict[str, set[str]] = {}
+        self._on_server: dict[str, set[str]] = {}
+
+    def rebook(
+        self, name: str, record: ModelRecord | None, parallel_workers: Callable[[str], int]
+    ) -> set[str]:
+        """Book ``record`` (None = nothing) for model ``name``; the replica keys whose booking changed."""
+        new, keys, servers = _shares_of(name, record, parallel_workers)
+        old = self._shares.pop(name, {})
+        if new:
+            self._shares[name] = new
+        self._move_places(name, keys, servers)
+        changed: set[str] = set()
+        for key in old.keys() | new.keys():
+            before, after = old.get(key), new.get(key)
+            if before == after:
+                continue
+            changed.add(key)
+            entry = self.booked.get(key)
+            if entry is None:
+                entry = self.booked[key] = Booking()
+            if before is not None:
+                entry.reserved -= before.reserved
+                entry.loaded -= before.loaded
+                entry.models -= before.names
+            if after is not None:
+                entry.reserved += after.reserved
+                entry.loaded += after.loaded
+                entry.models |= after.names
+            if not entry.models:
+                del self.booked[key]
+        return changed
+
+    def models_on_replica(self, key: str) -> set[str]:
+        """Models with an assignment (any state) on replica ``key``."""
+        return self._on_replica.get(key, set())
+
+    def models_on_server(self, server: str) -> set[str]:
+        """Models with an assignment (any state) on a replica of ``server``."""
+        return self._on_server.get(server, set())
+
+    def _move_places(self, name: str, keys: frozenset[str], servers: frozenset[str]) -> None:
+        old_keys, old_servers = self._places.get(name, (frozenset(), frozenset()))
+        if keys == old_keys and servers == old_servers:
+            return  # the usual re-reconcile: same replicas, other states
+        if keys:
+            self._places[name] = (keys, servers)
+        else:
+            self._places.pop(name, None)
+        _reindex(self._on_replica, name, old_keys, keys)
+        _reindex(self._on_server, name, old_servers, servers)
+
+
+def _shares_of(
+    name: str, record: ModelRecord | None, parallel_workers: Callable[[str], int]
+) -> tuple[dict[str, _Share], frozenset[str], frozenset[str]]:
+    """What ``record`` books per replica, and every replica and server it names."""
+    if record is None:
+        return {}, frozenset(), frozenset()
+    shares: dict[str, _Share] = {}
+    keys: set[str] = set()
+    servers: set[str] = set()
+    for version in record.versions:
+        label = frozenset((server_model_name(name, version.version),))
+        for a in version.replicas:
+            key = a.replica_key
+            keys.add(key)
+            servers.add(a.server)
+            reserving = a.state in RESERVING
+            if not reserving and a.state not in HOLDING:
+                continue
+            size = required_bytes(version.spec, parallel_workers(a.server))
+            share = shares.get(key)
+            if share is None:
+                share = _Share(size, 0, label) if reserving else _Share(0, size, label)
+            else:
+                # Two versions of one model on one replica (a new version loads beside the old).
+                share = _Share(
+                    share.reserved + (size if reserving else 0),
+                    share.loaded + (0 if reserving else size),
+                    share.names | label,
+                )
+            shares[key] = share
+    return shares, frozenset(keys), frozenset(servers)
+
+
+def _reindex(index: dict[str, set[str]], name: str, old: frozenset[str], new: frozenset[str]) -> None:
+    for place in old - new:
+        members = index[place]
+        members.discard(name)
+        if not members:
+            del index[place]
+    for place in new - old:
+        index.setdefault(place, set()).add(name)
 
 
 def capacity_bytes(memory_bytes: int, overcommit_percent: int) -> int:

@@ -1,21 +1,22 @@
 """What the scheduler knows about servers and their replicas (its in-memory view of the cluster).
 
 Frozen snapshots (``ReplicaView``, ``ServerView``) are what placement policies see; they are built
-fresh for each placement decision from the mutable ``ReplicaRecord`` table, so a policy can never
-change the scheduler's state and the decision is a pure function of its inputs.
+from the mutable ``ReplicaRecord`` table and the booked memory (views.py keeps them current), so a
+policy can never change the scheduler's state and the decision is a pure function of its inputs.
 
 Placement looks at every server for every decision, so each ``ServerView`` computes, once and
 only when first asked, a ``ServerSummary`` of the request-independent facts (capabilities common
 to its usable replicas, the versions it holds, its schedulable replicas ordered by free memory
 with prefix sums). A caller that changes one server between decisions builds a new view for that
-server only; the other views keep their summaries.
+server only (``with_replicas`` when only bookings changed, which updates the summary instead of
+recomputing it); the other views keep their summaries.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from itertools import accumulate
 from operator import itemgetter
@@ -172,54 +173,97 @@ class ServerView:
         """This server after LoadRequested of ``server_model_name`` on some replicas.
 
         Each replica in ``bytes_by_index`` that does not hold the version yet reserves its bytes
-        and records the version. The summary is updated rather than recomputed (only the
-        changed replicas are re-ranked), which keeps placing many models in a row cheap.
+        and records the version.
         """
-        old = self.summary
-        changed: dict[int, ReplicaView] = {}
-        replicas = []
+        changed = {
+            r.index: replace(
+                r, assigned=r.assigned | {server_model_name}, reserved_bytes=r.reserved_bytes + extra
+            )
+            for r in self.replicas
+            if (extra := bytes_by_index.get(r.index)) is not None and server_model_name not in r.assigned
+        }
+        return self.with_replicas(changed)
+
+    def with_replicas(self, changed: Mapping[int, ReplicaView]) -> ServerView:
+        """This server with the replicas in ``changed`` (by index) replaced.
+
+        When only the memory and the versions of the replicas changed (the common case: a model
+        was booked or unbooked), the summary is updated rather than recomputed: each changed
+        replica moves to its new rank (a bisect in a list of ~10), and the held versions are
+        extended unless some were taken away. Anything else (capabilities, draining, usability,
+        workers) leaves the summary to be recomputed on first use.
+        """
+        old = self._summary
+        replicas: list[ReplicaView] = []
+        previous: list[ReplicaView] = []
         for r in self.replicas:
-            extra = bytes_by_index.get(r.index)
-            if extra is not None and server_model_name not in r.assigned:
-                r = ReplicaView(
-                    r.server,
-                    r.index,
-                    r.capabilities,
-                    r.memory_bytes,
-                    r.overcommit_percent,
-                    r.used_bytes,
-                    r.draining,
-                    r.unavailable_reason,
-                    r.assigned | {server_model_name},
-                    r.parallel_workers,
-                    r.reserved_bytes + extra,
-                )
-                changed[r.index] = r
-            replicas.append(r)
+            new = changed.get(r.index)
+            if new is None:
+                replicas.append(r)
+            else:
+                replicas.append(new)
+                previous.append(r)
         view = ServerView(self.name, self.expected_replicas, tuple(replicas), self.exists)
-        if not changed:
-            object.__setattr__(view, "_summary", old)
+        if old is None or len(previous) != len(changed):
             return view
-        entries = [
-            (-changed[r.index].free_bytes, r.index, changed[r.index])
-            if r.index in changed
-            else (n, r.index, r)
-            for n, r in zip(old.neg_free, old.schedulable, strict=True)
-        ]
-        entries.sort(key=_ORDER)
-        neg_free = tuple([e[0] for e in entries])
+        added: set[str] = set()
+        taken = False
+        for before in previous:
+            after = changed[before.index]
+            if not _same_shape(before, after):
+                return view
+            if before.assigned <= after.assigned:
+                added |= after.assigned - before.assigned
+            else:
+                taken = True
+        if taken:
+            # A version left a replica: whether the server still holds it needs every replica.
+            held = frozenset().union(*[r.assigned for r in replicas])
+        else:
+            held = old.held | added if added else old.held
+        neg_free = list(old.neg_free)
+        schedulable = list(old.schedulable)
+        for before in previous:
+            if before.draining or before.unavailable_reason:
+                continue  # not schedulable, before or after (same shape)
+            after = changed[before.index]
+            at = [r.index for r in schedulable].index(before.index)
+            del neg_free[at], schedulable[at]
+            # Order: most free first (ascending -free), then lower index.
+            rank = -_free(after)
+            at = bisect_left(neg_free, rank)
+            while at < len(neg_free) and neg_free[at] == rank and schedulable[at].index < after.index:
+                at += 1
+            neg_free.insert(at, rank)
+            schedulable.insert(at, after)
         summary = ServerSummary(
             old.usable_count,
             old.capabilities,
-            old.held | {server_model_name},
-            tuple([e[2] for e in entries]),
-            neg_free,
+            held,
+            tuple(schedulable),
+            tuple(neg_free),
             (0, *accumulate([-n for n in neg_free])),
             old.workers,
             old.accepting,
         )
         object.__setattr__(view, "_summary", summary)
         return view
+
+
+def _same_shape(old: ReplicaView, new: ReplicaView) -> bool:
+    """Equal but for booked memory and versions (the summary only needs re-ranking)."""
+    return (
+        old.capabilities == new.capabilities
+        and old.draining == new.draining
+        and old.unavailable_reason == new.unavailable_reason
+        and old.parallel_workers == new.parallel_workers
+    )
+
+
+def _free(r: ReplicaView) -> int:
+    """``free_bytes`` as the summary ranks it (negative free counts as 0)."""
+    free = r.memory_bytes * (100 + max(0, r.overcommit_percent)) // 100 - r.used_bytes - r.reserved_bytes
+    return free if free > 0 else 0
 
 
 @dataclass(slots=True)

@@ -21,6 +21,9 @@ Design:
 - Retries: models that failed or are under-replicated are retried at once on every capacity
   change (replica registered or gone, server changed, a model unloaded somewhere) and
   periodically with a per-model exponential backoff (backoff.py).
+- Placement reads the server views and replica bookings from ``ClusterViews`` (views.py): every
+  change of a model's record is reported to it (``record_changed``), and it re-books that model
+  and rebuilds only the views it touched, so a decision costs O(servers), not O(all models).
 - After model work, one coalesced work item (key ``@servers``, which no model name can be)
   publishes each server's booked memory and its pending scale request.
 - Transport is behind protocols (``AgentClient``, ``PlacementOutputs``, ``ServerOutputs``); the
@@ -30,7 +33,7 @@ Design:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from functools import partial
 from typing import Protocol
@@ -44,7 +47,7 @@ from modelplane.libs.routes import Route, RouteEndpoint, RouteVersion
 from modelplane.libs.tasks import KeyedWorkers
 from modelplane.services.scheduler import capacity
 from modelplane.services.scheduler.backoff import Backoff
-from modelplane.services.scheduler.cluster import ReplicaRecord, ReplicaView, ServerRecord, ServerView
+from modelplane.services.scheduler.cluster import ReplicaRecord, ServerRecord, ServerView
 from modelplane.services.scheduler.placement import (
     Decision,
     Placed,
@@ -65,6 +68,7 @@ from modelplane.services.scheduler.records import (
     VersionRecord,
     server_model_name,
 )
+from modelplane.services.scheduler.views import ClusterViews
 
 log = structlog.get_logger(__name__)
 
@@ -156,13 +160,18 @@ class Scheduler:
         self.scale_requests: dict[str, ScaleRequest] = {}
         self._usage_written: dict[str, ServerUsage] = {}
         self._empty = capacity.EmptyReplicas()
+        # Server views and replica bookings, updated as the tables above change (views.py).
+        self._cluster = ClusterViews(self.servers, self.replicas, self.placements, self._parallel_workers)
         self._ready = False
+        # Set by stop(): the term is ending, new events are ignored (no work may start).
+        self._stopped = False
 
     # ---- start-up ---------------------------------------------------------------------------
     def restore(self, records: list[ModelRecord]) -> None:
         """Take the placements persisted by a previous run (before ``start``)."""
         for record in records:
             self.placements[record.name] = record
+            self._cluster.record_changed(record.name)
 
     def restore_scale_requests(self, requests: list[ScaleRequest]) -> None:
         """Take the scale requests a previous run left pending (cleared if no longer needed)."""
@@ -179,6 +188,15 @@ class Scheduler:
             self._submit(name)
         self._servers_changed()
 
+    def stop(self) -> None:
+        """The term is ending: ignore every event from now on (call before closing the workers).
+
+        Watches, subscriptions and work items that are still running (a cancelled NATS request
+        can return normally) may deliver events after this; they are dropped instead of
+        submitting work to a supervisor that is closing.
+        """
+        self._stopped = True
+
     # ---- desired state ----------------------------------------------------------------------
     def model_changed(self, name: str, model: Model | None) -> None:
         if model is None:
@@ -191,22 +209,32 @@ class Scheduler:
     def server_changed(
         self, name: str, server: ServerRecord | None, limits: ServerLimits | None = None
     ) -> None:
+        workers = self._parallel_workers(name)
         if server is None:
             self.servers.pop(name, None)
             self.server_limits.pop(name, None)
         else:
             self.servers[name] = server
             self.server_limits[name] = limits or ServerLimits()
-        # Models on a server scaled to 0 or deleted move elsewhere.
-        for model in self._models_on_server(name):
-            self._submit(model)
+        self._cluster.server_changed(name)
+        if self._parallel_workers(name) != workers:
+            self._cluster.workers_changed(name)
+        if self._ready:
+            # Models on a server scaled to 0 or deleted move elsewhere.
+            for model in self._cluster.models_on_server(name):
+                self._submit(model)
         self._capacity_changed()
 
     def server_config_changed(self, name: str, parallel_workers: int | None) -> None:
+        before = self.server_configs.get(name)
         if parallel_workers is None:
             self.server_configs.pop(name, None)
         else:
             self.server_configs[name] = parallel_workers
+        if self.server_configs.get(name) != before:
+            for server in self.servers.values():
+                if server.server_config == name:
+                    self._cluster.workers_changed(server.name)
         self._capacity_changed()
 
     # ---- replicas ---------------------------------------------------------------------------
@@ -215,21 +243,23 @@ class Scheduler:
         if info is None:
             if old is not None:
                 del self.replicas[key]
+                self._cluster.replica_changed(key, old, None)
                 log.info("replica_removed", replica=key)
                 self._replica_gone(key)
             return
         info.last_seen = self._clock()
         self.replicas[key] = info
+        self._cluster.replica_changed(key, old, info)
         if not self._ready:
             # Start-up replay: persisted assignments are trusted, start() reconciles them.
             return
         if old is None or old.incarnation != info.incarnation or old.lost:
             log.info("replica_registered", replica=key, incarnation=info.incarnation)
-            for name in self._models_on(key):
-                self._workers.submit(name, partial(self._replica_restarted, name, key, info.incarnation))
+            for name in self._cluster.models_on_replica(key):
+                self._enqueue(name, partial(self._replica_restarted, name, key, info.incarnation))
             self._capacity_changed()
             return
-        for name in self._models_on(key):
+        for name in self._cluster.models_on_replica(key):
             self._submit(name)
         if _capacity_of(old) != _capacity_of(info):
             if old.draining != info.draining:
@@ -243,6 +273,7 @@ class Scheduler:
         replica.last_seen = self._clock()
         if replica.lost:
             replica.lost = False
+            self._cluster.server_changed(replica.server)
             log.info("replica_heartbeat_resumed", replica=replica.key)
             self._capacity_changed()
 
@@ -252,17 +283,19 @@ class Scheduler:
         for replica in list(self.replicas.values()):
             if not replica.lost and now - replica.last_seen > self._heartbeat_timeout:
                 replica.lost = True
+                self._cluster.server_changed(replica.server)
                 log.warning("replica_lost", replica=replica.key, silent_for=round(now - replica.last_seen, 1))
                 self._replica_gone(replica.key)
 
     def _replica_gone(self, key: str) -> None:
-        for name in self._models_on(key):
-            self._submit(name)
+        if self._ready:
+            for name in self._cluster.models_on_replica(key):
+                self._submit(name)
         self._capacity_changed()
 
     # ---- agent reports ----------------------------------------------------------------------
     def report(self, report: AgentReport) -> None:
-        self._workers.submit(report.model, partial(self._apply_report, report))
+        self._enqueue(report.model, partial(self._apply_report, report))
 
     # ---- retries ----------------------------------------------------------------------------
     def retry(self) -> None:
@@ -303,7 +336,15 @@ class Scheduler:
     def _submit(self, name: str, *, retry_failed: bool = False) -> None:
         if not self._ready:
             return
-        self._workers.submit(name, partial(self._reconcile, name, retry_failed=retry_failed))
+        self._enqueue(name, partial(self._reconcile, name, retry_failed=retry_failed))
+
+    def _enqueue(self, key: str, work: Callable[[], Awaitable[None]]) -> None:
+        if self._stopped:
+            # The term is ending: its workers are (being) closed and the next leader reconciles
+            # from KV, so the event is dropped rather than started on a closed supervisor.
+            log.debug("event_ignored_after_stop", key=key)
+            return
+        self._workers.submit(key, work)
 
     async def _replica_restarted(self, name: str, key: str, incarnation: str) -> None:
         replica = self.replicas.get(key)
@@ -327,6 +368,7 @@ class Scheduler:
                         _set_state(a, states.AVAILABLE, "")
                     else:
                         _set_state(a, states.LOAD_REQUESTED, "replica restarted")
+        self._cluster.record_changed(name)
         await self._reconcile(name)
 
     async def _apply_report(self, report: AgentReport) -> None:
@@ -363,6 +405,7 @@ class Scheduler:
             _set_state(a, states.UNLOAD_FAILED, report.message or "unload failed")
         else:
             return
+        self._cluster.record_changed(report.model)
         await self._reconcile(report.model)
         if freed:
             # A model unloaded somewhere: memory came free for the models still waiting.
@@ -376,6 +419,8 @@ class Scheduler:
         if record is None:
             record = ModelRecord(name)
             self.placements[name] = record
+        # Everything up to the first await changes the record; placement reads it re-booked.
+        self._cluster.record_changed(name)
         self._drop_gone_replicas(record)
 
         if model is None:
@@ -401,6 +446,8 @@ class Scheduler:
             for i, v in enumerate(record.versions)
             if v.replicas or (keep_latest and i == len(record.versions) - 1)
         ]
+        # The decision above changed the record: re-book it before another model decides.
+        self._cluster.record_changed(name)
         if not record.versions:
             del self.placements[name]
             await self._outputs.remove(name)
@@ -539,28 +586,34 @@ class Scheduler:
                     _request_unload(a)
 
     def _decide(
-        self, request: PlacementRequest, views: list[ServerView], version: VersionRecord
+        self, request: PlacementRequest, views: Sequence[ServerView], version: VersionRecord
     ) -> tuple[Decision, int, str]:
         """The placement, how many desired replicas it lacks, and why (partial scheduling).
 
         Every desired replica avoiding the replicas where this version failed to load, then
-        anywhere; only then fewer (down to minReplicas), again avoiding failures first.
+        anywhere; only then fewer (down to minReplicas): as many as possible, avoiding failures
+        when that costs no replica.
         """
         avoid = {key for key, count in version.failures.items() if count > 0}
-        candidates = [_without(views, avoid), views] if avoid else [views]
+        candidates: list[Sequence[ServerView]] = [_without(views, avoid), views] if avoid else [views]
         decision: Decision = Unplaceable("no servers are available")
         for option in candidates:
             decision = place(request, option, self.policy, partial=False)
             if isinstance(decision, Placed):
                 return decision, 0, ""
+        # Partial: the placement missing the fewest replicas wins; avoiding failed replicas only
+        # breaks ties, or a replica that failed once (and is retried by the backoff) would keep
+        # the model short forever.
+        best: Placed | None = None
         for option in candidates:
             decision = place(request, option, self.policy)
-            if isinstance(decision, Placed):
-                if not decision.missing:
-                    return decision, 0, ""
-                why = f"{decision.missing} of {request.desired} replicas missing: {decision.shortfall}"
-                return decision, decision.missing, why
-        return decision, 0, ""
+            if isinstance(decision, Placed) and (best is None or decision.missing < best.missing):
+                best = decision
+        if best is None:
+            return decision, 0, ""
+        if not best.missing:
+            return best, 0, ""
+        return best, best.missing, f"{best.missing} of {request.desired} replicas missing: {best.shortfall}"
 
     def _latest_state(self, record: ModelRecord, model: Model) -> str:
         latest = record.latest
@@ -596,6 +649,7 @@ class Scheduler:
                     else:
                         _set_state(a, states.LOAD_FAILED, result.reason)
                         version.failures[a.replica_key] = version.failures.get(a.replica_key, 0) + 1
+                        self._cluster.record_changed(name)
                         changed = True
                         log.warning(
                             "load_not_accepted", model=name, replica=a.replica_key, reason=result.reason
@@ -606,34 +660,40 @@ class Scheduler:
                         a.command_sent = True
                     elif a.replica_key not in self.replicas:
                         version.replicas.remove(a)
+                        self._cluster.record_changed(name)
                         changed = True
                     else:
                         _set_state(a, states.UNLOAD_FAILED, result.reason)
+                        self._cluster.record_changed(name)
                         changed = True
         return changed
 
     # ---- per-server outputs (one coalesced work item) ---------------------------------------
     def _servers_changed(self) -> None:
         if self._ready and self._server_outputs is not None and self._workers.pending(_SERVERS_KEY) == 0:
-            self._workers.submit(_SERVERS_KEY, self._publish_servers)
+            self._enqueue(_SERVERS_KEY, self._publish_servers)
 
     async def _publish_servers(self) -> None:
         outputs = self._server_outputs
         assert outputs is not None
-        booked = self._booked()
+        booked = self._cluster.booked
         live = [r for r in self.replicas.values() if not r.lost]
         self._empty.update(live, booked)
         by_server: dict[str, list[ReplicaRecord]] = {}
         for replica in live:
             by_server.setdefault(replica.server, []).append(replica)
+        # Every usage from one moment's bookings (they change while the writes below await).
+        usages = {
+            server: capacity.server_usage(server, by_server.get(server, []), booked)
+            for server in set(self.servers) | set(by_server)
+        }
 
-        for server in sorted(set(self.servers) | set(by_server) | set(self._usage_written)):
-            if server not in self.servers and server not in by_server:
+        for server in sorted(usages.keys() | self._usage_written.keys()):
+            usage = usages.get(server)
+            if usage is None:
                 await outputs.remove_usage(server)
                 del self._usage_written[server]
-                continue
-            usage = capacity.server_usage(server, by_server.get(server, []), booked)
-            if self._usage_written.get(server) != usage:
+            elif self._usage_written.get(server) != usage:
                 await outputs.save_usage(usage)
                 self._usage_written[server] = usage
 
@@ -682,58 +742,8 @@ class Scheduler:
                 )
 
     # ---- views ------------------------------------------------------------------------------
-    def _models_on(self, key: str) -> list[str]:
-        return sorted(
-            name
-            for name, record in self.placements.items()
-            if any(a.replica_key == key for v in record.versions for a in v.replicas)
-        )
-
-    def _models_on_server(self, server: str) -> list[str]:
-        return sorted(
-            name
-            for name, record in self.placements.items()
-            if any(a.server == server for v in record.versions for a in v.replicas)
-        )
-
-    def _booked(self) -> dict[str, capacity.Booking]:
-        return capacity.book(self.placements, self._parallel_workers)
-
-    def _server_views(self) -> list[ServerView]:
-        booked = self._booked()
-        by_server: dict[str, list[ReplicaView]] = {}
-        for replica in self.replicas.values():
-            if replica.lost:
-                continue
-            entry = booked.get(replica.key, capacity.Booking())
-            by_server.setdefault(replica.server, []).append(
-                ReplicaView(
-                    server=replica.server,
-                    index=replica.index,
-                    capabilities=replica.capabilities,
-                    memory_bytes=replica.memory_bytes,
-                    overcommit_percent=replica.overcommit_percent,
-                    # Placement sees (capacity - loaded) - reserved as free memory.
-                    used_bytes=entry.loaded,
-                    reserved_bytes=entry.reserved,
-                    draining=replica.draining,
-                    unavailable_reason=replica.unavailable_reason,
-                    assigned=frozenset(entry.models),
-                    parallel_workers=self._parallel_workers(replica.server),
-                )
-            )
-        views: list[ServerView] = []
-        for name in sorted(set(self.servers) | set(by_server)):
-            server = self.servers.get(name)
-            views.append(
-                ServerView(
-                    name=name,
-                    expected_replicas=server.expected_replicas if server else 0,
-                    replicas=tuple(sorted(by_server.get(name, []), key=lambda r: r.index)),
-                    exists=server is not None,
-                )
-            )
-        return views
+    def _server_views(self) -> Sequence[ServerView]:
+        return self._cluster.views()
 
     def _parallel_workers(self, server_name: str) -> int:
         server = self.servers.get(server_name)
@@ -769,9 +779,14 @@ def _capacity_of(replica: ReplicaRecord) -> tuple[object, ...]:
     )
 
 
-def _without(views: list[ServerView], keys: set[str]) -> list[ServerView]:
-    """``views`` minus the replicas named in ``keys``."""
-    return [replace(v, replicas=tuple(r for r in v.replicas if r.key not in keys)) for v in views]
+def _without(views: Sequence[ServerView], keys: set[str]) -> list[ServerView]:
+    """``views`` minus the replicas named in ``keys`` (untouched views keep their summaries)."""
+    return [
+        replace(v, replicas=tuple(r for r in v.replicas if r.key not in keys))
+        if any(r.key in keys for r in v.replicas)
+        else v
+        for v in views
+    ]
 
 
 def _set_state(a: Assignment, state: int, reason: str) -> None:

@@ -473,3 +473,28 @@ async def test_replica_gone_with_no_room_on_its_server_moves_as_new_version(
 
         await eventually(moved)
     await beta.stop()
+
+
+async def test_under_replicated_model_takes_back_a_replica_whose_load_once_failed(
+    nats_server: EmbeddedNats, js: JetStreamContext, nc: NATS
+) -> None:
+    """A partially placed model is not kept short forever by a replica where one load failed:
+    once the backoff retries it and it loads, the model holds both replicas."""
+    await put_server(js, "mlserver", 2)
+    flaky, steady = await agents(nc, js, "mlserver", 2)
+    flaky.load_outcome = agent_pb2.OUTCOME_LOAD_FAILED
+    async with running_scheduler(nats_server, retry_backoff_initial=0.1, retry_backoff_max=0.2):
+        # 3 desired on a 2-replica server: only partial placements exist.
+        await put_model(js, "iris", replicas=3, min_replicas=1)
+
+        async def failed_once() -> bool:
+            return len(flaky.loads) >= 1 and available_on(await placement(js, "iris"), 1) == [("mlserver", 1)]
+
+        await eventually(failed_once)
+        flaky.load_outcome = agent_pb2.OUTCOME_LOADED
+
+        async def both() -> bool:
+            return sorted(available_on(await placement(js, "iris"), 1)) == [("mlserver", 0), ("mlserver", 1)]
+
+        await eventually(both)
+    await stop_all([flaky, steady])
