@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-from modelplane.libs.resources.types import ModelSpec
-from modelplane.services.scheduler.cluster import ReplicaView, ServerView
-from modelplane.services.scheduler.policy.base import PlacementRequest, ServerOption
+from modelplane.services.scheduler.cluster import ServerView
+from modelplane.services.scheduler.policy.base import ServerOption
 from modelplane.services.scheduler.policy.sorters.best_fit import BestFitStrategy
-
-MI = 1 << 20
-
-
-def request(current_server: str = "", **spec: object) -> PlacementRequest:
-    return PlacementRequest("iris", 1, ModelSpec(storage_uri="file:///m", **spec), current_server)  # type: ignore[arg-type]
-
-
-def replica(index: int = 0, **fields: object) -> ReplicaView:
-    values: dict[str, object] = {
-        "server": "s",
-        "index": index,
-        "capabilities": ("sklearn",),
-        "memory_bytes": 100 * MI,
-    }
-    values.update(fields)
-    return ReplicaView(**values)  # type: ignore[arg-type]
+from tests.scheduler.policy.builders import MI, replica, request
 
 
 def test_tighter_fit_ranks_first() -> None:
