@@ -123,7 +123,8 @@ class Ledger:
             self._shares[name] = new
         self._move_places(name, keys, servers)
         changed: set[str] = set()
-        for key in old.keys() | new.keys():
+        # A model placed for the first time (the usual case) has nothing to take back.
+        for key in old.keys() | new.keys() if old else new:
             before, after = old.get(key), new.get(key)
             if before == after:
                 continue
@@ -197,12 +198,12 @@ def _shares_of(
 
 
 def _reindex(index: dict[str, set[str]], name: str, old: frozenset[str], new: frozenset[str]) -> None:
-    for place in old - new:
+    for place in old - new if new else old:
         members = index[place]
         members.discard(name)
         if not members:
             del index[place]
-    for place in new - old:
+    for place in new - old if old else new:
         index.setdefault(place, set()).add(name)
 
 

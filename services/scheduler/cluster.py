@@ -73,7 +73,13 @@ def trimmed_capabilities(capabilities: tuple[str, ...]) -> frozenset[str]:
 _ORDER = itemgetter(0, 1)
 
 
-@dataclass(frozen=True, slots=True)
+# How many held names a summary keeps beside its base set before merging them into it (see
+# ``ServerSummary.held_recent``): small enough that extending the recent set is cheap, large
+# enough that the base set (hundreds of names) is copied once per this many bookings.
+RECENT_HELD_LIMIT = 32
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class ServerSummary:
     """Request-independent facts about one server, computed once per ``ServerView``."""
 
@@ -81,8 +87,10 @@ class ServerSummary:
     usable_count: int
     # Capabilities (trimmed) offered by every usable replica.
     capabilities: frozenset[str]
-    # "<model>_<version>" names assigned to any replica of the server.
-    held: frozenset[str]
+    # "<model>_<version>" names assigned to any replica of the server: ``held_base |
+    # held_recent`` (read through ``held``/``holds``). A booking extends the small recent set
+    # instead of copying the whole base set, which grows to hundreds of names per server.
+    held_base: frozenset[str]
     # Usable, non-draining replicas: most free memory first, then lower index.
     schedulable: tuple[ReplicaView, ...]
     # -free_bytes of ``schedulable`` (ascending, for bisect) and prefix sums of free_bytes.
@@ -92,6 +100,38 @@ class ServerSummary:
     workers: int | None
     # The server takes new models at all: it exists, expects replicas and has a usable one.
     accepting: bool = True
+    # Held names added by bookings since ``held_base`` was last merged (at most RECENT_HELD_LIMIT).
+    held_recent: frozenset[str] = frozenset()
+
+    @property
+    def held(self) -> frozenset[str]:
+        """Every "<model>_<version>" name assigned to any replica of the server."""
+        return self.held_base | self.held_recent if self.held_recent else self.held_base
+
+    def holds(self, name: str) -> bool:
+        """Some replica of the server has ``name`` ("<model>_<version>") assigned."""
+        return name in self.held_base or name in self.held_recent
+
+    def _compared(self) -> tuple[object, ...]:
+        # How the held names are split between base and recent is bookkeeping, not a fact.
+        return (
+            self.usable_count,
+            self.capabilities,
+            self.held,
+            self.schedulable,
+            self.neg_free,
+            self.prefix_free,
+            self.workers,
+            self.accepting,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ServerSummary):
+            return NotImplemented
+        return self._compared() == other._compared()
+
+    def __hash__(self) -> int:
+        return hash(self._compared())
 
     @classmethod
     def of(cls, replicas: tuple[ReplicaView, ...], accepting: bool = True) -> ServerSummary:
@@ -212,15 +252,22 @@ class ServerView:
             after = changed[before.index]
             if not _same_shape(before, after):
                 return view
-            if before.assigned <= after.assigned:
-                added |= after.assigned - before.assigned
-            else:
-                taken = True
+            if after.assigned is not before.assigned:
+                # One pass: ``before <= after`` exactly when after keeps len(before) of its names.
+                new_names = after.assigned - before.assigned
+                if len(after.assigned) - len(new_names) == len(before.assigned):
+                    added |= new_names
+                else:
+                    taken = True
+        base, recent = old.held_base, old.held_recent
         if taken:
             # A version left a replica: whether the server still holds it needs every replica.
-            held = frozenset().union(*[r.assigned for r in replicas])
-        else:
-            held = old.held | added if added else old.held
+            base, recent = frozenset().union(*[r.assigned for r in replicas]), frozenset()
+        elif added and (added := added - base - recent):
+            # Extend the small recent set; copy the large base set only once in a while.
+            recent = recent | added
+            if len(recent) > RECENT_HELD_LIMIT:
+                base, recent = base | recent, frozenset()
         neg_free = list(old.neg_free)
         schedulable = list(old.schedulable)
         for before in previous:
@@ -239,12 +286,13 @@ class ServerView:
         summary = ServerSummary(
             old.usable_count,
             old.capabilities,
-            held,
+            base,
             tuple(schedulable),
             tuple(neg_free),
             (0, *accumulate([-n for n in neg_free])),
             old.workers,
             old.accepting,
+            recent,
         )
         object.__setattr__(view, "_summary", summary)
         return view

@@ -267,7 +267,9 @@ def _best_indexed(
         workers = summary.workers
         if (
             workers is None
-            or name in summary.held
+            # ``summary.holds(name)``, inlined: this runs for every candidate server.
+            or name in summary.held_base
+            or name in summary.held_recent
             or (explainer and EXPLAINER_CAPABILITY not in summary.capabilities)
         ):
             # The summary cannot decide: run the policy objects on this server.
@@ -275,31 +277,42 @@ def _best_indexed(
             if option is None:
                 continue
             count = len(option.chosen)
-            on = 0 if name in summary.held else 1
+            on = 0 if summary.holds(name) else 1
             leftover = option.leftover_bytes(request)
         else:
             # Replica filters: every schedulable replica passes all but AvailableMemory, and the
             # sorters order them by free memory then index: the summary's order. So the
             # suitable replicas are a prefix of it, found by bisect.
             required = memory * (own_workers or workers or 1)
+            neg_required = -required
             neg_free = summary.neg_free
             n = len(neg_free)
-            if n < need or neg_free[need - 1] > -required:
+            if n < need or neg_free[need - 1] > neg_required:
                 continue
-            if n >= take and neg_free[take - 1] <= -required:
+            if n >= take and neg_free[take - 1] <= neg_required:
                 count = take
             else:
-                count = bisect_right(neg_free, -required)
+                count = bisect_right(neg_free, neg_required)
             if best_server is not None and (count < best_count or (count == best_count and best_on == 0)):
                 continue
             option = None
             on = 1
             leftover = summary.prefix_free[count] - count * required
         ranked = rank(leftover)
+        # (count, on, ranked, name) compared field by field: no tuples built per server.
         if (
             best_server is None
             or count > best_count
-            or (count == best_count and (on, ranked, server.name) < (best_on, best_rank, best_name))
+            or (
+                count == best_count
+                and (
+                    on < best_on
+                    or (
+                        on == best_on
+                        and (ranked < best_rank or (ranked == best_rank and server.name < best_name))
+                    )
+                )
+            )
         ):
             best_server, best_option = server, option
             best_count, best_on, best_rank, best_name = count, on, ranked, server.name

@@ -133,12 +133,18 @@ class ClusterViews:
         old = self._views.get(server)
         view: ServerView | None
         if keys is not None and old is not None:
-            # Only bookings changed: new views of those replicas, the server's summary re-ranked.
-            changed = {
-                replica.index: self._replica_view(replica)
-                for key in keys
-                if (replica := self._replicas.get(key)) is not None and not replica.lost
-            }
+            # Only bookings changed: new views of those replicas (the rest of each is as in the
+            # old view, since a change of anything else rebuilds the server), the summary re-ranked.
+            shown = {r.index: r for r in old.replicas}
+            changed: dict[int, ReplicaView] = {}
+            for key in keys:
+                replica = self._replicas.get(key)
+                if replica is None or replica.lost:
+                    continue
+                before = shown.get(replica.index)
+                changed[replica.index] = (
+                    self._replica_view(replica) if before is None else self._rebooked(before, replica.key)
+                )
             view = old.with_replicas(changed)
         else:
             view = self._build(server)
@@ -181,6 +187,23 @@ class ClusterViews:
             unavailable_reason=replica.unavailable_reason,
             assigned=frozenset(entry.models),
             parallel_workers=self._parallel_workers(replica.server),
+        )
+
+    def _rebooked(self, before: ReplicaView, key: str) -> ReplicaView:
+        """``before`` with the bookings of replica ``key`` now (as ``_replica_view`` would build it)."""
+        entry = self.ledger.booked.get(key, _NO_BOOKING)
+        return ReplicaView(
+            before.server,
+            before.index,
+            before.capabilities,
+            before.memory_bytes,
+            before.overcommit_percent,
+            entry.loaded,
+            before.draining,
+            before.unavailable_reason,
+            frozenset(entry.models),
+            before.parallel_workers,
+            entry.reserved,
         )
 
 

@@ -12,4 +12,4 @@ class ModelAlreadyLoadedOnServerSorter:
         return "servers that already hold this model version first"
 
     def key(self, request: PlacementRequest, option: ServerOption) -> int:
-        return 0 if request.server_model_name in option.server.summary.held else 1
+        return 0 if option.server.summary.holds(request.server_model_name) else 1
