@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 help:
 	@echo "make up    - start modelplane locally (embedded NATS, all services, one MLServer replica)"
 	@echo "make test  - lint, type-check and run the whole test suite"
-	@echo "make gen   - regenerate libs/proto from proto/"
+	@echo "make gen   - regenerate modelplane/proto from proto/"
 	@echo "make lock  - re-pin requirements/constraints.txt from the current .venv"
 
 $(STAMP): pyproject.toml requirements/constraints.txt

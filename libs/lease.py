@@ -33,9 +33,9 @@ import structlog
 
 from modelplane.libs.clock import now_rfc3339
 from modelplane.libs.errors import ConflictError
-from modelplane.libs.proto import lease_pb2
 from modelplane.libs.store import TypedBucket
 from modelplane.libs.tasks import TaskSupervisor
+from modelplane.proto import lease_pb2
 
 log = structlog.get_logger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from modelplane.libs.proto import state_pb2
+from modelplane.proto import state_pb2
 
 
 @dataclass(frozen=True, slots=True)

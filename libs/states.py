@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-from modelplane.libs.proto import state_pb2
+from modelplane.proto import state_pb2
 
 # ---- replica states ------------------------------------------------------------------------
 REPLICA_UNKNOWN: Final = state_pb2.REPLICA_STATE_UNKNOWN

@@ -1,7 +1,7 @@
-"""Regenerate the Python stubs in libs/proto/ from the contracts in proto/.
+"""Regenerate the Python stubs in modelplane/proto/ from the contracts in proto/.
 
 protoc writes absolute imports named after the .proto paths ("from modelplane.v1 import
-resources_pb2"); our stubs live in the package modelplane.libs.proto, so every generated
+resources_pb2"); our stubs live in the package modelplane.proto, so every generated
 import between our own files is rewritten to a relative one. `--check` regenerates into a
 temporary folder and fails when the committed stubs differ (CI runs it through make test).
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "proto"
-OUT_DIR = ROOT / "libs" / "proto"
+OUT_DIR = ROOT / "modelplane" / "proto"
 HEADER = '"""Generated from proto/ by tools/gen_proto.py (make gen). Do not edit."""\n'
 
 # "from modelplane.v1 import x_pb2 as y" / "import modelplane.v1.x_pb2" -> relative form.
@@ -87,7 +87,9 @@ def main() -> int:
         stale = sorted(committed ^ generated)
         stale += [n for n in sorted(committed & generated) if not filecmp.cmp(OUT_DIR / n, fresh / n, False)]
         if stale:
-            print(f"libs/proto is stale ({', '.join(stale)}): run `make gen` and commit", file=sys.stderr)
+            print(
+                f"modelplane/proto is stale ({', '.join(stale)}): run `make gen` and commit", file=sys.stderr
+            )
             return 1
     return 0
 

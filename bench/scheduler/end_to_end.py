@@ -28,10 +28,10 @@ from nats.aio.subscription import Subscription
 
 from modelplane.libs import subjects
 from modelplane.libs.embedded_nats import EmbeddedNats, free_port
-from modelplane.libs.proto import agent_pb2, state_pb2
 from modelplane.libs.resources.defaults import MLSERVER_CAPABILITIES
 from modelplane.libs.resources.types import Meta, Model, ModelSpec, Server, ServerSpec
 from modelplane.libs.store import TypedBucket, connect, disconnect, ensure_buckets
+from modelplane.proto import agent_pb2, state_pb2
 from modelplane.services.api.handler import ControlHandler
 from modelplane.services.scheduler.app import SchedulerApp
 from modelplane.services.scheduler.settings import SchedulerSettings

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from modelplane.libs.errors import InvalidError
-from modelplane.libs.proto import control_pb2 as cpb
-from modelplane.libs.proto import resources_pb2 as pb
 from modelplane.libs.resources.types import (
     Meta,
     Model,
@@ -15,6 +13,8 @@ from modelplane.libs.resources.types import (
     ServerConfigSpec,
     ServerSpec,
 )
+from modelplane.proto import control_pb2 as cpb
+from modelplane.proto import resources_pb2 as pb
 
 
 def meta_to_pb(meta: Meta) -> pb.ObjectMeta:

@@ -17,7 +17,7 @@ import click
 import grpc
 from google.protobuf import struct_pb2
 
-from modelplane.libs.proto import control_pb2, control_pb2_grpc
+from modelplane.proto import control_pb2, control_pb2_grpc
 
 DEFAULT_API = "127.0.0.1:9004"
 DEFAULT_GATEWAY = "http://127.0.0.1:9000"

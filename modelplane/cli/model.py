@@ -21,7 +21,7 @@ from modelplane.cli.client import (
 )
 from modelplane.cli.manifest_files import read_documents, resource_ref
 from modelplane.cli.render import OUTPUT_FORMATS, status_summary, structured, table
-from modelplane.libs.proto import state_pb2
+from modelplane.proto import state_pb2
 
 KIND = "Model"
 

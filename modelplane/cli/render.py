@@ -10,8 +10,8 @@ import yaml
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from modelplane.libs.proto import state_pb2
 from modelplane.libs.resources.quantity import format_bytes
+from modelplane.proto import state_pb2
 
 OUTPUT_FORMATS = ("yaml", "json")
 

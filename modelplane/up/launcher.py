@@ -16,9 +16,9 @@ import structlog
 from nats.js import JetStreamContext
 
 from modelplane.libs import subjects
-from modelplane.libs.proto import resources_pb2
 from modelplane.libs.store import TypedBucket
 from modelplane.libs.tasks import TaskSupervisor
+from modelplane.proto import resources_pb2
 from modelplane.up.children import Child, modelplane_argv
 
 log = structlog.get_logger(__name__)

@@ -22,11 +22,11 @@ from nats.aio.client import Client as NATS
 
 from modelplane.libs.embedded_nats import EmbeddedNats
 from modelplane.libs.errors import RetryableError
-from modelplane.libs.proto import control_pb2, control_pb2_grpc
 from modelplane.libs.resources import convert, defaults
 from modelplane.libs.resources.types import Resource
 from modelplane.libs.store import connect, disconnect, ensure_buckets
 from modelplane.libs.tasks import TaskSupervisor
+from modelplane.proto import control_pb2, control_pb2_grpc
 from modelplane.up.children import Child, modelplane_argv
 from modelplane.up.launcher import ReplicaLauncher
 

@@ -8,8 +8,8 @@ from aiohttp import web
 from nats.aio.client import Client as NATS
 
 from modelplane.libs import store
-from modelplane.libs.proto import control_pb2_grpc
 from modelplane.libs.store import disconnect
+from modelplane.proto import control_pb2_grpc
 from modelplane.services.api import rest
 from modelplane.services.api.grpc_servicer import ControlServicer
 from modelplane.services.api.handler import ControlHandler

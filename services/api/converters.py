@@ -7,9 +7,9 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2
 
 from modelplane.libs.errors import InvalidError
-from modelplane.libs.proto import control_pb2
 from modelplane.libs.resources.convert import resource_from_pb, resource_to_pb
 from modelplane.libs.resources.types import Resource
+from modelplane.proto import control_pb2
 
 __all__ = ["apply_response", "manifest_from_struct", "resource_from_pb", "resource_to_pb", "resources_to_pb"]
 

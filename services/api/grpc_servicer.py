@@ -10,7 +10,7 @@ import grpc
 import structlog
 
 from modelplane.libs.errors import InvalidError, ModelplaneError
-from modelplane.libs.proto import control_pb2, control_pb2_grpc
+from modelplane.proto import control_pb2, control_pb2_grpc
 from modelplane.services.api import converters
 from modelplane.services.api.handler import ControlHandler, parse_kind
 

@@ -32,11 +32,11 @@ from nats.js import JetStreamContext
 from modelplane.libs import subjects
 from modelplane.libs.clock import now_rfc3339
 from modelplane.libs.errors import ConflictError, InvalidError, NotFoundError
-from modelplane.libs.proto import events_pb2, resources_pb2, state_pb2
 from modelplane.libs.resources import convert
 from modelplane.libs.resources.manifests import parse_manifest, to_manifest
 from modelplane.libs.resources.types import KINDS, Kind, Model, Resource, Server
 from modelplane.libs.store import TypedBucket
+from modelplane.proto import events_pb2, resources_pb2, state_pb2
 
 log = structlog.get_logger(__name__)
 

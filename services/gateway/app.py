@@ -15,11 +15,11 @@ from nats.aio.client import Client as NATS
 from opentelemetry import trace
 
 from modelplane.libs import store, subjects
-from modelplane.libs.proto import open_inference_pb2_grpc as oip_grpc
-from modelplane.libs.proto import state_pb2
 from modelplane.libs.store import disconnect
 from modelplane.libs.tasks import TaskSupervisor
 from modelplane.libs.telemetry import setup_tracing
+from modelplane.proto import open_inference_pb2_grpc as oip_grpc
+from modelplane.proto import state_pb2
 from modelplane.services.gateway.balancers.round_robin import RoundRobin
 from modelplane.services.gateway.grpc_servicer import InferenceServicer
 from modelplane.services.gateway.handler import GatewayHandler

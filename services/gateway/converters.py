@@ -5,7 +5,7 @@ KV route records are converted by ``modelplane.libs.routes`` (shared with the sc
 
 from __future__ import annotations
 
-from modelplane.libs.proto import open_inference_pb2 as oip
+from modelplane.proto import open_inference_pb2 as oip
 from modelplane.services.gateway.validation import InputHeader
 
 

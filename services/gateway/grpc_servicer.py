@@ -18,10 +18,10 @@ import structlog
 from opentelemetry import trace
 
 from modelplane.libs.errors import ModelplaneError
-from modelplane.libs.proto import open_inference_pb2 as oip
-from modelplane.libs.proto import open_inference_pb2_grpc as oip_grpc
 from modelplane.libs.routes import RouteEndpoint
 from modelplane.libs.telemetry import extract_context, inject_context
+from modelplane.proto import open_inference_pb2 as oip
+from modelplane.proto import open_inference_pb2_grpc as oip_grpc
 from modelplane.services.gateway.converters import input_headers_from_proto
 from modelplane.services.gateway.handler import GatewayHandler
 from modelplane.services.gateway.metrics import UNKNOWN_MODEL, GatewayMetrics

@@ -14,9 +14,9 @@ from typing import Any
 import grpc
 
 from modelplane.libs.errors import RetryableError
-from modelplane.libs.proto import open_inference_pb2 as oip
-from modelplane.libs.proto import open_inference_pb2_grpc as oip_grpc
 from modelplane.libs.routes import RouteEndpoint
+from modelplane.proto import open_inference_pb2 as oip
+from modelplane.proto import open_inference_pb2_grpc as oip_grpc
 from modelplane.services.gateway.handler import UpstreamUnreachableError
 
 Metadata = Sequence[tuple[str, str]]

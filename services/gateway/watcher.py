@@ -13,9 +13,9 @@ import asyncio
 
 import structlog
 
-from modelplane.libs.proto import state_pb2
 from modelplane.libs.routes import route_from_pb
 from modelplane.libs.store import TypedBucket
+from modelplane.proto import state_pb2
 from modelplane.services.gateway.routing import RouteTable
 
 log = structlog.get_logger(__name__)

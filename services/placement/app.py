@@ -20,9 +20,9 @@ from nats.aio.client import Client as NATS
 
 from modelplane.libs import subjects
 from modelplane.libs.clock import now_rfc3339
-from modelplane.libs.proto import resources_pb2, state_pb2
 from modelplane.libs.store import TypedBucket, connect, disconnect, ensure_buckets
 from modelplane.libs.tasks import KeyedWorkers, TaskSupervisor
+from modelplane.proto import resources_pb2, state_pb2
 from modelplane.services.placement.handler import PlacementHandler
 from modelplane.services.placement.model_server import ModelServerClient
 from modelplane.services.placement.nats_adapter import CommandSubscriber, NatsReports, heartbeat_loop

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from modelplane.libs.proto import agent_pb2
 from modelplane.libs.resources import convert
+from modelplane.proto import agent_pb2
 from modelplane.services.placement.types import (
     Decision,
     LoadRequest,

@@ -11,7 +11,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from modelplane.libs import subjects
-from modelplane.libs.proto import agent_pb2
+from modelplane.proto import agent_pb2
 from modelplane.services.placement import converters
 from modelplane.services.placement.handler import PlacementHandler
 from modelplane.services.placement.types import Decision, ReplicaId, Report

@@ -11,10 +11,10 @@ import asyncio
 
 import structlog
 
-from modelplane.libs.proto import resources_pb2
 from modelplane.libs.resources import convert, defaults
 from modelplane.libs.resources.types import Server, ServerConfig, effective_capabilities
 from modelplane.libs.store import TypedBucket
+from modelplane.proto import resources_pb2
 from modelplane.services.placement.types import ReplicaProfile
 
 log = structlog.get_logger(__name__)

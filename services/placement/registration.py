@@ -13,8 +13,8 @@ from collections.abc import Callable
 import structlog
 
 from modelplane.libs import subjects
-from modelplane.libs.proto import state_pb2
 from modelplane.libs.store import TypedBucket
+from modelplane.proto import state_pb2
 
 log = structlog.get_logger(__name__)
 

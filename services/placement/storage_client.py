@@ -16,7 +16,7 @@ from modelplane.libs.errors import (
     PermanentError,
     RetryableError,
 )
-from modelplane.libs.proto import agent_pb2
+from modelplane.proto import agent_pb2
 
 _ERRORS: dict[str, type[ModelplaneError]] = {
     "invalid": InvalidError,

@@ -24,11 +24,11 @@ from nats.aio.subscription import Subscription
 
 from modelplane.libs import subjects
 from modelplane.libs.lease import LeaderElection, LeaseConfig, serve_while_leader
-from modelplane.libs.proto import agent_pb2, lease_pb2, resources_pb2, state_pb2
 from modelplane.libs.resources.convert import model_from_pb
 from modelplane.libs.store import TypedBucket, connect, disconnect, ensure_buckets
 from modelplane.libs.tasks import KeyedWorkers, TaskSupervisor
 from modelplane.libs.watching import BucketWatch, watch_buckets
+from modelplane.proto import agent_pb2, lease_pb2, resources_pb2, state_pb2
 from modelplane.services.scheduler import converters
 from modelplane.services.scheduler.backoff import Backoff
 from modelplane.services.scheduler.handler import Scheduler

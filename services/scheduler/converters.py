@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from modelplane.libs.proto import agent_pb2, events_pb2, resources_pb2, state_pb2
 from modelplane.libs.resources.convert import model_spec_from_pb, model_spec_to_pb
 from modelplane.libs.resources.types import ModelSpec
+from modelplane.proto import agent_pb2, events_pb2, resources_pb2, state_pb2
 from modelplane.services.scheduler.cluster import ReplicaRecord, ServerRecord
 from modelplane.services.scheduler.records import (
     AgentReport,

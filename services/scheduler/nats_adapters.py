@@ -15,10 +15,10 @@ from nats.aio.client import Client as NATS
 
 from modelplane.libs import subjects
 from modelplane.libs.clock import now_rfc3339
-from modelplane.libs.proto import agent_pb2, state_pb2
 from modelplane.libs.resources.types import ModelSpec
 from modelplane.libs.routes import Route, route_to_pb
 from modelplane.libs.store import TypedBucket
+from modelplane.proto import agent_pb2, state_pb2
 from modelplane.services.scheduler import converters
 from modelplane.services.scheduler.records import CommandResult, ModelRecord, ScaleRequest, ServerUsage
 

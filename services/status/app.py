@@ -5,10 +5,10 @@ from __future__ import annotations
 from nats.aio.client import Client as NATS
 
 from modelplane.libs import subjects
-from modelplane.libs.proto import resources_pb2, state_pb2
 from modelplane.libs.store import TypedBucket, connect, disconnect, ensure_buckets
 from modelplane.libs.tasks import KeyedWorkers, TaskSupervisor
 from modelplane.libs.watching import BucketWatch, watch_buckets
+from modelplane.proto import resources_pb2, state_pb2
 from modelplane.services.status import converters
 from modelplane.services.status.handler import StatusDeriver
 from modelplane.services.status.settings import StatusSettings

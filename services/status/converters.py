@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelplane.libs.proto import resources_pb2, state_pb2
+from modelplane.proto import resources_pb2, state_pb2
 from modelplane.services.status.types import (
     AssignmentView,
     ModelView,

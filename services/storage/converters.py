@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelplane.libs.errors import InvalidError, ModelplaneError, NotFoundError, RetryableError
-from modelplane.libs.proto import agent_pb2
+from modelplane.proto import agent_pb2
 
 # FetchReply.error_kind values.
 KIND_INVALID = "invalid"

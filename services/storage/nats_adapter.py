@@ -10,7 +10,7 @@ from nats.aio.subscription import Subscription
 
 from modelplane.libs import subjects
 from modelplane.libs.errors import InvalidError, ModelplaneError
-from modelplane.libs.proto import agent_pb2
+from modelplane.proto import agent_pb2
 from modelplane.services.storage import converters
 from modelplane.services.storage.handler import StorageHandler
 

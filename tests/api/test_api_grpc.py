@@ -11,8 +11,8 @@ from google.protobuf import struct_pb2
 from nats.js import JetStreamContext
 
 from modelplane.libs import subjects
-from modelplane.libs.proto import control_pb2, control_pb2_grpc, resources_pb2, state_pb2
 from modelplane.libs.store import TypedBucket
+from modelplane.proto import control_pb2, control_pb2_grpc, resources_pb2, state_pb2
 from modelplane.services.api.app import App
 
 

@@ -12,9 +12,9 @@ from nats.js import JetStreamContext
 
 from modelplane.libs import subjects
 from modelplane.libs.errors import InvalidError, NotFoundError
-from modelplane.libs.proto import events_pb2, state_pb2
 from modelplane.libs.resources.types import Model
 from modelplane.libs.store import TypedBucket
+from modelplane.proto import events_pb2, state_pb2
 from modelplane.services.api.handler import ControlHandler, parse_kind
 
 

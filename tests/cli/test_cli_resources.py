@@ -12,8 +12,8 @@ from nats.js import JetStreamContext
 
 from modelplane.libs import subjects
 from modelplane.libs.embedded_nats import free_port
-from modelplane.libs.proto import resources_pb2, state_pb2
 from modelplane.libs.store import TypedBucket
+from modelplane.proto import resources_pb2, state_pb2
 
 from .harness import Cli
 

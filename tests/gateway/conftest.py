@@ -26,9 +26,9 @@ from nats.js import JetStreamContext
 
 from modelplane.libs import subjects
 from modelplane.libs.embedded_nats import EmbeddedNats, free_port
-from modelplane.libs.proto import state_pb2
 from modelplane.libs.routes import Route, RouteEndpoint, RouteVersion, route_to_pb
 from modelplane.libs.store import TypedBucket
+from modelplane.proto import state_pb2
 from modelplane.services.gateway.app import App
 from modelplane.services.gateway.settings import GatewaySettings
 from tests.helpers.iris import IrisModel, build_iris_model

@@ -10,9 +10,9 @@ import pytest
 from nats.js import JetStreamContext
 
 from modelplane.libs.embedded_nats import free_port
-from modelplane.libs.proto import open_inference_pb2 as oip
-from modelplane.libs.proto import open_inference_pb2_grpc as oip_grpc
 from modelplane.libs.routes import Route, RouteEndpoint, RouteVersion
+from modelplane.proto import open_inference_pb2 as oip
+from modelplane.proto import open_inference_pb2_grpc as oip_grpc
 from modelplane.services.gateway.app import App
 from tests.gateway.conftest import MLServerReplica, eventually, iris_route, put_route
 

@@ -13,9 +13,9 @@ from nats.js import JetStreamContext
 from modelplane.libs import subjects
 from modelplane.libs.embedded_nats import EmbeddedNats
 from modelplane.libs.lease import LeaderElection, LeaseConfig, serve_while_leader
-from modelplane.libs.proto import lease_pb2
 from modelplane.libs.store import TypedBucket, connect
 from modelplane.libs.tasks import TaskSupervisor
+from modelplane.proto import lease_pb2
 
 # Short timings so takeovers happen within a couple of seconds.
 TTL, RENEW, MARGIN = 1.5, 0.2, 0.5

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from modelplane.libs import states
-from modelplane.libs.proto import state_pb2
+from modelplane.proto import state_pb2
 
 
 def test_every_replica_state_has_a_seldon_name() -> None:

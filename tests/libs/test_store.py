@@ -10,8 +10,8 @@ from nats.js import JetStreamContext
 
 from modelplane.libs import subjects
 from modelplane.libs.errors import ConflictError, NotFoundError
-from modelplane.libs.proto import resources_pb2 as pb
 from modelplane.libs.store import TypedBucket
+from modelplane.proto import resources_pb2 as pb
 
 
 async def test_create_then_update_with_stale_revision_conflicts(js: JetStreamContext) -> None:

@@ -9,11 +9,11 @@ from nats.js import JetStreamContext
 
 from modelplane.libs import subjects
 from modelplane.libs.errors import RetryableError
-from modelplane.libs.proto import resources_pb2 as pb
-from modelplane.libs.proto import state_pb2
 from modelplane.libs.store import TypedBucket
 from modelplane.libs.tasks import TaskSupervisor
 from modelplane.libs.watching import BucketWatch, watch_buckets
+from modelplane.proto import resources_pb2 as pb
+from modelplane.proto import state_pb2
 
 Seen = tuple[str, str, str | None]
 

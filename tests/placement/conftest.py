@@ -13,10 +13,10 @@ from nats.js import JetStreamContext
 
 from modelplane.libs import subjects
 from modelplane.libs.embedded_nats import EmbeddedNats
-from modelplane.libs.proto import agent_pb2, resources_pb2
 from modelplane.libs.resources import convert, defaults
 from modelplane.libs.resources.types import Meta, Server, ServerSpec
 from modelplane.libs.store import TypedBucket
+from modelplane.proto import agent_pb2, resources_pb2
 from modelplane.services.placement.app import App as PlacementApp
 from modelplane.services.placement.settings import PlacementSettings
 from modelplane.services.storage.app import App as StorageApp

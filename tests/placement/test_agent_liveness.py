@@ -9,8 +9,8 @@ import signal
 from nats.js import JetStreamContext
 
 from modelplane.libs import subjects
-from modelplane.libs.proto import state_pb2
 from modelplane.libs.store import TypedBucket
+from modelplane.proto import state_pb2
 from modelplane.services.placement.app import App as PlacementApp
 from modelplane.services.placement.runtimes.mlserver import MLServerRuntime
 from tests.placement.conftest import eventually

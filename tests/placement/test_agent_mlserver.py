@@ -13,9 +13,9 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from modelplane.libs import subjects
-from modelplane.libs.proto import agent_pb2, resources_pb2, state_pb2
 from modelplane.libs.resources import defaults
 from modelplane.libs.store import TypedBucket
+from modelplane.proto import agent_pb2, resources_pb2, state_pb2
 from modelplane.services.placement.app import App as PlacementApp
 from tests.helpers.iris import build_iris_model
 from tests.placement.conftest import Reports, eventually

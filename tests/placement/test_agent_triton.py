@@ -13,9 +13,9 @@ from nats.js import JetStreamContext
 
 from modelplane.libs import subjects
 from modelplane.libs.embedded_nats import EmbeddedNats
-from modelplane.libs.proto import agent_pb2, resources_pb2, state_pb2
 from modelplane.libs.resources import defaults
 from modelplane.libs.store import TypedBucket
+from modelplane.proto import agent_pb2, resources_pb2, state_pb2
 from modelplane.services.placement.app import App as PlacementApp
 from modelplane.services.placement.registration import ReplicaRegistration
 from tests.placement.conftest import agent_settings, put_server, triton_server

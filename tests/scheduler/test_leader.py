@@ -15,8 +15,8 @@ from nats.js import JetStreamContext
 
 from modelplane.libs import subjects
 from modelplane.libs.embedded_nats import EmbeddedNats
-from modelplane.libs.proto import lease_pb2
 from modelplane.libs.store import TypedBucket
+from modelplane.proto import lease_pb2
 from modelplane.services.scheduler.app import LEASE_NAME, SchedulerApp
 from modelplane.services.scheduler.settings import SchedulerSettings
 from tests.scheduler.test_scheduler_app import (

@@ -15,8 +15,8 @@ from nats.js import JetStreamContext
 
 from modelplane.libs import states, subjects
 from modelplane.libs.embedded_nats import EmbeddedNats
-from modelplane.libs.proto import agent_pb2, resources_pb2, state_pb2
 from modelplane.libs.store import TypedBucket
+from modelplane.proto import agent_pb2, resources_pb2, state_pb2
 from modelplane.services.scheduler.app import SchedulerApp
 from modelplane.services.scheduler.settings import SchedulerSettings
 

@@ -10,8 +10,8 @@ from nats.js import JetStreamContext
 
 from modelplane.libs import states, subjects
 from modelplane.libs.embedded_nats import EmbeddedNats
-from modelplane.libs.proto import agent_pb2, events_pb2, resources_pb2, state_pb2
 from modelplane.libs.store import TypedBucket
+from modelplane.proto import agent_pb2, events_pb2, resources_pb2, state_pb2
 from tests.scheduler.test_scheduler_app import (
     Agent,
     agents,

@@ -9,8 +9,8 @@ from nats.js import JetStreamContext
 
 from modelplane.libs import states, subjects
 from modelplane.libs.embedded_nats import EmbeddedNats
-from modelplane.libs.proto import resources_pb2, state_pb2
 from modelplane.libs.store import TypedBucket
+from modelplane.proto import resources_pb2, state_pb2
 from modelplane.services.status.app import StatusApp
 from modelplane.services.status.settings import StatusSettings
 

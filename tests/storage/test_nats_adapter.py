@@ -10,7 +10,7 @@ from nats.aio.client import Client as NATS
 
 from modelplane.libs import subjects
 from modelplane.libs.embedded_nats import EmbeddedNats
-from modelplane.libs.proto import agent_pb2
+from modelplane.proto import agent_pb2
 from modelplane.services.storage.app import App
 from modelplane.services.storage.settings import StorageSettings
 

@@ -10,11 +10,11 @@ from pathlib import Path
 from nats.js import JetStreamContext
 
 from modelplane.libs import subjects
-from modelplane.libs.proto import resources_pb2
 from modelplane.libs.resources import convert
 from modelplane.libs.resources.types import Meta, Server, ServerSpec
 from modelplane.libs.store import TypedBucket
 from modelplane.libs.tasks import TaskSupervisor
+from modelplane.proto import resources_pb2
 from modelplane.up.children import Child
 from modelplane.up.launcher import ReplicaLauncher
 
