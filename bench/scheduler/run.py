@@ -25,29 +25,38 @@ def _in_memory(args: argparse.Namespace) -> None:
 
     inmemory.run(models=200, servers=args.servers, replicas=args.replicas)  # warm-up (imports, caches)
     profiler = cProfile.Profile() if args.profile else None
-    if profiler is not None:
-        profiler.enable()
-    r = inmemory.run(models=args.models, servers=args.servers, replicas=args.replicas, strategy=args.strategy)
-    if profiler is not None:
-        profiler.disable()
+    runs = []
+    for _ in range(1 if profiler else args.runs):
+        if profiler is not None:
+            profiler.enable()
+        runs.append(
+            inmemory.run(
+                models=args.models, servers=args.servers, replicas=args.replicas, strategy=args.strategy
+            )
+        )
+        if profiler is not None:
+            profiler.disable()
+    # This machine is shared: the same code's time drifts by up to 1.5x between runs. The
+    # figures below are those of the median run; the best run shows what the code costs.
+    ordered = sorted(runs, key=lambda run: run.total_seconds)
+    r = ordered[len(ordered) // 2]
     decided = sum(r.decisions)
     print("== in-memory placement ==")
     print(f"cluster:           {r.servers} servers x {r.replicas_per_server} replicas, strategy {r.strategy}")
     print(f"models:            {r.models} ({r.full} placed, {r.partial} partial, {r.failed} schedule-failed)")
+    print(f"runs (seconds):    {', '.join(f'{run.total_seconds:.3f}' for run in runs)}")
     print(
-        f"total seconds:     {r.total_seconds:.3f} (placement decisions {decided:.3f}, "
-        f"garbage collection {r.gc_seconds:.3f}, booking the rest)"
+        f"median run:        {r.total_seconds:.3f} s (placement decisions {decided:.3f}, "
+        f"garbage collection {r.gc_seconds:.3f}, booking the rest); best {ordered[0].total_seconds:.3f} s"
     )
     print(f"placements/s:      {r.models / r.total_seconds:,.0f}")
     print(f"decision p50:      {r.percentile(0.50) * 1e6:.0f} us")
     print(f"decision p99:      {r.percentile(0.99) * 1e6:.0f} us")
     print(f"decision max:      {r.decisions[-1] * 1e6:.0f} us")
+    verdict = "met" if r.total_seconds < TARGET_SECONDS else "NOT met"
     print(
-        f"vs {TARGET_SECONDS:g} s target:     {r.total_seconds / TARGET_SECONDS:.2f}x "
-        f"({'met' if r.total_seconds < TARGET_SECONDS else 'NOT met'}; profiled run)"
-        if profiler
-        else f"vs {TARGET_SECONDS:g} s target:     {r.total_seconds / TARGET_SECONDS:.2f}x "
-        f"({'met' if r.total_seconds < TARGET_SECONDS else 'NOT met'})"
+        f"vs {TARGET_SECONDS:g} s target:     {r.total_seconds / TARGET_SECONDS:.2f}x of the target "
+        f"({verdict}{'; profiled run' if profiler else ''})"
     )
     if profiler is not None:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
@@ -80,6 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", type=int, default=10_000, help="in-memory: models to place")
     parser.add_argument("--servers", type=int, default=100, help="in-memory: servers")
     parser.add_argument("--replicas", type=int, default=10, help="replicas per server (both parts)")
+    parser.add_argument("--runs", type=int, default=5, help="in-memory: runs (the median is reported)")
     parser.add_argument("--strategy", default="best-fit", choices=("best-fit", "spread"))
     parser.add_argument("--profile", action="store_true", help="cProfile the in-memory run")
     parser.add_argument("--e2e-models", type=int, default=1000, help="end-to-end: models to apply")

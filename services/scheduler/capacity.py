@@ -19,7 +19,7 @@ Design:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from modelplane.libs import states
@@ -58,7 +58,8 @@ class Booking:
 
     reserved: int = 0
     loaded: int = 0
-    models: set[str] = field(default_factory=set)
+    # Immutable, so a replica view can share it instead of copying it (bookings replace it).
+    models: frozenset[str] = frozenset()
 
     @property
     def used(self) -> int:
@@ -71,6 +72,7 @@ def book(placements: Mapping[str, ModelRecord], parallel_workers: Callable[[str]
     ``parallel_workers(server)`` gives the server's ServerConfig parallel workers (0 = unknown).
     """
     booked: dict[str, Booking] = {}
+    names: dict[str, set[str]] = {}
     for name, record in placements.items():
         for version in record.versions:
             for a in version.replicas:
@@ -83,7 +85,9 @@ def book(placements: Mapping[str, ModelRecord], parallel_workers: Callable[[str]
                     entry.reserved += size
                 else:
                     entry.loaded += size
-                entry.models.add(server_model_name(name, version.version))
+                names.setdefault(a.replica_key, set()).add(server_model_name(name, version.version))
+    for key, entry in booked.items():
+        entry.models = frozenset(names[key])
     return booked
 
 
@@ -147,6 +151,10 @@ class Ledger:
     def models_on_replica(self, key: str) -> set[str]:
         """Models with an assignment (any state) on replica ``key``."""
         return self._on_replica.get(key, set())
+
+    def has_assignments(self, name: str) -> bool:
+        """Model ``name`` has an assignment (any state, any version) on some replica."""
+        return name in self._places
 
     def models_on_server(self, server: str) -> set[str]:
         """Models with an assignment (any state) on a replica of ``server``."""

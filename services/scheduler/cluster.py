@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from itertools import accumulate
-from operator import itemgetter
+from operator import itemgetter, neg
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +169,7 @@ class ServerSummary:
             frozenset().union(*held) if held else frozenset(),
             tuple([e[2] for e in entries]),
             neg_free,
-            (0, *accumulate([-n for n in neg_free])),
+            tuple(accumulate(map(neg, neg_free), initial=0)),
             (workers.pop() if len(workers) == 1 else None) if workers else 0,
             accepting and usable > 0,
         )
@@ -234,15 +234,19 @@ class ServerView:
         workers) leaves the summary to be recomputed on first use.
         """
         old = self._summary
-        replicas: list[ReplicaView] = []
+        replicas = list(self.replicas)
         previous: list[ReplicaView] = []
-        for r in self.replicas:
-            new = changed.get(r.index)
-            if new is None:
-                replicas.append(r)
+        count = len(replicas)
+        for index, new in changed.items():
+            # Replicas are in index order, usually without gaps: then index = position.
+            if index < count and replicas[index].index == index:
+                at = index
             else:
-                replicas.append(new)
-                previous.append(r)
+                at = next((i for i, r in enumerate(replicas) if r.index == index), -1)
+                if at < 0:
+                    continue  # not a replica of this view: ``previous`` comes up short
+            previous.append(replicas[at])
+            replicas[at] = new
         view = ServerView(self.name, self.expected_replicas, tuple(replicas), self.exists)
         if old is None or len(previous) != len(changed):
             return view
@@ -250,7 +254,13 @@ class ServerView:
         taken = False
         for before in previous:
             after = changed[before.index]
-            if not _same_shape(before, after):
+            # Equal but for booked memory and versions: the summary only needs re-ranking.
+            if (
+                after.capabilities != before.capabilities
+                or after.draining != before.draining
+                or after.unavailable_reason != before.unavailable_reason
+                or after.parallel_workers != before.parallel_workers
+            ):
                 return view
             if after.assigned is not before.assigned:
                 # One pass: ``before <= after`` exactly when after keeps len(before) of its names.
@@ -274,10 +284,17 @@ class ServerView:
             if before.draining or before.unavailable_reason:
                 continue  # not schedulable, before or after (same shape)
             after = changed[before.index]
-            at = [r.index for r in schedulable].index(before.index)
+            # ``before`` is the very object in ``schedulable`` (identity is checked first).
+            at = schedulable.index(before)
             del neg_free[at], schedulable[at]
             # Order: most free first (ascending -free), then lower index.
-            rank = -_free(after)
+            # -free_bytes (negative free counts as 0), inlined: this runs for every booking.
+            free = (
+                after.memory_bytes * (100 + max(0, after.overcommit_percent)) // 100
+                - after.used_bytes
+                - after.reserved_bytes
+            )
+            rank = -free if free > 0 else 0
             at = bisect_left(neg_free, rank)
             while at < len(neg_free) and neg_free[at] == rank and schedulable[at].index < after.index:
                 at += 1
@@ -289,29 +306,13 @@ class ServerView:
             base,
             tuple(schedulable),
             tuple(neg_free),
-            (0, *accumulate([-n for n in neg_free])),
+            tuple(accumulate(map(neg, neg_free), initial=0)),
             old.workers,
             old.accepting,
             recent,
         )
         object.__setattr__(view, "_summary", summary)
         return view
-
-
-def _same_shape(old: ReplicaView, new: ReplicaView) -> bool:
-    """Equal but for booked memory and versions (the summary only needs re-ranking)."""
-    return (
-        old.capabilities == new.capabilities
-        and old.draining == new.draining
-        and old.unavailable_reason == new.unavailable_reason
-        and old.parallel_workers == new.parallel_workers
-    )
-
-
-def _free(r: ReplicaView) -> int:
-    """``free_bytes`` as the summary ranks it (negative free counts as 0)."""
-    free = r.memory_bytes * (100 + max(0, r.overcommit_percent)) // 100 - r.used_bytes - r.reserved_bytes
-    return free if free > 0 else 0
 
 
 @dataclass(slots=True)

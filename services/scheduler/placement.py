@@ -21,8 +21,10 @@ Speed: the scheduler places every model against every server, so for the default
 subset, a bisect on free memory, a prefix sum for the strategy) instead of running each policy
 object over each replica. Servers the summary cannot decide exactly (a replica already holds the
 version, replicas disagree on parallel workers, an explainer on a server where only some replicas
-offer alibi-explain) and any custom pipeline go through the policy objects one by one. Reasons
-are only built when a placement fails or is partial. Property tests check both paths agree.
+offer alibi-explain) and any custom pipeline go through the policy objects one by one. When the
+servers come from ``ClusterViews`` they carry a ``ServerIndex`` that narrows most decisions to
+a handful of servers (server_index.py). Reasons are only built when a placement fails or is
+partial. Property tests check both paths agree.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from modelplane.services.scheduler.policy.sorters.model_already_loaded_on_server
 )
 from modelplane.services.scheduler.policy.sorters.replica_index import ReplicaIndexSorter
 from modelplane.services.scheduler.policy.strategies import DEFAULT_STRATEGY, strategy_by_name
+from modelplane.services.scheduler.server_index import ServerIndex
 
 __all__ = [
     "Decision",
@@ -233,6 +236,11 @@ def _best(
                 if best is None or key < best[0]:
                     best = (key, option)
         return best[1] if best is not None else None
+    index = getattr(servers, "server_index", None)
+    if isinstance(index, ServerIndex):
+        narrowed = index.candidates(request, need, take, policy.strategy)
+        if narrowed is not None:
+            servers = narrowed
     return _best_indexed(request, servers, policy, need, take)
 
 

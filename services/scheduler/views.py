@@ -12,6 +12,9 @@ O(N^2): at 500 models, rebuilding took 9 s of 10. Here:
   or of the server (its Server resource, its ServerConfig's parallel workers) rebuilds the
   server's view. Every other server keeps its view and its cached summary.
 
+- ``views()`` comes with a ``ServerIndex`` over the views (server_index.py), updated for the
+  servers that changed, so a decision does not judge every server.
+
 The result is the same as building every view from scratch (a test compares them after random
 changes); reads are ``views()`` (what ``place`` takes), ``booked`` and the models-on indexes.
 The owner (the handler) keeps the records; this class only holds what is derived from them.
@@ -24,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from modelplane.services.scheduler.capacity import Booking, Ledger
 from modelplane.services.scheduler.cluster import ReplicaRecord, ReplicaView, ServerRecord, ServerView
 from modelplane.services.scheduler.records import ModelRecord
+from modelplane.services.scheduler.server_index import IndexedViews, ServerIndex
 
 _NO_BOOKING = Booking()
 
@@ -52,7 +56,8 @@ class ClusterViews:
         # Server -> replica keys whose bookings changed, or None: rebuild the whole view.
         self._stale: dict[str, set[str] | None] = {}
         # ``_views`` in name order, as ``place`` gets it; None when a server came or went.
-        self._ordered: list[ServerView] | None = []
+        self.index = ServerIndex(self.ledger.has_assignments)
+        self._ordered: IndexedViews | None = IndexedViews([], self.index)
         self._position: dict[str, int] = {}
 
     # ---- what changed (cheap: the work happens on the next read) ----------------------------
@@ -111,7 +116,7 @@ class ClusterViews:
         self._stale.clear()
         if self._ordered is None:
             names = sorted(self._views)
-            self._ordered = [self._views[n] for n in names]
+            self._ordered = IndexedViews([self._views[n] for n in names], self.index)
             self._position = {n: i for i, n in enumerate(names)}
         return self._ordered
 
@@ -135,19 +140,25 @@ class ClusterViews:
         if keys is not None and old is not None:
             # Only bookings changed: new views of those replicas (the rest of each is as in the
             # old view, since a change of anything else rebuilds the server), the summary re-ranked.
-            shown = {r.index: r for r in old.replicas}
+            shown = old.replicas
             changed: dict[int, ReplicaView] = {}
             for key in keys:
                 replica = self._replicas.get(key)
                 if replica is None or replica.lost:
                     continue
-                before = shown.get(replica.index)
+                at = replica.index
+                # Replicas are in index order, usually without gaps: then index = position.
+                if at < len(shown) and shown[at].index == at:
+                    before: ReplicaView | None = shown[at]
+                else:
+                    before = next((r for r in shown if r.index == at), None)
                 changed[replica.index] = (
                     self._replica_view(replica) if before is None else self._rebooked(before, replica.key)
                 )
             view = old.with_replicas(changed)
         else:
             view = self._build(server)
+        self.index.put(server, view)
         if view is None:
             if old is not None:
                 del self._views[server]
@@ -185,7 +196,7 @@ class ClusterViews:
             reserved_bytes=entry.reserved,
             draining=replica.draining,
             unavailable_reason=replica.unavailable_reason,
-            assigned=frozenset(entry.models),
+            assigned=entry.models,
             parallel_workers=self._parallel_workers(replica.server),
         )
 
@@ -201,7 +212,7 @@ class ClusterViews:
             entry.loaded,
             before.draining,
             before.unavailable_reason,
-            frozenset(entry.models),
+            entry.models,
             before.parallel_workers,
             entry.reserved,
         )

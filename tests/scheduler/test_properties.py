@@ -19,6 +19,7 @@ from modelplane.services.scheduler.cluster import ReplicaView, ServerView
 from modelplane.services.scheduler.placement import Decision, Placed, PlacementPolicy, default_policy, place
 from modelplane.services.scheduler.policy.base import PlacementRequest
 from modelplane.services.scheduler.policy.sorters.replica_index import ReplicaIndexSorter
+from modelplane.services.scheduler.server_index import IndexedViews, ServerIndex
 
 CAPABILITY_SETS = (
     ("mlserver", "sklearn", "alibi-explain"),
@@ -215,5 +216,28 @@ def test_same_input_same_placement_in_any_order(
         decision: Decision = place(request, views, policy)
         assert place(request, shuffled(views), policy) == decision
         assert place(request, views, policy) == decision
+        if isinstance(decision, Placed):
+            views = book(views, request, decision)
+
+
+def indexed(views: list[ServerView]) -> IndexedViews:
+    """``views`` with a ``ServerIndex`` over them, as ``ClusterViews.views()`` returns them."""
+    held = {name for v in views for r in v.replicas for name in r.assigned}
+    index = ServerIndex(lambda model: any(name.startswith(f"{model}_") for name in held))
+    for view in views:
+        index.put(view.name, view)
+    return IndexedViews(views, index)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(servers(), requests(), st.sampled_from(("best-fit", "spread")))
+def test_server_index_decides_like_judging_every_server(
+    views: list[ServerView], batch: list[PlacementRequest], strategy: str
+) -> None:
+    """Narrowing the servers through the index never changes a decision (or its reason)."""
+    policy = default_policy(strategy)
+    for request in batch:
+        decision = place(request, indexed(views), policy)
+        assert decision == place(request, views, policy)
         if isinstance(decision, Placed):
             views = book(views, request, decision)

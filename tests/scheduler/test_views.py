@@ -16,7 +16,10 @@ from modelplane.services.scheduler.cluster import (
     ServerSummary,
     ServerView,
 )
+from modelplane.services.scheduler.placement import default_policy, place
+from modelplane.services.scheduler.policy.base import PlacementRequest
 from modelplane.services.scheduler.records import Assignment, ModelRecord, VersionRecord
+from modelplane.services.scheduler.server_index import IndexedViews
 from modelplane.services.scheduler.views import ClusterViews
 
 SERVERS = ("alpha", "beta", "gamma")
@@ -190,3 +193,31 @@ def test_incremental_views_equal_views_built_from_scratch(seed: int) -> None:
                 if any(a.server == server for v in record.versions for a in v.replicas)
             )
             assert tables.views.models_on_server(server) == on_server
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_indexed_views_decide_like_judging_every_server(seed: int) -> None:
+    """After any changes, placing through the views' index equals judging every server."""
+    tables = Tables(random.Random(seed))
+    rnd = random.Random(seed + 1000)
+    for _ in range(150):
+        tables.change()
+        views = tables.views.views()
+        assert isinstance(views, IndexedViews)
+        for strategy in ("best-fit", "spread"):
+            policy = default_policy(strategy)
+            for _ in range(3):
+                replicas = rnd.choice((1, 1, 2, 3))
+                spec = ModelSpec(
+                    storage_uri="file:///m",
+                    requirements=rnd.choice(((), ("sklearn",), ("onnx",), ("mlserver", "sklearn"))),
+                    memory_bytes=rnd.choice((0, 10, 50, 100, 150)),
+                    parallel_workers=rnd.choice((0, 0, 2)),
+                    replicas=replicas,
+                    min_replicas=rnd.randrange(replicas + 1),
+                    server=rnd.choice(("",) * 6 + SERVERS),
+                )
+                # Known models (a server may hold their version) and new ones.
+                model = rnd.choice((*MODELS, "new-a", "new-b"))
+                request = PlacementRequest(model, rnd.choice((1, 2)), spec)
+                assert place(request, views, policy) == place(request, list(views), policy)
