@@ -25,6 +25,8 @@ KV_SERVER_STATES = "modelplane_server_states"
 KV_SCALE_REQUESTS = "modelplane_scale_requests"
 # key "<lease name>" (e.g. "scheduler") -> Lease, written by the instances competing for it.
 KV_LEASES = "modelplane_leases"
+# The scheduler's leader lease (a key in KV_LEASES); agents read it to know a scheduler is active.
+SCHEDULER_LEASE = "scheduler"
 
 DESIRED_BUCKETS = (KV_MODELS, KV_SERVERS, KV_SERVER_CONFIGS)
 OBSERVED_BUCKETS = (KV_REPLICAS, KV_PLACEMENTS, KV_ROUTES, KV_STATUS, KV_SERVER_STATES, KV_SCALE_REQUESTS)

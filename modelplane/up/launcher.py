@@ -24,6 +24,11 @@ from modelplane.up.children import Child, modelplane_argv
 log = structlog.get_logger(__name__)
 
 
+# Seconds a stopping agent gets before SIGKILL: its drain (placement drain_timeout, 30 s by
+# default) plus its own shutdown (10 s), plus a margin.
+AGENT_STOP_TIMEOUT = 45.0
+
+
 class ReplicaLauncher:
     def __init__(
         self,
@@ -74,7 +79,11 @@ class ReplicaLauncher:
             "MODELPLANE_PLACEMENT_STATE_DIR": str(self._state_dir / "replicas" / f"{server}-{index}"),
         }
         child = self._make_child(
-            f"placement/{server}-{index}", modelplane_argv("run", "placement"), env, self._supervisor
+            f"placement/{server}-{index}",
+            modelplane_argv("run", "placement"),
+            env,
+            self._supervisor,
+            stop_timeout=AGENT_STOP_TIMEOUT,
         )
         self._agents[(server, index)] = child
         log.info("replica_starting", server=server, index=index)

@@ -22,7 +22,7 @@ from modelplane.libs import subjects
 from modelplane.libs.clock import now_rfc3339
 from modelplane.libs.store import TypedBucket, connect, disconnect, ensure_buckets
 from modelplane.libs.tasks import KeyedWorkers, TaskSupervisor
-from modelplane.proto import resources_pb2, state_pb2
+from modelplane.proto import lease_pb2, resources_pb2, state_pb2
 from modelplane.services.placement.handler import PlacementHandler
 from modelplane.services.placement.model_server import ModelServerClient
 from modelplane.services.placement.nats_adapter import CommandSubscriber, NatsReports, heartbeat_loop
@@ -44,7 +44,8 @@ class App:
 
     def __init__(self, settings: PlacementSettings) -> None:
         self.settings = settings
-        self.shutdown_timeout = settings.shutdown_timeout
+        # close() first drains (up to drain_timeout), then stops within the usual timeout.
+        self.shutdown_timeout = settings.shutdown_timeout + settings.drain_timeout
         self.state_dir: Path = settings.resolved_state_dir()
         self.replica = ReplicaId(server=settings.server, index=settings.index, incarnation=uuid.uuid4().hex)
         self.runtime: Runtime | None = None
@@ -52,6 +53,7 @@ class App:
         self.registration: ReplicaRegistration | None = None
         self._supervisor = TaskSupervisor("placement")
         self._nc: NATS | None = None
+        self._leases: TypedBucket[lease_pb2.Lease] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._commands: CommandSubscriber | None = None
         self._started: asyncio.Future[None] | None = None
@@ -136,6 +138,7 @@ class App:
             log.warning("runtime_unavailable", runtime=runtime.name, reason=unavailable)
         else:
             await runtime.start(client.ready, self.settings.runtime_start_timeout)
+        self._leases = await TypedBucket.open(js, subjects.KV_LEASES, lease_pb2.Lease)
         self.registration = ReplicaRegistration(
             await TypedBucket.open(js, subjects.KV_REPLICAS, state_pb2.ReplicaInfo),
             self._replica_info(profile, runtime, unavailable),
@@ -194,6 +197,7 @@ class App:
         if self._closed:
             return
         self._closed = True
+        await self._drain()
         if self.handler is not None:
             self.handler.stop_accepting()
         if self._commands is not None:
@@ -213,6 +217,53 @@ class App:
             self._started.cancel()
         if self._failed is not None and not self._failed.done():
             self._failed.cancel()
+
+    async def _drain(self) -> None:
+        """Keep serving while the scheduler moves this replica's models away (Seldon's drain).
+
+        The replica says it is draining (the scheduler then places replacements and unloads the
+        models here once those are Available, so traffic never lacks a replica), takes no new
+        models, and returns when none are left, when no scheduler holds the lease (nobody would
+        move them: e.g. ``up`` stopping everything), or after ``drain_timeout``.
+        """
+        handler, registration = self.handler, self.registration
+        if handler is None or registration is None or self.settings.drain_timeout <= 0:
+            return
+        if not handler.loaded_models or not await self._scheduler_active():
+            return
+        handler.start_draining()
+        try:
+            await registration.set_draining()
+        except Exception as exc:  # NATS gone: nobody can move the models anyway
+            log.warning("replica_drain_failed", error=str(exc) or repr(exc))
+            return
+        log.info("replica_drain_started", models=handler.loaded_models, timeout=self.settings.drain_timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.drain_timeout
+        while handler.loaded_models:
+            left = deadline - loop.time()
+            if left <= 0:
+                log.warning("replica_drain_timed_out", models=handler.loaded_models)
+                return
+            try:
+                # Wake on a change, and at least every second to look at the lease.
+                await asyncio.wait_for(handler.wait_loaded_changed(), min(left, 1.0))
+            except TimeoutError:
+                if not await self._scheduler_active():
+                    log.info("replica_drain_stopped", reason="no scheduler is active")
+                    return
+        log.info("replica_drained")
+
+    async def _scheduler_active(self) -> bool:
+        """A scheduler holds the lease (a released lease keeps its key but names no holder)."""
+        if self._leases is None:
+            return False
+        try:
+            lease = await self._leases.try_get(subjects.SCHEDULER_LEASE)
+        except Exception as exc:  # NATS gone
+            log.warning("lease_read_failed", error=str(exc) or repr(exc))
+            return False
+        return lease is not None and bool(lease.value.holder)
 
 
 def create() -> App:

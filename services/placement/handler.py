@@ -74,6 +74,9 @@ class PlacementHandler:
         self._unavailable = unavailable_reason
         self._loaded: set[str] = set()
         self._accepting = True
+        # Draining: no new loads; unloads (the scheduler moving models away) still run.
+        self._draining = False
+        self._changed = asyncio.Event()
 
     @property
     def loaded_models(self) -> list[str]:
@@ -90,10 +93,24 @@ class PlacementHandler:
     def stop_accepting(self) -> None:
         self._accepting = False
 
+    def start_draining(self) -> None:
+        """Take no new models; keep serving and unloading the ones here."""
+        self._draining = True
+
+    async def wait_loaded_changed(self) -> None:
+        """Return after the next change of the loaded models."""
+        self._changed.clear()
+        await self._changed.wait()
+
+    def _loaded_changed(self) -> None:
+        self._changed.set()
+
     def submit_load(self, request: LoadRequest) -> Decision:
         rejected = self._reject(request.model)
         if rejected is None and self._unavailable:
             rejected = Decision(False, self._unavailable)
+        if rejected is None and self._draining:
+            rejected = Decision(False, "the replica is draining")
         if rejected is not None:
             return rejected
         self._workers.submit(request.model, lambda: self._load(request))
@@ -136,6 +153,7 @@ class PlacementHandler:
             await self._report(request.model, request.version, Outcome.LOAD_FAILED, message)
             return
         self._loaded.add(name)
+        self._loaded_changed()
         await self._loaded_sink.loaded_models_changed(lambda: self.loaded_models)
         log.info("model_loaded", model=request.model, version=request.version)
         await self._report(request.model, request.version, Outcome.LOADED)
@@ -152,6 +170,7 @@ class PlacementHandler:
         await asyncio.to_thread(shutil.rmtree, self._repo / name, True)
         if name in self._loaded:
             self._loaded.discard(name)
+            self._loaded_changed()
             await self._loaded_sink.loaded_models_changed(lambda: self.loaded_models)
         log.info("model_unloaded", model=request.model, version=request.version)
         await self._report(request.model, request.version, Outcome.UNLOADED)

@@ -46,6 +46,15 @@ class ReplicaRegistration:
             self._info.loaded_models.extend(snapshot())
             await self._bucket.put(self.key, self._info)
 
+    async def set_draining(self) -> None:
+        """Tell the scheduler to move this replica's models elsewhere (the key stays: still serving)."""
+        async with self._lock:
+            if self._gone or not self._registered or self._info.draining:
+                return
+            self._info.draining = True
+            await self._bucket.put(self.key, self._info)
+        log.info("replica_draining", key=self.key)
+
     async def deregister(self) -> None:
         async with self._lock:
             if self._gone:

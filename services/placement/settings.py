@@ -87,6 +87,14 @@ class PlacementSettings(CommonSettings):
         gt=0,
         description="Seconds for the runtime to become ready; MLServer takes ~4 s, slow disks more.",
     )
+    drain_timeout: float = Field(
+        default=30.0,
+        ge=0,
+        description=(
+            "Seconds a replica told to stop (SIGTERM) keeps serving while the scheduler moves its "
+            "models elsewhere; it exits sooner once none are left or no scheduler is active. 0 = no drain."
+        ),
+    )
     config_poll_interval: float = Field(
         default=1.0,
         gt=0,

@@ -41,7 +41,7 @@ log = structlog.get_logger(__name__)
 # How long a term waits for the KV replays before giving up (a NATS that slow is broken).
 _CATCH_UP_TIMEOUT = 30.0
 # Name of the leader lease in KV_LEASES.
-LEASE_NAME = "scheduler"
+LEASE_NAME = subjects.SCHEDULER_LEASE
 
 
 class SchedulerApp:

@@ -19,9 +19,13 @@ from modelplane.up.children import Child
 from modelplane.up.launcher import ReplicaLauncher
 
 
-def sleeper_child(name: str, argv: Sequence[str], env: Mapping[str, str], sup: TaskSupervisor) -> Child:
+def sleeper_child(
+    name: str, argv: Sequence[str], env: Mapping[str, str], sup: TaskSupervisor, stop_timeout: float
+) -> Child:
     """A real process standing in for an agent: the launcher's job is process bookkeeping."""
-    return Child(name, [sys.executable, "-c", "import time; time.sleep(120)"], env, sup)
+    return Child(
+        name, [sys.executable, "-c", "import time; time.sleep(120)"], env, sup, stop_timeout=stop_timeout
+    )
 
 
 async def _until(predicate: object, timeout: float = 10.0) -> None:
