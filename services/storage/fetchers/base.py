@@ -1,8 +1,24 @@
-"""What a fetcher is: an object that makes the artifact behind one URI scheme available locally."""
+"""What a fetcher is: an object that makes the artifact behind one URI scheme available locally.
+
+Two kinds:
+- in-place fetchers (local paths, ``file://``, ``pvc://``) hand back a path that already exists
+  on this machine; nothing is copied and the cache is not involved;
+- remote fetchers (s3, gs, azure blob, http(s), hf) say what the artifact's content is right
+  now (``identity``: a cheap listing of object names, sizes and ETags/generations/revisions)
+  and ``download`` it into an empty directory the cache gives them. The cache keys entries by
+  URI + artifactVersion + identity, downloads into a temporary directory, checks, and renames,
+  so a fetcher never has to care about partial downloads or concurrent fetches.
+
+Credentials come resolved: ``FetchTarget.credentials`` holds the environment-style names of
+the model's secret (AWS_ACCESS_KEY_ID, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_ACCESS_KEY,
+HF_TOKEN, ...). A fetcher uses them instead of the process environment when present, and never
+puts a value into a log line, an exception message or a path.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -16,6 +32,28 @@ class FetchTarget:
     scheme: str
     artifact_version: str = ""
     secret_name: str = ""
+    # The secret's entries (environment-style names -> values); empty when there is no secret.
+    credentials: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+
+class Progress(Protocol):
+    """Where a download reports how far it got (the cache turns this into progress events)."""
+
+    def total(self, total_bytes: int) -> None:
+        """The artifact's size in bytes, once known (may be called again if it grows)."""
+
+    def advance(self, n_bytes: int) -> None:
+        """``n_bytes`` more were written."""
+
+
+class NoProgress:
+    """A ``Progress`` that ignores everything (for callers that do not show progress)."""
+
+    def total(self, total_bytes: int) -> None:
+        return None
+
+    def advance(self, n_bytes: int) -> None:
+        return None
 
 
 class Fetcher(Protocol):
@@ -23,9 +61,23 @@ class Fetcher(Protocol):
 
     # The schemes this fetcher serves; "" means a plain local path.
     schemes: tuple[str, ...]
+    # True: ``locate`` serves the artifact where it is; False: ``identity`` + ``download``.
+    in_place: bool
 
     def describe(self) -> str:
         """A short human name for error messages, e.g. "local path"."""
 
-    async def fetch(self, target: FetchTarget) -> Path:
-        """Return a local path holding the artifact; raise libs.errors types on failure."""
+    async def locate(self, target: FetchTarget) -> Path:
+        """In-place fetchers: the existing local path; raise libs.errors types on failure."""
+
+    async def identity(self, target: FetchTarget) -> str:
+        """Remote fetchers: a string that changes whenever the artifact's content changes."""
+
+    async def download(self, target: FetchTarget, dest: Path, progress: Progress) -> None:
+        """Remote fetchers: write the artifact into the empty directory ``dest``.
+
+        A single object lands as ``dest/<its base name>``; a prefix/folder keeps its relative
+        layout under ``dest``. Raise libs.errors types (NotFoundError, InvalidError for bad
+        credentials or URIs, RetryableError for transient failures) with messages that name
+        the URI but never a credential.
+        """

@@ -15,11 +15,12 @@ class LocalFetcher:
     """Serves artifacts that are already on this machine, in place (no copy)."""
 
     schemes: tuple[str, ...] = ("", "file")
+    in_place = True
 
     def describe(self) -> str:
         return "file, local path"
 
-    async def fetch(self, target: FetchTarget) -> Path:
+    async def locate(self, target: FetchTarget) -> Path:
         raw = target.uri[len(FILE_PREFIX) :] if target.uri.startswith(FILE_PREFIX) else target.uri
         if not raw:
             raise InvalidError("the storage URI names no path", field="spec.storageUri")

@@ -1,0 +1,148 @@
+"""What the bucket fetchers (gs, azure blob) share: object selection, identity, threaded download.
+
+A bucket URI names either one object or a "folder" (a key prefix). ``select_objects`` turns a
+listing into the objects to fetch and where each lands under the download directory, following
+the rule in ``base.Fetcher.download``: the object whose name equals the path lands as
+``dest/<base name>``; objects under ``<path>/`` keep their layout relative to it. Keys that
+would escape the directory (``..``, absolute) are refused, so a hostile bucket cannot write
+outside the cache.
+
+The SDKs are blocking, so a download runs in one worker thread. ``ThreadedDownload`` lets that
+thread report progress on the event loop (the cache's ``Progress`` is not thread-safe) and stop
+early when the awaiting task is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from types import TracebackType
+from typing import BinaryIO
+
+from modelplane.libs.errors import InvalidError, NotFoundError
+from modelplane.services.storage.fetchers.base import Progress
+
+FIELD = "spec.storageUri"
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteObject:
+    """One object to fetch: its full name in the bucket/container and where it lands."""
+
+    name: str
+    size: int
+    # What changes when the content changes: generation/MD5 for GCS, the ETag for Azure.
+    version: str
+    # Path relative to the download directory, "/"-separated.
+    relative: str
+
+
+def select_objects(uri: str, path: str, listing: Iterable[tuple[str, int, str]]) -> list[RemoteObject]:
+    """The objects of ``listing`` (name, size, version) that ``path`` names, sorted by name.
+
+    ``path`` "" means the whole bucket. Raises NotFoundError when nothing matches.
+    """
+    base = path.rstrip("/")
+    folder = f"{base}/" if base else ""
+    selected: list[RemoteObject] = []
+    for name, size, version in listing:
+        if name.endswith("/"):
+            continue  # a "directory marker" some tools create; it holds no content
+        if base and name == base:
+            relative = PurePosixPath(name).name
+        elif name.startswith(folder):
+            relative = name[len(folder) :]
+        else:
+            continue  # shares the prefix but is a sibling ("models2/x" for path "models")
+        selected.append(RemoteObject(name, size, version, _checked_relative(uri, name, relative)))
+    if not selected:
+        raise NotFoundError(f"no object or folder at {uri}", field=FIELD)
+    return sorted(selected, key=lambda o: o.name)
+
+
+def identity_of(objects: Iterable[RemoteObject]) -> str:
+    """A digest of names, sizes and versions: changes whenever any object changes."""
+    lines = sorted(f"{o.name}:{o.size}:{o.version}" for o in objects)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def _checked_relative(uri: str, name: str, relative: str) -> str:
+    parts = PurePosixPath(relative).parts
+    if not relative or relative.startswith("/") or any(p in ("..", ".") for p in parts) or "\\" in relative:
+        raise InvalidError(f"object {name!r} in {uri} has a name that cannot be stored safely", field=FIELD)
+    return relative
+
+
+class Cancelled(Exception):
+    """Raised inside the download thread once the awaiting task was cancelled."""
+
+
+class ThreadedDownload:
+    """Runs a blocking download in a worker thread, bridging progress and cancellation."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._stop = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def run(self, work: Callable[[ThreadedDownload], None]) -> None:
+        """Await ``work(self)`` in a thread; cancelling the caller asks the thread to stop."""
+        self._loop = asyncio.get_running_loop()
+        try:
+            await asyncio.to_thread(work, self)
+        except asyncio.CancelledError:
+            self._stop.set()
+            raise
+
+    def total(self, total_bytes: int) -> None:
+        """From the worker thread: report the artifact's size."""
+        self._call(self._progress.total, total_bytes)
+
+    def advance(self, n_bytes: int) -> None:
+        """From the worker thread: report bytes written; raises Cancelled when told to stop."""
+        if self._stop.is_set():
+            raise Cancelled
+        self._call(self._progress.advance, n_bytes)
+
+    def open(self, dest: Path, obj: RemoteObject) -> CountingFile:
+        """A new file for ``obj`` under ``dest`` (parents created) that reports its writes."""
+        target = dest.joinpath(*PurePosixPath(obj.relative).parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return CountingFile(target.open("wb"), self)
+
+    def _call(self, fn: Callable[[int], None], n: int) -> None:
+        assert self._loop is not None, "run() sets the loop before the thread starts"
+        # Scheduled in order and before the thread's result is delivered, so every report lands
+        # before ``run`` returns.
+        self._loop.call_soon_threadsafe(fn, n)
+
+
+class CountingFile:
+    """A binary file that reports each write to a ``ThreadedDownload`` (SDKs write in chunks)."""
+
+    def __init__(self, file: BinaryIO, download: ThreadedDownload) -> None:
+        self._file = file
+        self._download = download
+
+    def write(self, data: bytes) -> int:
+        written = self._file.write(data)
+        self._download.advance(len(data))
+        return written
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def __enter__(self) -> CountingFile:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._file.close()

@@ -1,0 +1,299 @@
+"""``s3://bucket/key-or-prefix`` URIs through boto3, configured like KServe's storage initializer.
+
+Configuration comes from the model's secret (``FetchTarget.credentials``) first and the process
+environment second, under the names KServe and Seldon use:
+
+- keys: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN. Keys in the secret are used
+  as a set (never mixed with a session token from the environment); without keys in the secret,
+  botocore's own chain runs (environment, shared files, web identity, instance role);
+- endpoint: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, S3_ENDPOINT (KServe's, may lack a scheme:
+  USE_SSL / S3_USE_HTTPS = "0"/"false" then means http); a custom endpoint uses path-style
+  addressing unless S3_USER_VIRTUAL_BUCKET is true (MinIO and the emulators need path style);
+- region: AWS_REGION, AWS_DEFAULT_REGION; S3_VERIFY_SSL = "0"/"false" turns TLS checks off;
+- anonymous: AWS_NO_SIGN_REQUEST or awsAnonymousCredential true, or no credentials anywhere,
+  sends unsigned requests (public buckets).
+
+Each call builds its own client with an explicit botocore ``Config``; ``os.environ`` is only
+read. A URI whose key exists as an object is a single file (``dest/<base name>``); otherwise
+it is a folder and the objects under ``<prefix>/`` keep their relative paths. Blocking boto3
+calls run in threads; progress callbacks from boto3's transfer threads are handed to the event
+loop before they reach ``Progress``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import boto3
+from boto3.exceptions import Boto3Error
+from boto3.s3.transfer import TransferConfig
+from botocore import UNSIGNED
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+
+from modelplane.libs.errors import InvalidError, ModelplaneError, NotFoundError, RetryableError
+from modelplane.services.storage.fetchers.base import FetchTarget, Progress
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+T = TypeVar("T")
+AddressingStyle = Literal["auto", "virtual", "path"]
+
+S3_PREFIX = "s3://"
+# Seconds; a stalled endpoint must fail the fetch (and let it be retried), not hang it.
+CONNECT_TIMEOUT_S = 10
+READ_TIMEOUT_S = 60
+# Error codes that mean "these credentials may not do this": the user must fix the secret.
+DENIED_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AllAccessDisabled",
+        "ExpiredToken",
+        "InvalidAccessKeyId",
+        "InvalidToken",
+        "SignatureDoesNotMatch",
+        "TokenRefreshRequired",
+    }
+)
+MISSING_CODES = frozenset({"NoSuchBucket", "NoSuchKey", "NotFound", "404"})
+TRANSIENT_CODES = frozenset(
+    {"InternalError", "RequestTimeout", "ServiceUnavailable", "SlowDown", "Throttling"}
+)
+_FALSE = ("0", "false", "no", "off")
+_TRUE = ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True, slots=True)
+class S3Location:
+    """Where an ``s3://`` URI points: a bucket and a key or key prefix ("" = whole bucket)."""
+
+    bucket: str
+    key: str
+
+    @classmethod
+    def parse(cls, uri: str) -> S3Location:
+        if not uri.startswith(S3_PREFIX):
+            raise InvalidError(f"{uri!r} is not an s3:// URI", field="spec.storageUri")
+        bucket, _, key = uri[len(S3_PREFIX) :].partition("/")
+        if not bucket:
+            raise InvalidError(f"{uri!r} names no bucket", field="spec.storageUri")
+        return cls(bucket=bucket, key=key)
+
+    @property
+    def folder(self) -> str:
+        """The key prefix of the objects that belong to this URI as a folder."""
+        return self.key.rstrip("/") + "/" if self.key.strip("/") else ""
+
+
+@dataclass(frozen=True, slots=True)
+class S3Object:
+    key: str
+    size: int
+    etag: str
+
+
+@dataclass(frozen=True, slots=True)
+class S3Options:
+    """The resolved client settings for one target (credential values kept out of repr)."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    verify: bool | None = None
+    anonymous: bool = False
+    addressing_style: AddressingStyle = "auto"
+    access_key_id: str | None = field(default=None, repr=False)
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def resolve(cls, credentials: Mapping[str, str], environ: Mapping[str, str] | None = None) -> S3Options:
+        env = os.environ if environ is None else environ
+
+        def get(*names: str) -> str | None:
+            for name in names:
+                value = credentials.get(name) or env.get(name)
+                if value:
+                    return value
+            return None
+
+        use_ssl = (get("USE_SSL", "S3_USE_HTTPS") or "1").lower() not in _FALSE
+        endpoint = get("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "S3_ENDPOINT")
+        if endpoint and "://" not in endpoint:
+            endpoint = ("https://" if use_ssl else "http://") + endpoint
+        verify_raw = get("S3_VERIFY_SSL")
+        virtual = (get("S3_USER_VIRTUAL_BUCKET") or "").lower() in _TRUE
+        anonymous = any(
+            (get(name) or "").lower() in _TRUE for name in ("AWS_NO_SIGN_REQUEST", "awsAnonymousCredential")
+        )
+        # Keys from the secret travel together; otherwise botocore's chain finds them.
+        from_secret = "AWS_ACCESS_KEY_ID" in credentials
+        return cls(
+            endpoint_url=endpoint,
+            region=get("AWS_REGION", "AWS_DEFAULT_REGION"),
+            verify=False if verify_raw is not None and verify_raw.lower() in _FALSE else None,
+            anonymous=anonymous,
+            addressing_style="virtual" if virtual else ("path" if endpoint else "auto"),
+            access_key_id=credentials.get("AWS_ACCESS_KEY_ID") if from_secret else None,
+            secret_access_key=credentials.get("AWS_SECRET_ACCESS_KEY") if from_secret else None,
+            session_token=credentials.get("AWS_SESSION_TOKEN") if from_secret else None,
+        )
+
+
+class S3Fetcher:
+    """Downloads one object or every object under a prefix from S3 or an S3-compatible store."""
+
+    schemes: tuple[str, ...] = ("s3",)
+    in_place = False
+
+    def __init__(self, *, max_concurrency: int = 8) -> None:
+        self._transfer = TransferConfig(max_concurrency=max_concurrency)
+
+    def describe(self) -> str:
+        return "s3"
+
+    async def identity(self, target: FetchTarget) -> str:
+        location = S3Location.parse(target.uri)
+        objects, _ = await _run(target, _list_artifact, _options(target), location)
+        lines = "\n".join(f"{o.key}:{o.size}:{o.etag}" for o in sorted(objects, key=lambda o: o.key))
+        return hashlib.sha256(lines.encode()).hexdigest()
+
+    async def download(self, target: FetchTarget, dest: Path, progress: Progress) -> None:
+        location = S3Location.parse(target.uri)
+        options = _options(target)
+        objects, single = await _run(target, _list_artifact, options, location)
+        plan = [(o, dest / _relative_path(o, location, single, target.uri)) for o in objects]
+        progress.total(sum(o.size for o in objects))
+        loop = asyncio.get_running_loop()
+
+        def advance(n_bytes: int) -> None:
+            # boto3 calls this from its transfer threads; Progress belongs to the event loop.
+            loop.call_soon_threadsafe(progress.advance, n_bytes)
+
+        await _run(target, _download_all, options, location.bucket, plan, advance, self._transfer)
+
+
+def _options(target: FetchTarget) -> S3Options:
+    return S3Options.resolve(target.credentials)
+
+
+def _client(options: S3Options) -> S3Client:
+    session = boto3.session.Session(
+        aws_access_key_id=options.access_key_id,
+        aws_secret_access_key=options.secret_access_key,
+        aws_session_token=options.session_token,
+        region_name=options.region,
+    )
+    anonymous = options.anonymous or (options.access_key_id is None and session.get_credentials() is None)
+    config = Config(
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+        retries={"mode": "standard", "max_attempts": 3},
+        s3={"addressing_style": options.addressing_style},
+        signature_version=UNSIGNED if anonymous else None,
+    )
+    return session.client("s3", endpoint_url=options.endpoint_url, verify=options.verify, config=config)
+
+
+def _list_artifact(options: S3Options, location: S3Location) -> tuple[list[S3Object], bool]:
+    """The objects of the artifact, and whether it is a single object (blocking)."""
+    client = _client(options)
+    objects: list[S3Object] = []
+    try:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=location.bucket, Prefix=location.key)
+        for page in pages:
+            for item in page.get("Contents", []):
+                objects.append(S3Object(item["Key"], item["Size"], item["ETag"].strip('"')))
+    except ClientError as exc:
+        # Credentials that may read an object but not list the bucket still fetch one file.
+        if _code(exc) in DENIED_CODES and location.key and not location.key.endswith("/"):
+            try:
+                head = client.head_object(Bucket=location.bucket, Key=location.key)
+            except ClientError:
+                raise exc from None
+            return [S3Object(location.key, head["ContentLength"], head["ETag"].strip('"'))], True
+        raise
+    exact = [o for o in objects if o.key == location.key and location.key]
+    if exact:
+        return exact, True
+    folder = location.folder
+    inside = [o for o in objects if o.key.startswith(folder) and not o.key.endswith("/")]
+    if not inside:
+        raise NotFoundError(
+            f"no object or prefix s3://{location.bucket}/{location.key} exists",
+            field="spec.storageUri",
+        )
+    return inside, False
+
+
+def _relative_path(obj: S3Object, location: S3Location, single: bool, uri: str) -> str:
+    rel = PurePosixPath(obj.key).name if single else obj.key[len(location.folder) :]
+    parts = PurePosixPath(rel).parts
+    # Keys are free-form strings: "a/../../etc" must not write outside the cache entry.
+    if not rel or rel.startswith("/") or ".." in parts:
+        raise InvalidError(
+            f"object key {obj.key!r} under {uri} would be written outside the target directory",
+            field="spec.storageUri",
+        )
+    return rel
+
+
+def _download_all(
+    options: S3Options,
+    bucket: str,
+    plan: list[tuple[S3Object, Path]],
+    advance: Callable[[int], None],
+    transfer: TransferConfig,
+) -> None:
+    client = _client(options)
+    for obj, path in plan:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        client.download_file(bucket, obj.key, str(path), Callback=advance, Config=transfer)
+
+
+async def _run(target: FetchTarget, fn: Callable[..., T], *args: Any) -> T:
+    """Run a blocking boto3 step in a thread and turn its failures into libs.errors types."""
+    try:
+        return await asyncio.to_thread(fn, *args)
+    except ModelplaneError:
+        raise
+    except ClientError as exc:
+        raise _client_error(target, exc) from None
+    except ParamValidationError as exc:
+        raise InvalidError(
+            f"{target.uri} is not a valid S3 location: {exc}", field="spec.storageUri"
+        ) from None
+    except (BotoCoreError, Boto3Error) as exc:
+        raise RetryableError(
+            f"could not reach S3 for {target.uri}: {type(exc).__name__}", delay=5.0
+        ) from None
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _client_error(target: FetchTarget, exc: ClientError) -> ModelplaneError:
+    code = _code(exc)
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+    if code in DENIED_CODES or status in (401, 403):
+        source = (
+            f"credentials from secret {target.secret_name!r}"
+            if target.secret_name
+            else "no secret set; credentials from the environment or anonymous"
+        )
+        return InvalidError(
+            f"access to {target.uri} was denied: {code or status} ({source})",
+            field="spec.storageUri",
+        )
+    if code in MISSING_CODES or status == 404:
+        return NotFoundError(f"{target.uri} does not exist: {code or status}", field="spec.storageUri")
+    if code in TRANSIENT_CODES or status >= 500 or status == 429:
+        return RetryableError(f"S3 failed for {target.uri}: {code or status}", delay=5.0)
+    return InvalidError(f"S3 refused {target.uri}: {code or status}", field="spec.storageUri")
