@@ -74,6 +74,16 @@ AGENT_HEARTBEATS = "modelplane.agent.heartbeats"
 # Request/reply FetchRequest -> FetchReply, served by the storage service in a queue group.
 STORAGE_FETCH = "modelplane.storage.fetch"
 STORAGE_QUEUE = "modelplane-storage"
+# The storage service publishes FetchProgress here while it downloads an artifact for a model.
+STORAGE_PROGRESS_PREFIX = "modelplane.storage.progress"
+
+
+def storage_progress(model: str) -> str:
+    """Subject of download progress for one model, e.g. ``modelplane.storage.progress.iris``."""
+    return f"{STORAGE_PROGRESS_PREFIX}.{model}"
+
+
+ALL_STORAGE_PROGRESS = f"{STORAGE_PROGRESS_PREFIX}.>"
 
 
 def replica_key(server: str, index: int) -> str:

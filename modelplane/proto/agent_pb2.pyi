@@ -187,19 +187,28 @@ class FetchRequest(_message.Message):
     URI_FIELD_NUMBER: _builtins.int
     ARTIFACT_VERSION_FIELD_NUMBER: _builtins.int
     SECRET_NAME_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
     uri: _builtins.str
     artifact_version: _builtins.str
     secret_name: _builtins.str
+    model: _builtins.str
+    """The model (and its version) the artifact is fetched for, so progress events can name it;
+    empty when the caller fetches for no model (progress is then not published).
+    """
+    version: _builtins.int
     def __init__(
         self,
         *,
         uri: _builtins.str = ...,
         artifact_version: _builtins.str = ...,
         secret_name: _builtins.str = ...,
+        model: _builtins.str = ...,
+        version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_version", b"artifact_version", "secret_name", b"secret_name", "uri", b"uri"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_version", b"artifact_version", "model", b"model", "secret_name", b"secret_name", "uri", b"uri", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -231,3 +240,46 @@ class FetchReply(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FetchReply: _TypeAlias = FetchReply  # noqa: Y015
+
+@_typing.final
+class FetchProgress(_message.Message):
+    """Storage -> anyone (published on modelplane.storage.progress.<model>): how far a download got.
+    Sent at most every 0.5 s while downloading, and once at the end.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    URI_FIELD_NUMBER: _builtins.int
+    BYTES_DONE_FIELD_NUMBER: _builtins.int
+    BYTES_TOTAL_FIELD_NUMBER: _builtins.int
+    BYTES_PER_SECOND_FIELD_NUMBER: _builtins.int
+    PHASE_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    version: _builtins.int
+    uri: _builtins.str
+    bytes_done: _builtins.int
+    bytes_total: _builtins.int
+    """0 while the size is not known yet."""
+    bytes_per_second: _builtins.float
+    phase: _builtins.str
+    """"downloading", "cached" (served from the cache), "done", "failed"."""
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        version: _builtins.int = ...,
+        uri: _builtins.str = ...,
+        bytes_done: _builtins.int = ...,
+        bytes_total: _builtins.int = ...,
+        bytes_per_second: _builtins.float = ...,
+        phase: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_done", b"bytes_done", "bytes_per_second", b"bytes_per_second", "bytes_total", b"bytes_total", "model", b"model", "phase", b"phase", "uri", b"uri", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FetchProgress: _TypeAlias = FetchProgress  # noqa: Y015

@@ -80,6 +80,9 @@ class Stack:
             "MODELPLANE_GATEWAY_HTTP_PORT": str(o.gateway_http_port),
             "MODELPLANE_GATEWAY_GRPC_PORT": str(o.gateway_grpc_port),
             "MODELPLANE_STORAGE_CACHE_DIR": str(o.state_dir / "cache"),
+            # Model.spec.secretName names <state>/secrets/<name>.env (or a folder of key files).
+            "MODELPLANE_STORAGE_SECRETS_DIR": str(o.state_dir / "secrets"),
+            "MODELPLANE_STORAGE_PVC_ROOT": str(o.state_dir / "volumes"),
         }
 
     async def start(self) -> None:

@@ -29,7 +29,9 @@ READY = "READY"
 
 
 class ArtifactSource(Protocol):
-    async def fetch(self, uri: str, artifact_version: str, secret_name: str) -> Path: ...
+    async def fetch(
+        self, uri: str, artifact_version: str, secret_name: str, *, model: str = "", version: int = 0
+    ) -> Path: ...
 
 
 class ModelServer(Protocol):
@@ -137,7 +139,13 @@ class PlacementHandler:
         folder = self._repo / name
         try:
             spec = request.spec
-            artifact = await self._storage.fetch(spec.storage_uri, spec.artifact_version, spec.secret_name)
+            artifact = await self._storage.fetch(
+                spec.storage_uri,
+                spec.artifact_version,
+                spec.secret_name,
+                model=request.model,
+                version=request.version,
+            )
             artifact_name = await asyncio.to_thread(_copy_artifact, artifact, folder)
             self._layout.prepare(folder, name, spec, artifact_name)
             await self._server.load(name)

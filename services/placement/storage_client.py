@@ -33,8 +33,13 @@ class StorageClient:
         self._nc = nc
         self._timeout = timeout
 
-    async def fetch(self, uri: str, artifact_version: str, secret_name: str) -> Path:
-        request = agent_pb2.FetchRequest(uri=uri, artifact_version=artifact_version, secret_name=secret_name)
+    async def fetch(
+        self, uri: str, artifact_version: str, secret_name: str, *, model: str = "", version: int = 0
+    ) -> Path:
+        """``model``/``version``: whose artifact it is, so the storage service publishes its progress."""
+        request = agent_pb2.FetchRequest(
+            uri=uri, artifact_version=artifact_version, secret_name=secret_name, model=model, version=version
+        )
         try:
             msg = await self._nc.request(
                 subjects.STORAGE_FETCH, request.SerializeToString(), timeout=self._timeout

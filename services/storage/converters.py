@@ -1,4 +1,4 @@
-"""FetchRequest/FetchReply (protobuf) <-> our types and errors."""
+"""FetchRequest/FetchReply/FetchProgress (protobuf) <-> our types and errors."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 from modelplane.libs.errors import InvalidError, ModelplaneError, NotFoundError, RetryableError
 from modelplane.proto import agent_pb2
+from modelplane.services.storage.handler import FetchProgress, ProgressKey
 
 # FetchReply.error_kind values.
 KIND_INVALID = "invalid"
@@ -20,15 +21,48 @@ class FetchQuery:
     uri: str
     artifact_version: str
     secret_name: str
+    # Whose progress this is; None when the request names no model.
+    progress_key: ProgressKey | None = None
 
 
 def query_from_pb(msg: agent_pb2.FetchRequest) -> FetchQuery:
-    return FetchQuery(uri=msg.uri, artifact_version=msg.artifact_version, secret_name=msg.secret_name)
+    key = ProgressKey(model=msg.model, version=msg.version) if msg.model else None
+    return FetchQuery(
+        uri=msg.uri, artifact_version=msg.artifact_version, secret_name=msg.secret_name, progress_key=key
+    )
 
 
 def query_to_pb(query: FetchQuery) -> agent_pb2.FetchRequest:
-    return agent_pb2.FetchRequest(
+    msg = agent_pb2.FetchRequest(
         uri=query.uri, artifact_version=query.artifact_version, secret_name=query.secret_name
+    )
+    if query.progress_key is not None:
+        msg.model = query.progress_key.model
+        msg.version = query.progress_key.version
+    return msg
+
+
+def progress_to_pb(event: FetchProgress) -> agent_pb2.FetchProgress:
+    return agent_pb2.FetchProgress(
+        model=event.model,
+        version=event.version,
+        uri=event.uri,
+        bytes_done=event.bytes_done,
+        bytes_total=event.bytes_total,
+        bytes_per_second=event.bytes_per_second,
+        phase=event.phase,
+    )
+
+
+def progress_from_pb(msg: agent_pb2.FetchProgress) -> FetchProgress:
+    return FetchProgress(
+        model=msg.model,
+        version=msg.version,
+        uri=msg.uri,
+        bytes_done=msg.bytes_done,
+        bytes_total=msg.bytes_total,
+        bytes_per_second=msg.bytes_per_second,
+        phase=msg.phase,
     )
 
 

@@ -1,6 +1,15 @@
-"""Serves FetchRequest on STORAGE_FETCH (request/reply, queue group): decode, call, encode."""
+"""NATS edge of the storage service: FetchRequest on STORAGE_FETCH, FetchProgress publishing.
+
+nats-py runs one subscription's callbacks one after another, and a fetch may download for
+minutes; so each request is served on its own owned task (at most ``max_parallel`` at once),
+and a second request for an artifact being downloaded joins that download in the handler.
+The reply is sent inside the handler's lease, so the cache entry it names cannot be evicted
+before the agent has the path.
+"""
 
 from __future__ import annotations
+
+import asyncio
 
 import structlog
 from google.protobuf.message import DecodeError
@@ -10,20 +19,34 @@ from nats.aio.subscription import Subscription
 
 from modelplane.libs import subjects
 from modelplane.libs.errors import InvalidError, ModelplaneError
+from modelplane.libs.tasks import TaskSupervisor
 from modelplane.proto import agent_pb2
 from modelplane.services.storage import converters
-from modelplane.services.storage.handler import StorageHandler
+from modelplane.services.storage.handler import FetchProgress, StorageHandler
 
 log = structlog.get_logger(__name__)
+
+
+class NatsProgressPublisher:
+    """``ProgressSink`` that publishes FetchProgress on the model's progress subject."""
+
+    def __init__(self, nc: NATS) -> None:
+        self._nc = nc
+
+    async def publish(self, event: FetchProgress) -> None:
+        payload = converters.progress_to_pb(event).SerializeToString()
+        await self._nc.publish(subjects.storage_progress(event.model), payload)
 
 
 class StorageNatsAdapter:
     """One queue subscription; several storage processes share the load."""
 
-    def __init__(self, nc: NATS, handler: StorageHandler) -> None:
+    def __init__(self, nc: NATS, handler: StorageHandler, max_parallel: int = 32) -> None:
         self._nc = nc
         self._handler = handler
         self._sub: Subscription | None = None
+        self._tasks = TaskSupervisor("storage-nats")
+        self._slots = asyncio.Semaphore(max_parallel)
 
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(
@@ -39,25 +62,41 @@ class StorageNatsAdapter:
                 await sub.unsubscribe()
             except Exception as exc:  # the connection may already be closed
                 log.debug("storage_unsubscribe_failed", error=repr(exc))
+        await self._tasks.close()
 
     async def _on_fetch(self, msg: Msg) -> None:
-        reply = await self._handle(msg.data)
-        if msg.reply:
-            await msg.respond(reply.SerializeToString())
-
-    async def _handle(self, data: bytes) -> agent_pb2.FetchReply:
         try:
-            request = agent_pb2.FetchRequest()
+            self._tasks.spawn("fetch", self._serve(msg))
+        except RuntimeError:  # closing: the requester times out and asks another instance
+            log.debug("fetch_refused_while_closing")
+
+    async def _serve(self, msg: Msg) -> None:
+        async with self._slots:
             try:
-                request.ParseFromString(data)
-            except DecodeError as exc:
-                raise InvalidError("the fetch request is not a FetchRequest message") from exc
-            query = converters.query_from_pb(request)
-            path = await self._handler.fetch(query.uri, query.artifact_version, query.secret_name)
-            return converters.path_to_pb(path)
-        except ModelplaneError as exc:
-            log.info("fetch_failed", error=str(exc), kind=converters.error_kind(exc))
-            return converters.error_to_pb(exc)
-        except Exception as exc:
-            log.exception("fetch_crashed")
-            return converters.error_to_pb(exc)
+                query = _decode(msg.data)
+                async with self._handler.lease(
+                    query.uri, query.artifact_version, query.secret_name, query.progress_key
+                ) as path:
+                    await _respond(msg, converters.path_to_pb(path))
+                return
+            except ModelplaneError as exc:
+                log.info("fetch_failed", error=str(exc), kind=converters.error_kind(exc))
+                reply = converters.error_to_pb(exc)
+            except Exception:
+                log.exception("fetch_crashed")
+                reply = converters.error_to_pb(RuntimeError())
+            await _respond(msg, reply)
+
+
+def _decode(data: bytes) -> converters.FetchQuery:
+    request = agent_pb2.FetchRequest()
+    try:
+        request.ParseFromString(data)
+    except DecodeError as exc:
+        raise InvalidError("the fetch request is not a FetchRequest message") from exc
+    return converters.query_from_pb(request)
+
+
+async def _respond(msg: Msg, reply: agent_pb2.FetchReply) -> None:
+    if msg.reply:
+        await msg.respond(reply.SerializeToString())

@@ -23,3 +23,36 @@ class StorageSettings(CommonSettings):
             "working directory's .modelplane/ so a local run keeps all its state in one place."
         ),
     )
+    cache_max_bytes: int = Field(
+        default=20 * 1024**3,
+        gt=0,
+        description=(
+            "Size limit (bytes) of the download cache; after each new artifact the least-recently-used "
+            "ones are removed until the cache fits. 20 GiB holds a few dozen classic models or a couple "
+            "of small LLMs, and fits the ephemeral disk of a typical node. An artifact larger than the "
+            "limit is still kept (everything else is evicted and a warning is logged)."
+        ),
+    )
+    secrets_dir: Path = Field(
+        default=Path(".modelplane/secrets"),
+        description=(
+            "Directory (path) holding the secrets named by Model.spec.secretName: <name>.env files "
+            "(KEY=VALUE lines) or <name>/ folders with one file per key (a mounted Kubernetes "
+            "Secret). Defaults under .modelplane/ beside the rest of a local run's state."
+        ),
+    )
+    default_secret_name: str = Field(
+        default="",
+        description=(
+            "Secret used when a model names none (Seldon's defaultEnvSecretRefName). Empty: such "
+            "models fetch without credentials (anonymous access or the process environment)."
+        ),
+    )
+    pvc_root: Path = Field(
+        default=Path(".modelplane/volumes"),
+        description=(
+            "Directory (path) under which pvc://<claim>/<path> resolves to <pvc_root>/<claim>/<path>. "
+            "On Kubernetes point it at the folder where the claims are mounted; locally it defaults "
+            "under .modelplane/ so volumes are plain folders of the local run."
+        ),
+    )

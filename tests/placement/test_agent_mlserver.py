@@ -149,9 +149,9 @@ async def test_load_failures_before_the_server(
     assert missing.outcome == agent_pb2.OUTCOME_LOAD_FAILED
     assert str(tmp_path / "nope") in missing.message
 
-    assert (await _command(nc, "load", _load("remote", 1, "s3://bucket/iris"))).accepted
+    assert (await _command(nc, "load", _load("remote", 1, "ftp://bucket/iris"))).accepted
     remote = await reports.wait_for("remote", LOAD_OUTCOMES)
-    assert "unsupported scheme 's3'" in remote.message
+    assert "unsupported scheme 'ftp'" in remote.message
 
     bare = build_iris_model(tmp_path / "artifacts" / "noreq")
     (bare.path / "model-settings.json").unlink()
