@@ -7,8 +7,6 @@ MLServer checks the CLI's request, response and error handling without depending
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +19,7 @@ import pytest
 
 from modelplane.libs.embedded_nats import free_port
 from tests.helpers.iris import IrisModel, build_iris_model
+from tests.helpers.processes import stop_process_group
 
 from .harness import Cli
 
@@ -76,13 +75,7 @@ def mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Ir
         assert _post(f"{base}/v2/repository/models/iris/load")
         yield base, iris
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_process_group(proc, timeout=20)
         log.close()
 
 

@@ -12,7 +12,7 @@ import pytest
 from tests.e2e.stack import UpProcess, wait_until
 from tests.e2e.test_scheduling import infer, status
 from tests.helpers.iris import build_iris_model
-from tests.helpers.s3_emulator import S3Emulator
+from tests.helpers.s3_emulator import S3Emulator, running_s3
 
 MODEL = """\
 apiVersion: mlops.seldon.io/v1alpha1
@@ -28,12 +28,8 @@ spec:
 
 @pytest.fixture
 def s3() -> Iterator[S3Emulator]:
-    emulator = S3Emulator()
-    emulator.start()
-    try:
+    with running_s3() as emulator:
         yield emulator
-    finally:
-        emulator.stop()
 
 
 def test_model_from_s3_with_a_secret_answers_through_the_gateway(

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -32,6 +30,7 @@ from modelplane.proto import state_pb2
 from modelplane.services.gateway.app import App
 from modelplane.services.gateway.settings import GatewaySettings
 from tests.helpers.iris import IrisModel, build_iris_model
+from tests.helpers.processes import stop_process_group
 
 MLSERVER_START_TIMEOUT = 90.0
 SERVER_MODEL_NAME = "iris_1"
@@ -115,13 +114,7 @@ def mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLServerRepli
             yield MLServerReplica(pid=proc.pid, http=http, grpc=f"127.0.0.1:{grpc_port}", iris=iris)
         finally:
             # The process group is ours (start_new_session): stop it and everything it spawned.
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+            stop_process_group(proc, timeout=20)
 
 
 async def put_route(js: JetStreamContext, route: Route) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import signal
 import subprocess
 import time
 import urllib.error
@@ -24,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from modelplane.libs.embedded_nats import free_port
+from tests.helpers.processes import stop_process_group
 
 # azurite 3.35 is the newest that runs on node 20 (see /work/shared/reference/environment.md).
 AZURITE_VERSION = "3.35.0"
@@ -120,14 +120,8 @@ class Azurite:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        if process is not None:
+            stop_process_group(process)
 
     def _answers(self) -> bool:
         try:

@@ -6,8 +6,6 @@ process in its own session (so it is stopped by its pid with everything it spawn
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from modelplane.libs.embedded_nats import free_port
+from tests.helpers.processes import stop_process_group
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*grpcio-status.*", category=ImportWarning)
@@ -55,14 +54,8 @@ class GcsEmulator:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        if process is not None:
+            stop_process_group(process)
 
     def client(self) -> storage.Client:
         """An admin client to create buckets and upload objects in tests."""

@@ -165,3 +165,14 @@ class S3Emulator:
         )
         with urllib.request.urlopen(request, timeout=10) as resp:
             return str(json.loads(resp.read())["PREVIOUS_INITIAL_NO_AUTH_ACTION_COUNT"])
+
+
+@contextmanager
+def running_s3() -> Iterator[S3Emulator]:
+    """A started emulator, stopped at the end."""
+    emulator = S3Emulator()
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()

@@ -20,22 +20,9 @@ from modelplane.services.storage.fetchers.azure import (
 )
 from modelplane.services.storage.fetchers.base import FetchTarget
 from tests.helpers.azurite import ACCOUNT, ACCOUNT_KEY, Azurite, AzuriteUnavailable, running_azurite
+from tests.helpers.progress import RecordingProgress
 
 WRONG_KEY = "A" * 86 + "=="
-
-
-class RecordingProgress:
-    """A Progress that remembers what it was told."""
-
-    def __init__(self) -> None:
-        self.totals: list[int] = []
-        self.done = 0
-
-    def total(self, total_bytes: int) -> None:
-        self.totals.append(total_bytes)
-
-    def advance(self, n_bytes: int) -> None:
-        self.done += n_bytes
 
 
 @pytest.fixture(scope="session")

@@ -17,25 +17,12 @@ from modelplane.libs.errors import InvalidError, NotFoundError, RetryableError
 from modelplane.services.storage.fetchers.base import FetchTarget
 from modelplane.services.storage.fetchers.gcs import GcsFetcher, _errors_named, parse_gcs_uri
 from tests.helpers.gcs_emulator import GcsEmulator, running_gcs_emulator
+from tests.helpers.progress import RecordingProgress
 
 with warnings.catch_warnings():
     # google-api-core warns at import when the (unneeded) grpcio-status package is absent.
     warnings.filterwarnings("ignore", message=".*grpcio-status.*", category=ImportWarning)
     from google.api_core import exceptions as api_exceptions
-
-
-class RecordingProgress:
-    """A Progress that remembers what it was told."""
-
-    def __init__(self) -> None:
-        self.totals: list[int] = []
-        self.done = 0
-
-    def total(self, total_bytes: int) -> None:
-        self.totals.append(total_bytes)
-
-    def advance(self, n_bytes: int) -> None:
-        self.done += n_bytes
 
 
 @pytest.fixture(scope="session")

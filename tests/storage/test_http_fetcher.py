@@ -15,18 +15,7 @@ from modelplane.libs.errors import InvalidError, NotFoundError, RetryableError
 from modelplane.services.storage.fetchers.base import FetchTarget
 from modelplane.services.storage.fetchers.http import HttpFetcher
 from tests.helpers.http_server import FileServer
-
-
-class RecordingProgress:
-    def __init__(self) -> None:
-        self.totals: list[int] = []
-        self.written = 0
-
-    def total(self, total_bytes: int) -> None:
-        self.totals.append(total_bytes)
-
-    def advance(self, n_bytes: int) -> None:
-        self.written += n_bytes
+from tests.helpers.progress import RecordingProgress
 
 
 def add_file(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -85,7 +74,7 @@ async def test_plain_file_is_saved_under_its_base_name(served: FileServer, dest:
     await HttpFetcher().download(target(f"{served.url}/model.joblib"), dest, progress)
     assert files(dest) == {"model.joblib": b"j" * 5000}
     assert progress.totals == [5000]
-    assert progress.written == 5000
+    assert progress.done == 5000
     assert served.count("/model.joblib") == 1
 
 

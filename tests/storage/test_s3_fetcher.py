@@ -12,29 +12,14 @@ import pytest
 from modelplane.libs.errors import InvalidError, NotFoundError
 from modelplane.services.storage.fetchers.base import FetchTarget
 from modelplane.services.storage.fetchers.s3 import S3Fetcher, S3Location, S3Options
-from tests.helpers.s3_emulator import S3Emulator
-
-
-class RecordingProgress:
-    def __init__(self) -> None:
-        self.totals: list[int] = []
-        self.written = 0
-
-    def total(self, total_bytes: int) -> None:
-        self.totals.append(total_bytes)
-
-    def advance(self, n_bytes: int) -> None:
-        self.written += n_bytes
+from tests.helpers.progress import RecordingProgress
+from tests.helpers.s3_emulator import S3Emulator, running_s3
 
 
 @pytest.fixture(scope="session")
 def s3() -> Iterator[S3Emulator]:
-    emulator = S3Emulator()
-    emulator.start()
-    try:
+    with running_s3() as emulator:
         yield emulator
-    finally:
-        emulator.stop()
 
 
 @pytest.fixture
@@ -72,7 +57,7 @@ async def test_prefix_downloads_nested_files_with_relative_paths(
     }
     assert s3.download_count(bucket, "iris/model.joblib") == 1
     assert progress.totals == [1026]
-    assert progress.written == 1026
+    assert progress.done == 1026
 
 
 async def test_single_object_lands_under_its_base_name(s3: S3Emulator, bucket: str, tmp_path: Path) -> None:
@@ -225,4 +210,4 @@ async def test_large_object_counts_as_one_download(s3: S3Emulator, bucket: str, 
     assert (tmp_path / "weights.bin").stat().st_size == size
     assert s3.get_count(bucket, "big/weights.bin") > 1
     assert s3.download_count(bucket, "big/weights.bin") == 1
-    assert progress.written == size
+    assert progress.done == size
