@@ -15,10 +15,12 @@ from dataclasses import dataclass
 
 from bench.scheduler.workload import plan_models, plan_servers
 from modelplane.libs import states
+from modelplane.libs.gc_tuning import tune_for_large_heap
 from modelplane.services.scheduler.cluster import ReplicaRecord, ServerRecord
 from modelplane.services.scheduler.placement import Placed, default_policy, place
 from modelplane.services.scheduler.policy.base import PlacementRequest
 from modelplane.services.scheduler.records import Assignment, ModelRecord, VersionRecord
+from modelplane.services.scheduler.settings import SchedulerSettings
 from modelplane.services.scheduler.views import ClusterViews
 
 
@@ -90,7 +92,11 @@ def book(cluster: Cluster, request: PlacementRequest, decision: Placed) -> None:
 
 
 def run(
-    models: int = 10_000, servers: int = 100, replicas: int = 10, strategy: str = "best-fit"
+    models: int = 10_000,
+    servers: int = 100,
+    replicas: int = 10,
+    strategy: str = "best-fit",
+    gc_young_threshold: int = SchedulerSettings.model_fields["gc_young_threshold"].default,
 ) -> InMemoryResult:
     cluster = build_cluster(servers, replicas)
     requests = [PlacementRequest(name, 1, spec) for name, spec in plan_models(models, plan_servers(servers))]
@@ -99,10 +105,11 @@ def run(
     times: list[float] = []
     full = partial = failed = 0
     cluster.views.views()  # the empty cluster's views, built once before the clock starts
-    # The workload and the empty cluster are set-up, not work: move them out of the collector's
-    # sight, so its full collections during the run only walk what the run itself built.
-    gc.collect()
-    gc.freeze()
+    # The scheduler process's collector settings (its composition root applies them at start):
+    # the workload and the empty cluster are set-up, not work, and are frozen out of the
+    # collector's sight, so its collections during the run only walk what the run itself built.
+    thresholds = gc.get_threshold()
+    tune_for_large_heap(gc_young_threshold)
     collecting = _GcTimer()
     gc.callbacks.append(collecting)
     start = clock()
@@ -124,6 +131,7 @@ def run(
     total = clock() - start
     gc.callbacks.remove(collecting)
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
     times.sort()
     return InMemoryResult(
         models, servers, replicas, strategy, full, partial, failed, total, times, collecting.seconds

@@ -26,12 +26,17 @@ def _in_memory(args: argparse.Namespace) -> None:
     inmemory.run(models=200, servers=args.servers, replicas=args.replicas)  # warm-up (imports, caches)
     profiler = cProfile.Profile() if args.profile else None
     runs = []
+    gc_settings = {} if args.gc_young_threshold is None else {"gc_young_threshold": args.gc_young_threshold}
     for _ in range(1 if profiler else args.runs):
         if profiler is not None:
             profiler.enable()
         runs.append(
             inmemory.run(
-                models=args.models, servers=args.servers, replicas=args.replicas, strategy=args.strategy
+                models=args.models,
+                servers=args.servers,
+                replicas=args.replicas,
+                strategy=args.strategy,
+                **gc_settings,
             )
         )
         if profiler is not None:
@@ -91,6 +96,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--replicas", type=int, default=10, help="replicas per server (both parts)")
     parser.add_argument("--runs", type=int, default=5, help="in-memory: runs (the median is reported)")
     parser.add_argument("--strategy", default="best-fit", choices=("best-fit", "spread"))
+    parser.add_argument(
+        "--gc-young-threshold",
+        type=int,
+        default=None,
+        help="in-memory: the collector's young threshold (default: the scheduler's setting; 700 = CPython's)",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile the in-memory run")
     parser.add_argument("--e2e-models", type=int, default=1000, help="end-to-end: models to apply")
     parser.add_argument("--e2e-servers", type=int, default=10, help="end-to-end: servers")

@@ -23,6 +23,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from modelplane.libs import subjects
+from modelplane.libs.gc_tuning import tune_for_large_heap
 from modelplane.libs.lease import LeaderElection, LeaseConfig, serve_while_leader
 from modelplane.libs.resources.convert import model_from_pb
 from modelplane.libs.store import TypedBucket, connect, disconnect, ensure_buckets
@@ -209,4 +210,7 @@ async def _every(seconds: float, action: Callable[[], None]) -> None:
 
 
 def create() -> SchedulerApp:
-    return SchedulerApp(SchedulerSettings.model_validate({}))
+    settings = SchedulerSettings.model_validate({})
+    # Process-wide, so done by the process's composition root, not by the app tests share.
+    tune_for_large_heap(settings.gc_young_threshold)
+    return SchedulerApp(settings)

@@ -183,6 +183,9 @@ def _shares_of(
     servers: set[str] = set()
     for version in record.versions:
         label = frozenset((server_model_name(name, version.version),))
+        # A version's replicas are on one server: its size is looked up once per server met.
+        sized_for: str | None = None
+        size = 0
         for a in version.replicas:
             key = a.replica_key
             keys.add(key)
@@ -190,7 +193,9 @@ def _shares_of(
             reserving = a.state in RESERVING
             if not reserving and a.state not in HOLDING:
                 continue
-            size = required_bytes(version.spec, parallel_workers(a.server))
+            if a.server != sized_for:
+                sized_for = a.server
+                size = required_bytes(version.spec, parallel_workers(a.server))
             share = shares.get(key)
             if share is None:
                 share = _Share(size, 0, label) if reserving else _Share(0, size, label)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from itertools import accumulate
 from operator import itemgetter, neg
+from typing import NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +80,12 @@ _ORDER = itemgetter(0, 1)
 RECENT_HELD_LIMIT = 32
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class ServerSummary:
-    """Request-independent facts about one server, computed once per ``ServerView``."""
+class ServerSummary(NamedTuple):
+    """Request-independent facts about one server, computed once per ``ServerView``.
+
+    A named tuple rather than a frozen dataclass: one is built per booking, and a tuple is
+    built in C where a frozen dataclass sets each field through ``object.__setattr__``.
+    """
 
     # Replicas without an unavailable_reason.
     usable_count: int
@@ -129,6 +133,10 @@ class ServerSummary:
         if not isinstance(other, ServerSummary):
             return NotImplemented
         return self._compared() == other._compared()
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
 
     def __hash__(self) -> int:
         return hash(self._compared())
@@ -284,17 +292,15 @@ class ServerView:
             if before.draining or before.unavailable_reason:
                 continue  # not schedulable, before or after (same shape)
             after = changed[before.index]
-            # ``before`` is the very object in ``schedulable`` (identity is checked first).
-            at = schedulable.index(before)
+            # ``before`` is the very object in ``schedulable``, among those of its rank. Found
+            # by identity: ``list.index`` would call the dataclass ``__eq__`` (which compares
+            # every field, assigned names included) on each replica it passes.
+            at = bisect_left(neg_free, _rank(before))
+            while schedulable[at] is not before:
+                at += 1
             del neg_free[at], schedulable[at]
             # Order: most free first (ascending -free), then lower index.
-            # -free_bytes (negative free counts as 0), inlined: this runs for every booking.
-            free = (
-                after.memory_bytes * (100 + max(0, after.overcommit_percent)) // 100
-                - after.used_bytes
-                - after.reserved_bytes
-            )
-            rank = -free if free > 0 else 0
+            rank = _rank(after)
             at = bisect_left(neg_free, rank)
             while at < len(neg_free) and neg_free[at] == rank and schedulable[at].index < after.index:
                 at += 1
@@ -313,6 +319,16 @@ class ServerView:
         )
         object.__setattr__(view, "_summary", summary)
         return view
+
+
+def _rank(replica: ReplicaView) -> int:
+    """-free_bytes (negative free counts as 0): the order key of ``ServerSummary.schedulable``."""
+    free = (
+        replica.memory_bytes * (100 + max(0, replica.overcommit_percent)) // 100
+        - replica.used_bytes
+        - replica.reserved_bytes
+    )
+    return -free if free > 0 else 0
 
 
 @dataclass(slots=True)
