@@ -5,8 +5,8 @@ crash in one cannot take the others down and `modelplane up` exercises the real 
 Children start in their own session so a Ctrl-C in the terminal reaches only the supervisor,
 which then stops them in order (agents before the scheduler, NATS last). On Linux each child
 also gets PDEATHSIG so it dies with a supervisor that was killed outright. A child that exits
-while it should be running is logged at error level and restarted with exponential backoff:
-never restarted silently.
+while it should be running is logged at error level and restarted (at once after a healthy run,
+with exponential backoff while it keeps crashing): never restarted silently.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ from modelplane.libs.process import die_with_parent
 from modelplane.libs.tasks import TaskSupervisor
 
 log = structlog.get_logger(__name__)
+
+# Seconds a child must have run for its crash to be restarted at once rather than after a backoff.
+HEALTHY_RUN = 10.0
 
 
 def modelplane_argv(*args: str) -> list[str]:
@@ -83,18 +86,22 @@ class Child:
             if self._stopping:
                 return
             ran_for = asyncio.get_running_loop().time() - started
-            if ran_for > 60:
-                backoff = 1.0
+            if ran_for > HEALTHY_RUN:
+                # One crash after a healthy run is not a crash loop: restart at once, since a
+                # restarted agent adopts its model server and must re-register before the
+                # scheduler's heartbeat timeout. Quick crashes back off exponentially.
+                delay, backoff = 0.0, 1.0
+            else:
+                delay, backoff = backoff, min(backoff * 2, self._max_backoff)
             log.error(
                 "child_crashed",
                 child=self.name,
                 pid=proc.pid,
                 exit_code=code,
                 ran_for_s=round(ran_for, 1),
-                restart_in_s=backoff,
+                restart_in_s=delay,
             )
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self._max_backoff)
+            await asyncio.sleep(delay)
             if self._stopping:
                 return
             self.restarts += 1

@@ -16,6 +16,7 @@ import structlog
 from nats.js import JetStreamContext
 
 from modelplane.libs import subjects
+from modelplane.libs.process import sweep_records
 from modelplane.libs.store import TypedBucket
 from modelplane.libs.tasks import TaskSupervisor
 from modelplane.proto import resources_pb2
@@ -23,6 +24,9 @@ from modelplane.up.children import Child, modelplane_argv
 
 log = structlog.get_logger(__name__)
 
+
+# The file an agent keeps beside the model server it launched (placement runtimes/server_process).
+RUNTIME_RECORD = "runtime.json"
 
 # Seconds a stopping agent gets before SIGKILL: its drain (placement drain_timeout, 30 s by
 # default) plus its own shutdown (10 s), plus a margin.
@@ -97,3 +101,11 @@ class ReplicaLauncher:
         async with self._lock:
             agents, self._agents = list(self._agents.values()), {}
         await asyncio.gather(*(a.stop() for a in agents))
+        # Model servers outlive an agent killed outright (so a restarted agent adopts them with
+        # their models loaded), hence they no longer die with their agent. A clean agent stop
+        # stops its server and removes the record; anything still recorded now belongs to an
+        # agent that crashed or was killed after its stop timeout, and nobody will adopt it:
+        # kill it (the whole group, only if the recorded start time still matches the pid).
+        records = sorted((self._state_dir / "replicas").glob(f"*/{RUNTIME_RECORD}"))
+        for pid in await asyncio.to_thread(sweep_records, records):
+            log.warning("runtime_swept", pid=pid)

@@ -5,7 +5,8 @@ api, gateway -> built-in ServerConfigs and the default Server `mlserver` (applie
 api, only when absent, so user edits survive restarts) -> one placement agent per Server replica.
 Stop order is chosen so a restart finds its state intact: the gateway first (no new traffic),
 then the scheduler (so it does not reschedule models while replicas shut down), then the
-agents, the remaining services, and NATS last. Desired and observed state live in JetStream
+agents (then any model server a crashed agent left running is swept, see launcher.stop), the
+remaining services, and NATS last. Desired and observed state live in JetStream
 under the state directory, so the next `up` restores every model.
 """
 

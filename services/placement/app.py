@@ -3,9 +3,11 @@
 Design: ``start()`` connects to NATS and returns; the bring-up runs as a supervised task because
 it may wait a long time (for the Server/ServerConfig to be applied, for the runtime to start) and
 a signal must still be able to stop the agent meanwhile. Bring-up: resolve the replica profile ->
-start (or attach to) the runtime -> learn what it already holds -> take commands -> register in KV ->
-heartbeats. ``close()`` reverses it: stop taking commands, deregister (so the scheduler moves
-models at once), cancel work and heartbeats, stop the runtime's process group, close NATS.
+start the runtime (or adopt the one a crashed predecessor left running, see
+runtimes/server_process.py, or attach to a sidecar) -> learn what it already holds -> take
+commands -> register in KV -> heartbeats. ``close()`` reverses it: stop taking commands,
+deregister (so the scheduler moves models at once), cancel work and heartbeats, stop the
+runtime's process group, close NATS.
 """
 
 from __future__ import annotations

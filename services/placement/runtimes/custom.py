@@ -8,14 +8,12 @@ custom images built on MLServer.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
-from modelplane.libs.embedded_nats import free_port
 from modelplane.services.placement.runtimes.base import ReadyProbe, RuntimeEndpoints, RuntimeExit
 from modelplane.services.placement.runtimes.layouts import MLServerLayout
-from modelplane.services.placement.runtimes.process import ManagedProcess, exit_of
+from modelplane.services.placement.runtimes.server_process import LaunchSpec, ServerProcess, choose_ports
 from modelplane.services.placement.types import ReplicaProfile
 
 
@@ -44,8 +42,10 @@ class CustomRuntime:
         self._profile = profile
         self._repo = repo
         self._state_dir = state_dir
-        self._http_port = http_port or free_port()
-        self._grpc_port = grpc_port or free_port()
+        # A 0 port reuses the port of a server a previous agent left running, so it can be adopted.
+        self._ports = choose_ports(state_dir, {"http": http_port, "grpc": grpc_port})
+        self._http_port = self._ports["http"]
+        self._grpc_port = self._ports["grpc"]
         self.layout = MLServerLayout()
         self.endpoints = RuntimeEndpoints(
             local_http=f"127.0.0.1:{self._http_port}",
@@ -60,7 +60,7 @@ class CustomRuntime:
                 "model_repository": str(repo),
             },
         )
-        self._process: ManagedProcess | None = None
+        self._process: ServerProcess | None = None
 
     def unavailable_reason(self) -> str:
         if not self.argv:
@@ -69,21 +69,29 @@ class CustomRuntime:
             return f"runtime unavailable: {self.argv[0]} not found"
         return ""
 
+    def launch_spec(self) -> LaunchSpec:
+        return LaunchSpec(
+            name="custom",
+            argv=tuple(self.argv),
+            cwd=self._state_dir,
+            log_path=self._state_dir / "runtime.log",
+            env=dict(self._profile.env),
+            ports=self._ports,
+            endpoints={"http": self.endpoints.http, "grpc": self.endpoints.grpc},
+        )
+
     async def start(self, ready: ReadyProbe, timeout: float) -> None:
         self._repo.mkdir(parents=True, exist_ok=True)
-        self._process = ManagedProcess(
-            "custom",
-            self.argv,
-            cwd=self._state_dir,
-            env={**os.environ, **self._profile.env},
-            log_path=self._state_dir / "runtime.log",
-        )
-        await self._process.start()
-        await self._process.wait_ready(ready, timeout)
+        self._process = ServerProcess(self.launch_spec(), self._state_dir)
+        await self._process.start(ready, timeout)
 
     async def stop(self) -> None:
         if self._process is not None:
             await self._process.stop()
 
     async def wait_exit(self) -> RuntimeExit | None:
-        return await exit_of(self._process)
+        return await self._process.wait_exit() if self._process is not None else None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None

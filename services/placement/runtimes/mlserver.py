@@ -7,11 +7,11 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
-from modelplane.libs.embedded_nats import free_port
 from modelplane.services.placement.runtimes.base import ReadyProbe, RuntimeEndpoints, RuntimeExit
 from modelplane.services.placement.runtimes.layouts import MLServerLayout
-from modelplane.services.placement.runtimes.process import ManagedProcess, exit_of
+from modelplane.services.placement.runtimes.server_process import LaunchSpec, ServerProcess, choose_ports
 from modelplane.services.placement.types import ReplicaProfile
 
 
@@ -43,8 +43,10 @@ class MLServerRuntime:
         self._repo = repo
         self._state_dir = state_dir
         self._bind_host = bind_host
-        self._http_port = http_port or free_port()
-        self._grpc_port = grpc_port or free_port()
+        # A 0 port reuses the port of a server a previous agent left running, so it can be adopted.
+        self._ports = choose_ports(state_dir, {"http": http_port, "grpc": grpc_port, "metrics": 0})
+        self._http_port = self._ports["http"]
+        self._grpc_port = self._ports["grpc"]
         self._binary = find_mlserver()
         self.layout = MLServerLayout()
         self.endpoints = RuntimeEndpoints(
@@ -52,45 +54,50 @@ class MLServerRuntime:
             http=f"{advertise_host}:{self._http_port}",
             grpc=f"{advertise_host}:{self._grpc_port}",
         )
-        self._process: ManagedProcess | None = None
+        self._process: ServerProcess | None = None
 
     def unavailable_reason(self) -> str:
         return "" if self._binary else "runtime unavailable: mlserver not found"
 
-    def _write_settings(self) -> None:
-        settings = {
+    def launch_spec(self) -> LaunchSpec:
+        assert self._binary is not None, "no mlserver binary"
+        settings: dict[str, Any] = {
             "host": self._bind_host,
             "http_port": self._http_port,
             "grpc_port": self._grpc_port,
-            "metrics_port": free_port(),
+            "metrics_port": self._ports["metrics"],
             "metrics_dir": str(self._state_dir / "metrics"),
             "load_models_at_startup": False,
             "parallel_workers": self._profile.parallel_workers,
             "debug": False,
         }
-        (self._state_dir / "metrics").mkdir(parents=True, exist_ok=True)
-        (self._repo / "settings.json").write_text(json.dumps(settings, indent=2))
+        return LaunchSpec(
+            name="mlserver",
+            argv=(self._binary, "start", str(self._repo), *self._profile.args),
+            cwd=self._state_dir,
+            log_path=self._state_dir / "runtime.log",
+            env=dict(self._profile.env),
+            ports=self._ports,
+            endpoints={"http": self.endpoints.http, "grpc": self.endpoints.grpc},
+            config=settings,
+        )
 
     async def start(self, ready: ReadyProbe, timeout: float) -> None:
         assert self._binary is not None, "start() called on an unavailable runtime"
+        spec = self.launch_spec()
         self._repo.mkdir(parents=True, exist_ok=True)
-        self._write_settings()
-        self._process = ManagedProcess(
-            "mlserver",
-            [self._binary, "start", str(self._repo), *self._profile.args],
-            cwd=self._state_dir,
-            env={**os.environ, **self._profile.env},
-            log_path=self._state_dir / "runtime.log",
-        )
-        await self._process.start()
-        await self._process.wait_ready(ready, timeout)
+        (self._state_dir / "metrics").mkdir(parents=True, exist_ok=True)
+        # Rewritten unchanged when the running server is adopted (same fingerprint, same content).
+        (self._repo / "settings.json").write_text(json.dumps(spec.config, indent=2))
+        self._process = ServerProcess(spec, self._state_dir)
+        await self._process.start(ready, timeout)
 
     async def stop(self) -> None:
         if self._process is not None:
             await self._process.stop()
 
     async def wait_exit(self) -> RuntimeExit | None:
-        return await exit_of(self._process)
+        return await self._process.wait_exit() if self._process is not None else None
 
     @property
     def pid(self) -> int | None:

@@ -1,8 +1,12 @@
-"""A model server child process in its own process group, stopped with everything it spawned.
+"""A model server process in its own process group, stopped with everything it spawned.
 
 Design: MLServer's parallel workers (and Triton backends) are child processes of the server; the
 server is started with ``start_new_session=True`` so one ``killpg`` reaches all of them. Output goes
 to a log file in the replica's state dir; when the server dies at start we quote its last lines.
+
+The server deliberately outlives an agent killed outright (no PDEATHSIG): the restarted agent
+adopts it (``AdoptedProcess``, see ``server_process``) so its loaded models survive. ``up`` sweeps
+the runtime records when it stops, so no server is leaked.
 """
 
 from __future__ import annotations
@@ -13,12 +17,11 @@ import os
 import signal
 from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import structlog
 
 from modelplane.libs.errors import DeadlineError, PermanentError
-from modelplane.libs.process import die_with_parent
 from modelplane.services.placement.runtimes.base import ReadyProbe, RuntimeExit
 
 log = structlog.get_logger(__name__)
@@ -26,8 +29,23 @@ log = structlog.get_logger(__name__)
 _PROBE_INTERVAL = 0.1  # seconds between readiness probes while a server starts
 
 
+class ServerProcessHandle(Protocol):
+    """A model server process (group) the agent drives, launched by it or adopted."""
+
+    name: str
+
+    @property
+    def pid(self) -> int | None: ...
+
+    async def wait_exit(self) -> int | None: ...
+
+    def tail(self, lines: int = 20) -> str: ...
+
+    async def stop(self, timeout: float = 10.0) -> None: ...
+
+
 class ManagedProcess:
-    """One child process (group) owned by the agent."""
+    """One child process (group) launched by the agent."""
 
     def __init__(
         self, name: str, argv: Sequence[str], *, cwd: Path, env: dict[str, str], log_path: Path
@@ -57,8 +75,6 @@ class ManagedProcess:
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
-                # An agent killed outright must not leave its model server running.
-                preexec_fn=die_with_parent,
             )
         log.info("runtime_process_started", runtime=self.name, pid=self._proc.pid, log=str(self.log_path))
 
@@ -88,11 +104,7 @@ class ManagedProcess:
         return await proc.wait()
 
     def tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return _tail(self.log_path, lines)
 
     async def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the group, wait, then SIGKILL whatever is left of it (idempotent)."""
@@ -113,6 +125,78 @@ class ManagedProcess:
         log.info("runtime_process_stopped", runtime=self.name, pid=pgid, code=proc.returncode)
 
 
+# Exit code reported for an adopted server: it is not our child, so its status is not ours to read.
+UNKNOWN_EXIT_CODE = -1
+
+
+class AdoptedProcess:
+    """A server process (group) a previous agent launched and this one took over.
+
+    It is not our child: its exit is seen through a pidfd (readable once the process has exited,
+    reaped or not) watched by the event loop, and its exit code is unknown.
+    """
+
+    def __init__(self, name: str, pid: int, pidfd: int, log_path: Path) -> None:
+        self.name = name
+        self.log_path = log_path
+        self._pid: int | None = pid
+        self._pidfd = pidfd
+        self._exited: asyncio.Future[None] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._pid
+
+    def _exit_future(self) -> asyncio.Future[None]:
+        if self._exited is None:
+            loop = asyncio.get_running_loop()
+            exited: asyncio.Future[None] = loop.create_future()
+            self._exited = exited
+
+            def on_readable() -> None:
+                loop.remove_reader(self._pidfd)
+                if not exited.done():
+                    exited.set_result(None)
+
+            loop.add_reader(self._pidfd, on_readable)
+        return self._exited
+
+    async def wait_exit(self) -> int | None:
+        if self._pid is None:
+            return None
+        await asyncio.shield(self._exit_future())
+        return UNKNOWN_EXIT_CODE
+
+    def tail(self, lines: int = 20) -> str:
+        return _tail(self.log_path, lines)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the group, wait for the leader, then SIGKILL what is left (idempotent)."""
+        pgid, self._pid = self._pid, None
+        if pgid is None:
+            return
+        exited = self._exit_future()
+        if not exited.done():
+            _signal_group(pgid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(asyncio.shield(exited), timeout)
+            except TimeoutError:
+                log.warning("runtime_process_kill", runtime=self.name, pid=pgid)
+        _signal_group(pgid, signal.SIGKILL)
+        await exited
+        asyncio.get_running_loop().remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        log.info("runtime_process_stopped", runtime=self.name, pid=pgid, adopted=True)
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
 def _open_log(path: Path) -> BinaryIO:
     # A local append-only log file: opening it does not block the loop noticeably.
     return open(path, "ab")
@@ -123,7 +207,7 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-async def exit_of(process: ManagedProcess | None) -> RuntimeExit | None:
+async def exit_of(process: ServerProcessHandle | None) -> RuntimeExit | None:
     """Wait for ``process`` to exit by itself; None when there is no process."""
     if process is None:
         return None

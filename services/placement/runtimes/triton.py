@@ -6,14 +6,12 @@ itself unavailable instead of failing (or hanging) the agent, and the replica ta
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
-from modelplane.libs.embedded_nats import free_port
 from modelplane.services.placement.runtimes.base import ReadyProbe, RuntimeEndpoints, RuntimeExit
 from modelplane.services.placement.runtimes.layouts import PlainLayout
-from modelplane.services.placement.runtimes.process import ManagedProcess, exit_of
+from modelplane.services.placement.runtimes.server_process import LaunchSpec, ServerProcess, choose_ports
 from modelplane.services.placement.types import ReplicaProfile
 
 BINARY = "tritonserver"
@@ -35,8 +33,10 @@ class TritonRuntime:
         self._profile = profile
         self._repo = repo
         self._state_dir = state_dir
-        self._http_port = http_port or free_port()
-        self._grpc_port = grpc_port or free_port()
+        # A 0 port reuses the port of a server a previous agent left running, so it can be adopted.
+        self._ports = choose_ports(state_dir, {"http": http_port, "grpc": grpc_port, "metrics": 0})
+        self._http_port = self._ports["http"]
+        self._grpc_port = self._ports["grpc"]
         self._binary = shutil.which(BINARY)
         self.layout = PlainLayout()
         self.endpoints = RuntimeEndpoints(
@@ -44,36 +44,46 @@ class TritonRuntime:
             http=f"{advertise_host}:{self._http_port}",
             grpc=f"{advertise_host}:{self._grpc_port}",
         )
-        self._process: ManagedProcess | None = None
+        self._process: ServerProcess | None = None
 
     def unavailable_reason(self) -> str:
         return "" if self._binary else f"runtime unavailable: {BINARY} not found"
 
-    async def start(self, ready: ReadyProbe, timeout: float) -> None:
-        assert self._binary is not None, "start() called on an unavailable runtime"
-        self._repo.mkdir(parents=True, exist_ok=True)
+    def launch_spec(self) -> LaunchSpec:
+        assert self._binary is not None, "no tritonserver binary"
         argv = [
             self._binary,
             f"--model-repository={self._repo}",
             "--model-control-mode=explicit",
             f"--http-port={self._http_port}",
             f"--grpc-port={self._grpc_port}",
-            f"--metrics-port={free_port()}",
+            f"--metrics-port={self._ports['metrics']}",
             *self._profile.args,
         ]
-        self._process = ManagedProcess(
-            "triton",
-            argv,
+        return LaunchSpec(
+            name="triton",
+            argv=tuple(argv),
             cwd=self._state_dir,
-            env={**os.environ, **self._profile.env},
             log_path=self._state_dir / "runtime.log",
+            env=dict(self._profile.env),
+            ports=self._ports,
+            endpoints={"http": self.endpoints.http, "grpc": self.endpoints.grpc},
         )
-        await self._process.start()
-        await self._process.wait_ready(ready, timeout)
+
+    async def start(self, ready: ReadyProbe, timeout: float) -> None:
+        assert self._binary is not None, "start() called on an unavailable runtime"
+        spec = self.launch_spec()
+        self._repo.mkdir(parents=True, exist_ok=True)
+        self._process = ServerProcess(spec, self._state_dir)
+        await self._process.start(ready, timeout)
 
     async def stop(self) -> None:
         if self._process is not None:
             await self._process.stop()
 
     async def wait_exit(self) -> RuntimeExit | None:
-        return await exit_of(self._process)
+        return await self._process.wait_exit() if self._process is not None else None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
