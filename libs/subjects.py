@@ -61,8 +61,14 @@ AGENT_PREFIX = "modelplane.agent"
 
 
 def agent_command(server: str, index: int, command: str) -> str:
-    """Request/reply subject of one replica's agent; command is ``load`` or ``unload``."""
+    """Request/reply subject of one replica's agent; command is ``load``, ``unload`` (from the
+    scheduler) or ``ensure`` (from the gateway: make an evicted model resident again)."""
     return f"{AGENT_PREFIX}.{server}.{index}.{command}"
+
+
+def agent_usage(server: str, index: int) -> str:
+    """The gateway publishes ModelUsage here: which models of the replica served requests."""
+    return f"{AGENT_PREFIX}.{server}.{index}.usage"
 
 
 # Agents publish ModelReplicaReport here; the scheduler subscribes.

@@ -42,6 +42,11 @@ class ModelSpec:
     explainer_for: str = ""
     parallel_workers: int = 0
 
+    def required_bytes(self, server_parallel_workers: int = 0) -> int:
+        """Memory one copy takes on a replica: memory x parallel workers (the model's, else the
+        server's; x1 if neither is known). The scheduler books it, the agent keeps it resident."""
+        return self.memory_bytes * max(1, self.parallel_workers or server_parallel_workers)
+
     def same_version_as(self, other: ModelSpec) -> bool:
         """True when ``other`` differs only in scaling fields (no new version needed)."""
         return _version_fields(self) == _version_fields(other)

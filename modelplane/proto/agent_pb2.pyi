@@ -3,8 +3,10 @@
 isort:skip_file
 Commands from the scheduler to a placement agent (NATS request/reply) and the agent's reports."""
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from . import resources_pb2 as _resources_pb2
 import builtins as _builtins
@@ -114,6 +116,59 @@ class CommandReply(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CommandReply: _TypeAlias = CommandReply  # noqa: Y015
+
+@_typing.final
+class EnsureLoadedCommand(_message.Message):
+    """Gateway -> agent (request/reply on modelplane.agent.<server>.<index>.ensure): make a model
+    version this replica has loaded resident again (the server answered "no such model" because
+    the agent evicted it to make room). Answered with a CommandReply once it is resident
+    (accepted) or cannot be (reason).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    version: _builtins.int
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnsureLoadedCommand: _TypeAlias = EnsureLoadedCommand  # noqa: Y015
+
+@_typing.final
+class ModelUsage(_message.Message):
+    """Gateway -> agent (published on modelplane.agent.<server>.<index>.usage about once a second):
+    the server-side model names that served requests since the last report, so the agent evicts
+    the least recently used first.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVER_MODEL_NAMES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def server_model_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        server_model_names: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["server_model_names", b"server_model_names"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelUsage: _TypeAlias = ModelUsage  # noqa: Y015
 
 @_typing.final
 class ModelReplicaReport(_message.Message):

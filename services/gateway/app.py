@@ -24,6 +24,7 @@ from modelplane.services.gateway.balancers.round_robin import RoundRobin
 from modelplane.services.gateway.grpc_servicer import InferenceServicer
 from modelplane.services.gateway.handler import GatewayHandler
 from modelplane.services.gateway.metrics import GatewayMetrics
+from modelplane.services.gateway.residency import NatsResidency
 from modelplane.services.gateway.rest import RestAdapter
 from modelplane.services.gateway.routing import RouteTable
 from modelplane.services.gateway.settings import GatewaySettings
@@ -77,8 +78,14 @@ class App:
         bucket = await store.TypedBucket.open(js, subjects.KV_ROUTES, state_pb2.ModelRoute)
         self._tasks.spawn("route-watcher", RouteWatcher(bucket, self.routes).run())
 
+        residency = NatsResidency(self._nc, settings.reload_timeout_seconds)
+        self._tasks.spawn("usage-reports", residency.report_usage(settings.usage_report_interval))
         handler = GatewayHandler(
-            self.routes, RoundRobin(), retries=settings.retries, is_connected=self._connected
+            self.routes,
+            RoundRobin(),
+            retries=settings.retries,
+            is_connected=self._connected,
+            residency=residency,
         )
         await self._http_upstream.start()
 

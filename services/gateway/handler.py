@@ -5,8 +5,10 @@ ask ``resolve`` for a ``Target`` (the server-side model name and its replicas), 
 ``forward`` a transport-specific coroutine that sends the request to one replica. ``forward``
 picks replicas with the load-balancing policy and moves on to the next replica only when the
 call raised ``UpstreamUnreachableError`` (nothing was answered); any answer from a replica,
-error or not, goes back to the client as it is. Decisions are raised as libs.errors types; the
-adapters map them to HTTP statuses and gRPC codes.
+error or not, goes back to the client as it is, with one exception: a replica that answers "no
+such model" for a model its route lists may have evicted it to make room (overcommit), so the
+handler asks its agent to reload it and retries there once (residency.py). Decisions are raised
+as libs.errors types; the adapters map them to HTTP statuses and gRPC codes.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import metadata
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import structlog
 
@@ -44,6 +46,30 @@ def _package_version() -> str:
 
 class UpstreamUnreachableError(RetryableError):
     """A replica could not be reached (refused, reset before answering): another may be tried."""
+
+
+class ModelNotResidentError(RetryableError):
+    """The replica answered that it has no such model (its agent may have evicted it).
+
+    ``answer()`` gives the replica's own answer back (returns it, or raises it for transports
+    whose answers are exceptions), for when the model cannot be reloaded there.
+    """
+
+    def __init__(self, message: str, answer: Callable[[], Any]) -> None:
+        super().__init__(message)
+        self.answer = answer
+
+
+class Residency(Protocol):
+    """The agents' side of overcommit, as the handler needs it (residency.NatsResidency)."""
+
+    async def ensure(
+        self, endpoint: RouteEndpoint, model: str, version: int, server_model_name: str
+    ) -> str | None:
+        """Have the replica make the model resident again; None once it is, else why not."""
+
+    def used(self, endpoint: RouteEndpoint, server_model_name: str) -> None:
+        """A request for the model on ``endpoint`` was answered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +103,13 @@ class GatewayHandler:
         *,
         retries: int,
         is_connected: Callable[[], bool],
+        residency: Residency | None = None,
     ) -> None:
         self._routes = routes
         self._balancer = balancer
         self._retries = retries
         self._is_connected = is_connected
+        self._residency = residency
 
     # ---- server -------------------------------------------------------------------------------
     def live(self) -> bool:
@@ -161,7 +189,9 @@ class GatewayHandler:
         for attempt in range(attempts):
             endpoint = candidates[attempt % len(candidates)]
             try:
-                return await call(endpoint)
+                result = await call(endpoint)
+            except ModelNotResidentError as missing:
+                return await self._reload_and_retry(target, endpoint, call, missing)
             except UpstreamUnreachableError as exc:
                 last = exc
                 log.warning(
@@ -171,7 +201,36 @@ class GatewayHandler:
                     attempts=attempts,
                     error=str(exc),
                 )
+            else:
+                if self._residency is not None:
+                    self._residency.used(endpoint, target.server_model_name)
+                return result
         raise RetryableError(
             f"no replica of model {target.model} could be reached after {attempts} attempt(s): {last}",
             delay=NO_REPLICA_RETRY_AFTER,
         )
+
+    async def _reload_and_retry(
+        self,
+        target: Target,
+        endpoint: RouteEndpoint,
+        call: Callable[[RouteEndpoint], Awaitable[R]],
+        missing: ModelNotResidentError,
+    ) -> R:
+        """The replica lacks a model its route lists: have its agent reload it, then ask again."""
+        if self._residency is None:
+            return cast(R, missing.answer())
+        reason = await self._residency.ensure(
+            endpoint, target.model, target.version, target.server_model_name
+        )
+        if reason is not None:
+            log.warning(
+                "model_reload_failed", replica=endpoint.replica, model=target.server_model_name, reason=reason
+            )
+            return cast(R, missing.answer())
+        try:
+            result = await call(endpoint)
+        except ModelNotResidentError as again:
+            return cast(R, again.answer())
+        self._residency.used(endpoint, target.server_model_name)
+        return result

@@ -12,6 +12,7 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
@@ -23,7 +24,7 @@ from opentelemetry import trace
 from modelplane.libs.errors import ModelplaneError, RetryableError
 from modelplane.libs.routes import RouteEndpoint
 from modelplane.libs.telemetry import extract_context, inject_context
-from modelplane.services.gateway.handler import GatewayHandler, Target
+from modelplane.services.gateway.handler import GatewayHandler, ModelNotResidentError, Target
 from modelplane.services.gateway.metrics import UNKNOWN_MODEL, GatewayMetrics
 from modelplane.services.gateway.upstream_http import HttpReply, HttpUpstream
 from modelplane.services.gateway.validation import validate_infer_json
@@ -140,7 +141,13 @@ class RestAdapter:
 
         async def call(endpoint: RouteEndpoint) -> HttpReply:
             trace.get_current_span().set_attribute("modelplane.replica", endpoint.replica)
-            return await self._upstream.request(method, endpoint, path, headers=headers, body=body)
+            reply = await self._upstream.request(method, endpoint, path, headers=headers, body=body)
+            if reply.status == HTTPStatus.NOT_FOUND:
+                # The replica lacks a model its route lists: maybe evicted (the handler reloads).
+                raise ModelNotResidentError(
+                    f"replica {endpoint.replica} has no model {target.server_model_name}", lambda: reply
+                )
+            return reply
 
         reply = await self._handler.forward(target, call)
         return web.Response(

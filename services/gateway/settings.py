@@ -58,3 +58,20 @@ class GatewaySettings(CommonSettings):
         ge=0,
         description="Seconds in-flight gRPC calls may finish at shutdown before they are cancelled.",
     )
+    reload_timeout_seconds: float = Field(
+        120.0,
+        gt=0,
+        description=(
+            "Seconds a request waits for a replica's agent to reload a model it evicted to make"
+            " room (overcommit) before the replica's own 404 / NOT_FOUND goes back; a reload"
+            " reads the model from the agent's local copy, usually seconds."
+        ),
+    )
+    usage_report_interval: float = Field(
+        1.0,
+        gt=0,
+        description=(
+            "Seconds between the reports telling each replica's agent which of its models served"
+            " requests (so it evicts the least recently used); one small message per busy replica."
+        ),
+    )

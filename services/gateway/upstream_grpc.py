@@ -9,6 +9,7 @@ the client with its code and details.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import grpc
@@ -17,7 +18,7 @@ from modelplane.libs.errors import RetryableError
 from modelplane.libs.routes import RouteEndpoint
 from modelplane.proto import open_inference_pb2 as oip
 from modelplane.proto import open_inference_pb2_grpc as oip_grpc
-from modelplane.services.gateway.handler import UpstreamUnreachableError
+from modelplane.services.gateway.handler import ModelNotResidentError, UpstreamUnreachableError
 
 Metadata = Sequence[tuple[str, str]]
 
@@ -56,6 +57,11 @@ class GrpcUpstream:
                 raise UpstreamUnreachableError(
                     f"replica {endpoint.replica} at {endpoint.grpc_endpoint}: {exc.details()}"
                 ) from exc
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                # The replica lacks a model its route lists: maybe evicted (the handler reloads).
+                raise ModelNotResidentError(
+                    f"replica {endpoint.replica}: {exc.details()}", partial(_reraise, exc)
+                ) from exc
             raise
 
     async def model_infer(
@@ -80,3 +86,8 @@ class GrpcUpstream:
         self._stubs = {}
         for channel in channels.values():
             await channel.close()
+
+
+def _reraise(error: grpc.aio.AioRpcError) -> None:
+    """The replica's own NOT_FOUND, passed on to the client as it is."""
+    raise error

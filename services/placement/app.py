@@ -156,12 +156,16 @@ class App:
             loaded_sink=self.registration,
             workers=KeyedWorkers(self._supervisor, "model"),
             unavailable_reason=unavailable,
+            memory_bytes=profile.memory_bytes,
+            server_parallel_workers=profile.parallel_workers,
         )
         self.handler = handler
         self.registration.info.loaded_models.extend(await handler.sync_loaded())
         # Listen for commands before registering: the scheduler may send a load the moment it
         # sees the registration, and a command nobody listens to yet would fail the model.
-        self._commands = CommandSubscriber(nc, handler, self.replica)
+        self._commands = CommandSubscriber(
+            nc, handler, self.replica, self._supervisor, self.settings.model_load_timeout
+        )
         await self._commands.start()
         await self.registration.register()
         self._supervisor.spawn(

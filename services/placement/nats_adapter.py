@@ -11,6 +11,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from modelplane.libs import subjects
+from modelplane.libs.tasks import TaskSupervisor
 from modelplane.proto import agent_pb2
 from modelplane.services.placement import converters
 from modelplane.services.placement.handler import PlacementHandler
@@ -40,12 +41,22 @@ async def heartbeat_loop(nc: NATS, replica: ReplicaId, interval: float) -> None:
 
 
 class CommandSubscriber:
-    """Serves this replica's load/unload subjects (request/reply) for the handler."""
+    """Serves this replica's subjects for the handler: load/unload and ensure (request/reply),
+    usage reports (published by the gateway)."""
 
-    def __init__(self, nc: NATS, handler: PlacementHandler, replica: ReplicaId) -> None:
+    def __init__(
+        self,
+        nc: NATS,
+        handler: PlacementHandler,
+        replica: ReplicaId,
+        supervisor: TaskSupervisor,
+        ensure_timeout: float,
+    ) -> None:
         self._nc = nc
         self._handler = handler
         self._replica = replica
+        self._supervisor = supervisor
+        self._ensure_timeout = ensure_timeout
         self._subs: list[Subscription] = []
 
     async def start(self) -> None:
@@ -53,6 +64,8 @@ class CommandSubscriber:
         self._subs = [
             await self._nc.subscribe(subjects.agent_command(server, index, "load"), cb=self._on_load),
             await self._nc.subscribe(subjects.agent_command(server, index, "unload"), cb=self._on_unload),
+            await self._nc.subscribe(subjects.agent_command(server, index, "ensure"), cb=self._on_ensure),
+            await self._nc.subscribe(subjects.agent_usage(server, index), cb=self._on_usage),
         ]
         # Subscriptions reach the server asynchronously; flush so a scheduler that sees the
         # registration in KV never meets "no responders".
@@ -83,6 +96,40 @@ class CommandSubscriber:
             await self._reply(msg, Decision(False, "the payload is not an UnloadModelCommand"))
             return
         await self._reply(msg, self._handler.submit_unload(converters.unload_from_pb(command)))
+
+    async def _on_ensure(self, msg: Msg) -> None:
+        command = agent_pb2.EnsureLoadedCommand()
+        try:
+            command.ParseFromString(msg.data)
+        except DecodeError:
+            await self._reply(msg, Decision(False, "the payload is not an EnsureLoadedCommand"))
+            return
+        if not command.model:
+            await self._reply(msg, Decision(False, "the command names no model"))
+            return
+        # A reload takes a while and the subscription hands over messages one at a time: answer
+        # each on its own task, so one model's reload does not hold up another's.
+        self._supervisor.spawn(
+            f"ensure-{command.model}-{command.version}", self._ensure(msg, command.model, command.version)
+        )
+
+    async def _ensure(self, msg: Msg, model: str, version: int) -> None:
+        try:
+            decision = await asyncio.wait_for(self._handler.ensure(model, version), self._ensure_timeout)
+        except TimeoutError:
+            decision = Decision(
+                False, f"reloading {model}_{version} took longer than {self._ensure_timeout:g}s"
+            )
+        await self._reply(msg, decision)
+
+    async def _on_usage(self, msg: Msg) -> None:
+        usage = agent_pb2.ModelUsage()
+        try:
+            usage.ParseFromString(msg.data)
+        except DecodeError:
+            log.warning("usage_report_undecodable", subject=msg.subject)
+            return
+        self._handler.touch(usage.server_model_names)
 
     async def _reply(self, msg: Msg, decision: Decision) -> None:
         if not decision.accepted:

@@ -85,8 +85,7 @@ def server_model_name(model: str, version: int) -> str:
 
 def required_bytes(spec: ModelSpec, server_parallel_workers: int = 0) -> int:
     """Memory one copy of the model takes on a replica: memory x parallel workers (x1 if unknown)."""
-    workers = spec.parallel_workers or server_parallel_workers
-    return spec.memory_bytes * max(1, workers)
+    return spec.required_bytes(server_parallel_workers)
 
 
 @dataclass(frozen=True, slots=True)
