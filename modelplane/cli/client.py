@@ -156,6 +156,14 @@ class ApiClient:
         )
         return stream
 
+    def follow_model(self, name: str, timeout: float) -> Iterator[control_pb2.FollowModelEvent]:
+        """A model's status and download progress until ``timeout`` seconds pass (then
+        DEADLINE_EXCEEDED is raised as RpcError)."""
+        stream: Iterator[control_pb2.FollowModelEvent] = self._stub.FollowModel(
+            control_pb2.FollowModelRequest(name=name), timeout=timeout
+        )
+        return stream
+
 
 class GatewayClient:
     """Open Inference Protocol v2 REST calls to the gateway (stdlib HTTP: no extra dependency)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,9 @@ from modelplane.cli.client import (
     gateway_option,
 )
 from modelplane.cli.manifest_files import read_documents, resource_ref
+from modelplane.cli.progress import BarDisplay, Display, ModelDeleted, Outcome, PlainDisplay, follow_load
 from modelplane.cli.render import OUTPUT_FORMATS, status_summary, structured, table
-from modelplane.proto import state_pb2
+from modelplane.proto import control_pb2, state_pb2
 
 KIND = "Model"
 
@@ -45,17 +47,77 @@ def model() -> None:
 @click.option(
     "-f", "--filename", "filenames", multiple=True, required=True, help="Model manifest(s); - for stdin."
 )
+@click.option(
+    "--no-wait",
+    is_flag=True,
+    help="Return once the api has accepted the manifests, without following the load.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    help="Seconds to wait for every model to be ModelAvailable (exit 1 after).",
+)
 @api_option
-def load(filenames: tuple[str, ...], api_address: str) -> None:
-    """Create or update Models from manifests (native or Seldon v2 Model YAML, unchanged)."""
+def load(filenames: tuple[str, ...], no_wait: bool, timeout: float, api_address: str) -> None:
+    """Create or update Models from manifests (native or Seldon v2 Model YAML, unchanged).
+
+    Then follow each model until it is ModelAvailable, with its download progress (a bar on a
+    terminal, a line per phase otherwise). Exit 0 once all are available, 1 when one fails or
+    the timeout passes; --no-wait returns right after the api accepted them.
+    """
     docs = read_documents(filenames)
     for doc in docs:
         if doc.kind != KIND:
             raise InvalidInput(f"{doc.where}: kind: `model load` takes Model manifests, got {doc.kind!r}")
     with ApiClient(api_address) as api:
+        applied: list[tuple[str, int]] = []
         for doc in docs:
             reply = api.apply(doc.body, context=doc.where)
-            click.echo(f"{resource_ref(KIND, reply.resource.model.meta.name)} {reply.outcome}")
+            meta = reply.resource.model.meta
+            click.echo(f"{resource_ref(KIND, meta.name)} {reply.outcome}")
+            applied.append((meta.name, meta.generation))
+        if no_wait:
+            return
+        deadline = time.monotonic() + timeout
+        for name, generation in applied:
+            _follow(api, name, generation, deadline, timeout)
+
+
+def _display() -> Display:
+    if sys.stdout.isatty():
+        return BarDisplay(sys.stdout)
+    return PlainDisplay(click.echo)
+
+
+def _follow(api: ApiClient, name: str, generation: int, deadline: float, timeout: float) -> None:
+    events = _until_deadline(api, api.follow_model(name, timeout=max(0.001, deadline - time.monotonic())))
+    try:
+        outcome, last = follow_load(events, name, generation, _display())
+    except ModelDeleted as exc:
+        raise CommandFailed(str(exc)) from None
+    if outcome is Outcome.READY:
+        return
+    reason = f" ({last.reason})" if last.reason else ""
+    if outcome is Outcome.FAILED:
+        raise CommandFailed(f"model {name} failed to load: it is {last.state}{reason}")
+    raise CommandFailed(
+        f"timed out after {timeout:g}s waiting for model {name} to be ModelAvailable: "
+        f"it is {last.state or 'Unknown'}{reason}; it goes on loading "
+        f"(see `modelplane model status {name}`)"
+    )
+
+
+def _until_deadline(
+    api: ApiClient, stream: Iterator[control_pb2.FollowModelEvent]
+) -> Iterator[control_pb2.FollowModelEvent]:
+    """The stream's events; its deadline ends it quietly, any other error is a CommandFailed."""
+    try:
+        yield from stream
+    except grpc.RpcError as exc:
+        if not (isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED):
+            raise api.failure(exc) from None
 
 
 @model.command()

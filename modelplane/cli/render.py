@@ -14,6 +14,35 @@ from modelplane.libs.resources.quantity import format_bytes
 from modelplane.proto import state_pb2
 
 OUTPUT_FORMATS = ("yaml", "json")
+_SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
+def format_size(value: float) -> str:
+    """A byte count for people, one decimal from KiB on: ``512 B``, ``45.0 MiB``."""
+    size = float(max(0.0, value))
+    for unit in _SIZE_UNITS[:-1]:
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} {_SIZE_UNITS[-1]}"
+
+
+def download_summary(download: state_pb2.DownloadStatus) -> str:
+    """One version's download in words: ``downloading 45.0 MiB / 200.0 MiB at 12.3 MiB/s``,
+    ``cached``, ``done (200.0 MiB)``, ``failed: <reason>``."""
+    phase = download.phase or "unknown"
+    if phase == "downloading":
+        text = f"downloading {format_size(download.bytes_done)}"
+        if download.bytes_total:
+            text += f" / {format_size(download.bytes_total)}"
+        if download.bytes_per_second > 0:
+            text += f" at {format_size(download.bytes_per_second)}/s"
+        return text
+    if phase == "done":
+        return f"done ({format_size(download.bytes_done)})" if download.bytes_done else "done"
+    if phase == "failed":
+        return f"failed: {download.reason}" if download.reason else "failed"
+    return phase
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -43,6 +72,9 @@ def status_summary(status: state_pb2.ResourceStatus) -> str:
         lines.append(f"  version: {status.version}")
     if status.last_change:
         lines.append(f"  last change: {status.last_change}")
+    if status.downloads:
+        lines.append("  downloads:")
+        lines.extend(f"    version {d.version}: {download_summary(d)}" for d in status.downloads)
     if status.replicas:
         lines.append("  replicas:")
         rows = [

@@ -75,6 +75,11 @@ class ControlServiceStub:
                 request_serializer=modelplane_dot_v1_dot_control__pb2.WatchRequest.SerializeToString,
                 response_deserializer=modelplane_dot_v1_dot_control__pb2.WatchEvent.FromString,
                 _registered_method=True)
+        self.FollowModel = channel.unary_stream(
+                '/modelplane.v1.ControlService/FollowModel',
+                request_serializer=modelplane_dot_v1_dot_control__pb2.FollowModelRequest.SerializeToString,
+                response_deserializer=modelplane_dot_v1_dot_control__pb2.FollowModelEvent.FromString,
+                _registered_method=True)
 
 
 class ControlServiceServicer:
@@ -129,6 +134,13 @@ class ControlServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FollowModel(self, request, context):
+        """Follows one Model while it loads: status changes and download progress, until cancelled.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -171,6 +183,11 @@ def add_ControlServiceServicer_to_server(servicer, server):
                     servicer.WatchStatus,
                     request_deserializer=modelplane_dot_v1_dot_control__pb2.WatchRequest.FromString,
                     response_serializer=modelplane_dot_v1_dot_control__pb2.WatchEvent.SerializeToString,
+            ),
+            'FollowModel': grpc.unary_stream_rpc_method_handler(
+                    servicer.FollowModel,
+                    request_deserializer=modelplane_dot_v1_dot_control__pb2.FollowModelRequest.FromString,
+                    response_serializer=modelplane_dot_v1_dot_control__pb2.FollowModelEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -389,6 +406,33 @@ class ControlService:
             '/modelplane.v1.ControlService/WatchStatus',
             modelplane_dot_v1_dot_control__pb2.WatchRequest.SerializeToString,
             modelplane_dot_v1_dot_control__pb2.WatchEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FollowModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/modelplane.v1.ControlService/FollowModel',
+            modelplane_dot_v1_dot_control__pb2.FollowModelRequest.SerializeToString,
+            modelplane_dot_v1_dot_control__pb2.FollowModelEvent.FromString,
             options,
             channel_credentials,
             insecure,

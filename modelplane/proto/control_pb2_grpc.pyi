@@ -40,6 +40,8 @@ class ControlServiceStub:
     GetServerReplicas: _grpc.UnaryUnaryMultiCallable[_control_pb2.ResourceRef, _control_pb2.ServerReplicasResponse]
     WatchStatus: _grpc.UnaryStreamMultiCallable[_control_pb2.WatchRequest, _control_pb2.WatchEvent]
     """Streams status changes: the current statuses first, then every change."""
+    FollowModel: _grpc.UnaryStreamMultiCallable[_control_pb2.FollowModelRequest, _control_pb2.FollowModelEvent]
+    """Follows one Model while it loads: status changes and download progress, until cancelled."""
 
 @_typing.type_check_only
 class ControlServiceAsyncStub(ControlServiceStub):
@@ -53,6 +55,8 @@ class ControlServiceAsyncStub(ControlServiceStub):
     GetServerReplicas: _aio.UnaryUnaryMultiCallable[_control_pb2.ResourceRef, _control_pb2.ServerReplicasResponse]  # type: ignore[assignment]
     WatchStatus: _aio.UnaryStreamMultiCallable[_control_pb2.WatchRequest, _control_pb2.WatchEvent]  # type: ignore[assignment]
     """Streams status changes: the current statuses first, then every change."""
+    FollowModel: _aio.UnaryStreamMultiCallable[_control_pb2.FollowModelRequest, _control_pb2.FollowModelEvent]  # type: ignore[assignment]
+    """Follows one Model while it loads: status changes and download progress, until cancelled."""
 
 class ControlServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -111,5 +115,13 @@ class ControlServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_control_pb2.WatchEvent], _abc.AsyncIterator[_control_pb2.WatchEvent]]:
         """Streams status changes: the current statuses first, then every change."""
+
+    @_abc_1.abstractmethod
+    def FollowModel(
+        self,
+        request: _control_pb2.FollowModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_control_pb2.FollowModelEvent], _abc.AsyncIterator[_control_pb2.FollowModelEvent]]:
+        """Follows one Model while it loads: status changes and download progress, until cancelled."""
 
 def add_ControlServiceServicer_to_server(servicer: ControlServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

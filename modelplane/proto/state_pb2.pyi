@@ -400,6 +400,8 @@ class ResourceStatus(_message.Message):
     LAST_CHANGE_FIELD_NUMBER: _builtins.int
     UNAVAILABLE_REPLICAS_FIELD_NUMBER: _builtins.int
     SCALE_REQUEST_FIELD_NUMBER: _builtins.int
+    DOWNLOADS_FIELD_NUMBER: _builtins.int
+    OBSERVED_GENERATION_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     name: _builtins.str
     state: _builtins.str
@@ -414,8 +416,19 @@ class ResourceStatus(_message.Message):
     unavailable_replicas: _builtins.int
     scale_request: _builtins.str
     """Servers only: the pending scale request in words, e.g. "scale up from 2 to 3 replicas: ..."."""
+    observed_generation: _builtins.int
+    """Models only: the model generation the scheduler last acted on (its placement's generation);
+    the state describes that generation, so a client waiting for a change compares it with the
+    generation it applied.
+    """
     @_builtins.property
     def replicas(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReplicaStatus]: ...
+    @_builtins.property
+    def downloads(self) -> _containers.RepeatedCompositeFieldContainer[Global___DownloadStatus]:
+        """Models only: the artifact download of each version still placed, by version (the last
+        outcome stays: cached, done or failed).
+        """
+
     def __init__(
         self,
         *,
@@ -431,14 +444,61 @@ class ResourceStatus(_message.Message):
         last_change: _builtins.str = ...,
         unavailable_replicas: _builtins.int = ...,
         scale_request: _builtins.str = ...,
+        downloads: _abc.Iterable[Global___DownloadStatus] | None = ...,
+        observed_generation: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_replicas", b"available_replicas", "generation", b"generation", "kind", b"kind", "last_change", b"last_change", "name", b"name", "reason", b"reason", "replicas", b"replicas", "scale_request", b"scale_request", "state", b"state", "total_replicas", b"total_replicas", "unavailable_replicas", b"unavailable_replicas", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_replicas", b"available_replicas", "downloads", b"downloads", "generation", b"generation", "kind", b"kind", "last_change", b"last_change", "name", b"name", "observed_generation", b"observed_generation", "reason", b"reason", "replicas", b"replicas", "scale_request", b"scale_request", "state", b"state", "total_replicas", b"total_replicas", "unavailable_replicas", b"unavailable_replicas", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResourceStatus: _TypeAlias = ResourceStatus  # noqa: Y015
+
+@_typing.final
+class DownloadStatus(_message.Message):
+    """How far the download of one model version's artifact got (from the storage service's
+    FetchProgress events).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    PHASE_FIELD_NUMBER: _builtins.int
+    BYTES_DONE_FIELD_NUMBER: _builtins.int
+    BYTES_TOTAL_FIELD_NUMBER: _builtins.int
+    BYTES_PER_SECOND_FIELD_NUMBER: _builtins.int
+    URI_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    phase: _builtins.str
+    """downloading | cached | done | failed"""
+    bytes_done: _builtins.int
+    bytes_total: _builtins.int
+    """0 while the size is not known."""
+    bytes_per_second: _builtins.float
+    uri: _builtins.str
+    """The artifact's URI (without credentials)."""
+    reason: _builtins.str
+    """Why it failed (phase failed only, when known)."""
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        phase: _builtins.str = ...,
+        bytes_done: _builtins.int = ...,
+        bytes_total: _builtins.int = ...,
+        bytes_per_second: _builtins.float = ...,
+        uri: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_done", b"bytes_done", "bytes_per_second", b"bytes_per_second", "bytes_total", b"bytes_total", "phase", b"phase", "reason", b"reason", "uri", b"uri", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DownloadStatus: _TypeAlias = DownloadStatus  # noqa: Y015
 
 @_typing.final
 class ReplicaUsage(_message.Message):

@@ -13,6 +13,7 @@ from modelplane.proto import control_pb2_grpc
 from modelplane.services.api import rest
 from modelplane.services.api.grpc_servicer import ControlServicer
 from modelplane.services.api.handler import ControlHandler
+from modelplane.services.api.nats_progress import NatsProgressFeed
 from modelplane.services.api.settings import ApiSettings
 
 log = structlog.get_logger(__name__)
@@ -35,6 +36,13 @@ class App:
         self.http_port = 0
 
     @property
+    def handler(self) -> ControlHandler:
+        """The started handler (RuntimeError before start or after close)."""
+        if self._handler is None:
+            raise RuntimeError("the api is not started")
+        return self._handler
+
+    @property
     def grpc_address(self) -> str:
         return f"{self.settings.host}:{self.grpc_port}"
 
@@ -47,7 +55,7 @@ class App:
         self._nc = await store.connect(s.nats_url, name="modelplane-api")
         js = self._nc.jetstream()
         await store.ensure_buckets(js)
-        handler = self._handler = await ControlHandler.open(js, self._nc)
+        handler = self._handler = await ControlHandler.open(js, self._nc, NatsProgressFeed(self._nc))
 
         self._grpc = grpc.aio.server()
         control_pb2_grpc.add_ControlServiceServicer_to_server(ControlServicer(handler), self._grpc)

@@ -125,3 +125,20 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
             raise
         except ModelplaneError as exc:
             await _abort(context, exc)
+
+    async def FollowModel(
+        self, request: control_pb2.FollowModelRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[control_pb2.FollowModelEvent]:
+        try:
+            if not request.name:
+                raise InvalidError("is required", field="name")
+            stream = self._handler.follow_model(request.name)
+            try:
+                async for item in stream:
+                    yield converters.follow_event(item)
+            finally:
+                await stream.aclose()
+        except grpc.aio.AbortError:
+            raise
+        except ModelplaneError as exc:
+            await _abort(context, exc)

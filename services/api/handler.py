@@ -14,15 +14,22 @@ back, so names, replica bounds and required fields are checked in exactly one pl
 
 Observed state (statuses, replicas) has no domain type in libs; it is read-only here and is
 returned as the ``state_pb2`` messages the status service and the agents write.
+
+``follow_model`` merges two live sources for one model into one stream for a client waiting on
+a load: its status (a KV watch, pumped by one owned task) and the storage service's download
+reports (a ``ProgressFeed``, a NATS subscription in production) that arrive more often than the
+status service writes them. Both go through one queue; the stream ends when the client leaves.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import dataclasses
 import uuid
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Final, Literal, Protocol
 
 import structlog
@@ -36,18 +43,24 @@ from modelplane.libs.resources import convert
 from modelplane.libs.resources.manifests import parse_manifest, to_manifest
 from modelplane.libs.resources.types import KINDS, Kind, Model, Resource, Server
 from modelplane.libs.store import TypedBucket
+from modelplane.libs.tasks import TaskSupervisor, cancel_and_wait
 from modelplane.proto import events_pb2, resources_pb2, state_pb2
 
 log = structlog.get_logger(__name__)
 
 Outcome = Literal["created", "configured", "unchanged"]
 WatchType = Literal["PUT", "DELETE"]
+# One step of ``follow_model``: a status, a download report, or MODEL_DELETED.
+FollowItem = state_pb2.ResourceStatus | state_pb2.DownloadStatus | None
+MODEL_DELETED: Final = None
 
 EVENT_SOURCE: Final = "api"
 EVENT_SCHEMA_VERSION: Final = 1
 # How many times apply re-reads and retries after losing a revision race.
 APPLY_ATTEMPTS: Final = 5
 WAITING_REASON: Final = "waiting for status"
+# Seconds a follow that ends waits for its status watch to finish starting (see follow_model).
+WATCH_START_TIMEOUT: Final = 5.0
 # State reported for a resource that exists but whose status was not derived yet.
 _INITIAL_STATE: Final[Mapping[str, str]] = {
     "Model": "ModelStateUnknown",
@@ -79,6 +92,27 @@ class Publisher(Protocol):
     """What the handler needs from a NATS client (nats.aio.client.Client satisfies it)."""
 
     async def publish(self, subject: str, payload: bytes = b"") -> None: ...
+
+
+class ProgressFeed(Protocol):
+    """Live download reports of the storage service (api.nats_progress in production)."""
+
+    def follow(self, model: str) -> AbstractAsyncContextManager[AsyncIterator[state_pb2.DownloadStatus]]:
+        """The reports about ``model`` sent while the block runs (listening when it starts)."""
+        ...
+
+
+class NoProgress:
+    """A ``ProgressFeed`` that never reports (for a handler without NATS progress)."""
+
+    @contextlib.asynccontextmanager
+    async def follow(self, model: str) -> AsyncIterator[AsyncIterator[state_pb2.DownloadStatus]]:
+        yield _no_reports()
+
+
+async def _no_reports() -> AsyncIterator[state_pb2.DownloadStatus]:
+    await asyncio.Event().wait()  # never set: nothing to report until the follow ends
+    yield state_pb2.DownloadStatus()  # pragma: no cover
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -126,11 +160,18 @@ class ControlHandler:
         statuses: TypedBucket[state_pb2.ResourceStatus],
         replicas: TypedBucket[state_pb2.ReplicaInfo],
         publisher: Publisher,
+        progress: ProgressFeed | None = None,
     ) -> None:
         self._resources = resources
         self._statuses = statuses
         self._replicas = replicas
         self._publisher = publisher
+        self._progress: ProgressFeed = progress if progress is not None else NoProgress()
+        # One status pump per open follow_model stream.
+        self._tasks = TaskSupervisor("api-follow")
+        self._follows = 0
+        # Status watches of open follows that have not started yet (see follow_model).
+        self._starting: set[asyncio.Event] = set()
         # Open watch streams; close() waits for them so their NATS subscriptions end before the
         # connection does (nats-py leaves a consumer's tasks running when unsubscribe fails).
         self._watches = 0
@@ -138,14 +179,16 @@ class ControlHandler:
         self._no_watches.set()
 
     @classmethod
-    async def open(cls, js: JetStreamContext, publisher: Publisher) -> ControlHandler:
+    async def open(
+        cls, js: JetStreamContext, publisher: Publisher, progress: ProgressFeed | None = None
+    ) -> ControlHandler:
         """Open the buckets the handler uses (they must exist: see ``store.ensure_buckets``)."""
         resources: dict[Kind, TypedBucket[Any]] = {
             kind: await TypedBucket.open(js, _BUCKETS[kind], _CODECS[kind].message) for kind in KINDS
         }
         statuses = await TypedBucket.open(js, subjects.KV_STATUS, state_pb2.ResourceStatus)
         replicas = await TypedBucket.open(js, subjects.KV_REPLICAS, state_pb2.ReplicaInfo)
-        return cls(resources, statuses, replicas, publisher)
+        return cls(resources, statuses, replicas, publisher, progress)
 
     # ---- desired state ------------------------------------------------------------------------
 
@@ -263,15 +306,19 @@ class ControlHandler:
         return sorted(found, key=lambda r: r.index)
 
     async def watch_status(
-        self, kind: Kind, name: str = ""
+        self, kind: Kind, name: str = "", started: asyncio.Event | None = None
     ) -> AsyncGenerator[tuple[WatchType, state_pb2.ResourceStatus], None]:
-        """Current statuses, then every change; all resources of ``kind`` when ``name`` is empty."""
+        """Current statuses, then every change; all resources of ``kind`` when ``name`` is empty.
+
+        ``started`` is set once the KV watch exists (its replay began)."""
         keys = subjects.status_key(kind, name) if name else subjects.status_key(kind, ">")
         stream = self._statuses.watch(keys)
         self._watches += 1
         self._no_watches.clear()
         try:
             async for change in stream:
+                if started is not None:
+                    started.set()
                 if change is None:  # end of the replay of current values
                     continue
                 if change.value is None:
@@ -287,8 +334,71 @@ class ControlHandler:
                 if self._watches == 0:
                     self._no_watches.set()
 
+    @property
+    def following(self) -> int:
+        """How many follow_model streams are open (progress subscriptions included)."""
+        return self._follows
+
+    async def follow_model(self, name: str) -> AsyncGenerator[FollowItem, None]:
+        """A model's current status, then its status changes and live download reports as they
+        come (``MODEL_DELETED`` when it is deleted), until the caller stops iterating."""
+        current = await self.get_status("Model", name)  # NotFoundError before anything is sent
+        queue: asyncio.Queue[FollowItem | BaseException] = asyncio.Queue()
+        # Listen to progress first: a report sent while the watch starts is not lost.
+        watching = asyncio.Event()
+        async with self._progress.follow(name) as reports:
+            self._starting.add(watching)
+            pumps = (
+                self._tasks.spawn(
+                    f"follow-status:{name}", self._pump(self._statuses_of(name, watching), queue, watching)
+                ),
+                self._tasks.spawn(f"follow-progress:{name}", self._pump(reports, queue)),
+            )
+            self._follows += 1
+            try:
+                yield current
+                while True:
+                    item = await queue.get()
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield item
+            finally:
+                self._follows -= 1
+                # nats-py leaks a KV watch's consumer tasks when it is cancelled while being
+                # created (a client that leaves at once): let the watch start before cancelling.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(watching.wait(), WATCH_START_TIMEOUT)
+                self._starting.discard(watching)
+                for pump in pumps:
+                    await cancel_and_wait(pump)
+
+    async def _statuses_of(self, name: str, started: asyncio.Event) -> AsyncIterator[FollowItem]:
+        async for type_, status in self.watch_status("Model", name, started):
+            yield MODEL_DELETED if type_ == "DELETE" else status
+
+    async def _pump(
+        self,
+        source: AsyncIterator[FollowItem],
+        queue: asyncio.Queue[FollowItem | BaseException],
+        done: asyncio.Event | None = None,
+    ) -> None:
+        try:
+            async for item in source:
+                queue.put_nowait(item)
+        except Exception as exc:  # hand it to the stream, which ends with it
+            queue.put_nowait(exc)
+        finally:
+            if done is not None:
+                done.set()
+
     async def close(self, timeout: float = 5.0) -> None:
-        """Wait (up to ``timeout`` seconds) until every watch stream has released its subscription."""
+        """Stop the follow pumps, then wait (up to ``timeout`` seconds) until every watch stream
+        has released its subscription."""
+        # As in follow_model: a status watch is not cancelled while nats-py creates it.
+        for watching in list(self._starting):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(watching.wait(), WATCH_START_TIMEOUT)
+        await self._tasks.close(timeout)
         try:
             await asyncio.wait_for(self._no_watches.wait(), timeout)
         except TimeoutError:

@@ -11,6 +11,7 @@ from modelplane.libs.watching import BucketWatch, watch_buckets
 from modelplane.proto import resources_pb2, state_pb2
 from modelplane.services.status import converters
 from modelplane.services.status.handler import StatusDeriver
+from modelplane.services.status.nats_adapter import ProgressSubscriber
 from modelplane.services.status.settings import StatusSettings
 from modelplane.services.status.types import Status
 
@@ -37,6 +38,7 @@ class StatusApp:
         self.shutdown_timeout = settings.shutdown_timeout
         self.deriver: StatusDeriver | None = None
         self._nc: NATS | None = None
+        self._progress: ProgressSubscriber | None = None
         self._supervisor = TaskSupervisor("status")
         self._closed = False
 
@@ -46,7 +48,11 @@ class StatusApp:
         js = nc.jetstream()
         await ensure_buckets(js)
         status_bucket = await TypedBucket.open(js, subjects.KV_STATUS, state_pb2.ResourceStatus)
-        deriver = StatusDeriver(KvStatusOutputs(status_bucket), KeyedWorkers(self._supervisor, "status"))
+        deriver = StatusDeriver(
+            KvStatusOutputs(status_bucket),
+            KeyedWorkers(self._supervisor, "status"),
+            progress_interval=self.settings.progress_interval,
+        )
         self.deriver = deriver
         deriver.restore({v.key: converters.status_from_pb(v.value) for v in await status_bucket.items()})
 
@@ -85,11 +91,18 @@ class StatusApp:
             "status service",
         )
         deriver.start()
+        # Progress is live only (no replay): listening after the catch-up loses nothing stored.
+        self._progress = ProgressSubscriber(nc, deriver)
+        await self._progress.start()
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._progress is not None:
+            await self._progress.close()
+        if self.deriver is not None:
+            self.deriver.close()
         await self._supervisor.close()
         await disconnect(self._nc)
 

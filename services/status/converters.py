@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from modelplane.proto import resources_pb2, state_pb2
+from modelplane.proto import agent_pb2, resources_pb2, state_pb2
 from modelplane.services.status.types import (
     AssignmentView,
+    DownloadView,
     ModelView,
     PlacementView,
     ReplicaStatus,
@@ -43,6 +44,43 @@ def placement_from_pb(msg: state_pb2.ModelPlacement) -> PlacementView:
             )
             for v in msg.versions
         ),
+        generation=msg.generation,
+    )
+
+
+def download_from_pb(msg: agent_pb2.FetchProgress) -> tuple[str, DownloadView]:
+    """The model a storage progress event is about, and the download it reports."""
+    return msg.model, DownloadView(
+        version=msg.version,
+        phase=msg.phase,
+        bytes_done=msg.bytes_done,
+        bytes_total=msg.bytes_total,
+        bytes_per_second=msg.bytes_per_second,
+        uri=msg.uri,
+    )
+
+
+def _download_to_pb(d: DownloadView) -> state_pb2.DownloadStatus:
+    return state_pb2.DownloadStatus(
+        version=d.version,
+        phase=d.phase,
+        bytes_done=d.bytes_done,
+        bytes_total=d.bytes_total,
+        bytes_per_second=d.bytes_per_second,
+        uri=d.uri,
+        reason=d.reason,
+    )
+
+
+def _download_from_pb(d: state_pb2.DownloadStatus) -> DownloadView:
+    return DownloadView(
+        version=d.version,
+        phase=d.phase,
+        bytes_done=d.bytes_done,
+        bytes_total=d.bytes_total,
+        bytes_per_second=d.bytes_per_second,
+        uri=d.uri,
+        reason=d.reason,
     )
 
 
@@ -60,6 +98,8 @@ def status_to_pb(status: Status) -> state_pb2.ResourceStatus:
         last_change=status.last_change,
         replicas=[_replica_status_to_pb(r) for r in status.replicas],
         scale_request=status.scale_request,
+        downloads=[_download_to_pb(d) for d in status.downloads],
+        observed_generation=status.observed_generation,
     )
 
 
@@ -109,6 +149,8 @@ def status_from_pb(msg: state_pb2.ResourceStatus) -> Status:
         last_change=msg.last_change,
         replicas=tuple(_replica_status_from_pb(msg.kind, r) for r in msg.replicas),
         scale_request=msg.scale_request,
+        downloads=tuple(_download_from_pb(d) for d in msg.downloads),
+        observed_generation=msg.observed_generation,
     )
 
 

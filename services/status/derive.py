@@ -2,6 +2,11 @@
 
 ``last_change`` moves only when the state changes: callers pass the previous status and the
 current time, and get the previous time back when the state is the same.
+
+A model's status also carries the artifact download of each placed version (the storage
+service's last report). A report can be stale: the storage service's last event may be lost,
+so a version some replica already holds shows ``done`` rather than ``downloading``; a failed
+download takes the reason the agent reported for the failed load.
 """
 
 from __future__ import annotations
@@ -11,6 +16,10 @@ from dataclasses import replace
 
 from modelplane.libs import states
 from modelplane.services.status.types import (
+    PHASE_DONE,
+    PHASE_DOWNLOADING,
+    PHASE_FAILED,
+    DownloadView,
     ModelView,
     PlacementView,
     ReplicaStatus,
@@ -32,10 +41,38 @@ def _stamp(status: Status, previous: Status | None, now: str) -> Status:
     return replace(status, last_change=now)
 
 
+def version_downloads(
+    placement: PlacementView, downloads: Mapping[int, DownloadView] | None
+) -> tuple[DownloadView, ...]:
+    """The download of each placed version that has one, by version, corrected by its replicas."""
+    out = []
+    for version in sorted(placement.versions, key=lambda v: v.version):
+        download = (downloads or {}).get(version.version)
+        if download is None:
+            continue
+        held = any(a.state in states.CAN_RECEIVE_TRAFFIC for a in version.replicas)
+        if download.phase == PHASE_DOWNLOADING and held:
+            download = replace(download, phase=PHASE_DONE, bytes_per_second=0.0)
+        elif download.phase == PHASE_FAILED and not download.reason:
+            failed = [a.reason for a in version.replicas if a.state == states.LOAD_FAILED and a.reason]
+            if failed:
+                download = replace(download, reason=failed[0])
+        out.append(download)
+    return tuple(out)
+
+
 def model_status(
-    name: str, model: ModelView | None, placement: PlacementView | None, previous: Status | None, now: str
+    name: str,
+    model: ModelView | None,
+    placement: PlacementView | None,
+    previous: Status | None,
+    now: str,
+    downloads: Mapping[int, DownloadView] | None = None,
 ) -> Status | None:
-    """The Model's status, or None when the status key should be deleted."""
+    """The Model's status, or None when the status key should be deleted.
+
+    ``downloads`` are the storage service's last reports for this model, by version.
+    """
     if model is None:
         if placement is None:
             return None
@@ -96,6 +133,8 @@ def model_status(
             ReplicaStatus(a.server, a.index, states.replica_state_name(a.state), a.reason, a.updated_at)
             for a in sorted(latest.replicas, key=lambda a: (a.server, a.index))
         ),
+        downloads=version_downloads(placement, downloads),
+        observed_generation=placement.generation,
     )
     return _stamp(status, previous, now)
 

@@ -4,10 +4,19 @@ Design: input changes are synchronous table updates followed by a per-status-key
 ``KeyedWorkers``, so writes for one key are ordered (a model's status depends on two watches,
 KV_MODELS and KV_PLACEMENTS, that would otherwise race) while keys proceed in parallel. The work
 re-derives from the tables at the time it runs and writes only when the status changed.
+
+Download progress (the storage service's FetchProgress, ~2 per second per download) is kept per
+model and version. A phase change (downloading -> done, cached, failed) is written at once; while
+a download runs, writes for one model are throttled to one per ``progress_interval``: reports in
+between only update the table and a timer (a loop callback, not a task) writes the latest one
+when the interval is over, so a fast download never turns into a KV write per chunk.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Protocol, TypeVar
@@ -17,6 +26,8 @@ from modelplane.libs.clock import now_rfc3339
 from modelplane.libs.tasks import KeyedWorkers
 from modelplane.services.status.derive import model_status, server_status
 from modelplane.services.status.types import (
+    PHASE_DOWNLOADING,
+    DownloadView,
     ModelView,
     PlacementView,
     ReplicaUsageView,
@@ -39,11 +50,24 @@ class StatusOutputs(Protocol):
 
 class StatusDeriver:
     def __init__(
-        self, outputs: StatusOutputs, workers: KeyedWorkers, clock: Callable[[], str] = now_rfc3339
+        self,
+        outputs: StatusOutputs,
+        workers: KeyedWorkers,
+        clock: Callable[[], str] = now_rfc3339,
+        progress_interval: float = 0.5,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._outputs = outputs
         self._workers = workers
         self._clock = clock
+        self._interval = progress_interval
+        self._monotonic = monotonic
+        # model -> version -> the storage service's last report.
+        self.downloads: dict[str, dict[int, DownloadView]] = {}
+        # Throttling of download writes: when each model's last one was submitted, and the
+        # pending trailing write of models whose reports arrived within the interval.
+        self._last_progress_write: dict[str, float] = {}
+        self._progress_timers: dict[str, asyncio.TimerHandle] = {}
         self.models: dict[str, ModelView] = {}
         self.placements: dict[str, PlacementView] = {}
         self.servers: dict[str, ServerView] = {}
@@ -77,11 +101,69 @@ class StatusDeriver:
     # ---- inputs -----------------------------------------------------------------------------
     def model_changed(self, name: str, model: ModelView | None) -> None:
         _set(self.models, name, model)
+        self._forget_downloads(name)
         self._submit_model(name)
 
     def placement_changed(self, name: str, placement: PlacementView | None) -> None:
         _set(self.placements, name, placement)
+        self._forget_downloads(name)
         self._submit_model(name)
+
+    def download_progressed(self, name: str, download: DownloadView) -> None:
+        """A storage progress report for model ``name``: written at once on a phase change,
+        otherwise at most once per ``progress_interval`` (reports in between coalesce)."""
+        versions = self.downloads.setdefault(name, {})
+        before = versions.get(download.version)
+        versions[download.version] = download
+        now = self._monotonic()
+        if download.phase != PHASE_DOWNLOADING or before is None or before.phase != download.phase:
+            self._cancel_progress_timer(name)
+            self._last_progress_write[name] = now
+            self._submit_model(name)
+            return
+        if name in self._progress_timers:  # the pending write will carry this report
+            return
+        wait = self._last_progress_write.get(name, -math.inf) + self._interval - now
+        if wait <= 0:
+            self._last_progress_write[name] = now
+            self._submit_model(name)
+        else:
+            loop = asyncio.get_running_loop()
+            self._progress_timers[name] = loop.call_later(wait, self._progress_due, name)
+
+    def _progress_due(self, name: str) -> None:
+        self._progress_timers.pop(name, None)
+        self._last_progress_write[name] = self._monotonic()
+        self._submit_model(name)
+
+    def _cancel_progress_timer(self, name: str) -> None:
+        timer = self._progress_timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _forget_downloads(self, name: str) -> None:
+        """Drop reports of versions the placement no longer holds (all of a deleted model's)."""
+        versions = self.downloads.get(name)
+        if versions is None:
+            return
+        placement = self.placements.get(name)
+        if placement is None:
+            if name not in self.models:
+                self.downloads.pop(name, None)
+                self._last_progress_write.pop(name, None)
+                self._cancel_progress_timer(name)
+            return
+        placed = {v.version for v in placement.versions}
+        newest = max(placed, default=0)
+        for version in list(versions):
+            # A report for a version newer than the placement knows may precede its placement.
+            if version not in placed and version <= newest:
+                del versions[version]
+
+    def close(self) -> None:
+        """Cancel pending throttled writes (the workers are closed by their supervisor)."""
+        for name in list(self._progress_timers):
+            self._cancel_progress_timer(name)
 
     def server_changed(self, name: str, server: ServerView | None) -> None:
         _set(self.servers, name, server)
@@ -119,7 +201,12 @@ class StatusDeriver:
 
     async def _write_model(self, name: str, key: str) -> None:
         status = model_status(
-            name, self.models.get(name), self.placements.get(name), self.written.get(key), self._clock()
+            name,
+            self.models.get(name),
+            self.placements.get(name),
+            self.written.get(key),
+            self._clock(),
+            self.downloads.get(name),
         )
         await self._write(key, status)
 

@@ -26,6 +26,29 @@ class VersionView:
 class PlacementView:
     model: str
     versions: tuple[VersionView, ...] = ()
+    # The model generation the scheduler last acted on.
+    generation: int = 0
+
+
+# Download phases as the storage service reports them (FetchProgress.phase).
+PHASE_DOWNLOADING = "downloading"
+PHASE_CACHED = "cached"
+PHASE_DONE = "done"
+PHASE_FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadView:
+    """How far the download of one model version's artifact got."""
+
+    version: int
+    phase: str
+    bytes_done: int = 0
+    # 0 while the size is not known.
+    bytes_total: int = 0
+    bytes_per_second: float = 0.0
+    uri: str = ""
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,3 +136,6 @@ class Status:
     last_change: str = ""
     # Servers only: the pending scale request in words ("" when there is none).
     scale_request: str = ""
+    # Models only: each placed version's download (by version) and the generation the state is for.
+    downloads: tuple[DownloadView, ...] = ()
+    observed_generation: int = 0

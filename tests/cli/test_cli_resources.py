@@ -158,7 +158,7 @@ async def test_model_load_seldon_yaml_unchanged_then_status_list_unload(
 ) -> None:
     """`model load` takes Seldon Model YAML unchanged; status, list and unload follow."""
     path = write(tmp_path, "iris.yaml", SELDON_IRIS)
-    loaded = await run_cli("model", "load", "-f", str(path))
+    loaded = await run_cli("model", "load", "--no-wait", "-f", str(path))
     assert (loaded.exit_code, loaded.stdout) == (0, "model/iris created\n")
     waiting = await run_cli("model", "status", "iris")
     assert waiting.stdout.splitlines()[:3] == [
@@ -201,7 +201,7 @@ async def test_model_load_refuses_other_kinds(run_cli: Cli, tmp_path: Path) -> N
 
 async def test_status_wait_returns_once_available(run_cli: Cli, tmp_path: Path, js: JetStreamContext) -> None:
     """`model status -w Available` returns 0 once the status service reports ModelAvailable."""
-    await run_cli("model", "load", "-f", str(write(tmp_path, "iris.yaml", SELDON_IRIS)))
+    await run_cli("model", "load", "--no-wait", "-f", str(write(tmp_path, "iris.yaml", SELDON_IRIS)))
     statuses = await TypedBucket.open(js, subjects.KV_STATUS, state_pb2.ResourceStatus)
     key = subjects.status_key("Model", "iris")
     await statuses.put(key, state_pb2.ResourceStatus(kind="Model", name="iris", state="ModelProgressing"))
@@ -221,7 +221,7 @@ async def test_status_wait_times_out_with_current_state(
     run_cli: Cli, tmp_path: Path, js: JetStreamContext
 ) -> None:
     """On timeout `-w` exits 1 saying the state and reason it saw last."""
-    await run_cli("model", "load", "-f", str(write(tmp_path, "iris.yaml", SELDON_IRIS)))
+    await run_cli("model", "load", "--no-wait", "-f", str(write(tmp_path, "iris.yaml", SELDON_IRIS)))
     statuses = await TypedBucket.open(js, subjects.KV_STATUS, state_pb2.ResourceStatus)
     await statuses.put(
         subjects.status_key("Model", "iris"),
@@ -289,7 +289,7 @@ async def test_relative_storage_uri_is_resolved_next_to_the_manifest(
     folder = tmp_path / "project"
     folder.mkdir()
     manifest = write(folder, "model.yaml", NATIVE_IRIS.replace("/models/iris", "./model"))
-    result = await run_cli("model", "load", "-f", str(manifest))
+    result = await run_cli("model", "load", "--no-wait", "-f", str(manifest))
     assert result.exit_code == 0, result.output
     models = await TypedBucket.open(js, subjects.KV_MODELS, resources_pb2.Model)
     stored = await models.get("iris")
@@ -358,7 +358,7 @@ async def test_model_status_yaml_shows_each_replica_state_reason_and_time(
     run_cli: Cli, tmp_path: Path, js: JetStreamContext
 ) -> None:
     """model status -o yaml lists each replica with its state, reason and time of the change."""
-    await run_cli("model", "load", "-f", str(write(tmp_path, "iris.yaml", SELDON_IRIS)))
+    await run_cli("model", "load", "--no-wait", "-f", str(write(tmp_path, "iris.yaml", SELDON_IRIS)))
     statuses = await TypedBucket.open(js, subjects.KV_STATUS, state_pb2.ResourceStatus)
     await statuses.put(
         subjects.status_key("Model", "iris"),
