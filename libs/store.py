@@ -31,6 +31,9 @@ log = structlog.get_logger(__name__)
 
 M = TypeVar("M", bound=Message)
 
+# Seconds a cancelled watch waits for its half-made consumer, to stop it rather than leak it.
+_WATCH_CREATE_TIMEOUT = 5.0
+
 
 @dataclass(frozen=True, slots=True)
 class Versioned(Generic[M]):
@@ -189,7 +192,18 @@ class TypedBucket(Generic[M]):
 
     async def watch(self, keys: str = ">") -> AsyncGenerator[Change[M] | None, None]:
         """Current values first, then ``None`` once caught up, then every change as it happens."""
-        watcher = await self._kv.watch(keys)
+        # nats-py starts the consumer's heartbeat and flow-control tasks while it creates the
+        # watch; cancelled half-way, it would leave them running. Creation is shielded, and a
+        # watch whose caller went away meanwhile is stopped once it exists.
+        creating = asyncio.create_task(self._kv.watch(keys), name=f"kv-watch-{self.name}")
+        try:
+            watcher = await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            try:
+                await _stop_watcher(await asyncio.wait_for(creating, _WATCH_CREATE_TIMEOUT))
+            except Exception as exc:  # NATS gone: nothing was started, or nothing can be stopped
+                log.debug("kv_watch_abandoned", bucket=self.name, error=repr(exc))
+            raise
         try:
             # Iterate the watcher itself: its updates(timeout=...) goes through asyncio.wait_for,
             # which on Python 3.11 can swallow a cancellation when an item is already queued.

@@ -71,3 +71,24 @@ async def test_a_watch_consumer_stops_promptly_when_cancelled(js: JetStreamConte
         task.cancel()
         done, _ = await asyncio.wait({task}, timeout=2)
         assert task in done, "watch consumer ignored its cancellation"
+
+
+async def test_a_watch_cancelled_while_it_is_created_leaves_nothing_running(js: JetStreamContext) -> None:
+    """A watch cancelled before nats-py finished creating it is stopped, not leaked (its
+    consumer's heartbeat tasks would outlive the test and fail the leaked-task check)."""
+    bucket = await TypedBucket.open(js, subjects.KV_MODELS, pb.Model)
+    await bucket.put("m", pb.Model(meta=pb.ObjectMeta(name="m")))
+
+    async def follow() -> None:
+        async for _ in bucket.watch():
+            pass
+
+    for delay in (0, 0, 0.001, 0.002, 0.005):
+        task = asyncio.create_task(follow())
+        await asyncio.sleep(delay)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    before = {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+    names = sorted(t.get_name() for t in before)
+    assert not [n for n in names if n.startswith("kv-watch-")], names
