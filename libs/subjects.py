@@ -82,6 +82,9 @@ STORAGE_FETCH = "modelplane.storage.fetch"
 STORAGE_QUEUE = "modelplane-storage"
 # The storage service publishes FetchProgress here while it downloads an artifact for a model.
 STORAGE_PROGRESS_PREFIX = "modelplane.storage.progress"
+# Callers publish FetchRelease here once they copied a fetched path; every storage instance
+# listens (not a queue group): only the one holding the lease knows its id.
+STORAGE_RELEASE = "modelplane.storage.release"
 
 
 def storage_progress(model: str) -> str:

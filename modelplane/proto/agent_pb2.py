@@ -26,15 +26,15 @@ _sym_db = _symbol_database.Default()
 from . import resources_pb2 as modelplane_dot_v1_dot_resources__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19modelplane/v1/agent.proto\x12\rmodelplane.v1\x1a\x1dmodelplane/v1/resources.proto\"Z\n\x10LoadModelCommand\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12&\n\x04spec\x18\x03 \x01(\x0b\x32\x18.modelplane.v1.ModelSpec\"4\n\x12UnloadModelCommand\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"0\n\x0c\x43ommandReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"5\n\x13\x45nsureLoadedCommand\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"(\n\nModelUsage\x12\x1a\n\x12server_model_names\x18\x01 \x03(\t\"\xae\x01\n\x12ModelReplicaReport\x12\x0e\n\x06server\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x05\x12\x13\n\x0bincarnation\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\x03\x12\x33\n\x07outcome\x18\x06 \x01(\x0e\x32\".modelplane.v1.ModelReplicaOutcome\x12\x0f\n\x07message\x18\x07 \x01(\t\"?\n\tHeartbeat\x12\x0e\n\x06server\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x05\x12\x13\n\x0bincarnation\x18\x03 \x01(\t\"j\n\x0c\x46\x65tchRequest\x12\x0b\n\x03uri\x18\x01 \x01(\t\x12\x18\n\x10\x61rtifact_version\x18\x02 \x01(\t\x12\x13\n\x0bsecret_name\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\x03\"=\n\nFetchReply\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\x12\n\nerror_kind\x18\x03 \x01(\t\"\x8e\x01\n\rFetchProgress\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0b\n\x03uri\x18\x03 \x01(\t\x12\x12\n\nbytes_done\x18\x04 \x01(\x03\x12\x13\n\x0b\x62ytes_total\x18\x05 \x01(\x03\x12\x18\n\x10\x62ytes_per_second\x18\x06 \x01(\x01\x12\r\n\x05phase\x18\x07 \x01(\t*\x9d\x01\n\x13ModelReplicaOutcome\x12\x13\n\x0fOUTCOME_UNKNOWN\x10\x00\x12\x13\n\x0fOUTCOME_LOADING\x10\x01\x12\x12\n\x0eOUTCOME_LOADED\x10\x02\x12\x17\n\x13OUTCOME_LOAD_FAILED\x10\x03\x12\x14\n\x10OUTCOME_UNLOADED\x10\x04\x12\x19\n\x15OUTCOME_UNLOAD_FAILED\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19modelplane/v1/agent.proto\x12\rmodelplane.v1\x1a\x1dmodelplane/v1/resources.proto\"Z\n\x10LoadModelCommand\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12&\n\x04spec\x18\x03 \x01(\x0b\x32\x18.modelplane.v1.ModelSpec\"4\n\x12UnloadModelCommand\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"0\n\x0c\x43ommandReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"5\n\x13\x45nsureLoadedCommand\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"(\n\nModelUsage\x12\x1a\n\x12server_model_names\x18\x01 \x03(\t\"\xae\x01\n\x12ModelReplicaReport\x12\x0e\n\x06server\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x05\x12\x13\n\x0bincarnation\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\x03\x12\x33\n\x07outcome\x18\x06 \x01(\x0e\x32\".modelplane.v1.ModelReplicaOutcome\x12\x0f\n\x07message\x18\x07 \x01(\t\"?\n\tHeartbeat\x12\x0e\n\x06server\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x05\x12\x13\n\x0bincarnation\x18\x03 \x01(\t\"j\n\x0c\x46\x65tchRequest\x12\x0b\n\x03uri\x18\x01 \x01(\t\x12\x18\n\x10\x61rtifact_version\x18\x02 \x01(\t\x12\x13\n\x0bsecret_name\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\x03\"O\n\nFetchReply\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\x12\n\nerror_kind\x18\x03 \x01(\t\x12\x10\n\x08lease_id\x18\x04 \x01(\t\" \n\x0c\x46\x65tchRelease\x12\x10\n\x08lease_id\x18\x01 \x01(\t\"\x8e\x01\n\rFetchProgress\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0b\n\x03uri\x18\x03 \x01(\t\x12\x12\n\nbytes_done\x18\x04 \x01(\x03\x12\x13\n\x0b\x62ytes_total\x18\x05 \x01(\x03\x12\x18\n\x10\x62ytes_per_second\x18\x06 \x01(\x01\x12\r\n\x05phase\x18\x07 \x01(\t*\x9d\x01\n\x13ModelReplicaOutcome\x12\x13\n\x0fOUTCOME_UNKNOWN\x10\x00\x12\x13\n\x0fOUTCOME_LOADING\x10\x01\x12\x12\n\x0eOUTCOME_LOADED\x10\x02\x12\x17\n\x13OUTCOME_LOAD_FAILED\x10\x03\x12\x14\n\x10OUTCOME_UNLOADED\x10\x04\x12\x19\n\x15OUTCOME_UNLOAD_FAILED\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'modelplane.v1.agent_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MODELREPLICAOUTCOME']._serialized_start=927
-  _globals['_MODELREPLICAOUTCOME']._serialized_end=1084
+  _globals['_MODELREPLICAOUTCOME']._serialized_start=979
+  _globals['_MODELREPLICAOUTCOME']._serialized_end=1136
   _globals['_LOADMODELCOMMAND']._serialized_start=75
   _globals['_LOADMODELCOMMAND']._serialized_end=165
   _globals['_UNLOADMODELCOMMAND']._serialized_start=167
@@ -52,7 +52,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FETCHREQUEST']._serialized_start=610
   _globals['_FETCHREQUEST']._serialized_end=716
   _globals['_FETCHREPLY']._serialized_start=718
-  _globals['_FETCHREPLY']._serialized_end=779
-  _globals['_FETCHPROGRESS']._serialized_start=782
-  _globals['_FETCHPROGRESS']._serialized_end=924
+  _globals['_FETCHREPLY']._serialized_end=797
+  _globals['_FETCHRELEASE']._serialized_start=799
+  _globals['_FETCHRELEASE']._serialized_end=831
+  _globals['_FETCHPROGRESS']._serialized_start=834
+  _globals['_FETCHPROGRESS']._serialized_end=976
 # @@protoc_insertion_point(module_scope)

@@ -276,25 +276,52 @@ class FetchReply(_message.Message):
     PATH_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     ERROR_KIND_FIELD_NUMBER: _builtins.int
+    LEASE_ID_FIELD_NUMBER: _builtins.int
     path: _builtins.str
     """Local directory (or file) that holds the artifact; empty on error."""
     error: _builtins.str
     error_kind: _builtins.str
     """The error kind: "invalid", "not_found", "unavailable", "permanent"."""
+    lease_id: _builtins.str
+    """Set with a path: the storage service keeps the cache entry from eviction until the caller
+    publishes FetchRelease with this id (after copying it) or the service's lease timeout passes.
+    """
     def __init__(
         self,
         *,
         path: _builtins.str = ...,
         error: _builtins.str = ...,
         error_kind: _builtins.str = ...,
+        lease_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "error_kind", b"error_kind", "path", b"path"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "error_kind", b"error_kind", "lease_id", b"lease_id", "path", b"path"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FetchReply: _TypeAlias = FetchReply  # noqa: Y015
+
+@_typing.final
+class FetchRelease(_message.Message):
+    """Agent -> storage services (published on modelplane.storage.release): done with a fetched path."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEASE_ID_FIELD_NUMBER: _builtins.int
+    lease_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        lease_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease_id", b"lease_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FetchRelease: _TypeAlias = FetchRelease  # noqa: Y015
 
 @_typing.final
 class FetchProgress(_message.Message):

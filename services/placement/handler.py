@@ -24,6 +24,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Protocol
 
@@ -51,9 +52,10 @@ MARKER_FILE = ".modelplane-model.json"
 
 
 class ArtifactSource(Protocol):
-    async def fetch(
+    def lease(
         self, uri: str, artifact_version: str, secret_name: str, *, model: str = "", version: int = 0
-    ) -> Path: ...
+    ) -> AbstractAsyncContextManager[Path]:
+        """The artifact's local path, kept from cache eviction until the block ends."""
 
 
 class ModelServer(Protocol):
@@ -280,15 +282,17 @@ class PlacementHandler:
         folder = self._repo / name
         try:
             spec = request.spec
-            artifact = await self._storage.fetch(
+            lease = self._storage.lease(
                 spec.storage_uri,
                 spec.artifact_version,
                 spec.secret_name,
                 model=request.model,
                 version=request.version,
             )
+            # The cache may evict the artifact once released: only after it is copied.
+            async with lease as artifact:
+                artifact_name = await asyncio.to_thread(_copy_artifact, artifact, folder)
             size = spec.required_bytes(self._server_workers)
-            artifact_name = await asyncio.to_thread(_copy_artifact, artifact, folder)
             self._layout.prepare(folder, name, spec, artifact_name)
             (folder / MARKER_FILE).write_text(json.dumps({"memory_bytes": size}))
             await self._make_resident(name, size)

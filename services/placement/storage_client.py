@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import nats.errors
@@ -36,7 +38,34 @@ class StorageClient:
     async def fetch(
         self, uri: str, artifact_version: str, secret_name: str, *, model: str = "", version: int = 0
     ) -> Path:
-        """``model``/``version``: whose artifact it is, so the storage service publishes its progress."""
+        """``model``/``version``: whose artifact it is, so the storage service publishes its progress.
+
+        The storage service protects the path from eviction for its lease timeout after the
+        reply; ``lease`` ends that protection as soon as the caller is done with the path.
+        """
+        path, _ = await self._request(uri, artifact_version, secret_name, model, version)
+        return path
+
+    @contextlib.asynccontextmanager
+    async def lease(
+        self, uri: str, artifact_version: str, secret_name: str, *, model: str = "", version: int = 0
+    ) -> AsyncIterator[Path]:
+        """Like ``fetch``; the path stays protected from cache eviction until the block ends."""
+        path, lease_id = await self._request(uri, artifact_version, secret_name, model, version)
+        try:
+            yield path
+        finally:
+            if lease_id:
+                # When this fails the storage service's lease timeout ends the protection.
+                with contextlib.suppress(nats.errors.Error):
+                    await self._nc.publish(
+                        subjects.STORAGE_RELEASE,
+                        agent_pb2.FetchRelease(lease_id=lease_id).SerializeToString(),
+                    )
+
+    async def _request(
+        self, uri: str, artifact_version: str, secret_name: str, model: str, version: int
+    ) -> tuple[Path, str]:
         request = agent_pb2.FetchRequest(
             uri=uri, artifact_version=artifact_version, secret_name=secret_name, model=model, version=version
         )
@@ -54,4 +83,4 @@ class StorageClient:
             raise _ERRORS.get(reply.error_kind, PermanentError)(reply.error)
         if not reply.path:
             raise PermanentError("the storage service returned no path")
-        return Path(reply.path)
+        return Path(reply.path), reply.lease_id

@@ -38,7 +38,7 @@ class App:
         self.handler = StorageHandler(
             self.registry, self.cache, self.secrets, progress=NatsProgressPublisher(self._nc)
         )
-        self._adapter = StorageNatsAdapter(self._nc, self.handler)
+        self._adapter = StorageNatsAdapter(self._nc, self.handler, lease_timeout=self.settings.lease_timeout)
         await self._adapter.start()
         log.info(
             "storage_serving",

@@ -277,6 +277,10 @@ class StorageCache:
         """Bytes held by complete entries (blocking; for tests and diagnostics)."""
         return sum(_size(c) for c in self.root.iterdir() if _KEY.match(c.name) and c.is_dir())
 
+    def in_use(self) -> list[str]:
+        """Keys of entries checked out right now, i.e. protected from eviction (for diagnostics)."""
+        return sorted(self._in_use)
+
     def entries(self) -> list[str]:
         """Keys of complete entries (blocking; for tests and diagnostics)."""
         return sorted(c.name for c in self.root.iterdir() if _KEY.match(c.name) and c.is_dir())

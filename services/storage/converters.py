@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from google.protobuf.message import DecodeError
+
 from modelplane.libs.errors import InvalidError, ModelplaneError, NotFoundError, RetryableError
 from modelplane.proto import agent_pb2
 from modelplane.services.storage.handler import FetchProgress, ProgressKey
@@ -66,8 +68,22 @@ def progress_from_pb(msg: agent_pb2.FetchProgress) -> FetchProgress:
     )
 
 
-def path_to_pb(path: Path) -> agent_pb2.FetchReply:
-    return agent_pb2.FetchReply(path=str(path))
+def path_to_pb(path: Path, lease_id: str = "") -> agent_pb2.FetchReply:
+    return agent_pb2.FetchReply(path=str(path), lease_id=lease_id)
+
+
+def release_to_pb(lease_id: str) -> agent_pb2.FetchRelease:
+    return agent_pb2.FetchRelease(lease_id=lease_id)
+
+
+def release_from_pb(data: bytes) -> str:
+    """The lease id of a FetchRelease payload ("" when it is not one)."""
+    msg = agent_pb2.FetchRelease()
+    try:
+        msg.ParseFromString(data)
+    except DecodeError:
+        return ""
+    return msg.lease_id
 
 
 def error_kind(exc: BaseException) -> str:

@@ -33,6 +33,16 @@ class StorageSettings(CommonSettings):
             "limit is still kept (everything else is evicted and a warning is logged)."
         ),
     )
+    lease_timeout: float = Field(
+        default=300.0,
+        gt=0,
+        description=(
+            "Seconds a cache entry named in a fetch reply stays protected from eviction after the "
+            "reply, unless the caller publishes FetchRelease earlier (the agent copies the entry "
+            "into its model repository right after the reply). 300 s covers copying tens of GiB "
+            "on a slow disk; a caller that died holds nothing longer than that."
+        ),
+    )
     secrets_dir: Path = Field(
         default=Path(".modelplane/secrets"),
         description=(

@@ -5,6 +5,10 @@ tests need ("two models with one artifact download it once"), so this builds the
 server around moto's WSGI app with a small counting layer in front. Requests use path-style
 URLs (``/bucket/key``), which is what the S3 fetcher sends to a custom endpoint.
 
+``stall(bucket, key, after_bytes)`` holds every GET of one object after some bytes until the
+block ends, so a test can act (kill the downloading process, start a second fetch) while a
+download is provably in flight, without depending on how fast this machine is.
+
 moto accepts any credentials by default. ``require_auth()`` switches on its IAM checks (through
 moto's own ``/moto-api/reset-auth`` endpoint) so wrong keys get the real AWS error codes;
 ``iam_credentials()`` creates a user whose keys pass those checks.
@@ -40,6 +44,10 @@ DEFAULT_SECRET = "testing-secret"
 REGION = "us-east-1"
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+# Bytes per piece when a stalled response is re-chunked.
+_PIECE = 64 * 1024
+# Seconds a stalled response waits at most (a forgotten stall must not hang the test run).
+_STALL_LIMIT_S = 120.0
 
 
 class _QuietHandler(MotoRequestHandler):
@@ -59,11 +67,14 @@ class _CountingApp:
         self.downloads: Counter[tuple[str, str]] = Counter()
         # Requests that carried no signature at all (anonymous access).
         self.unsigned = 0
+        # (bucket, key) -> (bytes each response may send, set when it may send the rest).
+        self.stalls: dict[tuple[str, str], tuple[int, threading.Event]] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if "HTTP_AUTHORIZATION" not in environ and "X-Amz-Signature" not in environ.get("QUERY_STRING", ""):
             with self._lock:
                 self.unsigned += 1
+        stall = None
         if environ.get("REQUEST_METHOD") == "GET":
             bucket, _, key = unquote(environ.get("PATH_INFO", "")).lstrip("/").partition("/")
             if key:
@@ -71,7 +82,26 @@ class _CountingApp:
                 with self._lock:
                     self.gets[(bucket, key)] += 1
                     self.downloads[(bucket, key)] += int(whole)
-        return self._app(environ, start_response)
+                    stall = self.stalls.get((bucket, key))
+        body = self._app(environ, start_response)
+        return body if stall is None else _stalled(body, *stall)
+
+
+def _stalled(body: Iterable[bytes], allowed: int, release: threading.Event) -> Iterator[bytes]:
+    """``body`` in small pieces, pausing after ``allowed`` bytes until ``release`` is set."""
+    sent = 0
+    try:
+        for chunk in body:
+            for start in range(0, len(chunk), _PIECE):
+                piece = chunk[start : start + _PIECE]
+                if sent + len(piece) > allowed:
+                    release.wait(_STALL_LIMIT_S)
+                sent += len(piece)
+                yield piece
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
 
 
 class S3Emulator:
@@ -109,6 +139,19 @@ class S3Emulator:
         """How many times ``bucket/key`` was read from its first byte (i.e. downloads started)."""
         with self._counter._lock:
             return self._counter.downloads[(bucket, key)]
+
+    @contextmanager
+    def stall(self, bucket: str, key: str, after_bytes: int) -> Iterator[None]:
+        """Inside the block, each GET of ``bucket/key`` sends ``after_bytes`` bytes, then waits."""
+        release = threading.Event()
+        with self._counter._lock:
+            self._counter.stalls[(bucket, key)] = (after_bytes, release)
+        try:
+            yield
+        finally:
+            with self._counter._lock:
+                del self._counter.stalls[(bucket, key)]
+            release.set()
 
     def unsigned_count(self) -> int:
         """How many requests arrived without any signature."""

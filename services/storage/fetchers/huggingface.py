@@ -7,6 +7,11 @@ moves and a pinned sha never does. ``download`` pins the snapshot to that same s
 the files straight into the cache's directory (``snapshot_download(local_dir=...)``), then
 drops the hub's bookkeeping folder so the artifact is the model files only.
 
+The snapshot runs under ``objects.ThreadedDownload``: huggingface_hub reports the bytes it writes
+through the progress-bar class it is given (``tqdm_class``); ours never draws, forwards those
+bytes to ``Progress`` and raises ``Cancelled`` once the fetch was cancelled, which stops each
+file's download at its next chunk.
+
 HF_TOKEN (or the older HUGGING_FACE_HUB_TOKEN) and HF_ENDPOINT come from the model's secret
 first, the environment second. Every hub call has a timeout; failures become libs.errors types
 whose messages name the URI and never the token.
@@ -15,13 +20,15 @@ whose messages name the URI and never the token.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
 import shutil
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx2
 from huggingface_hub import HfApi, snapshot_download
@@ -34,6 +41,7 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+from huggingface_hub.utils.tqdm import tqdm as hf_tqdm
 
 from modelplane.libs.errors import (
     InvalidError,
@@ -42,6 +50,7 @@ from modelplane.libs.errors import (
     RetryableError,
 )
 from modelplane.services.storage.fetchers.base import FetchTarget, Progress
+from modelplane.services.storage.fetchers.objects import Cancelled, ThreadedDownload
 
 T = TypeVar("T")
 
@@ -56,6 +65,8 @@ _URI = re.compile(
     rf"^hf://(?P<owner>{_NAME})/(?P<model>{_NAME})(?::(?P<revision>[A-Za-z0-9][A-Za-z0-9._/-]*))?$"
 )
 _TRUE = ("1", "true", "yes", "on")
+# The name snapshot_download gives its bar of bytes written to disk (one per snapshot).
+_BYTES_BAR = "huggingface_hub.snapshot_download"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +137,11 @@ class HuggingFaceFetcher:
         access = _access(target)
         sha, size = await _run(target, ref, access, self._model_info, ref, access, True)
         progress.total(size)
-        await _run(target, ref, access, self._snapshot, ref, access, sha, dest)
-        progress.advance(size)
+        bars = ByteBars()
+        work = functools.partial(self._snapshot, ref, access, sha, dest, bars)
+        await _mapped(target, ref, access, ThreadedDownload(progress).run(work))
+        # The listing's sizes are what the cache checks against; reconcile with what was counted.
+        progress.advance(size - bars.reported)
 
     def _model_info(self, ref: HfModelRef, access: _HubAccess, sizes: bool) -> tuple[str, int]:
         info = HfApi(endpoint=access.endpoint, token=access.token).model_info(
@@ -138,7 +152,15 @@ class HuggingFaceFetcher:
         size = sum(s.size or 0 for s in info.siblings or [])
         return info.sha, size
 
-    def _snapshot(self, ref: HfModelRef, access: _HubAccess, sha: str, dest: Path) -> None:
+    def _snapshot(
+        self,
+        ref: HfModelRef,
+        access: _HubAccess,
+        sha: str,
+        dest: Path,
+        bars: ByteBars,
+        bridge: ThreadedDownload,
+    ) -> None:
         snapshot_download(
             ref.repo_id,
             revision=sha,
@@ -146,9 +168,45 @@ class HuggingFaceFetcher:
             token=access.token,
             endpoint=access.endpoint,
             etag_timeout=self._timeout,
+            tqdm_class=bars.tqdm_class(bridge),
         )
         # The hub's per-folder bookkeeping; not part of the model.
         shutil.rmtree(dest / ".cache", ignore_errors=True)
+
+
+class ByteBars:
+    """Makes the ``tqdm_class`` of one snapshot download and counts the bytes it reported."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reported = 0
+
+    @property
+    def reported(self) -> int:
+        with self._lock:
+            return self._reported
+
+    def tqdm_class(self, bridge: ThreadedDownload) -> type[hf_tqdm]:
+        bars = self
+
+        class _Bar(hf_tqdm):
+            """A bar that never draws: bytes go to ``bridge``, a cancelled fetch raises."""
+
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                self._counts = kwargs.get("name") == _BYTES_BAR
+                kwargs["disable"] = True
+                super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]  # tqdm is untyped
+
+            def update(self, n: float | None = 1) -> bool | None:
+                if bridge.stopped:
+                    raise Cancelled
+                if self._counts and n:
+                    with bars._lock:
+                        bars._reported += int(n)
+                    bridge.advance(int(n))
+                return super().update(n)  # type: ignore[no-any-return]
+
+        return _Bar
 
 
 def _access(target: FetchTarget) -> _HubAccess:
@@ -165,8 +223,13 @@ async def _run(
     target: FetchTarget, ref: HfModelRef, access: _HubAccess, fn: Callable[..., T], *args: object
 ) -> T:
     """Run a blocking hub call in a thread and turn its failures into libs.errors types."""
+    return await _mapped(target, ref, access, asyncio.to_thread(fn, *args))
+
+
+async def _mapped(target: FetchTarget, ref: HfModelRef, access: _HubAccess, step: Awaitable[T]) -> T:
+    """Await ``step`` (hub work in a thread), turning its failures into libs.errors types."""
     try:
-        return await asyncio.to_thread(fn, *args)
+        return await step
     except ModelplaneError:
         raise
     except Exception as exc:

@@ -9,12 +9,17 @@ outside the cache.
 
 The SDKs are blocking, so a download runs in one worker thread. ``ThreadedDownload`` lets that
 thread report progress on the event loop (the cache's ``Progress`` is not thread-safe) and stop
-early when the awaiting task is cancelled.
+early when the awaiting task is cancelled: the next progress report raises ``Cancelled`` inside
+the thread, and the cancelled ``run`` waits (a bounded time) for the thread to unwind, so once it
+returns nothing writes into the download directory any more and the cache can remove it. The S3,
+GCS and Azure fetchers all download this way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import hashlib
 import threading
 from collections.abc import Callable, Iterable
@@ -27,6 +32,9 @@ from modelplane.libs.errors import InvalidError, NotFoundError
 from modelplane.services.storage.fetchers.base import Progress
 
 FIELD = "spec.storageUri"
+# Seconds a cancelled download waits for its thread to notice (it does at the next chunk it
+# receives; a stalled connection only at the SDK's read timeout, which we do not wait for).
+STOP_WAIT_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +98,24 @@ class ThreadedDownload:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def run(self, work: Callable[[ThreadedDownload], None]) -> None:
-        """Await ``work(self)`` in a thread; cancelling the caller asks the thread to stop."""
-        self._loop = asyncio.get_running_loop()
+        """Await ``work(self)`` in a thread; cancelling the caller stops the thread, then re-raises."""
+        self._loop = loop = asyncio.get_running_loop()
+        # Like asyncio.to_thread, but keeping the future: a cancelled caller still waits for it.
+        call = functools.partial(contextvars.copy_context().run, work, self)
+        worker = loop.run_in_executor(None, call)
         try:
-            await asyncio.to_thread(work, self)
+            await asyncio.shield(worker)
         except asyncio.CancelledError:
             self._stop.set()
+            # Its outcome (most likely Cancelled) is of no interest to anyone now.
+            worker.add_done_callback(_retrieve)
+            await asyncio.wait({worker}, timeout=STOP_WAIT_S)
             raise
+
+    @property
+    def stopped(self) -> bool:
+        """True once the awaiting task was cancelled (the worker should give up)."""
+        return self._stop.is_set()
 
     def total(self, total_bytes: int) -> None:
         """From the worker thread: report the artifact's size."""
@@ -119,6 +138,11 @@ class ThreadedDownload:
         # Scheduled in order and before the thread's result is delivered, so every report lands
         # before ``run`` returns.
         self._loop.call_soon_threadsafe(fn, n)
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class CountingFile:
