@@ -16,19 +16,24 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import accumulate
 from operator import itemgetter, neg
 from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class ReplicaView:
-    """One server replica as placement sees it."""
+class ReplicaView(NamedTuple):
+    """One server replica as placement sees it.
+
+    A named tuple rather than a frozen dataclass: bookings build one per changed replica, and a
+    tuple is built in C where a frozen dataclass sets each field through ``object.__setattr__``.
+    Change one with ``_replace``.
+    """
 
     server: str
-    index: int
+    # Shadows ``tuple.index`` (never called on a view): the replica's index is the name users know.
+    index: int  # type: ignore[assignment]
     capabilities: tuple[str, ...]
     memory_bytes: int
     overcommit_percent: int = 0
@@ -224,8 +229,8 @@ class ServerView:
         and records the version.
         """
         changed = {
-            r.index: replace(
-                r, assigned=r.assigned | {server_model_name}, reserved_bytes=r.reserved_bytes + extra
+            r.index: r._replace(
+                assigned=r.assigned | {server_model_name}, reserved_bytes=r.reserved_bytes + extra
             )
             for r in self.replicas
             if (extra := bytes_by_index.get(r.index)) is not None and server_model_name not in r.assigned
@@ -243,25 +248,26 @@ class ServerView:
         """
         old = self._summary
         replicas = list(self.replicas)
-        previous: list[ReplicaView] = []
         count = len(replicas)
-        for index, new in changed.items():
+        # Unless something beyond bookings changed (``whole``), the summary is updated here.
+        whole = old is None
+        neg_free = list(old.neg_free) if old is not None else []
+        schedulable = list(old.schedulable) if old is not None else []
+        added: frozenset[str] = frozenset()
+        taken = False
+        for index, after in changed.items():
             # Replicas are in index order, usually without gaps: then index = position.
             if index < count and replicas[index].index == index:
                 at = index
             else:
                 at = next((i for i, r in enumerate(replicas) if r.index == index), -1)
                 if at < 0:
-                    continue  # not a replica of this view: ``previous`` comes up short
-            previous.append(replicas[at])
-            replicas[at] = new
-        view = ServerView(self.name, self.expected_replicas, tuple(replicas), self.exists)
-        if old is None or len(previous) != len(changed):
-            return view
-        added: set[str] = set()
-        taken = False
-        for before in previous:
-            after = changed[before.index]
+                    whole = True  # not a replica of this view
+                    continue
+            before = replicas[at]
+            replicas[at] = after
+            if whole:
+                continue
             # Equal but for booked memory and versions: the summary only needs re-ranking.
             if (
                 after.capabilities != before.capabilities
@@ -269,14 +275,38 @@ class ServerView:
                 or after.unavailable_reason != before.unavailable_reason
                 or after.parallel_workers != before.parallel_workers
             ):
-                return view
-            if after.assigned is not before.assigned:
-                # One pass: ``before <= after`` exactly when after keeps len(before) of its names.
-                new_names = after.assigned - before.assigned
-                if len(after.assigned) - len(new_names) == len(before.assigned):
-                    added |= new_names
+                whole = True
+                continue
+            now, was = after.assigned, before.assigned
+            if now is not was:
+                # One pass: ``was <= now`` exactly when ``now`` keeps len(was) of its names.
+                new_names = now - was
+                if len(now) - len(new_names) == len(was):
+                    added = added | new_names if added else new_names
                 else:
                     taken = True
+            if before.draining or before.unavailable_reason:
+                continue  # not schedulable, before or after (same shape)
+            # ``before`` is in ``schedulable``: found by identity (a named tuple's equality
+            # stops at the index for any other replica).
+            at = schedulable.index(before)
+            del neg_free[at], schedulable[at]
+            # Order: most free first (ascending -free, negative free counting as 0), then index.
+            free = (
+                after.memory_bytes * (100 + max(0, after.overcommit_percent)) // 100
+                - after.used_bytes
+                - after.reserved_bytes
+            )
+            rank = -free if free > 0 else 0
+            at = bisect_left(neg_free, rank)
+            last, number = len(neg_free), after.index
+            while at < last and neg_free[at] == rank and schedulable[at].index < number:
+                at += 1
+            neg_free.insert(at, rank)
+            schedulable.insert(at, after)
+        view = ServerView(self.name, self.expected_replicas, tuple(replicas), self.exists)
+        if whole or old is None:
+            return view
         base, recent = old.held_base, old.held_recent
         if taken:
             # A version left a replica: whether the server still holds it needs every replica.
@@ -286,26 +316,6 @@ class ServerView:
             recent = recent | added
             if len(recent) > RECENT_HELD_LIMIT:
                 base, recent = base | recent, frozenset()
-        neg_free = list(old.neg_free)
-        schedulable = list(old.schedulable)
-        for before in previous:
-            if before.draining or before.unavailable_reason:
-                continue  # not schedulable, before or after (same shape)
-            after = changed[before.index]
-            # ``before`` is the very object in ``schedulable``, among those of its rank. Found
-            # by identity: ``list.index`` would call the dataclass ``__eq__`` (which compares
-            # every field, assigned names included) on each replica it passes.
-            at = bisect_left(neg_free, _rank(before))
-            while schedulable[at] is not before:
-                at += 1
-            del neg_free[at], schedulable[at]
-            # Order: most free first (ascending -free), then lower index.
-            rank = _rank(after)
-            at = bisect_left(neg_free, rank)
-            while at < len(neg_free) and neg_free[at] == rank and schedulable[at].index < after.index:
-                at += 1
-            neg_free.insert(at, rank)
-            schedulable.insert(at, after)
         summary = ServerSummary(
             old.usable_count,
             old.capabilities,
@@ -319,16 +329,6 @@ class ServerView:
         )
         object.__setattr__(view, "_summary", summary)
         return view
-
-
-def _rank(replica: ReplicaView) -> int:
-    """-free_bytes (negative free counts as 0): the order key of ``ServerSummary.schedulable``."""
-    free = (
-        replica.memory_bytes * (100 + max(0, replica.overcommit_percent)) // 100
-        - replica.used_bytes
-        - replica.reserved_bytes
-    )
-    return -free if free > 0 else 0
 
 
 @dataclass(slots=True)

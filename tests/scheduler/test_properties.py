@@ -115,8 +115,7 @@ def book(views: list[ServerView], request: PlacementRequest, decision: Placed) -
         changed = []
         for r in view.replicas:
             if r.index in decision.indexes and not request.holds(r):
-                r = dataclasses.replace(
-                    r,
+                r = r._replace(
                     reserved_bytes=r.reserved_bytes + request.required_on(r),
                     assigned=r.assigned | {request.server_model_name},
                 )
@@ -203,10 +202,7 @@ def test_same_input_same_placement_in_any_order(
     def shuffled(vs: list[ServerView]) -> list[ServerView]:
         out = []
         for v in vs:
-            rs = [
-                dataclasses.replace(r, assigned=frozenset(sorted(r.assigned, reverse=True)))
-                for r in v.replicas
-            ]
+            rs = [r._replace(assigned=frozenset(sorted(r.assigned, reverse=True))) for r in v.replicas]
             rnd.shuffle(rs)
             out.append(dataclasses.replace(v, replicas=tuple(rs)))
         rnd.shuffle(out)
