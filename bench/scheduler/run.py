@@ -23,6 +23,12 @@ TARGET_SECONDS = 1.0
 def _in_memory(args: argparse.Namespace) -> None:
     from bench.scheduler import inmemory
 
+    if args.steps:
+        from bench.scheduler.steps import count_steps
+
+        count_steps(args.models, args.servers, args.replicas, args.strategy)
+        return
+
     inmemory.run(models=200, servers=args.servers, replicas=args.replicas)  # warm-up (imports, caches)
     profiler = cProfile.Profile() if args.profile else None
     runs = []
@@ -101,6 +107,9 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=None,
         help="in-memory: the collector's young threshold (default: the scheduler's setting; 700 = CPython's)",
+    )
+    parser.add_argument(
+        "--steps", action="store_true", help="in-memory: count interpreter steps instead of timing"
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the in-memory run")
     parser.add_argument("--e2e-models", type=int, default=1000, help="end-to-end: models to apply")

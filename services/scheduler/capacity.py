@@ -122,13 +122,24 @@ class Ledger:
     ) -> set[str]:
         """Book ``record`` (None = nothing) for model ``name``; the replica keys whose booking changed."""
         new, keys, servers = _shares_of(name, record, parallel_workers)
-        old = self._shares.pop(name, {})
+        old = self._shares.pop(name, None)
         if new:
             self._shares[name] = new
         self._move_places(name, keys, servers)
+        if old is None:
+            # A model booked for the first time (the usual case): nothing to take back.
+            booked = self.booked
+            for key, share in new.items():
+                entry = booked.get(key)
+                if entry is None:
+                    booked[key] = Booking(share.reserved, share.loaded, share.names)
+                else:
+                    entry.reserved += share.reserved
+                    entry.loaded += share.loaded
+                    entry.models |= share.names
+            return set(new)
         changed: set[str] = set()
-        # A model placed for the first time (the usual case) has nothing to take back.
-        for key in old.keys() | new.keys() if old else new:
+        for key in old.keys() | new.keys():
             before, after = old.get(key), new.get(key)
             if before == after:
                 continue
@@ -161,7 +172,17 @@ class Ledger:
         return self._on_server.get(server, set())
 
     def _move_places(self, name: str, keys: frozenset[str], servers: frozenset[str]) -> None:
-        old_keys, old_servers = self._places.get(name, (frozenset(), frozenset()))
+        places = self._places.get(name)
+        if places is None:
+            # Placed for the first time (the usual case): only additions.
+            if keys:
+                self._places[name] = (keys, servers)
+                for key in keys:
+                    self._on_replica.setdefault(key, set()).add(name)
+                for server in servers:
+                    self._on_server.setdefault(server, set()).add(name)
+            return
+        old_keys, old_servers = places
         if keys == old_keys and servers == old_servers:
             return  # the usual re-reconcile: same replicas, other states
         if keys:
