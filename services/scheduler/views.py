@@ -152,9 +152,7 @@ class ClusterViews:
                     before: ReplicaView | None = shown[at]
                 else:
                     before = next((r for r in shown if r.index == at), None)
-                changed[replica.index] = (
-                    self._replica_view(replica) if before is None else self._rebooked(before, replica.key)
-                )
+                changed[at] = self._replica_view(replica) if before is None else self._rebooked(before, key)
             view = old.with_replicas(changed)
         else:
             view = self._build(server)
