@@ -10,6 +10,8 @@ plain data and synchronous: it runs on the event loop thread only, so no locks.
 
 from __future__ import annotations
 
+import asyncio
+
 from modelplane.libs.routes import Route, RouteVersion
 
 
@@ -34,6 +36,8 @@ class RouteTable:
         self._seen: set[str] | None = None
         # True once one full replay of the KV bucket has been applied.
         self.synced = False
+        # Model -> futures of requests waiting for its route to change (held requests).
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
 
     def get(self, model: str) -> Route | None:
         return self._routes.get(model)
@@ -52,16 +56,38 @@ class RouteTable:
         self._routes[route.model] = route
         if self._seen is not None:
             self._seen.add(route.model)
+        self._wake(route.model)
 
     def delete(self, model: str) -> None:
         self._routes.pop(model, None)
         if self._seen is not None:
             self._seen.add(model)
+        self._wake(model)
+
+    async def changed(self, model: str) -> None:
+        """Return at the next change of ``model``'s route (cancel, or time out, to stop waiting)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(model, []).append(waiter)
+        try:
+            await waiter
+        finally:
+            # Woken: ``_wake`` already dropped the list. Cancelled or timed out: leave it.
+            current = self._waiters.get(model)
+            if current is not None and waiter in current:
+                current.remove(waiter)
+                if not current:
+                    del self._waiters[model]
+
+    def _wake(self, model: str) -> None:
+        for waiter in self._waiters.pop(model, ()):
+            if not waiter.done():
+                waiter.set_result(None)
 
     def end_sync(self) -> None:
         """The replay is complete: drop models it did not mention (deleted meanwhile)."""
         if self._seen is not None:
             for model in set(self._routes) - self._seen:
                 del self._routes[model]
+                self._wake(model)
         self._seen = None
         self.synced = True

@@ -75,3 +75,20 @@ class GatewaySettings(CommonSettings):
             " requests (so it evicts the least recently used); one small message per busy replica."
         ),
     )
+    hold_seconds: float = Field(
+        60.0,
+        ge=0,
+        description=(
+            "Seconds a request for a known model with no ready replica (scaled to zero, loading)"
+            " waits for one before 503 / UNAVAILABLE with Retry-After; 60 s covers loading a"
+            " model from the local cache. 0 answers at once."
+        ),
+    )
+    max_held_per_model: int = Field(
+        1000,
+        ge=0,
+        description=(
+            "Requests per model that may wait for a ready replica at once; beyond it they get"
+            " 503 at once, so a model that never comes up cannot pile up unbounded work."
+        ),
+    )

@@ -1,0 +1,83 @@
+"""Requests held while a known model has no ready replica (the scale-from-zero hold).
+
+Why: a model scaled to zero, still loading, or between two replicas is known to the gateway
+(it has a route) but has nowhere to send a request. Failing at once would turn every scale-up
+into errors; KubeAI and KServe hold the request until a replica is ready. Here a request waits on
+the route table (no polling: the route watcher wakes it when the model's route changes) for at
+most ``hold_seconds``, and at most ``max_held`` requests per model wait at once, so a model that
+never comes up cannot pile up unbounded work. Unknown models are never held (404 at once); a
+request that waited in vain gets the usual 503 / UNAVAILABLE with Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TypeVar
+
+import structlog
+
+from modelplane.libs.errors import RetryableError
+from modelplane.services.gateway.routing import RouteTable
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+
+class RequestHold:
+    """Waits, bounded in time and number, until a model's target has a ready replica."""
+
+    def __init__(self, routes: RouteTable, *, hold_seconds: float, max_held: int) -> None:
+        self._routes = routes
+        self._hold_seconds = hold_seconds
+        self._max_held = max_held
+        self._held: dict[str, int] = {}
+
+    def held(self, model: str) -> int:
+        """Requests for ``model`` waiting now."""
+        return self._held.get(model, 0)
+
+    async def until_ready(self, model: str, attempt: Callable[[], T]) -> T:
+        """``attempt()``'s result once it stops raising RetryableError (no ready replica yet).
+
+        Any other error (an unknown model: NotFoundError) goes to the caller at once. After
+        ``hold_seconds``, or when ``max_held`` requests already wait for the model, the last
+        RetryableError goes to the caller (503 with Retry-After).
+        """
+        try:
+            return attempt()
+        except RetryableError as first:
+            if self._hold_seconds <= 0:
+                raise
+            if self.held(model) >= self._max_held:
+                raise RetryableError(
+                    f"model {model} has no ready replica and {self._max_held} requests already wait for one",
+                    delay=first.delay,
+                ) from first
+            last = first
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._hold_seconds
+        self._held[model] = self.held(model) + 1
+        log.debug("request_held", model=model, held=self._held[model])
+        try:
+            while True:
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise RetryableError(
+                        f"{last} (waited {self._hold_seconds:g}s for a ready replica)", delay=last.delay
+                    ) from last
+                try:
+                    await asyncio.wait_for(self._routes.changed(model), left)
+                except TimeoutError:
+                    continue
+                try:
+                    return attempt()
+                except RetryableError as exc:
+                    last = exc
+        finally:
+            remaining = self._held[model] - 1
+            if remaining:
+                self._held[model] = remaining
+            else:
+                del self._held[model]
