@@ -9,8 +9,10 @@ the gateway's business and lives there.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from modelplane.libs.resources.convert import load_balancing_from_pb, load_balancing_to_pb
+from modelplane.libs.resources.types import LoadBalancing
 from modelplane.proto import state_pb2
 
 
@@ -23,6 +25,8 @@ class RouteEndpoint:
     # host:port of the replica's V2 REST and gRPC servers.
     http_endpoint: str
     grpc_endpoint: str
+    # LoRA adapters the replica serves for this version (balancers skip replicas lacking one).
+    adapters: tuple[str, ...] = ()
 
     @property
     def replica(self) -> str:
@@ -46,6 +50,8 @@ class Route:
 
     model: str
     versions: tuple[RouteVersion, ...] = ()
+    # The Model's spec.loadBalancing: which policy the gateway uses for it.
+    load_balancing: LoadBalancing = field(default_factory=LoadBalancing)
 
 
 def route_to_pb(route: Route) -> state_pb2.ModelRoute:
@@ -62,12 +68,14 @@ def route_to_pb(route: Route) -> state_pb2.ModelRoute:
                         index=e.index,
                         http_endpoint=e.http_endpoint,
                         grpc_endpoint=e.grpc_endpoint,
+                        adapters=list(e.adapters),
                     )
                     for e in v.endpoints
                 ],
             )
             for v in route.versions
         ],
+        load_balancing=load_balancing_to_pb(route.load_balancing),
     )
 
 
@@ -85,10 +93,12 @@ def route_from_pb(key: str, msg: state_pb2.ModelRoute) -> Route:
                         index=e.index,
                         http_endpoint=e.http_endpoint,
                         grpc_endpoint=e.grpc_endpoint,
+                        adapters=tuple(e.adapters),
                     )
                     for e in v.endpoints
                 ),
             )
             for v in msg.versions
         ),
+        load_balancing=load_balancing_from_pb(msg.load_balancing),
     )

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from modelplane.libs.errors import InvalidError
 from modelplane.libs.resources.types import (
+    BALANCING_STRATEGIES,
+    LoadBalancing,
     Meta,
     Model,
     ModelSpec,
+    PrefixHashOptions,
     Resource,
     Server,
     ServerConfig,
@@ -39,6 +42,32 @@ def meta_from_pb(msg: pb.ObjectMeta) -> Meta:
     )
 
 
+def load_balancing_to_pb(balancing: LoadBalancing) -> pb.LoadBalancing:
+    options = balancing.prefix_hash
+    return pb.LoadBalancing(
+        strategy=balancing.strategy,
+        prefix_hash=pb.PrefixHashOptions(
+            mean_load_factor_percent=options.mean_load_factor_percent,
+            replication=options.replication,
+            prefix_char_length=options.prefix_char_length,
+        ),
+    )
+
+
+def load_balancing_from_pb(msg: pb.LoadBalancing) -> LoadBalancing:
+    """Unset fields (zero values, records written before the field existed) take the defaults."""
+    defaults = PrefixHashOptions()
+    options = msg.prefix_hash
+    return LoadBalancing(
+        strategy=msg.strategy or BALANCING_STRATEGIES[0],
+        prefix_hash=PrefixHashOptions(
+            mean_load_factor_percent=options.mean_load_factor_percent or defaults.mean_load_factor_percent,
+            replication=options.replication or defaults.replication,
+            prefix_char_length=options.prefix_char_length or defaults.prefix_char_length,
+        ),
+    )
+
+
 def model_spec_to_pb(spec: ModelSpec) -> pb.ModelSpec:
     return pb.ModelSpec(
         storage_uri=spec.storage_uri,
@@ -53,6 +82,7 @@ def model_spec_to_pb(spec: ModelSpec) -> pb.ModelSpec:
         secret_name=spec.secret_name,
         explainer_for=spec.explainer_for,
         parallel_workers=spec.parallel_workers,
+        load_balancing=load_balancing_to_pb(spec.load_balancing),
     )
 
 
@@ -70,6 +100,7 @@ def model_spec_from_pb(msg: pb.ModelSpec) -> ModelSpec:
         secret_name=msg.secret_name,
         explainer_for=msg.explainer_for,
         parallel_workers=msg.parallel_workers,
+        load_balancing=load_balancing_from_pb(msg.load_balancing),
     )
 
 

@@ -7,6 +7,9 @@ dataclasses. Accepted formats:
 - Seldon Core v2 ``mlops.seldon.io/v1alpha1`` Model / Server / ServerConfig, unchanged (fields we
   do not act on, such as ``dedicated`` or ``logger``, are accepted and ignored, as moving users
   carry them).
+Both forms also read a Model's ``loadBalancing`` in KubeAI's shape (``strategy`` RoundRobin |
+LeastLoad | PrefixHash, ``prefixHash`` {meanLoadFactor (percent), replication,
+prefixCharLength}); the gateway balances that model's traffic accordingly.
 Every error is an ``InvalidError`` whose ``field`` is the dotted path of the offending field.
 """
 
@@ -21,13 +24,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from modelplane.libs.errors import InvalidError
 from modelplane.libs.resources.quantity import format_bytes, parse_bytes
 from modelplane.libs.resources.types import (
+    BALANCING_STRATEGIES,
     KINDS,
     NAME_MAX_LENGTH,
     NAME_PATTERN,
     RUNTIMES,
+    LoadBalancing,
     Meta,
     Model,
     ModelSpec,
+    PrefixHashOptions,
     Resource,
     Server,
     ServerConfig,
@@ -78,6 +84,53 @@ class _Explainer(_Lenient):
     pipelineRef: str | None = None
 
 
+class _PrefixHash(_Strict):
+    meanLoadFactor: int | None = None
+    replication: int | None = None
+    prefixCharLength: int | None = None
+
+
+class _LoadBalancing(_Strict):
+    """KubeAI's ``loadBalancing`` (its field names and units: meanLoadFactor is a percentage)."""
+
+    strategy: str | None = None
+    prefixHash: _PrefixHash | None = None
+
+    def to_domain(self) -> LoadBalancing:
+        strategy = self.strategy or BALANCING_STRATEGIES[0]
+        if strategy not in BALANCING_STRATEGIES:
+            raise InvalidError(
+                f"must be one of {', '.join(BALANCING_STRATEGIES)}, got {strategy!r}",
+                field="spec.loadBalancing.strategy",
+            )
+        defaults = PrefixHashOptions()
+        given = self.prefixHash or _PrefixHash()
+        options = PrefixHashOptions(
+            mean_load_factor_percent=_at_least(
+                given.meanLoadFactor,
+                defaults.mean_load_factor_percent,
+                100,
+                "meanLoadFactor",
+                " (a percentage: 125 = 1.25 x the mean load)",
+            ),
+            replication=_at_least(given.replication, defaults.replication, 1, "replication"),
+            prefix_char_length=_at_least(
+                given.prefixCharLength, defaults.prefix_char_length, 1, "prefixCharLength"
+            ),
+        )
+        return LoadBalancing(strategy=strategy, prefix_hash=options)
+
+
+def _at_least(value: int | None, default: int, minimum: int, name: str, unit: str = "") -> int:
+    if value is None:
+        return default
+    if value < minimum:
+        raise InvalidError(
+            f"must be >= {minimum}{unit}, got {value}", field=f"spec.loadBalancing.prefixHash.{name}"
+        )
+    return value
+
+
 def _scaling_check(replicas: int | None, min_r: int | None, max_r: int | None) -> None:
     for label, value in (("replicas", replicas), ("minReplicas", min_r), ("maxReplicas", max_r)):
         if value is not None and value < 0:
@@ -103,6 +156,7 @@ class _ModelSpecBase(BaseModel):
     secretName: str | None = None
     explainer: _Explainer | None = None
     parallelWorkers: int | None = None
+    loadBalancing: _LoadBalancing | None = None
 
     @field_validator("storageUri")
     @classmethod
@@ -131,6 +185,7 @@ class _ModelSpecBase(BaseModel):
             secret_name=self.secretName or "",
             explainer_for=(self.explainer.modelRef or "") if self.explainer else "",
             parallel_workers=self.parallelWorkers or 0,
+            load_balancing=(self.loadBalancing or _LoadBalancing()).to_domain(),
         )
 
 
@@ -303,6 +358,21 @@ def _drop_empty(spec: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in spec.items() if v not in (None, "", [], {}, 0) or k == "replicas"}
 
 
+def _load_balancing_manifest(balancing: LoadBalancing) -> dict[str, Any] | None:
+    """KubeAI's form; None (dropped) when everything is the default."""
+    if balancing == LoadBalancing():
+        return None
+    out: dict[str, Any] = {"strategy": balancing.strategy}
+    if balancing.prefix_hash != PrefixHashOptions():
+        options = balancing.prefix_hash
+        out["prefixHash"] = {
+            "meanLoadFactor": options.mean_load_factor_percent,
+            "replication": options.replication,
+            "prefixCharLength": options.prefix_char_length,
+        }
+    return out
+
+
 def to_manifest(resource: Resource) -> dict[str, Any]:
     """The native manifest of a resource (what ``modelplane convert`` and ``get -o yaml`` print)."""
     meta: dict[str, Any] = {"name": resource.meta.name}
@@ -328,6 +398,7 @@ def to_manifest(resource: Resource) -> dict[str, Any]:
             "secretName": m.secret_name,
             "explainer": {"modelRef": m.explainer_for} if m.explainer_for else None,
             "parallelWorkers": m.parallel_workers,
+            "loadBalancing": _load_balancing_manifest(m.load_balancing),
         }
     elif isinstance(resource, Server):
         s = resource.spec

@@ -15,6 +15,10 @@ KINDS: Final[tuple[Kind, ...]] = ("Model", "Server", "ServerConfig")
 
 RUNTIMES: Final = ("mlserver", "triton", "custom")
 
+# Load-balancing strategies a Model may ask the gateway for (KubeAI's names); the first is the
+# default.
+BALANCING_STRATEGIES: Final = ("RoundRobin", "LeastLoad", "PrefixHash")
+
 
 @dataclass(frozen=True, slots=True)
 class Meta:
@@ -24,6 +28,26 @@ class Meta:
     annotations: dict[str, str] = field(default_factory=dict)
     created_at: str = ""
     imported_from: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixHashOptions:
+    """CHWBL settings (KubeAI's ``loadBalancing.prefixHash``, same defaults)."""
+
+    # A replica is skipped above this percentage of the mean in-flight load (>= 100).
+    mean_load_factor_percent: int = 125
+    # Ring points per replica: more points, more even spread, larger ring.
+    replication: int = 256
+    # Prompt characters hashed: requests sharing them meet on one replica.
+    prefix_char_length: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class LoadBalancing:
+    """How the gateway spreads a model's requests over its replicas."""
+
+    strategy: str = BALANCING_STRATEGIES[0]
+    prefix_hash: PrefixHashOptions = field(default_factory=PrefixHashOptions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +65,8 @@ class ModelSpec:
     secret_name: str = ""
     explainer_for: str = ""
     parallel_workers: int = 0
+    # Routing only: changing it does not make a new version.
+    load_balancing: LoadBalancing = field(default_factory=LoadBalancing)
 
     def required_bytes(self, server_parallel_workers: int = 0) -> int:
         """Memory one copy takes on a replica: memory x parallel workers (the model's, else the

@@ -135,6 +135,7 @@ class ModelSpec(_message.Message):
     SECRET_NAME_FIELD_NUMBER: _builtins.int
     EXPLAINER_FOR_FIELD_NUMBER: _builtins.int
     PARALLEL_WORKERS_FIELD_NUMBER: _builtins.int
+    LOAD_BALANCING_FIELD_NUMBER: _builtins.int
     storage_uri: _builtins.str
     artifact_version: _builtins.str
     memory_bytes: _builtins.int
@@ -155,6 +156,10 @@ class ModelSpec(_message.Message):
 
     @_builtins.property
     def parameters(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def load_balancing(self) -> Global___LoadBalancing:
+        """How the gateway spreads requests over the replicas; unset = RoundRobin."""
+
     def __init__(
         self,
         *,
@@ -170,14 +175,69 @@ class ModelSpec(_message.Message):
         secret_name: _builtins.str = ...,
         explainer_for: _builtins.str = ...,
         parallel_workers: _builtins.int = ...,
+        load_balancing: Global___LoadBalancing | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["load_balancing", b"load_balancing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_version", b"artifact_version", "explainer_for", b"explainer_for", "max_replicas", b"max_replicas", "memory_bytes", b"memory_bytes", "min_replicas", b"min_replicas", "parallel_workers", b"parallel_workers", "parameters", b"parameters", "replicas", b"replicas", "requirements", b"requirements", "secret_name", b"secret_name", "server", b"server", "storage_uri", b"storage_uri"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_version", b"artifact_version", "explainer_for", b"explainer_for", "load_balancing", b"load_balancing", "max_replicas", b"max_replicas", "memory_bytes", b"memory_bytes", "min_replicas", b"min_replicas", "parallel_workers", b"parallel_workers", "parameters", b"parameters", "replicas", b"replicas", "requirements", b"requirements", "secret_name", b"secret_name", "server", b"server", "storage_uri", b"storage_uri"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ModelSpec: _TypeAlias = ModelSpec  # noqa: Y015
+
+@_typing.final
+class PrefixHashOptions(_message.Message):
+    """Consistent hashing with bounded loads settings (KubeAI's loadBalancing.prefixHash)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEAN_LOAD_FACTOR_PERCENT_FIELD_NUMBER: _builtins.int
+    REPLICATION_FIELD_NUMBER: _builtins.int
+    PREFIX_CHAR_LENGTH_FIELD_NUMBER: _builtins.int
+    mean_load_factor_percent: _builtins.int
+    """A replica is skipped above this percentage of the mean in-flight load; 0 = 125."""
+    replication: _builtins.int
+    """Ring points per replica; 0 = 256."""
+    prefix_char_length: _builtins.int
+    """Prompt characters hashed; 0 = 100."""
+    def __init__(
+        self,
+        *,
+        mean_load_factor_percent: _builtins.int = ...,
+        replication: _builtins.int = ...,
+        prefix_char_length: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mean_load_factor_percent", b"mean_load_factor_percent", "prefix_char_length", b"prefix_char_length", "replication", b"replication"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PrefixHashOptions: _TypeAlias = PrefixHashOptions  # noqa: Y015
+
+@_typing.final
+class LoadBalancing(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STRATEGY_FIELD_NUMBER: _builtins.int
+    PREFIX_HASH_FIELD_NUMBER: _builtins.int
+    strategy: _builtins.str
+    """RoundRobin | LeastLoad | PrefixHash; empty = RoundRobin."""
+    @_builtins.property
+    def prefix_hash(self) -> Global___PrefixHashOptions: ...
+    def __init__(
+        self,
+        *,
+        strategy: _builtins.str = ...,
+        prefix_hash: Global___PrefixHashOptions | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["prefix_hash", b"prefix_hash"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["prefix_hash", b"prefix_hash", "strategy", b"strategy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LoadBalancing: _TypeAlias = LoadBalancing  # noqa: Y015
 
 @_typing.final
 class Model(_message.Message):

@@ -254,10 +254,17 @@ class RouteEndpoint(_message.Message):
     INDEX_FIELD_NUMBER: _builtins.int
     HTTP_ENDPOINT_FIELD_NUMBER: _builtins.int
     GRPC_ENDPOINT_FIELD_NUMBER: _builtins.int
+    ADAPTERS_FIELD_NUMBER: _builtins.int
     server: _builtins.str
     index: _builtins.int
     http_endpoint: _builtins.str
     grpc_endpoint: _builtins.str
+    @_builtins.property
+    def adapters(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """LoRA adapters the replica serves for this version (PrefixHash/LeastLoad skip replicas
+        lacking a requested one); empty until adapters are placed.
+        """
+
     def __init__(
         self,
         *,
@@ -265,10 +272,11 @@ class RouteEndpoint(_message.Message):
         index: _builtins.int = ...,
         http_endpoint: _builtins.str = ...,
         grpc_endpoint: _builtins.str = ...,
+        adapters: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["grpc_endpoint", b"grpc_endpoint", "http_endpoint", b"http_endpoint", "index", b"index", "server", b"server"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adapters", b"adapters", "grpc_endpoint", b"grpc_endpoint", "http_endpoint", b"http_endpoint", "index", b"index", "server", b"server"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -307,20 +315,26 @@ class ModelRoute(_message.Message):
 
     MODEL_FIELD_NUMBER: _builtins.int
     VERSIONS_FIELD_NUMBER: _builtins.int
+    LOAD_BALANCING_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     @_builtins.property
     def versions(self) -> _containers.RepeatedCompositeFieldContainer[Global___RouteVersion]:
         """Traffic goes to these versions; the first is the one requests without a version use."""
+
+    @_builtins.property
+    def load_balancing(self) -> _resources_pb2.LoadBalancing:
+        """The Model's spec.loadBalancing; unset = RoundRobin."""
 
     def __init__(
         self,
         *,
         model: _builtins.str = ...,
         versions: _abc.Iterable[Global___RouteVersion] | None = ...,
+        load_balancing: _resources_pb2.LoadBalancing | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["load_balancing", b"load_balancing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "versions", b"versions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["load_balancing", b"load_balancing", "model", b"model", "versions", b"versions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -3,26 +3,38 @@
 Design: the REST and gRPC adapters translate a request into a model name (+ optional version),
 ask ``resolve`` for a ``Target`` (the server-side model name and its replicas), and hand
 ``forward`` a transport-specific coroutine that sends the request to one replica. ``forward``
-picks replicas with the load-balancing policy and moves on to the next replica only when the
-call raised ``UpstreamUnreachableError`` (nothing was answered); any answer from a replica,
-error or not, goes back to the client as it is, with one exception: a replica that answers "no
-such model" for a model its route lists may have evicted it to make room (overcommit), so the
-handler asks its agent to reload it and retries there once (residency.py). Decisions are raised
-as libs.errors types; the adapters map them to HTTP statuses and gRPC codes.
+picks replicas with the model's load-balancing policy (its ``spec.loadBalancing``, carried in
+the route: RoundRobin by default, LeastLoad or PrefixHash, one policy object per route key) and
+moves on to the next replica only when the call raised ``UpstreamUnreachableError`` (nothing
+was answered); any answer from a replica, error or not, goes back to the client as it is, with
+one exception: a replica that answers "no such model" for a model its route lists may have
+evicted it to make room (overcommit), so the handler asks its agent to reload it and retries
+there once (residency.py). Decisions are raised as libs.errors types; the adapters map them to
+HTTP statuses and gRPC codes.
+
+In-flight accounting: ``forward`` counts every call to a replica from just before it starts to
+its end (``finally``), per route key and replica; LeastLoad and PrefixHash read those counts,
+and ``in_flight`` exposes them read-only for load signals. A request's ``RequestHint`` (prompt
+prefix, adapter) comes from the adapter that parsed it; V2 requests have none, so PrefixHash
+hashes the route key for them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Protocol, TypeVar, cast
 
 import structlog
 
 from modelplane.libs.errors import NotFoundError, RetryableError
+from modelplane.libs.resources.types import LoadBalancing
 from modelplane.libs.routes import RouteEndpoint
-from modelplane.services.gateway.balancers import Balancer
+from modelplane.services.gateway.balancers import NO_HINT, Balancer, RequestHint
+from modelplane.services.gateway.balancers.in_flight import InFlight, InFlightView
+from modelplane.services.gateway.balancers.least_load import LeastLoad
+from modelplane.services.gateway.balancers.prefix_hash import PrefixHash
 from modelplane.services.gateway.routing import RouteTable, default_version, find_version
 
 log = structlog.get_logger(__name__)
@@ -80,6 +92,7 @@ class Target:
     version: int
     server_model_name: str
     endpoints: tuple[RouteEndpoint, ...]
+    load_balancing: LoadBalancing = field(default_factory=LoadBalancing)
 
     @property
     def balance_key(self) -> str:
@@ -110,6 +123,9 @@ class GatewayHandler:
         self._retries = retries
         self._is_connected = is_connected
         self._residency = residency
+        self._in_flight = InFlight()
+        # LeastLoad/PrefixHash policy per route key, with the settings it was built from.
+        self._policies: dict[str, tuple[LoadBalancing, Balancer]] = {}
 
     # ---- server -------------------------------------------------------------------------------
     def live(self) -> bool:
@@ -124,6 +140,11 @@ class GatewayHandler:
             raise RetryableError("gateway not ready: not connected to NATS")
         if not self._routes.synced:
             raise RetryableError("gateway not ready: route table not loaded yet")
+
+    @property
+    def in_flight(self) -> InFlightView:
+        """Requests being answered right now, per route key and replica (read-only)."""
+        return self._in_flight
 
     def server_metadata(self) -> ServerMetadata:
         return ServerMetadata(name=SERVER_NAME, version=_package_version(), extensions=())
@@ -163,6 +184,7 @@ class GatewayHandler:
             version=chosen.version,
             server_model_name=chosen.server_model_name,
             endpoints=chosen.endpoints,
+            load_balancing=route.load_balancing,
         )
 
     def ready_target(self, model: str, version: str | None = None) -> Target:
@@ -176,10 +198,48 @@ class GatewayHandler:
         return target
 
     # ---- forwarding ---------------------------------------------------------------------------
-    async def forward(self, target: Target, call: Callable[[RouteEndpoint], Awaitable[R]]) -> R:
-        """Run ``call`` on a replica chosen by the balancer, moving on only if it was unreachable."""
-        candidates = self._balancer.order(target.balance_key, target.endpoints)
+    def policy(self, target: Target) -> Balancer:
+        """The load-balancing policy for ``target``'s route key, as its model asks."""
+        balancing = target.load_balancing
+        if balancing.strategy not in ("LeastLoad", "PrefixHash"):
+            return self._balancer
+        key = target.balance_key
+        known = self._policies.get(key)
+        if known is not None and known[0] == balancing:
+            return known[1]
+        policy: Balancer
+        if balancing.strategy == "LeastLoad":
+            policy = LeastLoad(self._in_flight)
+        else:
+            options = balancing.prefix_hash
+            policy = PrefixHash(
+                self._in_flight,
+                mean_load_factor=options.mean_load_factor_percent / 100,
+                replication=options.replication,
+                prefix_char_length=options.prefix_char_length,
+            )
+        self._policies[key] = (balancing, policy)
+        log.info("balancer_chosen", key=key, policy=policy.describe())
+        return policy
+
+    async def forward(
+        self,
+        target: Target,
+        call: Callable[[RouteEndpoint], Awaitable[R]],
+        hint: RequestHint = NO_HINT,
+    ) -> R:
+        """Run ``call`` on a replica chosen by the balancer, moving on only if it was unreachable.
+
+        ``hint`` carries what the request says about its replica (prompt prefix, adapter).
+        """
+        candidates = self.policy(target).order(target.balance_key, target.endpoints, hint)
         if not candidates:
+            if hint.adapter:
+                raise RetryableError(
+                    f"model {target.model} version {target.version} has no ready replica "
+                    f"serving adapter {hint.adapter}",
+                    delay=NO_REPLICA_RETRY_AFTER,
+                )
             raise RetryableError(
                 f"model {target.model} version {target.version} has no ready replica",
                 delay=NO_REPLICA_RETRY_AFTER,
@@ -189,7 +249,7 @@ class GatewayHandler:
         for attempt in range(attempts):
             endpoint = candidates[attempt % len(candidates)]
             try:
-                result = await call(endpoint)
+                result = await self._counted(target, endpoint, call)
             except ModelNotResidentError as missing:
                 return await self._reload_and_retry(target, endpoint, call, missing)
             except UpstreamUnreachableError as exc:
@@ -229,8 +289,19 @@ class GatewayHandler:
             )
             return cast(R, missing.answer())
         try:
-            result = await call(endpoint)
+            result = await self._counted(target, endpoint, call)
         except ModelNotResidentError as again:
             return cast(R, again.answer())
         self._residency.used(endpoint, target.server_model_name)
         return result
+
+    async def _counted(
+        self, target: Target, endpoint: RouteEndpoint, call: Callable[[RouteEndpoint], Awaitable[R]]
+    ) -> R:
+        """``call(endpoint)``, counted in flight for as long as it runs (whatever it raises)."""
+        key, replica = target.balance_key, endpoint.replica
+        self._in_flight.begin(key, replica)
+        try:
+            return await call(endpoint)
+        finally:
+            self._in_flight.end(key, replica)

@@ -765,7 +765,11 @@ class Scheduler:
                         version.version, server_model_name(record.name, version.version), tuple(endpoints)
                     )
                 )
-        return Route(record.name, tuple(versions))
+        # The latest version's spec follows the Model's (routing-only fields make no new version).
+        latest = record.latest
+        if latest is None:
+            return Route(record.name, tuple(versions))
+        return Route(record.name, tuple(versions), latest.spec.load_balancing)
 
 
 def _capacity_of(replica: ReplicaRecord) -> tuple[object, ...]:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from modelplane.libs.errors import NotFoundError, RetryableError
+from modelplane.libs.resources.types import LoadBalancing, PrefixHashOptions
 from modelplane.libs.routes import Route, RouteEndpoint, RouteVersion
+from modelplane.services.gateway.balancers import RequestHint
 from modelplane.services.gateway.balancers.round_robin import RoundRobin
 from modelplane.services.gateway.handler import GatewayHandler, UpstreamUnreachableError
 from modelplane.services.gateway.routing import RouteTable
@@ -121,3 +125,87 @@ async def test_forward_gives_up_after_configured_retries() -> None:
     with pytest.raises(RetryableError, match="after 4 attempt"):
         await handler.forward(target, down)
     assert attempts == 4
+
+
+async def test_forward_counts_calls_in_flight_until_they_end() -> None:
+    """A call counts for its replica while it runs, and stops counting however it ends."""
+    handler = _handler(IRIS)
+    target = handler.resolve("iris")
+    seen: list[int] = []
+
+    async def call(endpoint: RouteEndpoint) -> str:
+        seen.append(handler.in_flight.of(target.balance_key, endpoint.replica))
+        raise ValueError("replica said no")
+
+    with pytest.raises(ValueError, match="said no"):
+        await handler.forward(target, call)
+    assert seen == [1]
+    assert handler.in_flight.by_replica() == {}
+
+
+def _route(balancing: LoadBalancing, *endpoints: RouteEndpoint) -> Route:
+    return Route("llm", (RouteVersion(1, "llm_1", endpoints),), balancing)
+
+
+async def test_least_load_model_sends_the_next_request_to_the_idle_replica() -> None:
+    """With loadBalancing LeastLoad, a request goes to the replica not busy with another one."""
+    handler = _handler(_route(LoadBalancing("LeastLoad"), A, B))
+    target = handler.resolve("llm")
+    release = asyncio.Event()
+    busy = asyncio.Event()
+
+    async def slow(endpoint: RouteEndpoint) -> str:
+        busy.set()
+        await release.wait()
+        return endpoint.http_endpoint
+
+    async def fast(endpoint: RouteEndpoint) -> str:
+        return endpoint.http_endpoint
+
+    first = asyncio.ensure_future(handler.forward(target, slow))
+    await busy.wait()
+    try:
+        busy_replica = next(iter(handler.in_flight.by_replica()))
+        idle = "b:1" if busy_replica == A.replica else "a:1"
+        assert [await handler.forward(target, fast) for _ in range(3)] == [idle] * 3
+    finally:
+        release.set()
+        await first
+
+
+async def test_prefix_hash_model_keeps_one_prefix_on_one_replica() -> None:
+    """With loadBalancing PrefixHash, requests with the same prefix hint go to the same replica."""
+    handler = _handler(_route(LoadBalancing("PrefixHash", PrefixHashOptions(replication=16)), A, B))
+    target = handler.resolve("llm")
+    assert handler.policy(target).describe().startswith("PrefixHash: consistent hashing")
+
+    async def call(endpoint: RouteEndpoint) -> str:
+        return endpoint.http_endpoint
+
+    for prefix in ("system prompt one", "another conversation", "a third"):
+        hint = RequestHint(prefix=prefix)
+        assert len({await handler.forward(target, call, hint) for _ in range(5)}) == 1
+
+
+def test_each_route_key_gets_the_policy_its_model_asks_for() -> None:
+    """RoundRobin by default; a changed loadBalancing on the route gets a new policy object."""
+    handler = _handler(IRIS)
+    assert handler.policy(handler.resolve("iris")).name == "RoundRobin"
+    handler = _handler(_route(LoadBalancing("LeastLoad"), A))
+    target = handler.resolve("llm")
+    policy = handler.policy(target)
+    assert policy.name == "LeastLoad"
+    assert handler.policy(target) is policy
+    changed = _handler(_route(LoadBalancing("PrefixHash"), A)).resolve("llm")
+    assert handler.policy(changed).name == "PrefixHash"
+
+
+async def test_a_missing_adapter_is_retryable_naming_it() -> None:
+    """No replica serving the requested adapter: a retryable error that names the adapter."""
+    handler = _handler(_route(LoadBalancing("PrefixHash"), A, B))
+
+    async def call(endpoint: RouteEndpoint) -> str:
+        return endpoint.http_endpoint
+
+    with pytest.raises(RetryableError, match="adapter lora"):
+        await handler.forward(handler.resolve("llm"), call, RequestHint(adapter="lora"))

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
 
-T = TypeVar("T")
+from modelplane.services.gateway.balancers import NO_HINT, C, RequestHint, serving
 
 
 class RoundRobin:
@@ -17,7 +16,8 @@ class RoundRobin:
         # Next start position per key (one per model version served: bounded by the routes).
         self._next: dict[str, int] = {}
 
-    def order(self, key: str, candidates: Sequence[T]) -> list[T]:
+    def order(self, key: str, candidates: Sequence[C], hint: RequestHint = NO_HINT) -> list[C]:
+        candidates = serving(candidates, hint.adapter)
         if not candidates:
             return []
         start = self._next.get(key, 0) % len(candidates)

@@ -8,7 +8,7 @@ import pytest
 
 from modelplane.libs.errors import InvalidError
 from modelplane.libs.resources.manifests import parse_manifest, resolve_relative_storage, to_manifest
-from modelplane.libs.resources.types import Model, Server, ServerConfig
+from modelplane.libs.resources.types import LoadBalancing, Model, PrefixHashOptions, Server, ServerConfig
 
 
 def model_doc(**spec: Any) -> dict[str, Any]:
@@ -54,6 +54,18 @@ def test_seldon_model_is_accepted_unchanged_with_fields_we_do_not_act_on() -> No
         (model_doc(replicas=1, minReplicas=2), "spec.replicas", "below minReplicas"),
         (model_doc(memory="lots"), "spec.memory", "memory quantity"),
         (model_doc(storageURI="x"), "spec.storageURI", "unknown field"),
+        (model_doc(loadBalancing={"strategy": "Random"}), "spec.loadBalancing.strategy", "one of"),
+        (
+            model_doc(loadBalancing={"prefixHash": {"meanLoadFactor": 90}}),
+            "spec.loadBalancing.prefixHash.meanLoadFactor",
+            ">= 100",
+        ),
+        (
+            model_doc(loadBalancing={"prefixHash": {"replication": 0}}),
+            "spec.loadBalancing.prefixHash.replication",
+            ">= 1",
+        ),
+        (model_doc(loadBalancing={"stratgy": "LeastLoad"}), "spec.loadBalancing.stratgy", "unknown field"),
     ],
 )
 def test_bad_manifests_name_the_field(doc: dict[str, Any], field: str, words: str) -> None:
@@ -68,6 +80,8 @@ def test_native_round_trip_through_to_manifest() -> None:
     """to_manifest renders what parse_manifest reads back to the same resource."""
     for doc in (
         model_doc(requirements=["sklearn"], memory="1Mi", replicas=2, maxReplicas=3, secretName="s3-creds"),
+        model_doc(loadBalancing={"strategy": "LeastLoad"}),
+        model_doc(loadBalancing={"strategy": "PrefixHash", "prefixHash": {"prefixCharLength": 40}}),
         {
             "apiVersion": "modelplane.io/v1alpha1",
             "kind": "Server",
@@ -145,3 +159,25 @@ def test_relative_storage_uri_resolves_against_the_manifest_folder() -> None:
     )
     for uri in ("s3://bucket/iris", "file:///abs/iris", "/abs/iris"):
         assert resolve_relative_storage(model_doc(storageUri=uri), "/srv/x")["spec"]["storageUri"] == uri
+
+
+def test_load_balancing_defaults_to_round_robin_and_reads_kubeai_fields() -> None:
+    """No loadBalancing -> RoundRobin; KubeAI's prefixHash fields fill in, the rest keep KubeAI's defaults."""
+    plain = parse_manifest(model_doc())
+    assert isinstance(plain, Model)
+    assert plain.spec.load_balancing == LoadBalancing("RoundRobin")
+    assert "loadBalancing" not in to_manifest(plain)["spec"]
+    doc = model_doc(loadBalancing={"strategy": "PrefixHash", "prefixHash": {"meanLoadFactor": 150}})
+    model = parse_manifest(doc)
+    assert isinstance(model, Model)
+    assert model.spec.load_balancing == LoadBalancing(
+        "PrefixHash", PrefixHashOptions(mean_load_factor_percent=150, replication=256, prefix_char_length=100)
+    )
+
+
+def test_load_balancing_is_read_from_seldon_models_too() -> None:
+    """A Seldon-form Model may carry loadBalancing (a modelplane addition) and it is honoured."""
+    doc = {**model_doc(loadBalancing={"strategy": "LeastLoad"}), "apiVersion": "mlops.seldon.io/v1alpha1"}
+    model = parse_manifest(doc)
+    assert isinstance(model, Model)
+    assert model.spec.load_balancing.strategy == "LeastLoad"

@@ -9,14 +9,17 @@ from modelplane.libs.resources import convert
 from modelplane.libs.resources.defaults import builtin_server_configs, default_server
 from modelplane.libs.resources.quantity import format_bytes, parse_bytes
 from modelplane.libs.resources.types import (
+    LoadBalancing,
     Meta,
     Model,
     ModelSpec,
+    PrefixHashOptions,
     Resource,
     ServerConfigSpec,
     ServerSpec,
     effective_capabilities,
 )
+from modelplane.proto import resources_pb2
 
 
 @pytest.mark.parametrize(
@@ -50,6 +53,7 @@ def test_every_kind_round_trips_through_protobuf() -> None:
             memory_bytes=10,
             replicas=2,
             parameters={"k": "v"},
+            load_balancing=LoadBalancing("PrefixHash", PrefixHashOptions(150, 64, 20)),
         ),
     )
     resources: tuple[Resource, ...] = (model, default_server(), *builtin_server_configs())
@@ -78,3 +82,15 @@ def test_scaling_only_change_keeps_the_version() -> None:
     base = ModelSpec(storage_uri="a", replicas=1)
     assert base.same_version_as(ModelSpec(storage_uri="a", replicas=3, max_replicas=5))
     assert not base.same_version_as(ModelSpec(storage_uri="b"))
+
+
+def test_load_balancing_change_keeps_the_version() -> None:
+    """loadBalancing is routing only: changing it makes no new version."""
+    base = ModelSpec(storage_uri="a")
+    assert base.same_version_as(ModelSpec(storage_uri="a", load_balancing=LoadBalancing("LeastLoad")))
+
+
+def test_unset_load_balancing_in_protobuf_reads_as_defaults() -> None:
+    """Records written before loadBalancing existed read back as RoundRobin with KubeAI's defaults."""
+    spec = convert.model_spec_from_pb(resources_pb2.ModelSpec(storage_uri="a"))
+    assert spec.load_balancing == LoadBalancing()
