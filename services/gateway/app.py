@@ -23,6 +23,7 @@ from modelplane.proto import state_pb2
 from modelplane.services.gateway.balancers.round_robin import RoundRobin
 from modelplane.services.gateway.grpc_servicer import InferenceServicer
 from modelplane.services.gateway.handler import GatewayHandler
+from modelplane.services.gateway.holding import RequestHold
 from modelplane.services.gateway.metrics import GatewayMetrics
 from modelplane.services.gateway.residency import NatsResidency
 from modelplane.services.gateway.rest import RestAdapter
@@ -86,6 +87,9 @@ class App:
             retries=settings.retries,
             is_connected=self._connected,
             residency=residency,
+            hold=RequestHold(
+                self.routes, hold_seconds=settings.hold_seconds, max_held=settings.max_held_per_model
+            ),
         )
         await self._http_upstream.start()
 

@@ -161,7 +161,7 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
         async def work(metadata: dict[str, str]) -> oip.ModelMetadataResponse:
             name = self._name(request.name, metadata)
             with structlog.contextvars.bound_contextvars(model=name):
-                target = self._handler.ready_target(name, request.version)
+                target = await self._handler.wait_ready_target(name, request.version)
                 upstream_request = oip.ModelMetadataRequest(name=target.server_model_name)
                 upstream_metadata = self._upstream_metadata(metadata)
 
@@ -183,8 +183,10 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
             if self._handler.knows(name):
                 label = name
             with structlog.contextvars.bound_contextvars(model=name):
-                target = self._handler.ready_target(name, request.model_version)
+                self._handler.check_known(name, request.model_version)
                 validate_inputs(input_headers_from_proto(request))
+                # Held (bounded) while the model has no ready replica: bad inputs are refused first.
+                target = await self._handler.wait_ready_target(name, request.model_version)
                 # Rewritten in place: the request is ours, and copying would copy the tensors.
                 request.model_name = target.server_model_name
                 request.model_version = ""

@@ -21,6 +21,7 @@ hashes the route key for them.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -35,6 +36,7 @@ from modelplane.services.gateway.balancers import NO_HINT, Balancer, RequestHint
 from modelplane.services.gateway.balancers.in_flight import InFlight, InFlightView
 from modelplane.services.gateway.balancers.least_load import LeastLoad
 from modelplane.services.gateway.balancers.prefix_hash import PrefixHash
+from modelplane.services.gateway.holding import RequestHold
 from modelplane.services.gateway.routing import RouteTable, default_version, find_version
 
 log = structlog.get_logger(__name__)
@@ -117,12 +119,14 @@ class GatewayHandler:
         retries: int,
         is_connected: Callable[[], bool],
         residency: Residency | None = None,
+        hold: RequestHold | None = None,
     ) -> None:
         self._routes = routes
         self._balancer = balancer
         self._retries = retries
         self._is_connected = is_connected
         self._residency = residency
+        self._hold = hold
         self._in_flight = InFlight()
         # LeastLoad/PrefixHash policy per route key, with the settings it was built from.
         self._policies: dict[str, tuple[LoadBalancing, Balancer]] = {}
@@ -147,7 +151,10 @@ class GatewayHandler:
         return self._in_flight
 
     def server_metadata(self) -> ServerMetadata:
-        return ServerMetadata(name=SERVER_NAME, version=_package_version(), extensions=())
+        # The binary tensor extension is served by the gateway itself (binary_tensors.py).
+        return ServerMetadata(
+            name=SERVER_NAME, version=_package_version(), extensions=("binary_tensor_data",)
+        )
 
     # ---- routing ------------------------------------------------------------------------------
     def model_name(self, requested: str, seldon_model: str | None) -> str:
@@ -187,6 +194,17 @@ class GatewayHandler:
             load_balancing=route.load_balancing,
         )
 
+    def check_known(self, model: str, version: str | None = None) -> None:
+        """NotFoundError unless ``model`` (and ``version``, if given) has a route; nothing else."""
+        # Known with no version available yet raises RetryableError: a request for it is held.
+        with contextlib.suppress(RetryableError):
+            self.resolve(model, version)
+
+    @property
+    def routes(self) -> RouteTable:
+        """The route table (read-only use: listing models)."""
+        return self._routes
+
     def ready_target(self, model: str, version: str | None = None) -> Target:
         """``resolve`` that also requires at least one replica (RetryableError otherwise)."""
         target = self.resolve(model, version)
@@ -196,6 +214,12 @@ class GatewayHandler:
                 delay=NO_REPLICA_RETRY_AFTER,
             )
         return target
+
+    async def wait_ready_target(self, model: str, version: str | None = None) -> Target:
+        """``ready_target``, held while the known model has no ready replica (holding.py)."""
+        if self._hold is None:
+            return self.ready_target(model, version)
+        return await self._hold.until_ready(model, lambda: self.ready_target(model, version))
 
     # ---- forwarding ---------------------------------------------------------------------------
     def policy(self, target: Target) -> Balancer:

@@ -4,6 +4,11 @@ One middleware wraps every request: it binds the request id for logs, opens a se
 continues an incoming ``traceparent``, turns errors into JSON ``{"error": ...}`` bodies with the
 status the error class names (plus ``Retry-After`` for retryable ones) and counts inference
 requests. Route functions stay a few lines each.
+
+Beyond the V2 routes: ``GET /v2/models`` lists the routable models (shape in model_list.py);
+the binary tensor extension is translated for replicas that lack it (binary_tensors.py); KServe
+V1 ``GET /v1/models/{m}`` and ``POST /v1/models/{m}:predict`` are converted to V2 calls
+(kserve_v1.py), the predict input named after the model's metadata, cached per server model.
 """
 
 from __future__ import annotations
@@ -24,8 +29,11 @@ from opentelemetry import trace
 from modelplane.libs.errors import ModelplaneError, RetryableError
 from modelplane.libs.routes import RouteEndpoint
 from modelplane.libs.telemetry import extract_context, inject_context
+from modelplane.services.gateway import binary_tensors, kserve_v1
 from modelplane.services.gateway.handler import GatewayHandler, ModelNotResidentError, Target
 from modelplane.services.gateway.metrics import UNKNOWN_MODEL, GatewayMetrics
+from modelplane.services.gateway.model_list import list_models
+from modelplane.services.gateway.routing import RouteTable
 from modelplane.services.gateway.upstream_http import HttpReply, HttpUpstream
 from modelplane.services.gateway.validation import validate_infer_json
 
@@ -34,6 +42,8 @@ log = structlog.get_logger(__name__)
 REQUEST_ID_HEADER = "x-request-id"
 SELDON_MODEL_HEADER = "seldon-model"
 PROTOCOL = "rest"
+# Server model names whose V1 input name is remembered (bounded; cleared when full).
+V1_INPUT_NAME_CACHE_SIZE = 1024
 # Request key holding the model label of an inference request (set only on infer routes).
 _METRIC_MODEL = web.RequestKey("modelplane.metric_model", str)
 
@@ -53,6 +63,11 @@ def error_response(exc: ModelplaneError) -> web.Response:
     return json_response({"error": str(exc)}, status=exc.http_status, headers=headers)
 
 
+def _reply_response(reply: HttpReply) -> web.Response:
+    """A replica's answer passed to the client as it is."""
+    return web.Response(body=reply.body, status=reply.status, headers={"Content-Type": reply.content_type})
+
+
 class RestAdapter:
     """The V2 REST routes of the gateway plus /metrics."""
 
@@ -62,11 +77,16 @@ class RestAdapter:
         upstream: HttpUpstream,
         metrics: GatewayMetrics,
         tracer: trace.Tracer,
+        routes: RouteTable | None = None,
     ) -> None:
         self._handler = handler
         self._upstream = upstream
         self._metrics = metrics
         self._tracer = tracer
+        # GET /v2/models reads the route table. GatewayHandler has no public accessor for it
+        # yet, so without an explicit table the handler's own is used (ask: app.py passes it).
+        self._routes: RouteTable = routes if routes is not None else handler.routes
+        self._v1_input_names: dict[str, str] = {}
 
     def application(self, max_request_bytes: int) -> web.Application:
         app = web.Application(client_max_size=max_request_bytes, middlewares=[self._middleware()])
@@ -74,12 +94,15 @@ class RestAdapter:
         add.add_get("/v2/health/live", self.live)
         add.add_get("/v2/health/ready", self.ready)
         add.add_get("/v2", self.server_metadata)
+        add.add_get("/v2/models", self.list_models)
         add.add_get("/v2/models/{model}", self.model_metadata)
         add.add_get("/v2/models/{model}/versions/{version}", self.model_metadata)
         add.add_get("/v2/models/{model}/ready", self.model_ready)
         add.add_get("/v2/models/{model}/versions/{version}/ready", self.model_ready)
         add.add_post("/v2/models/{model}/infer", self.infer)
         add.add_post("/v2/models/{model}/versions/{version}/infer", self.infer)
+        add.add_get("/v1/models/{model}", self.v1_model_ready)
+        add.add_post("/v1/models/{model}:predict", self.v1_predict)
         add.add_get("/metrics", self.metrics)
         return app
 
@@ -133,9 +156,9 @@ class RestAdapter:
         inject_context(headers)
         return headers
 
-    async def _forward(
+    async def _call_replica(
         self, request: web.Request, target: Target, method: str, suffix: str, body: bytes | None
-    ) -> web.Response:
+    ) -> HttpReply:
         headers = self._upstream_headers(request)
         path = f"/v2/models/{quote(target.server_model_name, safe='')}{suffix}"
 
@@ -149,10 +172,13 @@ class RestAdapter:
                 )
             return reply
 
-        reply = await self._handler.forward(target, call)
-        return web.Response(
-            body=reply.body, status=reply.status, headers={"Content-Type": reply.content_type}
-        )
+        return await self._handler.forward(target, call)
+
+    async def _forward(
+        self, request: web.Request, target: Target, method: str, suffix: str, body: bytes | None
+    ) -> web.Response:
+        reply = await self._call_replica(request, target, method, suffix, body)
+        return _reply_response(reply)
 
     # ---- routes -------------------------------------------------------------------------------
     async def live(self, request: web.Request) -> web.Response:
@@ -171,21 +197,89 @@ class RestAdapter:
     async def model_metadata(self, request: web.Request) -> web.Response:
         name = self._model_name(request)
         with structlog.contextvars.bound_contextvars(model=name):
-            target = self._handler.ready_target(name, request.match_info.get("version"))
+            target = await self._handler.wait_ready_target(name, request.match_info.get("version"))
             return await self._forward(request, target, "GET", "", None)
 
     async def model_ready(self, request: web.Request) -> web.Response:
         target = self._handler.ready_target(self._model_name(request), request.match_info.get("version"))
         return json_response({"name": target.model, "ready": True})
 
+    async def list_models(self, request: web.Request) -> web.Response:
+        return json_response({"models": [m.to_json() for m in list_models(self._routes)]})
+
     async def infer(self, request: web.Request) -> web.Response:
         name = self._model_name(request)
         request[_METRIC_MODEL] = name if self._handler.knows(name) else UNKNOWN_MODEL
         with structlog.contextvars.bound_contextvars(model=name):
-            target = self._handler.ready_target(name, request.match_info.get("version"))
+            self._handler.check_known(name, request.match_info.get("version"))
             body = await request.read()
-            validate_infer_json(body)
-            return await self._forward(request, target, "POST", "/infer", body)
+            json_length = binary_tensors.header_length(
+                request.headers.get(binary_tensors.HEADER_LENGTH), len(body)
+            )
+            parsed = validate_infer_json(body, json_length)
+            # Held (bounded) while the model has no ready replica: a bad body is refused first.
+            target = await self._handler.wait_ready_target(name, request.match_info.get("version"))
+            # The replica (MLServer) lacks the binary extension: binary inputs go as JSON data.
+            if json_length is not None and binary_tensors.decode_inputs(
+                parsed, memoryview(body)[json_length:]
+            ):
+                body = orjson.dumps(parsed)
+            binary_outputs = binary_tensors.binary_output_choice(parsed)
+            reply = await self._call_replica(request, target, "POST", "/infer", body)
+            if binary_outputs is None or reply.status != HTTPStatus.OK:
+                return _reply_response(reply)
+            encoded = binary_tensors.encode_outputs(orjson.loads(reply.body), binary_outputs)
+            if encoded is None:
+                return _reply_response(reply)
+            payload, header_length = encoded
+            return web.Response(
+                body=payload,
+                headers={
+                    "Content-Type": binary_tensors.BINARY_CONTENT_TYPE,
+                    binary_tensors.HEADER_LENGTH: str(header_length),
+                },
+            )
+
+    # ---- KServe V1 ----------------------------------------------------------------------------
+    async def v1_model_ready(self, request: web.Request) -> web.Response:
+        name = self._model_name(request)
+        try:
+            ready = bool(self._handler.resolve(name).endpoints)
+        except RetryableError:  # known, but no version is available yet
+            ready = False
+        return json_response({"name": name, "ready": ready})
+
+    async def v1_predict(self, request: web.Request) -> web.Response:
+        name = self._model_name(request)
+        request[_METRIC_MODEL] = name if self._handler.knows(name) else UNKNOWN_MODEL
+        with structlog.contextvars.bound_contextvars(model=name):
+            self._handler.check_known(name)
+            tensor = kserve_v1.parse_instances(await request.read())
+            target = await self._handler.wait_ready_target(name)
+            input_name = await self._v1_input_name(request, target)
+            body = orjson.dumps(tensor.v2_request(input_name))
+            reply = await self._call_replica(request, target, "POST", "/infer", body)
+            if reply.status != HTTPStatus.OK:
+                return _reply_response(reply)
+            return json_response(kserve_v1.predictions(orjson.loads(reply.body)))
+
+    async def _v1_input_name(self, request: web.Request, target: Target) -> str:
+        """The model's only input name per its V2 metadata (asked once per server model)."""
+        cached = self._v1_input_names.get(target.server_model_name)
+        if cached is not None:
+            return cached
+        reply = await self._call_replica(request, target, "GET", "", None)
+        if reply.status != HTTPStatus.OK:
+            # The infer call that follows reports what is wrong with the model.
+            return kserve_v1.DEFAULT_INPUT_NAME
+        try:
+            name = kserve_v1.input_name(orjson.loads(reply.body))
+        except orjson.JSONDecodeError:
+            name = kserve_v1.DEFAULT_INPUT_NAME
+        if len(self._v1_input_names) >= V1_INPUT_NAME_CACHE_SIZE:
+            self._v1_input_names.clear()
+        self._v1_input_names[target.server_model_name] = name
+        return name
 
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=self._metrics.render(), headers={"Content-Type": self._metrics.content_type})

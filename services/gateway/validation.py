@@ -3,6 +3,8 @@
 Design: the replica validates fully; the gateway only rejects requests that are certainly wrong
 (not JSON, no inputs, an input missing a required field) so the client gets a message naming the
 field instead of a replica round trip and an opaque error. Tensor contents are not inspected.
+With the binary tensor extension only the JSON header (the first Inference-Header-Content-Length
+bytes) is parsed, and an input may carry ``parameters.binary_data_size`` instead of ``data``.
 """
 
 from __future__ import annotations
@@ -27,10 +29,20 @@ class InputHeader:
     datatype: str | None
 
 
-def validate_infer_json(body: bytes) -> dict[str, Any]:
-    """Parse a REST infer body and check its shape; InvalidError names the offending field."""
+def _has_binary_data(tensor: dict[str, Any]) -> bool:
+    parameters = tensor.get("parameters")
+    return isinstance(parameters, dict) and parameters.get("binary_data_size") is not None
+
+
+def validate_infer_json(body: bytes, header_length: int | None = None) -> dict[str, Any]:
+    """Parse a REST infer body's JSON and check its shape; InvalidError names the offending field.
+
+    ``header_length`` is the binary extension's JSON length: only that prefix is parsed (through
+    a memoryview, so the tensor bytes after it are not copied).
+    """
+    json_part = body if header_length is None else memoryview(body)[:header_length]
     try:
-        parsed = orjson.loads(body)
+        parsed = orjson.loads(json_part)
     except orjson.JSONDecodeError as exc:
         raise InvalidError(f"invalid JSON ({exc})", field="request body") from exc
     if not isinstance(parsed, dict):
@@ -45,8 +57,14 @@ def validate_infer_json(body: bytes) -> dict[str, Any]:
     for i, tensor in enumerate(inputs):
         if not isinstance(tensor, dict):
             raise InvalidError("must be an object", field=f"inputs[{i}]")
+        binary = _has_binary_data(tensor)
+        if binary and header_length is None:
+            raise InvalidError(
+                "needs the Inference-Header-Content-Length header",
+                field=f"inputs[{i}].parameters.binary_data_size",
+            )
         for name in REQUIRED_JSON_INPUT_FIELDS:
-            if tensor.get(name) is None:
+            if tensor.get(name) is None and not (name == "data" and binary):
                 raise InvalidError("is required", field=f"inputs[{i}].{name}")
         if not isinstance(tensor["name"], str) or not tensor["name"]:
             raise InvalidError("must be a non-empty string", field=f"inputs[{i}].name")

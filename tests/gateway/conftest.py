@@ -161,7 +161,9 @@ async def gateway(
 ) -> AsyncIterator[App]:
     """A running gateway whose route table already holds model "iris" -> the MLServer replica."""
     await put_route(js, iris_route(mlserver))
-    app = await start_gateway(nats_server)
+    # Requests for a model without a replica give up after half a second here (the hold itself is
+    # tested in test_rest.py's held-request test and test_holding.py).
+    app = await start_gateway(nats_server, hold_seconds=0.5)
     try:
 
         async def ready() -> bool:

@@ -13,10 +13,17 @@ import numpy as np
 import tritonclient.http.aio as triton_http
 from nats.js import JetStreamContext
 
-from modelplane.libs.embedded_nats import free_port
+from modelplane.libs.embedded_nats import EmbeddedNats, free_port
 from modelplane.libs.routes import Route, RouteEndpoint, RouteVersion
 from modelplane.services.gateway.app import App
-from tests.gateway.conftest import SERVER_MODEL_NAME, MLServerReplica, eventually, iris_route, put_route
+from tests.gateway.conftest import (
+    SERVER_MODEL_NAME,
+    MLServerReplica,
+    eventually,
+    iris_route,
+    put_route,
+    start_gateway,
+)
 
 
 async def _infer(
@@ -94,7 +101,7 @@ async def test_metadata_is_forwarded_and_server_metadata_is_ours(
     async with http.get(f"{gateway.http_url}/v2") as resp:
         server = await resp.json()
     assert server["name"] == "modelplane"
-    assert server["extensions"] == []
+    assert server["extensions"] == ["binary_tensor_data"]
     async with http.get(f"{gateway.http_url}/v2/models/iris/ready") as resp:
         assert resp.status == 200
         assert await resp.json() == {"name": "iris", "ready": True}
@@ -148,9 +155,36 @@ async def test_route_without_endpoints_is_503_with_retry_after(
     ) as resp:
         assert resp.status == 503
         assert resp.headers["Retry-After"] == "1"
-        assert "empty" in (await resp.json())["error"]
+        error = (await resp.json())["error"]
+        assert "empty" in error
+        assert "waited 0.5s for a ready replica" in error
     async with http.get(f"{gateway.http_url}/v2/models/empty/ready") as resp:
         assert resp.status == 503
+
+
+async def test_a_held_request_is_answered_once_a_replica_is_ready(
+    js: JetStreamContext, nats_server: EmbeddedNats, mlserver: MLServerReplica, http: aiohttp.ClientSession
+) -> None:
+    """A request for a model at zero replicas waits, and is answered when a replica comes up."""
+    await put_route(js, Route(model="iris", versions=()))
+    app = await start_gateway(nats_server, hold_seconds=30)
+    try:
+
+        async def routed() -> bool:
+            return app.routes.get("iris") is not None
+
+        await eventually(routed, 10, "route 'iris' without replicas")
+        held = asyncio.create_task(
+            _infer(http, f"{app.http_url}/v2/models/iris/infer", mlserver.iris.v2_request(2))
+        )
+        await asyncio.sleep(0.3)
+        assert not held.done(), "the request must wait for a replica"
+        await put_route(js, iris_route(mlserver))
+        status, body = await asyncio.wait_for(held, 20)
+        assert status == 200, body
+        assert body["outputs"][0]["data"] == mlserver.iris.expected[:2].tolist()
+    finally:
+        await app.close()
 
 
 async def test_route_changes_apply_without_restart(

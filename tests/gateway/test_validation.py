@@ -60,3 +60,14 @@ def test_grpc_inputs_need_name_and_datatype() -> None:
         validate_inputs([InputHeader("x", "FP64"), InputHeader(None, "FP64")])
     with pytest.raises(InvalidError, match=r"^inputs\[0\]\.datatype: is required$"):
         validate_inputs([InputHeader("x", None)])
+
+
+def test_binary_inputs_need_no_data_and_only_the_json_header_is_parsed() -> None:
+    """With a header length, only that prefix is parsed and binary_data_size stands in for data."""
+    header = orjson.dumps(
+        {"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "parameters": {"binary_data_size": 8}}]}
+    )
+    parsed = validate_infer_json(header + b"\xff" * 8, len(header))
+    assert parsed["inputs"][0]["parameters"] == {"binary_data_size": 8}
+    with pytest.raises(InvalidError, match=r"^inputs\[0\]\.parameters\.binary_data_size: needs the"):
+        validate_infer_json(header)
