@@ -76,6 +76,17 @@ AGENT_REPORTS = "modelplane.agent.reports"
 # Agents publish Heartbeat here every heartbeat interval.
 AGENT_HEARTBEATS = "modelplane.agent.heartbeats"
 
+# ---- Gateway --------------------------------------------------------------------------------
+# The gateway publishes ModelLoad here (per model) about once a second; the autoscaler listens.
+GATEWAY_LOAD_PREFIX = "modelplane.gateway.load"
+
+
+def gateway_load(model: str) -> str:
+    return f"{GATEWAY_LOAD_PREFIX}.{model}"
+
+
+ALL_GATEWAY_LOAD = f"{GATEWAY_LOAD_PREFIX}.>"
+
 # ---- Storage --------------------------------------------------------------------------------
 # Request/reply FetchRequest -> FetchReply, served by the storage service in a queue group.
 STORAGE_FETCH = "modelplane.storage.fetch"

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amodelplane/v1/events.proto\x12\rmodelplane.v1\"\xe0\x01\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x16\n\x0eschema_version\x18\x04 \x01(\x05\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12\x0c\n\x04name\x18\x06 \x01(\t\x12\x0c\n\x04time\x18\x07 \x01(\t\x12\x38\n\nattributes\x18\x08 \x03(\x0b\x32$.modelplane.v1.Event.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amodelplane/v1/events.proto\x12\rmodelplane.v1\"\xe0\x01\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x16\n\x0eschema_version\x18\x04 \x01(\x05\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12\x0c\n\x04name\x18\x06 \x01(\t\x12\x0c\n\x04time\x18\x07 \x01(\t\x12\x38\n\nattributes\x18\x08 \x03(\x0b\x32$.modelplane.v1.Event.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xbc\x02\n\tModelLoad\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07gateway\x18\x02 \x01(\t\x12\x11\n\tin_flight\x18\x03 \x01(\x05\x12\x0c\n\x04held\x18\x04 \x01(\x05\x12H\n\x11replica_in_flight\x18\x05 \x03(\x0b\x32-.modelplane.v1.ModelLoad.ReplicaInFlightEntry\x12\x10\n\x08requests\x18\x06 \x01(\x03\x12\x16\n\x0ewindow_seconds\x18\x07 \x01(\x01\x12\x1e\n\x16latency_bounds_seconds\x18\x08 \x03(\x01\x12\x16\n\x0elatency_counts\x18\t \x03(\x03\x12\n\n\x02\x61t\x18\n \x01(\t\x1a\x36\n\x14ReplicaInFlightEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +34,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EVENT_ATTRIBUTESENTRY']._loaded_options = None
   _globals['_EVENT_ATTRIBUTESENTRY']._serialized_options = b'8\001'
+  _globals['_MODELLOAD_REPLICAINFLIGHTENTRY']._loaded_options = None
+  _globals['_MODELLOAD_REPLICAINFLIGHTENTRY']._serialized_options = b'8\001'
   _globals['_EVENT']._serialized_start=46
   _globals['_EVENT']._serialized_end=270
   _globals['_EVENT_ATTRIBUTESENTRY']._serialized_start=221
   _globals['_EVENT_ATTRIBUTESENTRY']._serialized_end=270
+  _globals['_MODELLOAD']._serialized_start=273
+  _globals['_MODELLOAD']._serialized_end=589
+  _globals['_MODELLOAD_REPLICAINFLIGHTENTRY']._serialized_start=535
+  _globals['_MODELLOAD_REPLICAINFLIGHTENTRY']._serialized_end=589
 # @@protoc_insertion_point(module_scope)

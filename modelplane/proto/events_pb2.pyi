@@ -85,3 +85,86 @@ class Event(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Event: _TypeAlias = Event  # noqa: Y015
+
+@_typing.final
+class ModelLoad(_message.Message):
+    """Gateway -> anyone (published on modelplane.gateway.load.<model> about once a second while the
+    model has traffic, and once more when it falls idle): the load signals the autoscaler scales on.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ReplicaInFlightEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    GATEWAY_FIELD_NUMBER: _builtins.int
+    IN_FLIGHT_FIELD_NUMBER: _builtins.int
+    HELD_FIELD_NUMBER: _builtins.int
+    REPLICA_IN_FLIGHT_FIELD_NUMBER: _builtins.int
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    WINDOW_SECONDS_FIELD_NUMBER: _builtins.int
+    LATENCY_BOUNDS_SECONDS_FIELD_NUMBER: _builtins.int
+    LATENCY_COUNTS_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    gateway: _builtins.str
+    """The gateway instance that measured it (several gateways each report their share)."""
+    in_flight: _builtins.int
+    """Requests being answered by replicas right now, and requests held waiting for a replica."""
+    held: _builtins.int
+    requests: _builtins.int
+    """Requests answered during the window, and the window's length."""
+    window_seconds: _builtins.float
+    at: _builtins.str
+    """RFC 3339 end of the window."""
+    @_builtins.property
+    def replica_in_flight(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Replica ("<server>.<index>") -> requests of this model it is answering right now."""
+
+    @_builtins.property
+    def latency_bounds_seconds(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+        """Latency histogram of those requests: counts[i] fell at or under bounds[i] seconds; the last
+        count (one more than bounds) is everything above the last bound.
+        """
+
+    @_builtins.property
+    def latency_counts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        gateway: _builtins.str = ...,
+        in_flight: _builtins.int = ...,
+        held: _builtins.int = ...,
+        replica_in_flight: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        requests: _builtins.int = ...,
+        window_seconds: _builtins.float = ...,
+        latency_bounds_seconds: _abc.Iterable[_builtins.float] | None = ...,
+        latency_counts: _abc.Iterable[_builtins.int] | None = ...,
+        at: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "gateway", b"gateway", "held", b"held", "in_flight", b"in_flight", "latency_bounds_seconds", b"latency_bounds_seconds", "latency_counts", b"latency_counts", "model", b"model", "replica_in_flight", b"replica_in_flight", "requests", b"requests", "window_seconds", b"window_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelLoad: _TypeAlias = ModelLoad  # noqa: Y015

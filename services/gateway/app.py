@@ -24,6 +24,7 @@ from modelplane.services.gateway.balancers.round_robin import RoundRobin
 from modelplane.services.gateway.grpc_servicer import InferenceServicer
 from modelplane.services.gateway.handler import GatewayHandler
 from modelplane.services.gateway.holding import RequestHold
+from modelplane.services.gateway.load_signals import publish_loop
 from modelplane.services.gateway.metrics import GatewayMetrics
 from modelplane.services.gateway.residency import NatsResidency
 from modelplane.services.gateway.rest import RestAdapter
@@ -81,14 +82,27 @@ class App:
 
         residency = NatsResidency(self._nc, settings.reload_timeout_seconds)
         self._tasks.spawn("usage-reports", residency.report_usage(settings.usage_report_interval))
+        hold = RequestHold(
+            self.routes, hold_seconds=settings.hold_seconds, max_held=settings.max_held_per_model
+        )
         handler = GatewayHandler(
             self.routes,
             RoundRobin(),
             retries=settings.retries,
             is_connected=self._connected,
             residency=residency,
-            hold=RequestHold(
-                self.routes, hold_seconds=settings.hold_seconds, max_held=settings.max_held_per_model
+            hold=hold,
+        )
+        self.metrics.watch(handler.in_flight, hold.all_held)
+        self._tasks.spawn(
+            "load-signals",
+            publish_loop(
+                self._nc,
+                self.metrics.load,
+                handler.in_flight,
+                hold.all_held,
+                settings.instance_id,
+                settings.load_report_interval,
             ),
         )
         await self._http_upstream.start()

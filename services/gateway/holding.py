@@ -38,6 +38,10 @@ class RequestHold:
         """Requests for ``model`` waiting now."""
         return self._held.get(model, 0)
 
+    def all_held(self) -> dict[str, int]:
+        """Model -> requests waiting now (models with none are absent)."""
+        return dict(self._held)
+
     async def until_ready(self, model: str, attempt: Callable[[], T]) -> T:
         """``attempt()``'s result once it stops raising RetryableError (no ready replica yet).
 

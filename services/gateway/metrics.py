@@ -1,8 +1,21 @@
-"""Prometheus metrics of the gateway, in a registry of its own (no process-global state)."""
+"""Prometheus metrics of the gateway, in a registry of its own (no process-global state).
+
+Requests are counted and timed as they end; in-flight and held requests are read from the
+handler when /metrics is scraped (``watch``), so they are never out of step. Every observed
+request also feeds the load signals published on NATS (load_signals.py).
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from modelplane.services.gateway.balancers.in_flight import InFlightView
+from modelplane.services.gateway.load_signals import LoadSignals, model_of_key
 
 # Label used for requests naming a model the gateway does not know: putting arbitrary client
 # input into a label would let any client grow the metric set without bound.
@@ -28,10 +41,53 @@ class GatewayMetrics:
             ("model", "protocol"),
             registry=self.registry,
         )
+        self.load = LoadSignals(time.monotonic)
+
+    def watch(self, in_flight: InFlightView, held: Callable[[], dict[str, int]]) -> None:
+        """Report in-flight and held requests from these sources at every scrape."""
+        self.registry.register(_LiveCounts(in_flight, held))
 
     def observe(self, model: str, protocol: str, code: str, seconds: float) -> None:
         self._requests.labels(model=model, protocol=protocol, code=code).inc()
         self._duration.labels(model=model, protocol=protocol).observe(seconds)
+        if model != UNKNOWN_MODEL:
+            self.load.observe(model, seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _LiveCounts(Collector):
+    """Gauges read at scrape time: requests in flight per model and per replica, held per model."""
+
+    def __init__(self, in_flight: InFlightView, held: Callable[[], dict[str, int]]) -> None:
+        self._in_flight = in_flight
+        self._held = held
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        per_model = GaugeMetricFamily(
+            "modelplane_gateway_in_flight", "Requests being answered by replicas, by model.", labels=["model"]
+        )
+        totals: dict[str, int] = {}
+        for key, count in self._in_flight.by_key().items():
+            model = model_of_key(key)
+            totals[model] = totals.get(model, 0) + count
+        for model, count in sorted(totals.items()):
+            per_model.add_metric([model], count)
+        yield per_model
+        per_replica = GaugeMetricFamily(
+            "modelplane_gateway_replica_in_flight",
+            "Requests being answered, by replica (<server>.<index>).",
+            labels=["replica"],
+        )
+        for replica, count in sorted(self._in_flight.by_replica().items()):
+            per_replica.add_metric([replica], count)
+        yield per_replica
+        held = GaugeMetricFamily(
+            "modelplane_gateway_held_requests",
+            "Requests waiting for a model to have a ready replica, by model.",
+            labels=["model"],
+        )
+        for model, count in sorted(self._held().items()):
+            held.add_metric([model], count)
+        yield held

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -91,4 +94,17 @@ class GatewaySettings(CommonSettings):
             "Requests per model that may wait for a ready replica at once; beyond it they get"
             " 503 at once, so a model that never comes up cannot pile up unbounded work."
         ),
+    )
+    load_report_interval: float = Field(
+        1.0,
+        gt=0,
+        description=(
+            "Seconds between the per-model load signals (in flight, held, rate, latency) published"
+            " on NATS for the autoscaler; 1 s follows bursts without flooding NATS."
+        ),
+    )
+    instance_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+        min_length=1,
+        description="Name of this gateway in its load signals (several gateways each report their share).",
     )

@@ -29,6 +29,8 @@ class InFlightView(Protocol):
 
     def by_replica(self) -> Mapping[str, int]: ...
 
+    def by_pair(self) -> Mapping[tuple[str, str], int]: ...
+
 
 class InFlight:
     """Requests in flight per (route key, replica); read through ``of``/``by_*`` only."""
@@ -69,6 +71,10 @@ class InFlight:
     def by_replica(self) -> Mapping[str, int]:
         """A snapshot of the non-zero per-replica counts."""
         return dict(self._replicas)
+
+    def by_pair(self) -> Mapping[tuple[str, str], int]:
+        """A snapshot of the non-zero (key, replica) counts."""
+        return dict(self._pairs)
 
 
 def _decrement(counts: dict[K, int], key: K) -> None:
