@@ -1,0 +1,1 @@
+"""Gateway benchmark: its overhead against calling the same MLServer replica directly."""
