@@ -25,7 +25,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, NoReturn, Protocol, TypeVar, cast
 
 import structlog
 
@@ -67,6 +67,17 @@ class ModelNotResidentError(RetryableError):
 
     ``answer()`` gives the replica's own answer back (returns it, or raises it for transports
     whose answers are exceptions), for when the model cannot be reloaded there.
+    """
+
+    def __init__(self, message: str, answer: Callable[[], Any]) -> None:
+        super().__init__(message)
+        self.answer = answer
+
+
+class ReplicaBusyError(RetryableError):
+    """The replica answered 502/503/504: it did not run the request; another replica may.
+
+    ``answer()`` gives that answer back, for when no other replica does better.
     """
 
     def __init__(self, message: str, answer: Callable[[], Any]) -> None:
@@ -252,34 +263,32 @@ class GatewayHandler:
         call: Callable[[RouteEndpoint], Awaitable[R]],
         hint: RequestHint = NO_HINT,
     ) -> R:
-        """Run ``call`` on a replica chosen by the balancer, moving on only if it was unreachable.
+        """Run ``call`` on a replica chosen by the balancer; retry on another replica only when
+        nothing ran there (unreachable, or it answered 502/503/504), never after a model answered.
 
         ``hint`` carries what the request says about its replica (prompt prefix, adapter).
         """
-        candidates = self.policy(target).order(target.balance_key, target.endpoints, hint)
-        if not candidates:
-            if hint.adapter:
-                raise RetryableError(
-                    f"model {target.model} version {target.version} has no ready replica "
-                    f"serving adapter {hint.adapter}",
-                    delay=NO_REPLICA_RETRY_AFTER,
-                )
-            raise RetryableError(
-                f"model {target.model} version {target.version} has no ready replica",
-                delay=NO_REPLICA_RETRY_AFTER,
-            )
+        policy = self.policy(target)
         attempts = self._retries + 1
-        last: UpstreamUnreachableError | None = None
+        tried: set[str] = set()
+        last: RetryableError | None = None
+        busy: ReplicaBusyError | None = None
         for attempt in range(attempts):
-            endpoint = candidates[attempt % len(candidates)]
+            # Re-picked on every attempt (loads change), preferring a replica not tried yet.
+            candidates = policy.order(target.balance_key, target.endpoints, hint)
+            if not candidates:
+                self._no_replica(target, hint)
+            endpoint = next((c for c in candidates if c.replica not in tried), candidates[0])
+            tried.add(endpoint.replica)
             try:
                 result = await self._counted(target, endpoint, call)
             except ModelNotResidentError as missing:
                 return await self._reload_and_retry(target, endpoint, call, missing)
-            except UpstreamUnreachableError as exc:
+            except (UpstreamUnreachableError, ReplicaBusyError) as exc:
                 last = exc
+                busy = exc if isinstance(exc, ReplicaBusyError) else None
                 log.warning(
-                    "replica_unreachable",
+                    "replica_retry" if attempt + 1 < attempts else "replica_failed",
                     replica=endpoint.replica,
                     attempt=attempt + 1,
                     attempts=attempts,
@@ -289,8 +298,23 @@ class GatewayHandler:
                 if self._residency is not None:
                     self._residency.used(endpoint, target.server_model_name)
                 return result
+        if busy is not None:
+            # The last replica's own answer (e.g. its 503 with its Retry-After) goes back as it is.
+            return cast(R, busy.answer())
         raise RetryableError(
             f"no replica of model {target.model} could be reached after {attempts} attempt(s): {last}",
+            delay=NO_REPLICA_RETRY_AFTER,
+        )
+
+    def _no_replica(self, target: Target, hint: RequestHint) -> NoReturn:
+        if hint.adapter:
+            raise RetryableError(
+                f"model {target.model} version {target.version} has no ready replica "
+                f"serving adapter {hint.adapter}",
+                delay=NO_REPLICA_RETRY_AFTER,
+            )
+        raise RetryableError(
+            f"model {target.model} version {target.version} has no ready replica",
             delay=NO_REPLICA_RETRY_AFTER,
         )
 

@@ -30,12 +30,23 @@ from modelplane.libs.errors import ModelplaneError, RetryableError
 from modelplane.libs.routes import RouteEndpoint
 from modelplane.libs.telemetry import extract_context, inject_context
 from modelplane.services.gateway import binary_tensors, kserve_v1
-from modelplane.services.gateway.handler import GatewayHandler, ModelNotResidentError, Target
+from modelplane.services.gateway.handler import (
+    GatewayHandler,
+    ModelNotResidentError,
+    ReplicaBusyError,
+    Target,
+)
 from modelplane.services.gateway.metrics import UNKNOWN_MODEL, GatewayMetrics
 from modelplane.services.gateway.model_list import list_models
 from modelplane.services.gateway.routing import RouteTable
 from modelplane.services.gateway.upstream_http import HttpReply, HttpUpstream
 from modelplane.services.gateway.validation import validate_infer_json
+
+# Replica answers retried on another replica (Envoy's "gateway-error" policy): the request did
+# not run on a model, or the replica said it cannot take it now. 4xx and 500 are never retried.
+_RETRIED_STATUSES = frozenset(
+    {HTTPStatus.BAD_GATEWAY, HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.GATEWAY_TIMEOUT}
+)
 
 log = structlog.get_logger(__name__)
 
@@ -170,6 +181,9 @@ class RestAdapter:
                 raise ModelNotResidentError(
                     f"replica {endpoint.replica} has no model {target.server_model_name}", lambda: reply
                 )
+            if reply.status in _RETRIED_STATUSES:
+                # Overloaded or in trouble before the model ran: another replica may answer.
+                raise ReplicaBusyError(f"replica {endpoint.replica} answered {reply.status}", lambda: reply)
             return reply
 
         return await self._handler.forward(target, call)

@@ -41,11 +41,12 @@ class GatewaySettings(CommonSettings):
         ),
     )
     retries: int = Field(
-        2,
+        3,
         ge=0,
         description=(
-            "Extra attempts on the next replica when a replica cannot be reached (never after it"
-            " answered); 2 rides out one or two replicas going away."
+            "Extra attempts, each on a freshly picked replica, when a replica cannot be reached or"
+            " answers 502/503/504 (never after a model answered, and never on 4xx or 500); 3 as"
+            " Envoy's default retry policy for Seldon."
         ),
     )
     max_request_bytes: int = Field(

@@ -11,7 +11,7 @@ from modelplane.libs.resources.types import LoadBalancing, PrefixHashOptions
 from modelplane.libs.routes import Route, RouteEndpoint, RouteVersion
 from modelplane.services.gateway.balancers import RequestHint
 from modelplane.services.gateway.balancers.round_robin import RoundRobin
-from modelplane.services.gateway.handler import GatewayHandler, UpstreamUnreachableError
+from modelplane.services.gateway.handler import GatewayHandler, ReplicaBusyError, UpstreamUnreachableError
 from modelplane.services.gateway.routing import RouteTable
 
 A = RouteEndpoint("s", 0, "a:1", "a:2")
@@ -125,6 +125,40 @@ async def test_forward_gives_up_after_configured_retries() -> None:
     with pytest.raises(RetryableError, match="after 4 attempt"):
         await handler.forward(target, down)
     assert attempts == 4
+
+
+async def test_a_busy_answer_is_retried_on_another_replica_and_repicked_each_time() -> None:
+    """502/503/504 from a replica moves on to a replica not tried yet; the request succeeds there."""
+    handler = _handler(IRIS, retries=3)
+    target = handler.resolve("iris")
+    tried: list[str] = []
+
+    async def first_busy(endpoint: RouteEndpoint) -> str:
+        tried.append(endpoint.replica)
+        if not tried[1:]:
+            raise ReplicaBusyError("replica answered 503", lambda: "busy answer")
+        return endpoint.replica
+
+    answer = await handler.forward(target, first_busy)
+    assert len(tried) == 2
+    assert tried[0] != tried[1], "the retry goes to the other replica"
+    assert answer == tried[1]
+
+
+async def test_when_every_attempt_is_busy_the_last_answer_goes_back() -> None:
+    """After 1 + retries busy answers, the client gets the last replica's own answer."""
+    handler = _handler(IRIS, retries=3)
+    target = handler.resolve("iris")
+    attempts = 0
+
+    async def busy(endpoint: RouteEndpoint) -> str:
+        nonlocal attempts
+        attempts += 1
+        raise ReplicaBusyError("replica answered 503", lambda: f"503 from {endpoint.replica}")
+
+    answer = await handler.forward(target, busy)
+    assert attempts == 4
+    assert answer.startswith("503 from s.")
 
 
 async def test_forward_counts_calls_in_flight_until_they_end() -> None:

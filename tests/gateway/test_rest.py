@@ -10,7 +10,9 @@ from typing import Any
 
 import aiohttp
 import numpy as np
+import pytest
 import tritonclient.http.aio as triton_http
+from aiohttp import web
 from nats.js import JetStreamContext
 
 from modelplane.libs.embedded_nats import EmbeddedNats, free_port
@@ -275,6 +277,57 @@ async def test_replica_dropping_the_connection_mid_request_is_retried_elsewhere(
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def _status_replica(status: int) -> tuple[web.AppRunner, RouteEndpoint, list[int]]:
+    """A replica stand-in answering every request with ``status`` (counting them)."""
+    hits: list[int] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        hits.append(status)
+        return web.json_response({"error": f"stand-in says {status}"}, status=status)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, RouteEndpoint("standin", status, f"127.0.0.1:{port}", f"127.0.0.1:{port}"), hits
+
+
+@pytest.mark.parametrize(("status", "retried"), [(503, True), (502, True), (500, False), (400, False)])
+async def test_only_answers_before_the_model_ran_are_retried(
+    gateway: App,
+    js: JetStreamContext,
+    mlserver: MLServerReplica,
+    http: aiohttp.ClientSession,
+    status: int,
+    retried: bool,
+) -> None:
+    """502/503/504 move on to another replica; 4xx and 500 (a model answered) go back as they are."""
+    runner, standin, hits = await _status_replica(status)
+    model = f"iris-{status}"
+    try:
+        # The stand-in first, so round robin reaches it on the first request.
+        await put_route(
+            js, Route(model, (RouteVersion(1, SERVER_MODEL_NAME, (standin, mlserver.endpoint())),))
+        )
+
+        async def routed() -> bool:
+            return gateway.routes.get(model) is not None
+
+        await eventually(routed, 10, f"route {model!r}")
+        got, body = await _infer(
+            http, f"{gateway.http_url}/v2/models/{model}/infer", mlserver.iris.v2_request(1)
+        )
+        assert hits == [status]
+        if retried:
+            assert got == 200, body
+        else:
+            assert (got, body) == (status, {"error": f"stand-in says {status}"})
+    finally:
+        await runner.cleanup()
 
 
 async def test_upstream_error_status_is_passed_through(
