@@ -19,13 +19,17 @@ from modelplane.libs.store import disconnect
 from modelplane.libs.tasks import TaskSupervisor
 from modelplane.libs.telemetry import setup_tracing
 from modelplane.proto import open_inference_pb2_grpc as oip_grpc
-from modelplane.proto import state_pb2
+from modelplane.proto import resources_pb2, state_pb2
 from modelplane.services.gateway.balancers.round_robin import RoundRobin
+from modelplane.services.gateway.experiment_watcher import ExperimentWatcher
+from modelplane.services.gateway.experiments import ExperimentRouter, ExperimentTable
 from modelplane.services.gateway.grpc_servicer import InferenceServicer
 from modelplane.services.gateway.handler import GatewayHandler
 from modelplane.services.gateway.holding import RequestHold
 from modelplane.services.gateway.load_signals import publish_loop
 from modelplane.services.gateway.metrics import GatewayMetrics
+from modelplane.services.gateway.mirroring import Mirror
+from modelplane.services.gateway.openai_routes import OpenAIAdapter
 from modelplane.services.gateway.residency import NatsResidency
 from modelplane.services.gateway.rest import RestAdapter
 from modelplane.services.gateway.routing import RouteTable
@@ -48,6 +52,8 @@ class App:
         self.settings = settings
         self.shutdown_timeout = settings.shutdown_timeout
         self.routes = RouteTable()
+        self.experiments = ExperimentTable()
+        self.mirror: Mirror | None = None
         self.metrics = GatewayMetrics()
         self._tasks = TaskSupervisor("gateway")
         self._http_upstream = HttpUpstream(settings.upstream_timeout_seconds)
@@ -76,9 +82,11 @@ class App:
         self._nc = await store.connect(settings.nats_url, name=SERVICE_NAME)
         js = self._nc.jetstream()
         # The scheduler normally creates the bucket; creating it here too lets the gateway start first.
-        await store.ensure_buckets(js, (subjects.KV_ROUTES,))
+        await store.ensure_buckets(js, (subjects.KV_ROUTES, subjects.KV_EXPERIMENTS))
         bucket = await store.TypedBucket.open(js, subjects.KV_ROUTES, state_pb2.ModelRoute)
         self._tasks.spawn("route-watcher", RouteWatcher(bucket, self.routes).run())
+        experiments = await store.TypedBucket.open(js, subjects.KV_EXPERIMENTS, resources_pb2.Experiment)
+        self._tasks.spawn("experiment-watcher", ExperimentWatcher(experiments, self.experiments).run())
 
         residency = NatsResidency(self._nc, settings.reload_timeout_seconds)
         self._tasks.spawn("usage-reports", residency.report_usage(settings.usage_report_interval))
@@ -106,9 +114,16 @@ class App:
             ),
         )
         await self._http_upstream.start()
+        router = ExperimentRouter(self.experiments, self.routes)
+        self.mirror = Mirror(handler.ready_target)
 
-        rest = RestAdapter(handler, self._http_upstream, self.metrics, tracer)
-        self._runner = web.AppRunner(rest.application(settings.max_request_bytes), access_log=None)
+        rest = RestAdapter(
+            handler, self._http_upstream, self.metrics, tracer, experiments=router, mirror=self.mirror
+        )
+        rest_app = rest.application(settings.max_request_bytes)
+        # OpenAI-compatible routes share the REST server (and its tracing/request-id middleware).
+        OpenAIAdapter(handler, self._http_upstream, self.metrics).register(rest_app)
+        self._runner = web.AppRunner(rest_app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, settings.host, settings.http_port).start()
 
@@ -119,7 +134,10 @@ class App:
             ]
         )
         oip_grpc.add_GRPCInferenceServiceServicer_to_server(
-            InferenceServicer(handler, self._grpc_upstream, self.metrics, tracer), self._grpc_server
+            InferenceServicer(
+                handler, self._grpc_upstream, self.metrics, tracer, experiments=router, mirror=self.mirror
+            ),
+            self._grpc_server,
         )
         self._grpc_server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
         await self._grpc_server.start()
@@ -140,6 +158,8 @@ class App:
         if self._runner is not None:
             await self._runner.cleanup()
         await self._tasks.close()
+        if self.mirror is not None:
+            await self.mirror.close()
         await self._http_upstream.close()
         await self._grpc_upstream.close()
         await disconnect(self._nc)

@@ -4,11 +4,17 @@ Failures are sorted by what the caller may do next: ``UpstreamUnreachableError``
 never answered (connect refused/reset, connection dropped before a response: try another
 replica), ``DeadlineError`` when it did not answer in time, ``RetryableError`` for any other
 transport failure. A response with any status is a ``HttpReply``, never an exception.
+
+``stream`` is the same call for answers that must not be buffered (OpenAI ``"stream": true``
+server-sent events): it yields an ``HttpStream`` whose body is read chunk by chunk as the
+replica sends it. A stream is bounded by the time between two chunks (``timeout_seconds``), not
+by its total length, since a long generation is not a stuck one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -27,11 +33,47 @@ class HttpReply:
     content_type: str
 
 
+class HttpStream:
+    """A replica's answer whose body has not been read yet (see ``HttpUpstream.stream``)."""
+
+    def __init__(self, response: aiohttp.ClientResponse, endpoint: RouteEndpoint) -> None:
+        self._response = response
+        self._endpoint = endpoint
+        self.status = response.status
+        self.content_type = response.headers.get("Content-Type", DEFAULT_CONTENT_TYPE)
+
+    async def read(self) -> bytes:
+        """The whole body."""
+        with _mapped_errors(self._endpoint, "answering"):
+            return await self._response.read()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as the replica sends it; RetryableError/DeadlineError if it breaks off."""
+        with _mapped_errors(self._endpoint, "streaming"):
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+
+
+@contextlib.contextmanager
+def _mapped_errors(endpoint: RouteEndpoint, doing: str) -> Iterator[None]:
+    """Errors after the replica started answering: it cannot be retried elsewhere any more."""
+    try:
+        yield
+    except TimeoutError as exc:  # aiohttp's timeouts subclass it
+        raise DeadlineError(f"replica {endpoint.replica} stalled while {doing}") from exc
+    except aiohttp.ClientError as exc:
+        raise RetryableError(f"replica {endpoint.replica} failed while {doing}: {exc}") from exc
+
+
 class HttpUpstream:
     """One aiohttp ClientSession shared by every forwarded REST call."""
 
     def __init__(self, timeout_seconds: float) -> None:
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        # Streams: connect and each read bounded, the whole answer not.
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=None, connect=timeout_seconds, sock_read=timeout_seconds
+        )
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -80,3 +122,37 @@ class HttpUpstream:
             ) from exc
         except aiohttp.ClientError as exc:
             raise RetryableError(f"replica {endpoint.replica} failed: {exc}") from exc
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        endpoint: RouteEndpoint,
+        path: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None = None,
+    ) -> AsyncIterator[HttpStream]:
+        """``request`` with the body left unread: yields once the status and headers are in."""
+        if self._session is None:
+            raise RetryableError("gateway is shutting down")
+        url = f"http://{endpoint.http_endpoint}{path}"
+        try:
+            response = await self._session.request(
+                method, url, data=body, headers=dict(headers), timeout=self._stream_timeout
+            )
+        except aiohttp.ClientConnectionError as exc:
+            # Nothing was answered: the handler may try another replica.
+            raise UpstreamUnreachableError(
+                f"replica {endpoint.replica} at {endpoint.http_endpoint}: {exc}"
+            ) from exc
+        except TimeoutError as exc:
+            raise DeadlineError(
+                f"replica {endpoint.replica} did not answer within {self._stream_timeout.sock_read} s"
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise RetryableError(f"replica {endpoint.replica} failed: {exc}") from exc
+        try:
+            yield HttpStream(response, endpoint)
+        finally:
+            response.release()

@@ -1,0 +1,313 @@
+"""OpenAI-compatible REST routes (aiohttp), as KubeAI serves them: translate, call the handler.
+
+Routes, each under ``/openai/v1`` and under ``/v1``: ``POST .../chat/completions``,
+``.../completions``, ``.../embeddings`` and ``GET .../models``. (``GET /v1/models/{m}`` stays
+KServe V1: only the list without a name is OpenAI's.)
+
+A request names its model in the JSON body's ``model``. ``<model>_<adapter>`` asks for LoRA
+adapter ``<adapter>`` of ``<model>`` when ``<model>_<adapter>`` is not itself a known model
+(KubeAI's convention; adapter names cannot hold ``_``, so the split is at the last one). The
+request is held like a V2 infer while the model has no ready replica, then forwarded to one
+replica's own OpenAI-compatible server (``http://<replica>/v1/...``, the vLLM layout) with
+``model`` rewritten to the name the replica knows: the server-side model name, or the adapter's
+own name (vLLM serves each LoRA adapter under its name). The replica's status and body come back
+as they are; an event stream (``"stream": true``) is relayed chunk by chunk as it arrives, never
+buffered, and the call counts as in flight until its last chunk.
+
+Balancing hint (``RequestHint``): the prompt prefix is the first user message of a chat, the
+prompt (or its first element) of a completion, the input (or its first element) of an
+embedding; the adapter, when one is asked, limits the candidates to replicas serving it.
+
+Errors have OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``, so OpenAI
+clients raise their usual exceptions: an unknown model (or adapter) is 404 ``model_not_found``,
+a bad body 400, no ready replica 503 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import web
+from opentelemetry import trace
+
+from modelplane.libs.errors import (
+    DeadlineError,
+    InvalidError,
+    ModelplaneError,
+    NotFoundError,
+    RetryableError,
+)
+from modelplane.libs.routes import RouteEndpoint
+from modelplane.libs.telemetry import inject_context
+from modelplane.services.gateway.balancers import RequestHint
+from modelplane.services.gateway.handler import GatewayHandler, ModelNotResidentError, Target
+from modelplane.services.gateway.metrics import UNKNOWN_MODEL, GatewayMetrics
+from modelplane.services.gateway.upstream_http import HttpStream, HttpUpstream
+
+log = structlog.get_logger(__name__)
+
+# Both prefixes serve the same routes (KubeAI uses /openai/v1; OpenAI clients default to /v1).
+PATH_PREFIXES = ("/openai/v1", "/v1")
+PROTOCOL = "openai"
+OWNED_BY = "modelplane"
+REQUEST_ID_HEADER = "x-request-id"
+EVENT_STREAM = "text/event-stream"
+# The separator of ``<model>_<adapter>``.
+ADAPTER_SEPARATOR = "_"
+# Model label of the request for metrics (a known model, else UNKNOWN_MODEL).
+_MODEL_LABEL = web.RequestKey("modelplane.openai_model", str)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+# ---- request parsing ----------------------------------------------------------------------------
+def _text_of(value: Any) -> str:
+    """A prompt-like field as text: a string, or the first element of a list of strings."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and isinstance(value[0], str):
+        return value[0]
+    return ""
+
+
+def chat_prefix(body: dict[str, Any]) -> str:
+    """The first user message's text (string content, or its text parts joined)."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return ""
+    for message in messages:
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            return "".join(
+                str(part.get("text", ""))
+                for part in content
+                if isinstance(part, dict) and part.get("type") == "text"
+            )
+        return ""
+    return ""
+
+
+def prompt_prefix(body: dict[str, Any]) -> str:
+    return _text_of(body.get("prompt"))
+
+
+def input_prefix(body: dict[str, Any]) -> str:
+    return _text_of(body.get("input"))
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAIOperation:
+    """One forwarded OpenAI call: its path (the same on the gateway and on the replica)."""
+
+    path: str
+    prefix_of: Callable[[dict[str, Any]], str]
+
+
+OPERATIONS = (
+    OpenAIOperation("/chat/completions", chat_prefix),
+    OpenAIOperation("/completions", prompt_prefix),
+    OpenAIOperation("/embeddings", input_prefix),
+)
+# Where replicas serve the OpenAI API (vLLM, KubeAI's engines).
+REPLICA_PREFIX = "/v1"
+
+
+def parse_body(raw: bytes) -> tuple[dict[str, Any], str]:
+    """The JSON object of a request and its ``model``; InvalidError naming what is wrong."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidError(f"invalid JSON: {exc}", field="request body") from exc
+    if not isinstance(body, dict):
+        raise InvalidError("must be a JSON object", field="request body")
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidError("is required (a non-empty string)", field="model")
+    return body, model.strip()
+
+
+def split_adapter(name: str, knows: Callable[[str], bool]) -> tuple[str, str]:
+    """``(model, adapter)`` for the requested name; NotFoundError if no model matches."""
+    if knows(name):
+        return name, ""
+    model, separator, adapter = name.rpartition(ADAPTER_SEPARATOR)
+    if separator and model and adapter and knows(model):
+        return model, adapter
+    raise NotFoundError(f"model {name} not found", field="model")
+
+
+# ---- responses ----------------------------------------------------------------------------------
+def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(payload), status=status, content_type="application/json", headers=headers
+    )
+
+
+def openai_error(
+    status: int, message: str, kind: str, *, param: str | None = None, code: str | None = None
+) -> web.Response:
+    headers: dict[str, str] = {}
+    return _json({"error": {"message": message, "type": kind, "param": param, "code": code}}, status, headers)
+
+
+def error_response(exc: ModelplaneError) -> web.Response:
+    """``exc`` in OpenAI's error shape, with Retry-After for retryable errors."""
+    if isinstance(exc, NotFoundError):
+        response = openai_error(
+            exc.http_status, exc.message, "invalid_request_error", param="model", code="model_not_found"
+        )
+    elif isinstance(exc, InvalidError):
+        response = openai_error(exc.http_status, str(exc), "invalid_request_error", param=exc.field)
+    elif isinstance(exc, DeadlineError):
+        response = openai_error(exc.http_status, exc.message, "server_error", code="timeout")
+    elif isinstance(exc, RetryableError):
+        response = openai_error(
+            exc.http_status, exc.message, "server_error", param="model", code="model_not_ready"
+        )
+    else:
+        response = openai_error(exc.http_status, exc.message, "server_error")
+    if isinstance(exc, RetryableError):
+        response.headers["Retry-After"] = str(max(1, math.ceil(exc.delay)))
+    return response
+
+
+async def _buffered(reply: HttpStream) -> web.Response:
+    """A replica's whole answer, passed on as it is."""
+    body = await reply.read()
+    return web.Response(body=body, status=reply.status, headers={"Content-Type": reply.content_type})
+
+
+class OpenAIAdapter:
+    """The OpenAI-compatible routes of the gateway (registered on the REST application)."""
+
+    def __init__(self, handler: GatewayHandler, upstream: HttpUpstream, metrics: GatewayMetrics) -> None:
+        self._handler = handler
+        self._upstream = upstream
+        self._metrics = metrics
+
+    def register(self, app: web.Application) -> None:
+        """Add the routes under every prefix of ``PATH_PREFIXES`` to ``app``."""
+        for prefix in PATH_PREFIXES:
+            for operation in OPERATIONS:
+                app.router.add_post(prefix + operation.path, self._route(self._operation(operation)))
+            app.router.add_get(prefix + "/models", self._route(self.list_models))
+
+    # ---- cross-cutting ------------------------------------------------------------------------
+    def _route(self, relay: Handler) -> Handler:
+        """``relay`` with errors in OpenAI's shape and the request counted in the metrics."""
+
+        async def route(request: web.Request) -> web.StreamResponse:
+            started = time.perf_counter()
+            response: web.StreamResponse
+            try:
+                response = await relay(request)
+            except ModelplaneError as exc:
+                if exc.http_status >= 500:
+                    log.warning("request_failed", path=request.path, status=exc.http_status, error=str(exc))
+                response = error_response(exc)
+            except web.HTTPException as exc:  # body too large
+                response = openai_error(exc.status, exc.reason, "invalid_request_error")
+            label = request.get(_MODEL_LABEL)
+            if label is not None:
+                self._metrics.observe(label, PROTOCOL, str(response.status), time.perf_counter() - started)
+            return response
+
+        return route
+
+    def _upstream_headers(self, request: web.Request) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        request_id = request.headers.get(REQUEST_ID_HEADER)
+        if request_id:
+            headers[REQUEST_ID_HEADER] = request_id
+        inject_context(headers)
+        return headers
+
+    # ---- routes -------------------------------------------------------------------------------
+    def _operation(self, operation: OpenAIOperation) -> Handler:
+        async def relay(request: web.Request) -> web.StreamResponse:
+            body, name = parse_body(await request.read())
+            request[_MODEL_LABEL] = UNKNOWN_MODEL
+            model, adapter = split_adapter(name, self._handler.knows)
+            request[_MODEL_LABEL] = model
+            with structlog.contextvars.bound_contextvars(model=model, adapter=adapter or None):
+                target = await self._handler.wait_ready_target(model)
+                if adapter and not any(adapter in e.adapters for e in target.endpoints):
+                    raise NotFoundError(f"model {model} has no adapter {adapter}", field="model")
+                body["model"] = adapter or target.server_model_name
+                hint = RequestHint(prefix=operation.prefix_of(body), adapter=adapter)
+                return await self._relay(request, target, REPLICA_PREFIX + operation.path, body, hint)
+
+        return relay
+
+    async def _relay(
+        self, request: web.Request, target: Target, path: str, body: dict[str, Any], hint: RequestHint
+    ) -> web.StreamResponse:
+        headers = self._upstream_headers(request)
+        payload = orjson.dumps(body)
+
+        async def call(endpoint: RouteEndpoint) -> web.StreamResponse:
+            trace.get_current_span().set_attribute("modelplane.replica", endpoint.replica)
+            async with self._upstream.stream("POST", endpoint, path, headers=headers, body=payload) as reply:
+                if reply.status == HTTPStatus.NOT_FOUND:
+                    # The replica lacks a model its route lists: maybe evicted (the handler reloads).
+                    answer = await _buffered(reply)
+                    raise ModelNotResidentError(
+                        f"replica {endpoint.replica} has no model {body['model']}", lambda: answer
+                    )
+                if not reply.content_type.startswith(EVENT_STREAM):
+                    return await _buffered(reply)
+                return await self._pipe(request, reply, endpoint)
+
+        return await self._handler.forward(target, call, hint)
+
+    async def _pipe(
+        self, request: web.Request, reply: HttpStream, endpoint: RouteEndpoint
+    ) -> web.StreamResponse:
+        """Relay an event stream chunk by chunk; once started, failures can only end it."""
+        response = web.StreamResponse(
+            status=reply.status, headers={"Content-Type": reply.content_type, "Cache-Control": "no-cache"}
+        )
+        request_id = request.headers.get(REQUEST_ID_HEADER)
+        if request_id:
+            response.headers[REQUEST_ID_HEADER] = request_id
+        await response.prepare(request)
+        try:
+            async for chunk in reply.chunks():
+                await response.write(chunk)
+            await response.write_eof()
+        except ModelplaneError as exc:
+            # The status is sent: the client sees the stream end without its final event.
+            log.warning("stream_broken", replica=endpoint.replica, error=str(exc))
+        except ConnectionResetError:
+            log.info("stream_abandoned_by_client", replica=endpoint.replica)
+        return response
+
+    async def list_models(self, request: web.Request) -> web.Response:
+        """Every routable model, and each adapter its replicas serve as ``<model>_<adapter>``."""
+        routes = self._handler.routes
+        data: list[dict[str, Any]] = []
+        for name in routes.models():
+            route = routes.get(name)
+            if route is None:  # pragma: no cover - models() and get() read the same dict
+                continue
+            # Routes carry no creation time; OpenAI's schema requires the field.
+            data.append({"id": name, "object": "model", "created": 0, "owned_by": OWNED_BY})
+            adapters = sorted({a for v in route.versions for e in v.endpoints for a in e.adapters})
+            for adapter in adapters:
+                full = f"{name}{ADAPTER_SEPARATOR}{adapter}"
+                if routes.get(full) is None:  # a model of that name wins (see split_adapter)
+                    data.append(
+                        {"id": full, "object": "model", "created": 0, "owned_by": OWNED_BY, "parent": name}
+                    )
+        return _json({"object": "list", "data": data})
