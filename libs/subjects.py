@@ -10,6 +10,8 @@ from __future__ import annotations
 KV_MODELS = "modelplane_models"
 KV_SERVERS = "modelplane_servers"
 KV_SERVER_CONFIGS = "modelplane_serverconfigs"
+# key "<experiment>" -> Experiment, written by the api, read by gateways.
+KV_EXPERIMENTS = "modelplane_experiments"
 # ---- KV buckets (observed state) ------------------------------------------------------------
 # key "<server>.<index>" -> ReplicaInfo, written by the replica's placement agent.
 KV_REPLICAS = "modelplane_replicas"
@@ -28,7 +30,7 @@ KV_LEASES = "modelplane_leases"
 # The scheduler's leader lease (a key in KV_LEASES); agents read it to know a scheduler is active.
 SCHEDULER_LEASE = "scheduler"
 
-DESIRED_BUCKETS = (KV_MODELS, KV_SERVERS, KV_SERVER_CONFIGS)
+DESIRED_BUCKETS = (KV_MODELS, KV_SERVERS, KV_SERVER_CONFIGS, KV_EXPERIMENTS)
 OBSERVED_BUCKETS = (KV_REPLICAS, KV_PLACEMENTS, KV_ROUTES, KV_STATUS, KV_SERVER_STATES, KV_SCALE_REQUESTS)
 COORDINATION_BUCKETS = (KV_LEASES,)
 ALL_BUCKETS = DESIRED_BUCKETS + OBSERVED_BUCKETS + COORDINATION_BUCKETS

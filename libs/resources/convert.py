@@ -5,6 +5,11 @@ from __future__ import annotations
 from modelplane.libs.errors import InvalidError
 from modelplane.libs.resources.types import (
     BALANCING_STRATEGIES,
+    EXPERIMENT_RESOURCE_TYPES,
+    Experiment,
+    ExperimentCandidate,
+    ExperimentMirror,
+    ExperimentSpec,
     LoadBalancing,
     Meta,
     Model,
@@ -182,11 +187,46 @@ def server_config_from_pb(msg: pb.ServerConfig) -> ServerConfig:
     return ServerConfig(meta=meta_from_pb(msg.meta), spec=server_config_spec_from_pb(msg.spec))
 
 
+def experiment_spec_to_pb(spec: ExperimentSpec) -> pb.ExperimentSpec:
+    msg = pb.ExperimentSpec(
+        default=spec.default,
+        candidates=[pb.ExperimentCandidate(name=c.name, weight=c.weight) for c in spec.candidates],
+        resource_type=spec.resource_type,
+    )
+    if spec.mirror is not None:
+        msg.mirror.CopyFrom(pb.ExperimentMirror(name=spec.mirror.name, percent=spec.mirror.percent))
+    return msg
+
+
+def experiment_spec_from_pb(msg: pb.ExperimentSpec) -> ExperimentSpec:
+    return ExperimentSpec(
+        candidates=tuple(ExperimentCandidate(name=c.name, weight=c.weight) for c in msg.candidates),
+        default=msg.default,
+        # Presence, not content: a mirror with percent 0 is still a mirror.
+        mirror=(
+            ExperimentMirror(name=msg.mirror.name, percent=msg.mirror.percent)
+            if msg.HasField("mirror")
+            else None
+        ),
+        resource_type=msg.resource_type or EXPERIMENT_RESOURCE_TYPES[0],
+    )
+
+
+def experiment_to_pb(experiment: Experiment) -> pb.Experiment:
+    return pb.Experiment(meta=meta_to_pb(experiment.meta), spec=experiment_spec_to_pb(experiment.spec))
+
+
+def experiment_from_pb(msg: pb.Experiment) -> Experiment:
+    return Experiment(meta=meta_from_pb(msg.meta), spec=experiment_spec_from_pb(msg.spec))
+
+
 def resource_to_pb(resource: Resource) -> cpb.Resource:
     if isinstance(resource, Model):
         return cpb.Resource(model=model_to_pb(resource))
     if isinstance(resource, Server):
         return cpb.Resource(server=server_to_pb(resource))
+    if isinstance(resource, Experiment):
+        return cpb.Resource(experiment=experiment_to_pb(resource))
     return cpb.Resource(server_config=server_config_to_pb(resource))
 
 
@@ -198,4 +238,6 @@ def resource_from_pb(msg: cpb.Resource) -> Resource:
         return server_from_pb(msg.server)
     if which == "server_config":
         return server_config_from_pb(msg.server_config)
-    raise InvalidError("a resource must be one of model, server, server_config", field="resource")
+    if which == "experiment":
+        return experiment_from_pb(msg.experiment)
+    raise InvalidError("a resource must be one of model, server, server_config, experiment", field="resource")

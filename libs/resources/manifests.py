@@ -2,14 +2,18 @@
 
 Pydantic lives here only: it validates a manifest's shape; we then turn it into frozen domain
 dataclasses. Accepted formats:
-- native ``modelplane.io/v1alpha1`` Model / Server / ServerConfig (unknown fields are errors:
-  a typo must not be silently ignored);
-- Seldon Core v2 ``mlops.seldon.io/v1alpha1`` Model / Server / ServerConfig, unchanged (fields we
-  do not act on, such as ``dedicated`` or ``logger``, are accepted and ignored, as moving users
-  carry them).
+- native ``modelplane.io/v1alpha1`` Model / Server / ServerConfig / Experiment (unknown fields
+  are errors: a typo must not be silently ignored);
+- Seldon Core v2 ``mlops.seldon.io/v1alpha1`` Model / Server / ServerConfig / Experiment,
+  unchanged (fields we do not act on, such as ``dedicated`` or ``logger``, are accepted and
+  ignored, as moving users carry them).
 Both forms also read a Model's ``loadBalancing`` in KubeAI's shape (``strategy`` RoundRobin |
 LeastLoad | PrefixHash, ``prefixHash`` {meanLoadFactor (percent), replication,
 prefixCharLength}); the gateway balances that model's traffic accordingly.
+An Experiment is checked as Seldon checks it: at least one candidate or a mirror, candidate
+weights > 0, mirror percent 0..100, no name twice (the mirror counts), ``default`` one of the
+candidates. That one resource is the baseline of at most one experiment needs every experiment,
+so the api checks it.
 Every error is an ``InvalidError`` whose ``field`` is the dotted path of the offending field.
 """
 
@@ -25,10 +29,15 @@ from modelplane.libs.errors import InvalidError
 from modelplane.libs.resources.quantity import format_bytes, parse_bytes
 from modelplane.libs.resources.types import (
     BALANCING_STRATEGIES,
+    EXPERIMENT_RESOURCE_TYPES,
     KINDS,
     NAME_MAX_LENGTH,
     NAME_PATTERN,
     RUNTIMES,
+    Experiment,
+    ExperimentCandidate,
+    ExperimentMirror,
+    ExperimentSpec,
     LoadBalancing,
     Meta,
     Model,
@@ -293,6 +302,80 @@ class SeldonServerConfigSpec(_Lenient):
         )
 
 
+class _Candidate(_Strict):
+    name: str
+    weight: int
+
+
+class _Mirror(_Strict):
+    name: str
+    percent: int
+
+
+def _member_name(value: str, field: str) -> str:
+    if not NAME_PATTERN.match(value) or len(value) > NAME_MAX_LENGTH:
+        raise InvalidError(f"{value!r} is not a valid model or pipeline name", field=field)
+    return value
+
+
+class _ExperimentSpecBase(BaseModel):
+    default: str | None = None
+    # Items are validated one by one so an error names its index (spec.candidates[1].weight).
+    candidates: list[Any] = Field(default_factory=list)
+    mirror: Any = None
+    resourceType: str | None = None
+
+    def to_domain(self) -> ExperimentSpec:
+        resource_type = self.resourceType or EXPERIMENT_RESOURCE_TYPES[0]
+        if resource_type not in EXPERIMENT_RESOURCE_TYPES:
+            raise InvalidError(
+                f"must be one of {', '.join(EXPERIMENT_RESOURCE_TYPES)}, got {resource_type!r}",
+                field="spec.resourceType",
+            )
+        candidates: list[ExperimentCandidate] = []
+        for index, item in enumerate(self.candidates):
+            where = f"spec.candidates[{index}]"
+            given: _Candidate = _validate(_Candidate, item, where)
+            name = _member_name(given.name, f"{where}.name")
+            if any(c.name == name for c in candidates):
+                raise InvalidError(f"{name} is a candidate twice", field=f"{where}.name")
+            if given.weight <= 0:
+                raise InvalidError(f"must be > 0, got {given.weight}", field=f"{where}.weight")
+            candidates.append(ExperimentCandidate(name=name, weight=given.weight))
+        mirror: ExperimentMirror | None = None
+        if self.mirror is not None:
+            given_mirror: _Mirror = _validate(_Mirror, self.mirror, "spec.mirror")
+            name = _member_name(given_mirror.name, "spec.mirror.name")
+            if any(c.name == name for c in candidates):
+                raise InvalidError(f"{name} is already a candidate", field="spec.mirror.name")
+            if not 0 <= given_mirror.percent <= 100:
+                raise InvalidError(
+                    f"must be between 0 and 100, got {given_mirror.percent}", field="spec.mirror.percent"
+                )
+            mirror = ExperimentMirror(name=name, percent=given_mirror.percent)
+        if not candidates and mirror is None:
+            raise InvalidError(
+                "an experiment needs at least one candidate or a mirror", field="spec.candidates"
+            )
+        default = (self.default or "").strip()
+        if default and all(c.name != default for c in candidates):
+            names = ", ".join(c.name for c in candidates) or "none"
+            raise InvalidError(
+                f"must be one of the candidates ({names}), got {default!r}", field="spec.default"
+            )
+        return ExperimentSpec(
+            candidates=tuple(candidates), default=default, mirror=mirror, resource_type=resource_type
+        )
+
+
+class NativeExperimentSpec(_ExperimentSpecBase, _Strict):
+    pass
+
+
+class SeldonExperimentSpec(_ExperimentSpecBase, _Lenient):
+    pass
+
+
 def _loc(error: Mapping[str, Any], prefix: str) -> str:
     parts = [str(p) for p in error.get("loc", ()) if not isinstance(p, int)]
     return ".".join([prefix, *parts]) if prefix else ".".join(parts)
@@ -350,6 +433,9 @@ def parse_manifest(doc: Any) -> Resource:
             )
         sspec: SeldonServerSpec = _validate(SeldonServerSpec, spec, "spec")
         return Server(meta=meta, spec=sspec.to_domain())
+    if kind == "Experiment":
+        espec = _validate(NativeExperimentSpec if native else SeldonExperimentSpec, spec, "spec")
+        return Experiment(meta=meta, spec=espec.to_domain())
     cspec = _validate(NativeServerConfigSpec if native else SeldonServerConfigSpec, spec, "spec")
     return ServerConfig(meta=meta, spec=cspec.to_domain())
 
@@ -412,6 +498,17 @@ def to_manifest(resource: Resource) -> dict[str, Any]:
             "disableAutoUpdate": s.disable_auto_update or None,
             "memory": format_bytes(s.memory_bytes) if s.memory_bytes else None,
             "env": dict(s.env),
+        }
+    elif isinstance(resource, Experiment):
+        e = resource.spec
+        spec = {
+            "default": e.default,
+            "candidates": [{"name": c.name, "weight": c.weight} for c in e.candidates],
+            "mirror": (
+                {"name": e.mirror.name, "percent": e.mirror.percent} if e.mirror is not None else None
+            ),
+            # Always written: a reader sees what the names refer to.
+            "resourceType": e.resource_type,
         }
     else:
         c = resource.spec

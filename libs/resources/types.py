@@ -10,10 +10,13 @@ from typing import Final, Literal
 NAME_PATTERN: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 NAME_MAX_LENGTH: Final = 63
 
-Kind = Literal["Model", "Server", "ServerConfig"]
-KINDS: Final[tuple[Kind, ...]] = ("Model", "Server", "ServerConfig")
+Kind = Literal["Model", "Server", "ServerConfig", "Experiment"]
+KINDS: Final[tuple[Kind, ...]] = ("Model", "Server", "ServerConfig", "Experiment")
 
 RUNTIMES: Final = ("mlserver", "triton", "custom")
+
+# What an Experiment's candidates are (Seldon's resourceType); the first is the default.
+EXPERIMENT_RESOURCE_TYPES: Final = ("model", "pipeline")
 
 # Load-balancing strategies a Model may ask the gateway for (KubeAI's names); the first is the
 # default.
@@ -138,7 +141,48 @@ class Server:
     kind: Literal["Server"] = "Server"
 
 
-Resource = Model | Server | ServerConfig
+@dataclass(frozen=True, slots=True)
+class ExperimentCandidate:
+    """A model (or pipeline) taking ``weight`` parts of the experiment's traffic."""
+
+    name: str
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentMirror:
+    """A model (or pipeline) receiving a copy of ``percent``% of the traffic (answers ignored)."""
+
+    name: str
+    percent: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentSpec:
+    """Seldon v2's Experiment: traffic split by weight over candidates, optionally mirrored.
+
+    With ``default`` set (one of the candidates: the baseline), requests for that model are
+    split; the experiment is also reachable as ``<name>.experiment``."""
+
+    candidates: tuple[ExperimentCandidate, ...] = ()
+    default: str = ""
+    mirror: ExperimentMirror | None = None
+    resource_type: str = EXPERIMENT_RESOURCE_TYPES[0]
+
+    def members(self) -> tuple[str, ...]:
+        """Every resource the experiment sends traffic to: the candidates, then the mirror."""
+        names = tuple(c.name for c in self.candidates)
+        return names + ((self.mirror.name,) if self.mirror is not None else ())
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    meta: Meta
+    spec: ExperimentSpec
+    kind: Literal["Experiment"] = "Experiment"
+
+
+Resource = Model | Server | ServerConfig | Experiment
 
 
 def effective_capabilities(server: ServerSpec, config: ServerConfigSpec) -> tuple[str, ...]:

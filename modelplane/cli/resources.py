@@ -1,4 +1,4 @@
-"""Resource commands: `apply`, `delete`, and the `model` and `server` groups.
+"""Resource commands: `apply`, `delete`, and the `model`, `server` and `experiment` groups.
 
 ``main.py`` registers every command named in ``__all__``.
 """
@@ -8,11 +8,12 @@ from __future__ import annotations
 import click
 
 from modelplane.cli.client import ApiClient, api_option
+from modelplane.cli.experiment import experiment
 from modelplane.cli.manifest_files import read_documents, resource_ref
 from modelplane.cli.model import model
 from modelplane.cli.server import server
 
-__all__ = ["apply", "delete", "model", "server"]
+__all__ = ["apply", "delete", "experiment", "model", "server"]
 
 FILES_OPTION = click.option(
     "-f",
@@ -35,7 +36,12 @@ def apply(filenames: tuple[str, ...], api_address: str) -> None:
             reply = api.apply(doc.body, context=doc.where)
             which = reply.resource.WhichOneof("kind") or ""
             meta = getattr(reply.resource, which).meta
-            kind = {"model": "Model", "server": "Server", "server_config": "ServerConfig"}.get(which, which)
+            kind = {
+                "model": "Model",
+                "server": "Server",
+                "server_config": "ServerConfig",
+                "experiment": "Experiment",
+            }.get(which, which)
             click.echo(f"{resource_ref(kind, meta.name)} {reply.outcome}")
 
 

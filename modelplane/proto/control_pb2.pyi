@@ -28,24 +28,28 @@ class Resource(_message.Message):
     MODEL_FIELD_NUMBER: _builtins.int
     SERVER_FIELD_NUMBER: _builtins.int
     SERVER_CONFIG_FIELD_NUMBER: _builtins.int
+    EXPERIMENT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def model(self) -> _resources_pb2.Model: ...
     @_builtins.property
     def server(self) -> _resources_pb2.Server: ...
     @_builtins.property
     def server_config(self) -> _resources_pb2.ServerConfig: ...
+    @_builtins.property
+    def experiment(self) -> _resources_pb2.Experiment: ...
     def __init__(
         self,
         *,
         model: _resources_pb2.Model | None = ...,
         server: _resources_pb2.Server | None = ...,
         server_config: _resources_pb2.ServerConfig | None = ...,
+        experiment: _resources_pb2.Experiment | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "model", b"model", "server", b"server", "server_config", b"server_config"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment", "kind", b"kind", "model", b"model", "server", b"server", "server_config", b"server_config"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "model", b"model", "server", b"server", "server_config", b"server_config"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment", "kind", b"kind", "model", b"model", "server", b"server", "server_config", b"server_config"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["model", "server", "server_config"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["model", "server", "server_config", "experiment"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -114,7 +118,7 @@ class ResourceRef(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
-    """Model | Server | ServerConfig"""
+    """Model | Server | ServerConfig | Experiment"""
     name: _builtins.str
     def __init__(
         self,

@@ -449,3 +449,111 @@ class Server(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Server: _TypeAlias = Server  # noqa: Y015
+
+@_typing.final
+class ExperimentCandidate(_message.Message):
+    """An Experiment (Seldon v2): traffic split by weight over candidates, optionally mirrored."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    WEIGHT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    weight: _builtins.int
+    """Share of the traffic, relative to the other candidates' weights; > 0."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        weight: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "weight", b"weight"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExperimentCandidate: _TypeAlias = ExperimentCandidate  # noqa: Y015
+
+@_typing.final
+class ExperimentMirror(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    PERCENT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    percent: _builtins.int
+    """Percentage (0..100) of the experiment's requests copied to the mirror; its answers are ignored."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        percent: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "percent", b"percent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExperimentMirror: _TypeAlias = ExperimentMirror  # noqa: Y015
+
+@_typing.final
+class ExperimentSpec(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEFAULT_FIELD_NUMBER: _builtins.int
+    CANDIDATES_FIELD_NUMBER: _builtins.int
+    MIRROR_FIELD_NUMBER: _builtins.int
+    RESOURCE_TYPE_FIELD_NUMBER: _builtins.int
+    default: _builtins.str
+    """The baseline: one of the candidates; requests for it are split. Empty = reachable only as
+    "<experiment>.experiment".
+    """
+    resource_type: _builtins.str
+    """model | pipeline; empty = model."""
+    @_builtins.property
+    def candidates(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExperimentCandidate]: ...
+    @_builtins.property
+    def mirror(self) -> Global___ExperimentMirror:
+        """Unset = no mirror."""
+
+    def __init__(
+        self,
+        *,
+        default: _builtins.str = ...,
+        candidates: _abc.Iterable[Global___ExperimentCandidate] | None = ...,
+        mirror: Global___ExperimentMirror | None = ...,
+        resource_type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["mirror", b"mirror"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "default", b"default", "mirror", b"mirror", "resource_type", b"resource_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExperimentSpec: _TypeAlias = ExperimentSpec  # noqa: Y015
+
+@_typing.final
+class Experiment(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    META_FIELD_NUMBER: _builtins.int
+    SPEC_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def meta(self) -> Global___ObjectMeta: ...
+    @_builtins.property
+    def spec(self) -> Global___ExperimentSpec: ...
+    def __init__(
+        self,
+        *,
+        meta: Global___ObjectMeta | None = ...,
+        spec: Global___ExperimentSpec | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta", "spec", b"spec"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta", "spec", b"spec"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Experiment: _TypeAlias = Experiment  # noqa: Y015

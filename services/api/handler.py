@@ -12,6 +12,12 @@ Every typed resource, however it arrives, is validated by the same code that val
 manifests (``parse_manifest``): a typed resource is rendered to its native manifest and parsed
 back, so names, replica bounds and required fields are checked in exactly one place.
 
+Experiments are desired state like the rest (KV_EXPERIMENTS, read by the gateways); the rule
+that spans resources (a model is the baseline, ``default``, of at most one experiment) is checked
+here against the stored experiments before writing. Nothing derives an experiment's status in
+the background: ``get_status`` computes it on read from its members' model statuses
+(ExperimentReady once every candidate and the mirror is ModelAvailable).
+
 Observed state (statuses, replicas) has no domain type in libs; it is read-only here and is
 returned as the ``state_pb2`` messages the status service and the agents write.
 
@@ -41,7 +47,7 @@ from modelplane.libs.clock import now_rfc3339
 from modelplane.libs.errors import ConflictError, InvalidError, NotFoundError
 from modelplane.libs.resources import convert
 from modelplane.libs.resources.manifests import parse_manifest, to_manifest
-from modelplane.libs.resources.types import KINDS, Kind, Model, Resource, Server
+from modelplane.libs.resources.types import KINDS, Experiment, Kind, Model, Resource, Server
 from modelplane.libs.store import TypedBucket
 from modelplane.libs.tasks import TaskSupervisor, cancel_and_wait
 from modelplane.proto import events_pb2, resources_pb2, state_pb2
@@ -66,11 +72,16 @@ _INITIAL_STATE: Final[Mapping[str, str]] = {
     "Model": "ModelStateUnknown",
     "Server": "ServerNotReady",
     "ServerConfig": "Unknown",
+    "Experiment": "ExperimentNotReady",
 }
+EXPERIMENT_READY: Final = "ExperimentReady"
+EXPERIMENT_NOT_READY: Final = "ExperimentNotReady"
+MODEL_AVAILABLE: Final = "ModelAvailable"
 _BUCKETS: Final[Mapping[str, str]] = {
     "Model": subjects.KV_MODELS,
     "Server": subjects.KV_SERVERS,
     "ServerConfig": subjects.KV_SERVER_CONFIGS,
+    "Experiment": subjects.KV_EXPERIMENTS,
 }
 # Spellings accepted for a kind: "Model", "model", "models", "serverconfigs", ...
 _KIND_ALIASES: Final[Mapping[str, Kind]] = {
@@ -130,6 +141,7 @@ _CODECS: Final[Mapping[str, _Codec]] = {
     "ServerConfig": _Codec(
         resources_pb2.ServerConfig, convert.server_config_to_pb, convert.server_config_from_pb
     ),
+    "Experiment": _Codec(resources_pb2.Experiment, convert.experiment_to_pb, convert.experiment_from_pb),
 }
 
 
@@ -205,6 +217,8 @@ class ControlHandler:
         bucket = self._resources[incoming.kind]
         codec = _CODECS[incoming.kind]
         name = incoming.meta.name
+        if isinstance(incoming, Experiment):
+            await self._check_baseline(incoming)
         for _ in range(APPLY_ATTEMPTS):
             current = await bucket.try_get(name)
             try:
@@ -238,6 +252,24 @@ class ControlHandler:
         raise ConflictError(
             f"{incoming.kind} {name} kept changing concurrently; gave up after {APPLY_ATTEMPTS} attempts"
         )
+
+    async def _check_baseline(self, experiment: Experiment) -> None:
+        """InvalidError when another experiment already has the same ``default`` (Seldon's rule:
+        a resource is the baseline of at most one experiment)."""
+        default = experiment.spec.default
+        if not default:
+            return
+        for other in await self.list("Experiment"):
+            if (
+                isinstance(other, Experiment)
+                and other.meta.name != experiment.meta.name
+                and other.spec.default == default
+            ):
+                raise InvalidError(
+                    f"{default} is already the baseline of experiment {other.meta.name}; "
+                    "a resource is the baseline of at most one experiment",
+                    field="spec.default",
+                )
 
     async def get(self, kind: Kind, name: str) -> Resource:
         found = await self._resources[kind].try_get(name)
@@ -278,14 +310,56 @@ class ControlHandler:
 
     async def get_status(self, kind: Kind, name: str) -> state_pb2.ResourceStatus:
         """The derived status; a placeholder while the status service has not written one yet."""
+        if kind == "Experiment":
+            experiment = await self.get(kind, name)
+            assert isinstance(experiment, Experiment)
+            return await self._experiment_status(experiment)
         found = await self._statuses.try_get(subjects.status_key(kind, name))
         if found is not None:
             return found.value
         resource = await self.get(kind, name)  # NotFoundError when neither exists
         return _initial_status(resource)
 
+    async def _experiment_status(self, experiment: Experiment) -> state_pb2.ResourceStatus:
+        """ExperimentReady when every candidate and the mirror is ModelAvailable; the reason
+        names those that are not, with their state."""
+        spec = experiment.spec
+        status = state_pb2.ResourceStatus(
+            kind=experiment.kind,
+            name=experiment.meta.name,
+            generation=experiment.meta.generation,
+            observed_generation=experiment.meta.generation,
+            total_replicas=len(spec.members()),
+        )
+        if spec.resource_type != "model":
+            status.state = EXPERIMENT_NOT_READY
+            status.reason = f"experiments of {spec.resource_type}s are not supported yet"
+            return status
+        waiting: builtins.list[str] = []
+        for member in spec.members():
+            state = await self._model_state(member)
+            if state == MODEL_AVAILABLE:
+                status.available_replicas += 1
+            else:
+                role = "mirror" if spec.mirror is not None and member == spec.mirror.name else "candidate"
+                waiting.append(f"{role} {member} is {state}")
+        status.state = EXPERIMENT_NOT_READY if waiting else EXPERIMENT_READY
+        status.reason = "; ".join(waiting) if waiting else "candidates and mirror ready"
+        return status
+
+    async def _model_state(self, name: str) -> str:
+        found = await self._statuses.try_get(subjects.status_key("Model", name))
+        if found is not None and found.value.state:
+            return found.value.state
+        if await self._resources["Model"].try_get(name) is None:
+            return "not found (no such model)"
+        return _INITIAL_STATE["Model"]
+
     async def list_status(self, kind: Kind) -> builtins.list[state_pb2.ResourceStatus]:
         """The status of every resource of ``kind`` (placeholders for those without one yet)."""
+        if kind == "Experiment":
+            experiments = [r for r in await self.list(kind) if isinstance(r, Experiment)]
+            return [await self._experiment_status(e) for e in experiments]
         written: dict[str, state_pb2.ResourceStatus] = {
             item.value.name or item.key.split(".", 1)[-1]: item.value
             for item in await self._statuses.items()

@@ -23,8 +23,10 @@ from modelplane.libs.telemetry import extract_context, inject_context
 from modelplane.proto import open_inference_pb2 as oip
 from modelplane.proto import open_inference_pb2_grpc as oip_grpc
 from modelplane.services.gateway.converters import input_headers_from_proto
+from modelplane.services.gateway.experiments import ROUTE_HEADER, ExperimentRouter, ExperimentTable
 from modelplane.services.gateway.handler import GatewayHandler
 from modelplane.services.gateway.metrics import UNKNOWN_MODEL, GatewayMetrics
+from modelplane.services.gateway.mirroring import Mirror, grpc_infer_copy
 from modelplane.services.gateway.upstream_grpc import GrpcUpstream
 from modelplane.services.gateway.validation import validate_inputs
 
@@ -54,8 +56,13 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
         upstream: GrpcUpstream,
         metrics: GatewayMetrics,
         tracer: trace.Tracer,
+        experiments: ExperimentRouter | None = None,
+        mirror: Mirror | None = None,
     ) -> None:
         self._handler = handler
+        # Experiments (experiments.py): which candidate serves, and the mirror copy, if any.
+        self._experiments = experiments if experiments is not None else ExperimentRouter(ExperimentTable())
+        self._mirror = mirror
         self._upstream = upstream
         self._metrics = metrics
         self._tracer = tracer
@@ -179,7 +186,10 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
 
         async def work(metadata: dict[str, str]) -> oip.ModelInferResponse:
             nonlocal label
-            name = self._name(request.model_name, metadata)
+            routed = self._experiments.route(self._name(request.model_name, metadata), metadata)
+            name = routed.model
+            if routed.route_header is not None:
+                await context.send_initial_metadata(((ROUTE_HEADER, routed.route_header),))
             if self._handler.knows(name):
                 label = name
             with structlog.contextvars.bound_contextvars(model=name):
@@ -191,6 +201,9 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
                 request.model_name = target.server_model_name
                 request.model_version = ""
                 upstream_metadata = self._upstream_metadata(metadata)
+                if routed.mirror is not None and self._mirror is not None:
+                    copy = grpc_infer_copy(self._handler, self._upstream, request, upstream_metadata)
+                    self._mirror.send(routed.mirror, copy)
 
                 async def call(endpoint: RouteEndpoint) -> oip.ModelInferResponse:
                     trace.get_current_span().set_attribute("modelplane.replica", endpoint.replica)

@@ -30,6 +30,7 @@ from modelplane.libs.errors import ModelplaneError, RetryableError
 from modelplane.libs.routes import RouteEndpoint
 from modelplane.libs.telemetry import extract_context, inject_context
 from modelplane.services.gateway import binary_tensors, kserve_v1
+from modelplane.services.gateway.experiments import ROUTE_HEADER, ExperimentRouter, ExperimentTable
 from modelplane.services.gateway.handler import (
     GatewayHandler,
     ModelNotResidentError,
@@ -37,6 +38,7 @@ from modelplane.services.gateway.handler import (
     Target,
 )
 from modelplane.services.gateway.metrics import UNKNOWN_MODEL, GatewayMetrics
+from modelplane.services.gateway.mirroring import Mirror
 from modelplane.services.gateway.model_list import list_models
 from modelplane.services.gateway.routing import RouteTable
 from modelplane.services.gateway.upstream_http import HttpReply, HttpUpstream
@@ -57,6 +59,8 @@ PROTOCOL = "rest"
 V1_INPUT_NAME_CACHE_SIZE = 1024
 # Request key holding the model label of an inference request (set only on infer routes).
 _METRIC_MODEL = web.RequestKey("modelplane.metric_model", str)
+# Request key holding the x-seldon-route value of a request an experiment routed.
+_ROUTE = web.RequestKey("modelplane.seldon_route", str)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -89,8 +93,13 @@ class RestAdapter:
         metrics: GatewayMetrics,
         tracer: trace.Tracer,
         routes: RouteTable | None = None,
+        experiments: ExperimentRouter | None = None,
+        mirror: Mirror | None = None,
     ) -> None:
         self._handler = handler
+        # Experiments (experiments.py): which candidate serves, and the mirror copy, if any.
+        self._experiments = experiments if experiments is not None else ExperimentRouter(ExperimentTable())
+        self._mirror = mirror
         self._upstream = upstream
         self._metrics = metrics
         self._tracer = tracer
@@ -133,6 +142,8 @@ class RestAdapter:
             ):
                 response = await self._respond(request, handler)
                 response.headers[REQUEST_ID_HEADER] = request_id
+                if _ROUTE in request:
+                    response.headers[ROUTE_HEADER] = request[_ROUTE]
                 span.set_attribute("http.response.status_code", response.status)
             model_label = request.get(_METRIC_MODEL)
             if model_label is not None:
@@ -222,7 +233,10 @@ class RestAdapter:
         return json_response({"models": [m.to_json() for m in list_models(self._routes)]})
 
     async def infer(self, request: web.Request) -> web.Response:
-        name = self._model_name(request)
+        routed = self._experiments.route(self._model_name(request), request.headers)
+        name = routed.model
+        if routed.route_header is not None:
+            request[_ROUTE] = routed.route_header
         request[_METRIC_MODEL] = name if self._handler.knows(name) else UNKNOWN_MODEL
         with structlog.contextvars.bound_contextvars(model=name):
             self._handler.check_known(name, request.match_info.get("version"))
@@ -239,6 +253,11 @@ class RestAdapter:
             ):
                 body = orjson.dumps(parsed)
             binary_outputs = binary_tensors.binary_output_choice(parsed)
+            if routed.mirror is not None and self._mirror is not None:
+                copy = body  # the mirror gets the body the candidate gets; its answer is dropped
+                self._mirror.send(
+                    routed.mirror, lambda mirror: self._call_replica(request, mirror, "POST", "/infer", copy)
+                )
             reply = await self._call_replica(request, target, "POST", "/infer", body)
             if binary_outputs is None or reply.status != HTTPStatus.OK:
                 return _reply_response(reply)
