@@ -52,6 +52,8 @@ class Route:
     versions: tuple[RouteVersion, ...] = ()
     # The Model's spec.loadBalancing: which policy the gateway uses for it.
     load_balancing: LoadBalancing = field(default_factory=LoadBalancing)
+    # The Model's spec.timeoutSeconds (0 = the gateway's default).
+    timeout_seconds: float = 0.0
 
 
 def route_to_pb(route: Route) -> state_pb2.ModelRoute:
@@ -76,6 +78,7 @@ def route_to_pb(route: Route) -> state_pb2.ModelRoute:
             for v in route.versions
         ],
         load_balancing=load_balancing_to_pb(route.load_balancing),
+        timeout_seconds=route.timeout_seconds,
     )
 
 
@@ -101,4 +104,5 @@ def route_from_pb(key: str, msg: state_pb2.ModelRoute) -> Route:
             for v in msg.versions
         ),
         load_balancing=load_balancing_from_pb(msg.load_balancing),
+        timeout_seconds=msg.timeout_seconds,
     )

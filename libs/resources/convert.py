@@ -88,6 +88,7 @@ def model_spec_to_pb(spec: ModelSpec) -> pb.ModelSpec:
         explainer_for=spec.explainer_for,
         parallel_workers=spec.parallel_workers,
         load_balancing=load_balancing_to_pb(spec.load_balancing),
+        timeout_seconds=spec.timeout_seconds,
     )
 
 
@@ -106,6 +107,7 @@ def model_spec_from_pb(msg: pb.ModelSpec) -> ModelSpec:
         explainer_for=msg.explainer_for,
         parallel_workers=msg.parallel_workers,
         load_balancing=load_balancing_from_pb(msg.load_balancing),
+        timeout_seconds=msg.timeout_seconds,
     )
 
 

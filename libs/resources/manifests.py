@@ -166,6 +166,8 @@ class _ModelSpecBase(BaseModel):
     explainer: _Explainer | None = None
     parallelWorkers: int | None = None
     loadBalancing: _LoadBalancing | None = None
+    # Seconds the gateway waits for one inference answer (KServe's component ``timeout``).
+    timeoutSeconds: float | None = None
 
     @field_validator("storageUri")
     @classmethod
@@ -195,6 +197,7 @@ class _ModelSpecBase(BaseModel):
             explainer_for=(self.explainer.modelRef or "") if self.explainer else "",
             parallel_workers=self.parallelWorkers or 0,
             load_balancing=(self.loadBalancing or _LoadBalancing()).to_domain(),
+            timeout_seconds=_timeout(self.timeoutSeconds),
         )
 
 
@@ -444,6 +447,14 @@ def _drop_empty(spec: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in spec.items() if v not in (None, "", [], {}, 0) or k == "replicas"}
 
 
+def _timeout(seconds: float | None) -> float:
+    if seconds is None:
+        return 0.0
+    if seconds <= 0:
+        raise InvalidError(f"must be > 0 seconds, got {seconds:g}", field="spec.timeoutSeconds")
+    return float(seconds)
+
+
 def _load_balancing_manifest(balancing: LoadBalancing) -> dict[str, Any] | None:
     """KubeAI's form; None (dropped) when everything is the default."""
     if balancing == LoadBalancing():
@@ -485,6 +496,7 @@ def to_manifest(resource: Resource) -> dict[str, Any]:
             "explainer": {"modelRef": m.explainer_for} if m.explainer_for else None,
             "parallelWorkers": m.parallel_workers,
             "loadBalancing": _load_balancing_manifest(m.load_balancing),
+            "timeoutSeconds": m.timeout_seconds or None,
         }
     elif isinstance(resource, Server):
         s = resource.spec

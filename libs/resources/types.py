@@ -70,6 +70,8 @@ class ModelSpec:
     parallel_workers: int = 0
     # Routing only: changing it does not make a new version.
     load_balancing: LoadBalancing = field(default_factory=LoadBalancing)
+    # Seconds the gateway waits for one inference answer; 0 = the gateway's default. Routing only.
+    timeout_seconds: float = 0.0
 
     def required_bytes(self, server_parallel_workers: int = 0) -> int:
         """Memory one copy takes on a replica: memory x parallel workers (the model's, else the

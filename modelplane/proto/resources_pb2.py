@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmodelplane/v1/resources.proto\x12\rmodelplane.v1\"\xb4\x02\n\nObjectMeta\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\ngeneration\x18\x02 \x01(\x03\x12\x35\n\x06labels\x18\x03 \x03(\x0b\x32%.modelplane.v1.ObjectMeta.LabelsEntry\x12?\n\x0b\x61nnotations\x18\x04 \x03(\x0b\x32*.modelplane.v1.ObjectMeta.AnnotationsEntry\x12\x12\n\ncreated_at\x18\x05 \x01(\t\x12\x15\n\rimported_from\x18\x06 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x32\n\x10\x41nnotationsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa1\x03\n\tModelSpec\x12\x13\n\x0bstorage_uri\x18\x01 \x01(\t\x12\x18\n\x10\x61rtifact_version\x18\x02 \x01(\t\x12\x14\n\x0crequirements\x18\x03 \x03(\t\x12\x14\n\x0cmemory_bytes\x18\x04 \x01(\x03\x12\x10\n\x08replicas\x18\x05 \x01(\x05\x12\x14\n\x0cmin_replicas\x18\x06 \x01(\x05\x12\x14\n\x0cmax_replicas\x18\x07 \x01(\x05\x12\x0e\n\x06server\x18\x08 \x01(\t\x12<\n\nparameters\x18\t \x03(\x0b\x32(.modelplane.v1.ModelSpec.ParametersEntry\x12\x13\n\x0bsecret_name\x18\n \x01(\t\x12\x15\n\rexplainer_for\x18\x0b \x01(\t\x12\x18\n\x10parallel_workers\x18\x0c \x01(\x05\x12\x34\n\x0eload_balancing\x18\r \x01(\x0b\x32\x1c.modelplane.v1.LoadBalancing\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"f\n\x11PrefixHashOptions\x12 \n\x18mean_load_factor_percent\x18\x01 \x01(\x05\x12\x13\n\x0breplication\x18\x02 \x01(\x05\x12\x1a\n\x12prefix_char_length\x18\x03 \x01(\x05\"X\n\rLoadBalancing\x12\x10\n\x08strategy\x18\x01 \x01(\t\x12\x35\n\x0bprefix_hash\x18\x02 \x01(\x0b\x32 .modelplane.v1.PrefixHashOptions\"X\n\x05Model\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.modelplane.v1.ObjectMeta\x12&\n\x04spec\x18\x02 \x01(\x0b\x32\x18.modelplane.v1.ModelSpec\"\x87\x02\n\x10ServerConfigSpec\x12\x0f\n\x07runtime\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x02 \x03(\t\x12\x14\n\x0cmemory_bytes\x18\x03 \x01(\x03\x12\x1a\n\x12overcommit_percent\x18\x04 \x01(\x05\x12\x35\n\x03\x65nv\x18\x05 \x03(\x0b\x32(.modelplane.v1.ServerConfigSpec.EnvEntry\x12\x0c\n\x04\x61rgs\x18\x06 \x03(\t\x12\x0f\n\x07\x63ommand\x18\x07 \x03(\t\x12\x18\n\x10parallel_workers\x18\x08 \x01(\x05\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"f\n\x0cServerConfig\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.modelplane.v1.ObjectMeta\x12-\n\x04spec\x18\x02 \x01(\x0b\x32\x1f.modelplane.v1.ServerConfigSpec\"\xa3\x02\n\nServerSpec\x12\x15\n\rserver_config\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x02 \x03(\t\x12\x1a\n\x12\x65xtra_capabilities\x18\x03 \x03(\t\x12\x10\n\x08replicas\x18\x04 \x01(\x05\x12\x14\n\x0cmin_replicas\x18\x05 \x01(\x05\x12\x14\n\x0cmax_replicas\x18\x06 \x01(\x05\x12\x1b\n\x13\x64isable_auto_update\x18\x07 \x01(\x08\x12\x14\n\x0cmemory_bytes\x18\x08 \x01(\x03\x12/\n\x03\x65nv\x18\t \x03(\x0b\x32\".modelplane.v1.ServerSpec.EnvEntry\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"Z\n\x06Server\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.modelplane.v1.ObjectMeta\x12\'\n\x04spec\x18\x02 \x01(\x0b\x32\x19.modelplane.v1.ServerSpec\"3\n\x13\x45xperimentCandidate\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x05\"1\n\x10\x45xperimentMirror\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07percent\x18\x02 \x01(\x05\"\xa1\x01\n\x0e\x45xperimentSpec\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x01 \x01(\t\x12\x36\n\ncandidates\x18\x02 \x03(\x0b\x32\".modelplane.v1.ExperimentCandidate\x12/\n\x06mirror\x18\x03 \x01(\x0b\x32\x1f.modelplane.v1.ExperimentMirror\x12\x15\n\rresource_type\x18\x04 \x01(\t\"b\n\nExperiment\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.modelplane.v1.ObjectMeta\x12+\n\x04spec\x18\x02 \x01(\x0b\x32\x1d.modelplane.v1.ExperimentSpecb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmodelplane/v1/resources.proto\x12\rmodelplane.v1\"\xb4\x02\n\nObjectMeta\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\ngeneration\x18\x02 \x01(\x03\x12\x35\n\x06labels\x18\x03 \x03(\x0b\x32%.modelplane.v1.ObjectMeta.LabelsEntry\x12?\n\x0b\x61nnotations\x18\x04 \x03(\x0b\x32*.modelplane.v1.ObjectMeta.AnnotationsEntry\x12\x12\n\ncreated_at\x18\x05 \x01(\t\x12\x15\n\rimported_from\x18\x06 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x32\n\x10\x41nnotationsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xba\x03\n\tModelSpec\x12\x13\n\x0bstorage_uri\x18\x01 \x01(\t\x12\x18\n\x10\x61rtifact_version\x18\x02 \x01(\t\x12\x14\n\x0crequirements\x18\x03 \x03(\t\x12\x14\n\x0cmemory_bytes\x18\x04 \x01(\x03\x12\x10\n\x08replicas\x18\x05 \x01(\x05\x12\x14\n\x0cmin_replicas\x18\x06 \x01(\x05\x12\x14\n\x0cmax_replicas\x18\x07 \x01(\x05\x12\x0e\n\x06server\x18\x08 \x01(\t\x12<\n\nparameters\x18\t \x03(\x0b\x32(.modelplane.v1.ModelSpec.ParametersEntry\x12\x13\n\x0bsecret_name\x18\n \x01(\t\x12\x15\n\rexplainer_for\x18\x0b \x01(\t\x12\x18\n\x10parallel_workers\x18\x0c \x01(\x05\x12\x34\n\x0eload_balancing\x18\r \x01(\x0b\x32\x1c.modelplane.v1.LoadBalancing\x12\x17\n\x0ftimeout_seconds\x18\x0e \x01(\x01\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"f\n\x11PrefixHashOptions\x12 \n\x18mean_load_factor_percent\x18\x01 \x01(\x05\x12\x13\n\x0breplication\x18\x02 \x01(\x05\x12\x1a\n\x12prefix_char_length\x18\x03 \x01(\x05\"X\n\rLoadBalancing\x12\x10\n\x08strategy\x18\x01 \x01(\t\x12\x35\n\x0bprefix_hash\x18\x02 \x01(\x0b\x32 .modelplane.v1.PrefixHashOptions\"X\n\x05Model\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.modelplane.v1.ObjectMeta\x12&\n\x04spec\x18\x02 \x01(\x0b\x32\x18.modelplane.v1.ModelSpec\"\x87\x02\n\x10ServerConfigSpec\x12\x0f\n\x07runtime\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x02 \x03(\t\x12\x14\n\x0cmemory_bytes\x18\x03 \x01(\x03\x12\x1a\n\x12overcommit_percent\x18\x04 \x01(\x05\x12\x35\n\x03\x65nv\x18\x05 \x03(\x0b\x32(.modelplane.v1.ServerConfigSpec.EnvEntry\x12\x0c\n\x04\x61rgs\x18\x06 \x03(\t\x12\x0f\n\x07\x63ommand\x18\x07 \x03(\t\x12\x18\n\x10parallel_workers\x18\x08 \x01(\x05\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"f\n\x0cServerConfig\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.modelplane.v1.ObjectMeta\x12-\n\x04spec\x18\x02 \x01(\x0b\x32\x1f.modelplane.v1.ServerConfigSpec\"\xa3\x02\n\nServerSpec\x12\x15\n\rserver_config\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x02 \x03(\t\x12\x1a\n\x12\x65xtra_capabilities\x18\x03 \x03(\t\x12\x10\n\x08replicas\x18\x04 \x01(\x05\x12\x14\n\x0cmin_replicas\x18\x05 \x01(\x05\x12\x14\n\x0cmax_replicas\x18\x06 \x01(\x05\x12\x1b\n\x13\x64isable_auto_update\x18\x07 \x01(\x08\x12\x14\n\x0cmemory_bytes\x18\x08 \x01(\x03\x12/\n\x03\x65nv\x18\t \x03(\x0b\x32\".modelplane.v1.ServerSpec.EnvEntry\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"Z\n\x06Server\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.modelplane.v1.ObjectMeta\x12\'\n\x04spec\x18\x02 \x01(\x0b\x32\x19.modelplane.v1.ServerSpec\"3\n\x13\x45xperimentCandidate\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x05\"1\n\x10\x45xperimentMirror\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07percent\x18\x02 \x01(\x05\"\xa1\x01\n\x0e\x45xperimentSpec\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x01 \x01(\t\x12\x36\n\ncandidates\x18\x02 \x03(\x0b\x32\".modelplane.v1.ExperimentCandidate\x12/\n\x06mirror\x18\x03 \x01(\x0b\x32\x1f.modelplane.v1.ExperimentMirror\x12\x15\n\rresource_type\x18\x04 \x01(\t\"b\n\nExperiment\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.modelplane.v1.ObjectMeta\x12+\n\x04spec\x18\x02 \x01(\x0b\x32\x1d.modelplane.v1.ExperimentSpecb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -49,33 +49,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OBJECTMETA_ANNOTATIONSENTRY']._serialized_start=307
   _globals['_OBJECTMETA_ANNOTATIONSENTRY']._serialized_end=357
   _globals['_MODELSPEC']._serialized_start=360
-  _globals['_MODELSPEC']._serialized_end=777
-  _globals['_MODELSPEC_PARAMETERSENTRY']._serialized_start=728
-  _globals['_MODELSPEC_PARAMETERSENTRY']._serialized_end=777
-  _globals['_PREFIXHASHOPTIONS']._serialized_start=779
-  _globals['_PREFIXHASHOPTIONS']._serialized_end=881
-  _globals['_LOADBALANCING']._serialized_start=883
-  _globals['_LOADBALANCING']._serialized_end=971
-  _globals['_MODEL']._serialized_start=973
-  _globals['_MODEL']._serialized_end=1061
-  _globals['_SERVERCONFIGSPEC']._serialized_start=1064
-  _globals['_SERVERCONFIGSPEC']._serialized_end=1327
-  _globals['_SERVERCONFIGSPEC_ENVENTRY']._serialized_start=1285
-  _globals['_SERVERCONFIGSPEC_ENVENTRY']._serialized_end=1327
-  _globals['_SERVERCONFIG']._serialized_start=1329
-  _globals['_SERVERCONFIG']._serialized_end=1431
-  _globals['_SERVERSPEC']._serialized_start=1434
-  _globals['_SERVERSPEC']._serialized_end=1725
-  _globals['_SERVERSPEC_ENVENTRY']._serialized_start=1285
-  _globals['_SERVERSPEC_ENVENTRY']._serialized_end=1327
-  _globals['_SERVER']._serialized_start=1727
-  _globals['_SERVER']._serialized_end=1817
-  _globals['_EXPERIMENTCANDIDATE']._serialized_start=1819
-  _globals['_EXPERIMENTCANDIDATE']._serialized_end=1870
-  _globals['_EXPERIMENTMIRROR']._serialized_start=1872
-  _globals['_EXPERIMENTMIRROR']._serialized_end=1921
-  _globals['_EXPERIMENTSPEC']._serialized_start=1924
-  _globals['_EXPERIMENTSPEC']._serialized_end=2085
-  _globals['_EXPERIMENT']._serialized_start=2087
-  _globals['_EXPERIMENT']._serialized_end=2185
+  _globals['_MODELSPEC']._serialized_end=802
+  _globals['_MODELSPEC_PARAMETERSENTRY']._serialized_start=753
+  _globals['_MODELSPEC_PARAMETERSENTRY']._serialized_end=802
+  _globals['_PREFIXHASHOPTIONS']._serialized_start=804
+  _globals['_PREFIXHASHOPTIONS']._serialized_end=906
+  _globals['_LOADBALANCING']._serialized_start=908
+  _globals['_LOADBALANCING']._serialized_end=996
+  _globals['_MODEL']._serialized_start=998
+  _globals['_MODEL']._serialized_end=1086
+  _globals['_SERVERCONFIGSPEC']._serialized_start=1089
+  _globals['_SERVERCONFIGSPEC']._serialized_end=1352
+  _globals['_SERVERCONFIGSPEC_ENVENTRY']._serialized_start=1310
+  _globals['_SERVERCONFIGSPEC_ENVENTRY']._serialized_end=1352
+  _globals['_SERVERCONFIG']._serialized_start=1354
+  _globals['_SERVERCONFIG']._serialized_end=1456
+  _globals['_SERVERSPEC']._serialized_start=1459
+  _globals['_SERVERSPEC']._serialized_end=1750
+  _globals['_SERVERSPEC_ENVENTRY']._serialized_start=1310
+  _globals['_SERVERSPEC_ENVENTRY']._serialized_end=1352
+  _globals['_SERVER']._serialized_start=1752
+  _globals['_SERVER']._serialized_end=1842
+  _globals['_EXPERIMENTCANDIDATE']._serialized_start=1844
+  _globals['_EXPERIMENTCANDIDATE']._serialized_end=1895
+  _globals['_EXPERIMENTMIRROR']._serialized_start=1897
+  _globals['_EXPERIMENTMIRROR']._serialized_end=1946
+  _globals['_EXPERIMENTSPEC']._serialized_start=1949
+  _globals['_EXPERIMENTSPEC']._serialized_end=2110
+  _globals['_EXPERIMENT']._serialized_start=2112
+  _globals['_EXPERIMENT']._serialized_end=2210
 # @@protoc_insertion_point(module_scope)

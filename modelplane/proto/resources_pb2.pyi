@@ -136,6 +136,7 @@ class ModelSpec(_message.Message):
     EXPLAINER_FOR_FIELD_NUMBER: _builtins.int
     PARALLEL_WORKERS_FIELD_NUMBER: _builtins.int
     LOAD_BALANCING_FIELD_NUMBER: _builtins.int
+    TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
     storage_uri: _builtins.str
     artifact_version: _builtins.str
     memory_bytes: _builtins.int
@@ -150,6 +151,8 @@ class ModelSpec(_message.Message):
     explainer_for: _builtins.str
     """Name of the model this model explains (alibi-explain), if any."""
     parallel_workers: _builtins.int
+    timeout_seconds: _builtins.float
+    """Seconds the gateway waits for one inference answer of this model; 0 = the gateway's default."""
     @_builtins.property
     def requirements(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Capabilities a server replica must offer (e.g. "sklearn")."""
@@ -176,10 +179,11 @@ class ModelSpec(_message.Message):
         explainer_for: _builtins.str = ...,
         parallel_workers: _builtins.int = ...,
         load_balancing: Global___LoadBalancing | None = ...,
+        timeout_seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["load_balancing", b"load_balancing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_version", b"artifact_version", "explainer_for", b"explainer_for", "load_balancing", b"load_balancing", "max_replicas", b"max_replicas", "memory_bytes", b"memory_bytes", "min_replicas", b"min_replicas", "parallel_workers", b"parallel_workers", "parameters", b"parameters", "replicas", b"replicas", "requirements", b"requirements", "secret_name", b"secret_name", "server", b"server", "storage_uri", b"storage_uri"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_version", b"artifact_version", "explainer_for", b"explainer_for", "load_balancing", b"load_balancing", "max_replicas", b"max_replicas", "memory_bytes", b"memory_bytes", "min_replicas", b"min_replicas", "parallel_workers", b"parallel_workers", "parameters", b"parameters", "replicas", b"replicas", "requirements", b"requirements", "secret_name", b"secret_name", "server", b"server", "storage_uri", b"storage_uri", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -316,7 +316,10 @@ class ModelRoute(_message.Message):
     MODEL_FIELD_NUMBER: _builtins.int
     VERSIONS_FIELD_NUMBER: _builtins.int
     LOAD_BALANCING_FIELD_NUMBER: _builtins.int
+    TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
+    timeout_seconds: _builtins.float
+    """The Model's spec.timeoutSeconds; 0 = the gateway's default."""
     @_builtins.property
     def versions(self) -> _containers.RepeatedCompositeFieldContainer[Global___RouteVersion]:
         """Traffic goes to these versions; the first is the one requests without a version use."""
@@ -331,10 +334,11 @@ class ModelRoute(_message.Message):
         model: _builtins.str = ...,
         versions: _abc.Iterable[Global___RouteVersion] | None = ...,
         load_balancing: _resources_pb2.LoadBalancing | None = ...,
+        timeout_seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["load_balancing", b"load_balancing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["load_balancing", b"load_balancing", "model", b"model", "versions", b"versions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["load_balancing", b"load_balancing", "model", b"model", "timeout_seconds", b"timeout_seconds", "versions", b"versions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -207,7 +207,9 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
 
                 async def call(endpoint: RouteEndpoint) -> oip.ModelInferResponse:
                     trace.get_current_span().set_attribute("modelplane.replica", endpoint.replica)
-                    return await self._upstream.model_infer(endpoint, request, upstream_metadata)
+                    return await self._upstream.model_infer(
+                        endpoint, request, upstream_metadata, target.timeout_seconds
+                    )
 
                 return await self._handler.forward(target, call)
 

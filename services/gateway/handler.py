@@ -106,6 +106,8 @@ class Target:
     server_model_name: str
     endpoints: tuple[RouteEndpoint, ...]
     load_balancing: LoadBalancing = field(default_factory=LoadBalancing)
+    # The model's own seconds per inference answer; None = the gateway's default.
+    timeout_seconds: float | None = None
 
     @property
     def balance_key(self) -> str:
@@ -203,6 +205,7 @@ class GatewayHandler:
             server_model_name=chosen.server_model_name,
             endpoints=chosen.endpoints,
             load_balancing=route.load_balancing,
+            timeout_seconds=route.timeout_seconds or None,
         )
 
     def check_known(self, model: str, version: str | None = None) -> None:

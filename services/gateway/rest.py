@@ -186,7 +186,9 @@ class RestAdapter:
 
         async def call(endpoint: RouteEndpoint) -> HttpReply:
             trace.get_current_span().set_attribute("modelplane.replica", endpoint.replica)
-            reply = await self._upstream.request(method, endpoint, path, headers=headers, body=body)
+            reply = await self._upstream.request(
+                method, endpoint, path, headers=headers, body=body, timeout=target.timeout_seconds
+            )
             if reply.status == HTTPStatus.NOT_FOUND:
                 # The replica lacks a model its route lists: maybe evicted (the handler reloads).
                 raise ModelNotResidentError(

@@ -49,9 +49,18 @@ class GrpcUpstream:
             self._stubs[endpoint.grpc_endpoint] = stub
         return stub
 
-    async def _call(self, endpoint: RouteEndpoint, method: Any, request: Any, metadata: Metadata) -> Any:
+    async def _call(
+        self,
+        endpoint: RouteEndpoint,
+        method: Any,
+        request: Any,
+        metadata: Metadata,
+        timeout: float | None = None,
+    ) -> Any:
         try:
-            return await method(request, timeout=self._timeout, metadata=tuple(metadata))
+            return await method(
+                request, timeout=self._timeout if timeout is None else timeout, metadata=tuple(metadata)
+            )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.UNAVAILABLE:
                 raise UpstreamUnreachableError(
@@ -65,10 +74,15 @@ class GrpcUpstream:
             raise
 
     async def model_infer(
-        self, endpoint: RouteEndpoint, request: oip.ModelInferRequest, metadata: Metadata
+        self,
+        endpoint: RouteEndpoint,
+        request: oip.ModelInferRequest,
+        metadata: Metadata,
+        timeout: float | None = None,
     ) -> oip.ModelInferResponse:
+        """``timeout``: this call's seconds (the model's own), else the gateway's default."""
         response: oip.ModelInferResponse = await self._call(
-            endpoint, self._stub(endpoint).ModelInfer, request, metadata
+            endpoint, self._stub(endpoint).ModelInfer, request, metadata, timeout
         )
         return response
 

@@ -98,12 +98,17 @@ class HttpUpstream:
         *,
         headers: Mapping[str, str],
         body: bytes | None = None,
+        timeout: float | None = None,
     ) -> HttpReply:
+        """``timeout``: this call's seconds (the model's own), else the gateway's default."""
         if self._session is None:
             raise RetryableError("gateway is shutting down")
         url = f"http://{endpoint.http_endpoint}{path}"
+        limit = self._timeout if timeout is None else aiohttp.ClientTimeout(total=timeout)
         try:
-            async with self._session.request(method, url, data=body, headers=dict(headers)) as resp:
+            async with self._session.request(
+                method, url, data=body, headers=dict(headers), timeout=limit
+            ) as resp:
                 payload = await resp.read()
                 return HttpReply(
                     status=resp.status,
@@ -118,7 +123,7 @@ class HttpUpstream:
             ) from exc
         except TimeoutError as exc:  # aiohttp's timeouts subclass it
             raise DeadlineError(
-                f"replica {endpoint.replica} did not answer within {self._timeout.total} s"
+                f"replica {endpoint.replica} did not answer within {limit.total:g} s"
             ) from exc
         except aiohttp.ClientError as exc:
             raise RetryableError(f"replica {endpoint.replica} failed: {exc}") from exc

@@ -769,7 +769,7 @@ class Scheduler:
         latest = record.latest
         if latest is None:
             return Route(record.name, tuple(versions))
-        return Route(record.name, tuple(versions), latest.spec.load_balancing)
+        return Route(record.name, tuple(versions), latest.spec.load_balancing, latest.spec.timeout_seconds)
 
 
 def _capacity_of(replica: ReplicaRecord) -> tuple[object, ...]:

@@ -330,6 +330,42 @@ async def test_only_answers_before_the_model_ran_are_retried(
         await runner.cleanup()
 
 
+async def test_a_model_timeout_bounds_its_own_requests(
+    gateway: App, js: JetStreamContext, mlserver: MLServerReplica, http: aiohttp.ClientSession
+) -> None:
+    """A route's timeout (the Model's timeoutSeconds) gives 504 for a replica slower than it."""
+    release = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.json_response({"late": True})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", slow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    standin = RouteEndpoint("slow", 0, f"127.0.0.1:{port}", f"127.0.0.1:{port}")
+    try:
+        await put_route(
+            js, Route("iris-slow", (RouteVersion(1, SERVER_MODEL_NAME, (standin,)),), timeout_seconds=0.3)
+        )
+
+        async def routed() -> bool:
+            return gateway.routes.get("iris-slow") is not None
+
+        await eventually(routed, 10, "route 'iris-slow'")
+        got, body = await _infer(
+            http, f"{gateway.http_url}/v2/models/iris-slow/infer", mlserver.iris.v2_request(1)
+        )
+        assert got == 504, body
+        assert "did not answer within 0.3 s" in body["error"]
+    finally:
+        release.set()
+        await runner.cleanup()
+
+
 async def test_upstream_error_status_is_passed_through(
     gateway: App, mlserver: MLServerReplica, http: aiohttp.ClientSession
 ) -> None:

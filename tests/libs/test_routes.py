@@ -44,3 +44,10 @@ def test_a_record_without_load_balancing_means_round_robin() -> None:
     msg = route_to_pb(_route("iris"))
     msg.ClearField("load_balancing")
     assert route_from_pb("iris", msg).load_balancing == LoadBalancing()
+
+
+def test_timeout_survives_the_round_trip() -> None:
+    """The model's own timeout reaches the gateway; 0 means the gateway's default."""
+    route = Route("iris", (), timeout_seconds=1.5)
+    assert route_from_pb("iris", route_to_pb(route)).timeout_seconds == 1.5
+    assert route_from_pb("iris", route_to_pb(_route("iris"))).timeout_seconds == 0.0

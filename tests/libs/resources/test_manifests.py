@@ -66,6 +66,7 @@ def test_seldon_model_is_accepted_unchanged_with_fields_we_do_not_act_on() -> No
             ">= 1",
         ),
         (model_doc(loadBalancing={"stratgy": "LeastLoad"}), "spec.loadBalancing.stratgy", "unknown field"),
+        (model_doc(timeoutSeconds=0), "spec.timeoutSeconds", "> 0"),
     ],
 )
 def test_bad_manifests_name_the_field(doc: dict[str, Any], field: str, words: str) -> None:
@@ -181,3 +182,15 @@ def test_load_balancing_is_read_from_seldon_models_too() -> None:
     model = parse_manifest(doc)
     assert isinstance(model, Model)
     assert model.spec.load_balancing.strategy == "LeastLoad"
+
+
+def test_timeout_seconds_is_read_and_written_back() -> None:
+    """A Model's timeoutSeconds reaches its spec and its manifest; absent means the gateway default."""
+    model = parse_manifest(model_doc(timeoutSeconds=2.5))
+    assert isinstance(model, Model)
+    assert model.spec.timeout_seconds == 2.5
+    assert to_manifest(model)["spec"]["timeoutSeconds"] == 2.5
+    plain = parse_manifest(model_doc())
+    assert isinstance(plain, Model)
+    assert plain.spec.timeout_seconds == 0.0
+    assert "timeoutSeconds" not in to_manifest(plain)["spec"]
