@@ -65,8 +65,6 @@ EVENT_SCHEMA_VERSION: Final = 1
 # How many times apply re-reads and retries after losing a revision race.
 APPLY_ATTEMPTS: Final = 5
 WAITING_REASON: Final = "waiting for status"
-# Seconds a follow that ends waits for its status watch to finish starting (see follow_model).
-WATCH_START_TIMEOUT: Final = 5.0
 # State reported for a resource that exists but whose status was not derived yet.
 _INITIAL_STATE: Final[Mapping[str, str]] = {
     "Model": "ModelStateUnknown",
@@ -182,8 +180,6 @@ class ControlHandler:
         # One status pump per open follow_model stream.
         self._tasks = TaskSupervisor("api-follow")
         self._follows = 0
-        # Status watches of open follows that have not started yet (see follow_model).
-        self._starting: set[asyncio.Event] = set()
         # Open watch streams; close() waits for them so their NATS subscriptions end before the
         # connection does (nats-py leaves a consumer's tasks running when unsubscribe fails).
         self._watches = 0
@@ -380,19 +376,15 @@ class ControlHandler:
         return sorted(found, key=lambda r: r.index)
 
     async def watch_status(
-        self, kind: Kind, name: str = "", started: asyncio.Event | None = None
+        self, kind: Kind, name: str = ""
     ) -> AsyncGenerator[tuple[WatchType, state_pb2.ResourceStatus], None]:
-        """Current statuses, then every change; all resources of ``kind`` when ``name`` is empty.
-
-        ``started`` is set once the KV watch exists (its replay began)."""
+        """Current statuses, then every change; all resources of ``kind`` when ``name`` is empty."""
         keys = subjects.status_key(kind, name) if name else subjects.status_key(kind, ">")
         stream = self._statuses.watch(keys)
         self._watches += 1
         self._no_watches.clear()
         try:
             async for change in stream:
-                if started is not None:
-                    started.set()
                 if change is None:  # end of the replay of current values
                     continue
                 if change.value is None:
@@ -419,13 +411,9 @@ class ControlHandler:
         current = await self.get_status("Model", name)  # NotFoundError before anything is sent
         queue: asyncio.Queue[FollowItem | BaseException] = asyncio.Queue()
         # Listen to progress first: a report sent while the watch starts is not lost.
-        watching = asyncio.Event()
         async with self._progress.follow(name) as reports:
-            self._starting.add(watching)
             pumps = (
-                self._tasks.spawn(
-                    f"follow-status:{name}", self._pump(self._statuses_of(name, watching), queue, watching)
-                ),
+                self._tasks.spawn(f"follow-status:{name}", self._pump(self._statuses_of(name), queue)),
                 self._tasks.spawn(f"follow-progress:{name}", self._pump(reports, queue)),
             )
             self._follows += 1
@@ -438,40 +426,27 @@ class ControlHandler:
                     yield item
             finally:
                 self._follows -= 1
-                # nats-py leaks a KV watch's consumer tasks when it is cancelled while being
-                # created (a client that leaves at once): let the watch start before cancelling.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(watching.wait(), WATCH_START_TIMEOUT)
-                self._starting.discard(watching)
                 for pump in pumps:
                     await cancel_and_wait(pump)
 
-    async def _statuses_of(self, name: str, started: asyncio.Event) -> AsyncIterator[FollowItem]:
-        async for type_, status in self.watch_status("Model", name, started):
+    async def _statuses_of(self, name: str) -> AsyncIterator[FollowItem]:
+        async for type_, status in self.watch_status("Model", name):
             yield MODEL_DELETED if type_ == "DELETE" else status
 
     async def _pump(
         self,
         source: AsyncIterator[FollowItem],
         queue: asyncio.Queue[FollowItem | BaseException],
-        done: asyncio.Event | None = None,
     ) -> None:
         try:
             async for item in source:
                 queue.put_nowait(item)
         except Exception as exc:  # hand it to the stream, which ends with it
             queue.put_nowait(exc)
-        finally:
-            if done is not None:
-                done.set()
 
     async def close(self, timeout: float = 5.0) -> None:
         """Stop the follow pumps, then wait (up to ``timeout`` seconds) until every watch stream
         has released its subscription."""
-        # As in follow_model: a status watch is not cancelled while nats-py creates it.
-        for watching in list(self._starting):
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(watching.wait(), WATCH_START_TIMEOUT)
         await self._tasks.close(timeout)
         try:
             await asyncio.wait_for(self._no_watches.wait(), timeout)
