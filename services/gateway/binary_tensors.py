@@ -28,6 +28,7 @@ import numpy as np
 import orjson
 
 from modelplane.libs.errors import InvalidError, PermanentError
+from modelplane.services.gateway.validation import flat_data
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 BINARY_CONTENT_TYPE = "application/octet-stream"
@@ -149,19 +150,8 @@ def binary_output_choice(request: dict[str, Any]) -> Callable[[str], bool] | Non
 
 
 # ---- responses ----------------------------------------------------------------------------------
-def _flat(data: Any) -> list[Any]:
-    if not isinstance(data, list):
-        return [data]
-    if not any(isinstance(item, list) for item in data):
-        return data
-    out: list[Any] = []
-    for item in data:
-        out.extend(_flat(item))
-    return out
-
-
 def _encode(data: Any, datatype: Any, name: str) -> bytes:
-    values = _flat(data)
+    values = flat_data(data)
     if datatype == "BYTES":
         parts: list[bytes] = []
         for value in values:

@@ -21,7 +21,6 @@ hashes the route key for them.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -31,7 +30,7 @@ import structlog
 
 from modelplane.libs.errors import NotFoundError, RetryableError
 from modelplane.libs.resources.types import LoadBalancing
-from modelplane.libs.routes import RouteEndpoint
+from modelplane.libs.routes import Route, RouteEndpoint, RouteVersion
 from modelplane.services.gateway.balancers import NO_HINT, Balancer, RequestHint
 from modelplane.services.gateway.balancers.in_flight import InFlight, InFlightView
 from modelplane.services.gateway.balancers.least_load import LeastLoad
@@ -183,22 +182,9 @@ class GatewayHandler:
 
     def resolve(self, model: str, version: str | None = None) -> Target:
         """The version of ``model`` a request goes to; NotFoundError for an unknown model/version."""
-        route = self._routes.get(model)
-        if route is None:
-            raise NotFoundError(f"model {model} not found")
-        if version:
-            try:
-                chosen = find_version(route, int(version))
-            except ValueError:
-                chosen = None
-            if chosen is None:
-                raise NotFoundError(f"model {model} has no version {version}")
-        else:
-            chosen = default_version(route)
-            if chosen is None:
-                raise RetryableError(
-                    f"model {model} has no version available yet", delay=NO_REPLICA_RETRY_AFTER
-                )
+        route, chosen = self._chosen(model, version)
+        if chosen is None:
+            raise RetryableError(f"model {model} has no version available yet", delay=NO_REPLICA_RETRY_AFTER)
         return Target(
             model=model,
             version=chosen.version,
@@ -209,10 +195,26 @@ class GatewayHandler:
         )
 
     def check_known(self, model: str, version: str | None = None) -> None:
-        """NotFoundError unless ``model`` (and ``version``, if given) has a route; nothing else."""
-        # Known with no version available yet raises RetryableError: a request for it is held.
-        with contextlib.suppress(RetryableError):
-            self.resolve(model, version)
+        """NotFoundError unless ``model`` (and ``version``, if given) has a route; nothing else.
+
+        A known model with no version available yet passes: a request for it is held.
+        """
+        self._chosen(model, version)
+
+    def _chosen(self, model: str, version: str | None) -> tuple[Route, RouteVersion | None]:
+        """The route and the version a request names (None: the default, when there is none)."""
+        route = self._routes.get(model)
+        if route is None:
+            raise NotFoundError(f"model {model} not found")
+        if not version:
+            return route, default_version(route)
+        try:
+            chosen = find_version(route, int(version))
+        except ValueError:
+            chosen = None
+        if chosen is None:
+            raise NotFoundError(f"model {model} has no version {version}")
+        return route, chosen
 
     @property
     def routes(self) -> RouteTable:

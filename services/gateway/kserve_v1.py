@@ -24,9 +24,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from modelplane.libs.errors import InvalidError, PermanentError
+from modelplane.services.gateway.validation import flat_data, load_json_object
 
 DEFAULT_INPUT_NAME = "input-0"
 
@@ -100,12 +99,7 @@ def _datatype(kinds: set[str]) -> str:
 
 def parse_instances(body: bytes) -> InstancesTensor:
     """The V1 predict body as one tensor; InvalidError names the offending field."""
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidError(f"invalid JSON ({exc})", field="request body") from exc
-    if not isinstance(parsed, dict):
-        raise InvalidError("must be a JSON object", field="request body")
+    parsed = load_json_object(body)
     instances = parsed.get("instances")
     if instances is None:
         raise InvalidError("is required", field="instances")
@@ -131,18 +125,6 @@ def input_name(metadata: Any) -> str:
     return DEFAULT_INPUT_NAME
 
 
-def _flat(data: Any) -> list[Any]:
-    """V2 JSON ``data`` may be flat or nested row-major: always flat here."""
-    if not isinstance(data, list):
-        return [data]
-    if not any(isinstance(item, list) for item in data):
-        return data
-    out: list[Any] = []
-    for item in data:
-        out.extend(_flat(item))
-    return out
-
-
 def _reshape(flat: list[Any], shape: list[int]) -> list[Any]:
     if len(shape) <= 1:
         return flat
@@ -156,7 +138,7 @@ def predictions(response: Any) -> dict[str, Any]:
     if not isinstance(outputs, list) or not outputs or not isinstance(outputs[0], dict):
         raise PermanentError("the model answered without outputs")
     first = outputs[0]
-    flat = _flat(first.get("data", []))
+    flat = flat_data(first.get("data", []))
     shape = first.get("shape")
     if (
         isinstance(shape, list)

@@ -45,11 +45,16 @@ from modelplane.libs.errors import (
     RetryableError,
 )
 from modelplane.libs.routes import RouteEndpoint
-from modelplane.libs.telemetry import inject_context
 from modelplane.services.gateway.balancers import RequestHint
 from modelplane.services.gateway.handler import GatewayHandler, ModelNotResidentError, Target
 from modelplane.services.gateway.metrics import UNKNOWN_MODEL, GatewayMetrics
-from modelplane.services.gateway.upstream_http import HttpStream, HttpUpstream
+from modelplane.services.gateway.upstream_http import (
+    REQUEST_ID_HEADER,
+    HttpStream,
+    HttpUpstream,
+    forwarded_headers,
+)
+from modelplane.services.gateway.validation import load_json_object
 
 log = structlog.get_logger(__name__)
 
@@ -57,7 +62,6 @@ log = structlog.get_logger(__name__)
 PATH_PREFIXES = ("/openai/v1", "/v1")
 PROTOCOL = "openai"
 OWNED_BY = "modelplane"
-REQUEST_ID_HEADER = "x-request-id"
 EVENT_STREAM = "text/event-stream"
 # The separator of ``<model>_<adapter>``.
 ADAPTER_SEPARATOR = "_"
@@ -125,12 +129,7 @@ REPLICA_PREFIX = "/v1"
 
 def parse_body(raw: bytes) -> tuple[dict[str, Any], str]:
     """The JSON object of a request and its ``model``; InvalidError naming what is wrong."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidError(f"invalid JSON: {exc}", field="request body") from exc
-    if not isinstance(body, dict):
-        raise InvalidError("must be a JSON object", field="request body")
+    body = load_json_object(raw)
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise InvalidError("is required (a non-empty string)", field="model")
@@ -225,14 +224,6 @@ class OpenAIAdapter:
 
         return route
 
-    def _upstream_headers(self, request: web.Request) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
-        request_id = request.headers.get(REQUEST_ID_HEADER)
-        if request_id:
-            headers[REQUEST_ID_HEADER] = request_id
-        inject_context(headers)
-        return headers
-
     # ---- routes -------------------------------------------------------------------------------
     def _operation(self, operation: OpenAIOperation) -> Handler:
         async def relay(request: web.Request) -> web.StreamResponse:
@@ -253,7 +244,7 @@ class OpenAIAdapter:
     async def _relay(
         self, request: web.Request, target: Target, path: str, body: dict[str, Any], hint: RequestHint
     ) -> web.StreamResponse:
-        headers = self._upstream_headers(request)
+        headers = forwarded_headers(request.headers)
         payload = orjson.dumps(body)
 
         async def call(endpoint: RouteEndpoint) -> web.StreamResponse:

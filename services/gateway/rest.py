@@ -28,7 +28,7 @@ from opentelemetry import trace
 
 from modelplane.libs.errors import ModelplaneError, RetryableError
 from modelplane.libs.routes import RouteEndpoint
-from modelplane.libs.telemetry import extract_context, inject_context
+from modelplane.libs.telemetry import extract_context
 from modelplane.services.gateway import binary_tensors, kserve_v1
 from modelplane.services.gateway.experiments import ROUTE_HEADER, ExperimentRouter, ExperimentTable
 from modelplane.services.gateway.handler import (
@@ -41,7 +41,12 @@ from modelplane.services.gateway.metrics import UNKNOWN_MODEL, GatewayMetrics
 from modelplane.services.gateway.mirroring import Mirror
 from modelplane.services.gateway.model_list import list_models
 from modelplane.services.gateway.routing import RouteTable
-from modelplane.services.gateway.upstream_http import HttpReply, HttpUpstream
+from modelplane.services.gateway.upstream_http import (
+    REQUEST_ID_HEADER,
+    HttpReply,
+    HttpUpstream,
+    forwarded_headers,
+)
 from modelplane.services.gateway.validation import validate_infer_json
 
 # Replica answers retried on another replica (Envoy's "gateway-error" policy): the request did
@@ -52,7 +57,6 @@ _RETRIED_STATUSES = frozenset(
 
 log = structlog.get_logger(__name__)
 
-REQUEST_ID_HEADER = "x-request-id"
 SELDON_MODEL_HEADER = "seldon-model"
 PROTOCOL = "rest"
 # Server model names whose V1 input name is remembered (bounded; cleared when full).
@@ -170,18 +174,10 @@ class RestAdapter:
     def _model_name(self, request: web.Request) -> str:
         return self._handler.model_name(request.match_info["model"], request.headers.get(SELDON_MODEL_HEADER))
 
-    def _upstream_headers(self, request: web.Request) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
-        request_id = request.headers.get(REQUEST_ID_HEADER)
-        if request_id:
-            headers[REQUEST_ID_HEADER] = request_id
-        inject_context(headers)
-        return headers
-
     async def _call_replica(
         self, request: web.Request, target: Target, method: str, suffix: str, body: bytes | None
     ) -> HttpReply:
-        headers = self._upstream_headers(request)
+        headers = forwarded_headers(request.headers)
         path = f"/v2/models/{quote(target.server_model_name, safe='')}{suffix}"
 
         async def call(endpoint: RouteEndpoint) -> HttpReply:

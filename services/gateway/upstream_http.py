@@ -21,9 +21,23 @@ import aiohttp
 
 from modelplane.libs.errors import DeadlineError, RetryableError
 from modelplane.libs.routes import RouteEndpoint
+from modelplane.libs.telemetry import inject_context
 from modelplane.services.gateway.handler import UpstreamUnreachableError
 
 DEFAULT_CONTENT_TYPE = "application/json"
+# The request id a client may send; it is passed on to the replica and echoed in the answer.
+REQUEST_ID_HEADER = "x-request-id"
+
+
+def forwarded_headers(incoming: Mapping[str, str]) -> dict[str, str]:
+    """The headers a JSON call to a replica carries: content type, the client's request id,
+    and the current trace context."""
+    headers = {"Content-Type": DEFAULT_CONTENT_TYPE}
+    request_id = incoming.get(REQUEST_ID_HEADER)
+    if request_id:
+        headers[REQUEST_ID_HEADER] = request_id
+    inject_context(headers)
+    return headers
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,19 +34,36 @@ def _has_binary_data(tensor: dict[str, Any]) -> bool:
     return isinstance(parameters, dict) and parameters.get("binary_data_size") is not None
 
 
+def load_json_object(body: bytes | memoryview) -> dict[str, Any]:
+    """A request body that must be one JSON object; InvalidError on ``request body`` otherwise."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidError(f"invalid JSON ({exc})", field="request body") from exc
+    if not isinstance(parsed, dict):
+        raise InvalidError("must be a JSON object", field="request body")
+    return parsed
+
+
+def flat_data(data: Any) -> list[Any]:
+    """V2 JSON ``data`` may be flat or nested row-major: always flat here."""
+    if not isinstance(data, list):
+        return [data]
+    if not any(isinstance(item, list) for item in data):
+        return data
+    out: list[Any] = []
+    for item in data:
+        out.extend(flat_data(item))
+    return out
+
+
 def validate_infer_json(body: bytes, header_length: int | None = None) -> dict[str, Any]:
     """Parse a REST infer body's JSON and check its shape; InvalidError names the offending field.
 
     ``header_length`` is the binary extension's JSON length: only that prefix is parsed (through
     a memoryview, so the tensor bytes after it are not copied).
     """
-    json_part = body if header_length is None else memoryview(body)[:header_length]
-    try:
-        parsed = orjson.loads(json_part)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidError(f"invalid JSON ({exc})", field="request body") from exc
-    if not isinstance(parsed, dict):
-        raise InvalidError("must be a JSON object", field="request body")
+    parsed = load_json_object(body if header_length is None else memoryview(body)[:header_length])
     inputs = parsed.get("inputs")
     if inputs is None:
         raise InvalidError("is required", field="inputs")
