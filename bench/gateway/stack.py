@@ -15,7 +15,6 @@ would, so neither scheduler nor agent is needed.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -33,7 +32,8 @@ from modelplane.libs.embedded_nats import EmbeddedNats, free_port
 from modelplane.libs.routes import Route, RouteEndpoint, RouteVersion, route_to_pb
 from modelplane.libs.store import TypedBucket, connect, disconnect, ensure_buckets
 from modelplane.proto import state_pb2
-from tests.helpers.iris import IrisModel, build_iris_model
+from tests.helpers.iris import IrisModel
+from tests.helpers.mlserver import iris_repository, spawn_mlserver
 from tests.helpers.processes import stop_process_group
 
 MODEL = "iris"
@@ -140,23 +140,12 @@ class Stack:
     # ---- MLServer -----------------------------------------------------------------------------
     async def _start_mlserver(self) -> None:
         models = self.root / "models"
-        self.iris = build_iris_model(models / SERVER_MODEL_NAME, name=SERVER_MODEL_NAME)
-        http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
-        (models / "settings.json").write_text(
-            json.dumps(
-                {
-                    "http_port": http_port,
-                    "grpc_port": grpc_port,
-                    "metrics_port": metrics_port,
-                    "load_models_at_startup": True,
-                    "parallel_workers": 0,
-                    "debug": False,
-                }
-            )
-        )
+        models.mkdir(parents=True, exist_ok=True)
+        repository = iris_repository(models, SERVER_MODEL_NAME)
+        self.iris = repository.iris
         log = self.root / "mlserver.log"
-        self._mlserver = _spawn([str(Path(sys.executable).parent / "mlserver"), "start", str(models)], log)
-        self.direct = Endpoints(f"127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}")
+        self._mlserver = spawn_mlserver(models, log)
+        self.direct = Endpoints(repository.http, repository.grpc)
         proc = self._mlserver
         async with aiohttp.ClientSession() as session:
 

@@ -8,15 +8,11 @@ fresh per test.
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -29,7 +25,8 @@ from modelplane.libs.store import TypedBucket
 from modelplane.proto import state_pb2
 from modelplane.services.gateway.app import App
 from modelplane.services.gateway.settings import GatewaySettings
-from tests.helpers.iris import IrisModel, build_iris_model
+from tests.helpers.iris import IrisModel
+from tests.helpers.mlserver import iris_repository, spawn_mlserver
 from tests.helpers.processes import stop_process_group
 
 MLSERVER_START_TIMEOUT = 90.0
@@ -77,44 +74,22 @@ def _model_ready(http: str) -> bool:
 def mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLServerReplica]:
     """One MLServer process serving the iris model as ``iris_1``."""
     root = tmp_path_factory.mktemp("mlserver")
-    iris = build_iris_model(root / "models" / SERVER_MODEL_NAME, name=SERVER_MODEL_NAME)
-    http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
-    (root / "models" / "settings.json").write_text(
-        json.dumps(
-            {
-                "http_port": http_port,
-                "grpc_port": grpc_port,
-                "metrics_port": metrics_port,
-                "load_models_at_startup": True,
-                "parallel_workers": 0,
-                "debug": False,
-            }
-        )
-    )
-    mlserver_bin = str(Path(sys.executable).parent / "mlserver")
-    with (root / "mlserver.log").open("wb") as log_file:
-        proc = subprocess.Popen(
-            [mlserver_bin, "start", str(root / "models")],
-            cwd=root,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            http = f"127.0.0.1:{http_port}"
+    (root / "models").mkdir()
+    repository = iris_repository(root / "models", SERVER_MODEL_NAME)
+    proc = spawn_mlserver(repository.models, root / "mlserver.log")
+    try:
+        http = repository.http
 
-            def ready() -> bool:
-                if proc.poll() is not None:
-                    pytest.fail(
-                        f"mlserver exited with {proc.returncode}: {(root / 'mlserver.log').read_text()}"
-                    )
-                return _model_ready(http)
+        def ready() -> bool:
+            if proc.poll() is not None:
+                pytest.fail(f"mlserver exited with {proc.returncode}: {(root / 'mlserver.log').read_text()}")
+            return _model_ready(http)
 
-            poll_until(ready, MLSERVER_START_TIMEOUT, "MLServer to load iris_1")
-            yield MLServerReplica(pid=proc.pid, http=http, grpc=f"127.0.0.1:{grpc_port}", iris=iris)
-        finally:
-            # The process group is ours (start_new_session): stop it and everything it spawned.
-            stop_process_group(proc, timeout=20)
+        poll_until(ready, MLSERVER_START_TIMEOUT, "MLServer to load iris_1")
+        yield MLServerReplica(pid=proc.pid, http=http, grpc=repository.grpc, iris=repository.iris)
+    finally:
+        # The process group is ours (start_new_session): stop it and everything it spawned.
+        stop_process_group(proc, timeout=20)
 
 
 async def put_route(js: JetStreamContext, route: Route) -> None:
