@@ -81,7 +81,10 @@ def identity_of(objects: Iterable[RemoteObject]) -> str:
 def _checked_relative(uri: str, name: str, relative: str) -> str:
     parts = PurePosixPath(relative).parts
     if not relative or relative.startswith("/") or any(p in ("..", ".") for p in parts) or "\\" in relative:
-        raise InvalidError(f"object {name!r} in {uri} has a name that cannot be stored safely", field=FIELD)
+        raise InvalidError(
+            f"object {name!r} in {uri} cannot be stored safely: it would be written outside the target directory",
+            field=FIELD,
+        )
     return relative
 
 

@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import boto3
@@ -45,7 +44,13 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from modelplane.libs.errors import InvalidError, ModelplaneError, NotFoundError, RetryableError
 from modelplane.services.storage.fetchers.base import FetchTarget, Progress
-from modelplane.services.storage.fetchers.objects import Cancelled, ThreadedDownload
+from modelplane.services.storage.fetchers.objects import (
+    Cancelled,
+    RemoteObject,
+    ThreadedDownload,
+    identity_of,
+    select_objects,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -92,18 +97,6 @@ class S3Location:
         if not bucket:
             raise InvalidError(f"{uri!r} names no bucket", field="spec.storageUri")
         return cls(bucket=bucket, key=key)
-
-    @property
-    def folder(self) -> str:
-        """The key prefix of the objects that belong to this URI as a folder."""
-        return self.key.rstrip("/") + "/" if self.key.strip("/") else ""
-
-
-@dataclass(frozen=True, slots=True)
-class S3Object:
-    key: str
-    size: int
-    etag: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,24 +162,22 @@ class S3Fetcher:
 
     async def identity(self, target: FetchTarget) -> str:
         location = S3Location.parse(target.uri)
-        objects, _ = await _run(target, self._list, target, location)
-        lines = "\n".join(f"{o.key}:{o.size}:{o.etag}" for o in sorted(objects, key=lambda o: o.key))
-        return hashlib.sha256(lines.encode()).hexdigest()
+        return identity_of(await _run(target, self._list, target, location))
 
     async def download(self, target: FetchTarget, dest: Path, progress: Progress) -> None:
         location = S3Location.parse(target.uri)
-        objects, single = await _run(target, self._list, target, location)
-        plan = [(o, dest / _relative_path(o, location, single, target.uri)) for o in objects]
+        objects = await _run(target, self._list, target, location)
+        plan = [(o, dest / o.relative) for o in objects]
         progress.total(sum(o.size for o in objects))
         work = functools.partial(
             _download_all, self._clients, _options(target), location.bucket, plan, self._transfer
         )
         await _mapped(target, ThreadedDownload(progress).run(work))
 
-    def _list(self, target: FetchTarget, location: S3Location) -> tuple[list[S3Object], bool]:
+    def _list(self, target: FetchTarget, location: S3Location) -> list[RemoteObject]:
         client = self._clients.client(_options(target))
         try:
-            return _list_artifact(client, location)
+            return _list_artifact(client, location, target.uri)
         finally:
             client.close()
 
@@ -241,14 +232,14 @@ def _client(options: S3Options, session: boto3.session.Session | None = None) ->
     return session.client("s3", endpoint_url=options.endpoint_url, verify=options.verify, config=config)
 
 
-def _list_artifact(client: S3Client, location: S3Location) -> tuple[list[S3Object], bool]:
-    """The objects of the artifact, and whether it is a single object (blocking)."""
-    objects: list[S3Object] = []
+def _list_artifact(client: S3Client, location: S3Location, uri: str) -> list[RemoteObject]:
+    """The objects of the artifact (blocking): the object the key names, else those under it."""
+    listing: list[tuple[str, int, str]] = []
     try:
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=location.bucket, Prefix=location.key)
         for page in pages:
             for item in page.get("Contents", []):
-                objects.append(S3Object(item["Key"], item["Size"], item["ETag"].strip('"')))
+                listing.append((item["Key"], item["Size"], item["ETag"].strip('"')))
     except ClientError as exc:
         # Credentials that may read an object but not list the bucket still fetch one file.
         if _code(exc) in DENIED_CODES and location.key and not location.key.endswith("/"):
@@ -256,38 +247,19 @@ def _list_artifact(client: S3Client, location: S3Location) -> tuple[list[S3Objec
                 head = client.head_object(Bucket=location.bucket, Key=location.key)
             except ClientError:
                 raise exc from None
-            return [S3Object(location.key, head["ContentLength"], head["ETag"].strip('"'))], True
-        raise
-    exact = [o for o in objects if o.key == location.key and location.key]
-    if exact:
-        return exact, True
-    folder = location.folder
-    inside = [o for o in objects if o.key.startswith(folder) and not o.key.endswith("/")]
-    if not inside:
-        raise NotFoundError(
-            f"no object or prefix s3://{location.bucket}/{location.key} exists",
-            field="spec.storageUri",
-        )
-    return inside, False
-
-
-def _relative_path(obj: S3Object, location: S3Location, single: bool, uri: str) -> str:
-    rel = PurePosixPath(obj.key).name if single else obj.key[len(location.folder) :]
-    parts = PurePosixPath(rel).parts
-    # Keys are free-form strings: "a/../../etc" must not write outside the cache entry.
-    if not rel or rel.startswith("/") or ".." in parts:
-        raise InvalidError(
-            f"object key {obj.key!r} under {uri} would be written outside the target directory",
-            field="spec.storageUri",
-        )
-    return rel
+            listing = [(location.key, head["ContentLength"], head["ETag"].strip('"'))]
+        else:
+            raise
+    # A key that names an object exactly is that one file, even when other keys extend it.
+    exact = [entry for entry in listing if location.key and entry[0] == location.key]
+    return select_objects(uri, location.key, exact or listing)
 
 
 def _download_all(
     clients: _ClientFactory,
     options: S3Options,
     bucket: str,
-    plan: list[tuple[S3Object, Path]],
+    plan: list[tuple[RemoteObject, Path]],
     transfer: TransferConfig,
     bridge: ThreadedDownload,
 ) -> None:
@@ -309,7 +281,7 @@ def _download_all(
             path.parent.mkdir(parents=True, exist_ok=True)
             # boto3 calls Callback from its transfer threads with each chunk's size (negative when
             # it restarts a part); bridge.advance raises Cancelled there once we were cancelled.
-            client.download_file(bucket, obj.key, str(path), Callback=bridge.advance, Config=transfer)
+            client.download_file(bucket, obj.name, str(path), Callback=bridge.advance, Config=transfer)
             # Done with this object: its responses were read to the end.
             bodies.clear()
     finally:
