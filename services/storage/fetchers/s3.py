@@ -15,9 +15,12 @@ environment second, under the names KServe and Seldon use:
 
 Clients are built with an explicit botocore ``Config`` (``os.environ`` is only read) and kept
 per resolved configuration (``S3Options``): building one loads the service model and costs
-~0.15 s, as much as downloading 20 MiB, and boto3 clients are safe to share between threads. A URI whose key exists as an object is a single file (``dest/<base name>``); otherwise
-it is a folder and the objects under ``<prefix>/`` keep their relative paths. Blocking boto3
-calls run in threads. The download runs under ``objects.ThreadedDownload`` like the GCS and Azure
+~0.15 s, as much as downloading 20 MiB, and boto3 clients are safe to share between threads.
+
+A URI whose key exists as an object is a single file (``dest/<base name>``); otherwise it is a
+folder and the objects under ``<prefix>/`` keep their relative paths (chosen, checked and
+digested by the bucket helpers in objects.py, as for GCS and Azure). Blocking boto3 calls run in
+threads. The download runs under ``objects.ThreadedDownload`` like the GCS and Azure
 ones: boto3's progress callbacks are handed to the event loop before they reach ``Progress``, and
 once the awaiting task is cancelled the next callback raises inside s3transfer, which stops every
 part of the transfer and removes its temporary file.
