@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from modelplane.libs.errors import DeadlineError
-from modelplane.services.placement.runtimes.base import ModelLayout, ReadyProbe, RuntimeEndpoints, RuntimeExit
+from modelplane.services.placement.runtimes.base import (
+    ModelLayout,
+    ReadyProbe,
+    RuntimeEndpoints,
+    RuntimeExit,
+    ready_within,
+)
 
 _PROBE_INTERVAL = 0.2  # seconds between readiness probes
 
@@ -22,14 +26,10 @@ class AttachedRuntime:
         return ""
 
     async def start(self, ready: ReadyProbe, timeout: float) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not await ready():
-            if loop.time() >= deadline:
-                raise DeadlineError(
-                    f"{self.name} at {self.endpoints.local_http} was not ready within {timeout:g}s"
-                )
-            await asyncio.sleep(_PROBE_INTERVAL)
+        if not await ready_within(ready, timeout, _PROBE_INTERVAL):
+            raise DeadlineError(
+                f"{self.name} at {self.endpoints.local_http} was not ready within {timeout:g}s"
+            )
 
     async def stop(self) -> None:
         return None

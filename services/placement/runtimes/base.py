@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,17 @@ from modelplane.libs.resources.types import ModelSpec
 
 # Answers "is the model server ready?" (GET /v2/health/ready); supplied by the agent.
 ReadyProbe = Callable[[], Awaitable[bool]]
+
+
+async def ready_within(ready: ReadyProbe, timeout: float, interval: float = 0.1) -> bool:
+    """Probe every ``interval`` seconds until ``ready`` says so (True) or ``timeout`` passes (False)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await ready():
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(interval)
+    return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,7 @@ from modelplane.libs.process import (
     start_time,
     write_record,
 )
-from modelplane.services.placement.runtimes.base import ReadyProbe, RuntimeExit
+from modelplane.services.placement.runtimes.base import ReadyProbe, RuntimeExit, ready_within
 from modelplane.services.placement.runtimes.process import (
     AdoptedProcess,
     ManagedProcess,
@@ -145,7 +145,7 @@ class ServerProcess:
             pidfd = os.pidfd_open(record.pid)
         except OSError:
             return False
-        if not is_same_process(record.pid, record.start_time) or not await _ready_within(
+        if not is_same_process(record.pid, record.start_time) or not await ready_within(
             ready, ADOPT_READY_TIMEOUT
         ):
             os.close(pidfd)
@@ -165,16 +165,6 @@ class ServerProcess:
 
     async def wait_exit(self) -> RuntimeExit | None:
         return await exit_of(self._handle)
-
-
-async def _ready_within(ready: ReadyProbe, timeout: float) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await ready():
-        if loop.time() >= deadline:
-            return False
-        await asyncio.sleep(_PROBE_INTERVAL)
-    return True
 
 
 async def _kill_stale(name: str, record: ProcessRecord) -> None:
