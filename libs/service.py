@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 from typing import Protocol
 
 import structlog
@@ -83,8 +84,15 @@ async def serve_until_stopped(service: Service, stop: asyncio.Event, shutdown_ti
         raise PermanentError(f"{service.name} failed: {failure}")
 
 
-def run(service: Service, shutdown_timeout: float = 10.0) -> None:
-    """Run ``service`` in a fresh event loop until SIGINT or SIGTERM."""
+def run(
+    service: Service,
+    shutdown_timeout: float = 10.0,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+) -> None:
+    """Run ``service`` in a fresh event loop until SIGINT or SIGTERM.
+
+    ``loop_factory`` picks the loop implementation (e.g. uvloop for the gateway's data plane).
+    """
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -93,4 +101,5 @@ def run(service: Service, shutdown_timeout: float = 10.0) -> None:
             loop.add_signal_handler(sig, stop.set)
         await serve_until_stopped(service, stop, shutdown_timeout)
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(main())

@@ -9,12 +9,20 @@ picks ``grpc`` (the OTLP default) or ``http/protobuf``.
 
 Propagation uses plain string mappings (HTTP headers, gRPC metadata) so callers need no
 OpenTelemetry types beyond ``Context``.
+
+``server_span`` opens the span of one hop (a request a service answers). When no exporter is
+installed a span would be built only to be dropped, and on the gateway's data plane that cost
+about a fifth of its CPU per request; so then it records nothing and only keeps the W3C
+context moving: the hop gets a fresh span id under the caller's trace (or a new trace), which
+``inject_context`` sends on, exactly the ids an unexported SDK span would have had.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -30,6 +38,10 @@ OTLP_PROTOCOL_ENV = "OTEL_EXPORTER_OTLP_PROTOCOL"
 _PROPAGATOR = TraceContextTextMapPropagator()
 # The process-wide provider installed by setup_tracing (OpenTelemetry allows setting it once).
 _installed: TracerProvider | None = None
+TRACEPARENT = "traceparent"
+TRACESTATE = "tracestate"
+# The (traceparent, tracestate) of the current hop when ``server_span`` records no span.
+_unrecorded: ContextVar[tuple[str, str | None] | None] = ContextVar("modelplane_unrecorded_hop", default=None)
 
 
 def _otlp_exporter(protocol: str) -> SpanExporter:
@@ -83,4 +95,67 @@ def extract_context(carrier: Mapping[str, str]) -> Context:
 
 def inject_context(carrier: MutableMapping[str, str], context: Context | None = None) -> None:
     """Add ``traceparent`` (and ``tracestate``) for the current or given context to ``carrier``."""
+    if context is None:
+        hop = _unrecorded.get()
+        if hop is not None:
+            carrier[TRACEPARENT] = hop[0]
+            if hop[1]:
+                carrier[TRACESTATE] = hop[1]
+            return
     _PROPAGATOR.inject(carrier, context=context)
+
+
+def recording() -> bool:
+    """Whether this process's spans go anywhere (its SDK provider has a span processor)."""
+    provider = trace.get_tracer_provider()
+    return isinstance(provider, TracerProvider) and bool(span_processors(provider))
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _valid_id(value: str, length: int) -> bool:
+    return len(value) == length and _HEX.issuperset(value) and value != "0" * length
+
+
+def child_traceparent(parent: str | None) -> str:
+    """A W3C traceparent for a new hop: the parent's trace and flags with a fresh span id, or a
+    new sampled trace when ``parent`` is absent or malformed (as the W3C spec says to restart)."""
+    if parent is not None:
+        parts = parent.strip().lower().split("-")
+        if (
+            len(parts) >= 4
+            and parts[0] != "ff"
+            and _valid_id(parts[1], 32)
+            and _valid_id(parts[2], 16)
+            and len(parts[3]) == 2
+            and _HEX.issuperset(parts[3])
+            and (parts[0] != "00" or len(parts) == 4)
+        ):
+            return f"00-{parts[1]}-{os.urandom(8).hex()}-{int(parts[3], 16) & 1:02x}"
+    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
+
+
+@contextmanager
+def server_span(tracer: trace.Tracer, name: str, carrier: Mapping[str, str]) -> Iterator[trace.Span]:
+    """The span of one hop answering a request whose headers/metadata are ``carrier``.
+
+    ``carrier`` keys must be lower-case (gRPC metadata is; the gateway's HTTP headers are).
+    Without an exporter no span is recorded (see the module docstring): the yielded span is
+    OpenTelemetry's non-recording one, whose attribute setters do nothing.
+    """
+    if recording():
+        with tracer.start_as_current_span(
+            name, context=extract_context(carrier), kind=trace.SpanKind.SERVER
+        ) as span:
+            yield span
+        return
+    parent = carrier.get(TRACEPARENT)
+    child = child_traceparent(parent)
+    # A tracestate belongs to its trace: it travels on only when the caller's trace continues.
+    state = carrier.get(TRACESTATE) if parent is not None and child.split("-")[1] in parent.lower() else None
+    token = _unrecorded.set((child, state))
+    try:
+        yield trace.INVALID_SPAN
+    finally:
+        _unrecorded.reset(token)

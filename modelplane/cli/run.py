@@ -26,7 +26,9 @@ def run(name: str) -> None:
     # Every service traces (spans are exported when OTEL_EXPORTER_OTLP_ENDPOINT is set).
     telemetry.setup_tracing(f"modelplane-{name}")
     try:
-        service.run(app, shutdown_timeout=app.shutdown_timeout)
+        # A service may ask for its own event loop implementation (the gateway runs on uvloop).
+        loop_factory = getattr(app, "loop_factory", None)
+        service.run(app, shutdown_timeout=app.shutdown_timeout, loop_factory=loop_factory)
     except ModelplaneError as exc:  # e.g. NATS unreachable: one line, not a traceback
         click.echo(f"modelplane run {name}: {exc}", err=True)
         sys.exit(1)

@@ -8,9 +8,11 @@ upstream clients, close NATS. ``close()`` is idempotent and safe after a failed 
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 import grpc
 import structlog
-from aiohttp import web
 from nats.aio.client import Client as NATS
 from opentelemetry import trace
 
@@ -26,6 +28,7 @@ from modelplane.services.gateway.experiments import ExperimentRouter, Experiment
 from modelplane.services.gateway.grpc_servicer import InferenceServicer
 from modelplane.services.gateway.handler import GatewayHandler
 from modelplane.services.gateway.holding import RequestHold
+from modelplane.services.gateway.http1.server import HttpServer
 from modelplane.services.gateway.load_signals import publish_loop
 from modelplane.services.gateway.metrics import GatewayMetrics
 from modelplane.services.gateway.mirroring import Mirror
@@ -59,7 +62,7 @@ class App:
         self._http_upstream = HttpUpstream(settings.upstream_timeout_seconds)
         self._grpc_upstream = GrpcUpstream(settings.upstream_timeout_seconds, settings.max_request_bytes)
         self._nc: NATS | None = None
-        self._runner: web.AppRunner | None = None
+        self._http_server: HttpServer | None = None
         self._grpc_server: grpc.aio.Server | None = None
         self._closed = False
 
@@ -70,6 +73,15 @@ class App:
     @property
     def grpc_target(self) -> str:
         return f"{self.settings.host}:{self.settings.grpc_port}"
+
+    @property
+    def loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop] | None:
+        """The event loop ``modelplane run gateway`` runs this app on (settings.event_loop)."""
+        if self.settings.event_loop == "uvloop":
+            import uvloop  # installed with MLServer; imported only where it is used
+
+            return uvloop.new_event_loop
+        return None
 
     def _connected(self) -> bool:
         return self._nc is not None and self._nc.is_connected
@@ -120,12 +132,14 @@ class App:
         rest = RestAdapter(
             handler, self._http_upstream, self.metrics, tracer, experiments=router, mirror=self.mirror
         )
-        rest_app = rest.application(settings.max_request_bytes)
-        # OpenAI-compatible routes share the REST server (and its tracing/request-id middleware).
-        OpenAIAdapter(handler, self._http_upstream, self.metrics).register(rest_app)
-        self._runner = web.AppRunner(rest_app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, settings.host, settings.http_port).start()
+        # OpenAI-compatible routes share the REST server (and its tracing/request-id handling).
+        OpenAIAdapter(handler, self._http_upstream).register(rest.router)
+        self._http_server = HttpServer(
+            rest.serve,
+            max_body_bytes=settings.max_request_bytes,
+            keepalive_seconds=settings.keepalive_seconds,
+        )
+        await self._http_server.start(settings.host, settings.http_port)
 
         self._grpc_server = grpc.aio.server(
             options=[
@@ -155,8 +169,8 @@ class App:
         # Stop accepting first; in-flight calls finish within the grace period.
         if self._grpc_server is not None:
             await self._grpc_server.stop(self.settings.grpc_grace_seconds)
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._http_server is not None:
+            await self._http_server.stop(self.settings.grpc_grace_seconds)
         await self._tasks.close()
         if self.mirror is not None:
             await self.mirror.close()

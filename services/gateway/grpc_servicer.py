@@ -19,7 +19,7 @@ from opentelemetry import trace
 
 from modelplane.libs.errors import ModelplaneError
 from modelplane.libs.routes import RouteEndpoint
-from modelplane.libs.telemetry import extract_context, inject_context
+from modelplane.libs.telemetry import inject_context, server_span
 from modelplane.proto import open_inference_pb2 as oip
 from modelplane.proto import open_inference_pb2_grpc as oip_grpc
 from modelplane.services.gateway.converters import input_headers_from_proto
@@ -73,11 +73,7 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
         request_id = metadata.get(REQUEST_ID_KEY) or uuid.uuid4().hex
         with (
             structlog.contextvars.bound_contextvars(request_id=request_id),
-            self._tracer.start_as_current_span(
-                f"inference.GRPCInferenceService/{method}",
-                context=extract_context(metadata),
-                kind=trace.SpanKind.SERVER,
-            ) as span,
+            server_span(self._tracer, f"inference.GRPCInferenceService/{method}", metadata) as span,
         ):
             yield span
 

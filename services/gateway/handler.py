@@ -348,6 +348,24 @@ class GatewayHandler:
         self._residency.used(endpoint, target.server_model_name)
         return result
 
+    def hold_in_flight(self, target: Target, endpoint: RouteEndpoint) -> Callable[[], None]:
+        """Count one more request in flight on ``endpoint`` until the returned function is called.
+
+        For answers that outlive their ``forward`` call (a relayed event stream): the stream
+        keeps its replica loaded for balancing until its last chunk. Calling it twice is harmless.
+        """
+        key, replica = target.balance_key, endpoint.replica
+        self._in_flight.begin(key, replica)
+        ended = False
+
+        def end() -> None:
+            nonlocal ended
+            if not ended:
+                ended = True
+                self._in_flight.end(key, replica)
+
+        return end
+
     async def _counted(
         self, target: Target, endpoint: RouteEndpoint, call: Callable[[RouteEndpoint], Awaitable[R]]
     ) -> R:

@@ -1,4 +1,4 @@
-"""OpenAI-compatible REST routes (aiohttp), as KubeAI serves them: translate, call the handler.
+"""OpenAI-compatible REST routes, as KubeAI serves them: translate, call the handler.
 
 Routes, each under ``/openai/v1`` and under ``/v1``: ``POST .../chat/completions``,
 ``.../completions``, ``.../embeddings`` and ``GET .../models``. (``GET /v1/models/{m}`` stays
@@ -12,7 +12,8 @@ replica's own OpenAI-compatible server (``http://<replica>/v1/...``, the vLLM la
 ``model`` rewritten to the name the replica knows: the server-side model name, or the adapter's
 own name (vLLM serves each LoRA adapter under its name). The replica's status and body come back
 as they are; an event stream (``"stream": true``) is relayed chunk by chunk as it arrives, never
-buffered, and the call counts as in flight until its last chunk.
+buffered (a ``StreamingResponse`` that owns the replica's open answer), and the call counts as in
+flight until its last chunk.
 
 Balancing hint (``RequestHint``): the prompt prefix is the first user message of a chat, the
 prompt (or its first element) of a completion, the input (or its first element) of an
@@ -25,16 +26,15 @@ a bad body 400, no ready replica 503 with ``Retry-After``.
 
 from __future__ import annotations
 
+import contextlib
 import math
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
 import orjson
 import structlog
-from aiohttp import web
 from opentelemetry import trace
 
 from modelplane.libs.errors import (
@@ -47,9 +47,11 @@ from modelplane.libs.errors import (
 from modelplane.libs.routes import RouteEndpoint
 from modelplane.services.gateway.balancers import RequestHint
 from modelplane.services.gateway.handler import GatewayHandler, ModelNotResidentError, Target
-from modelplane.services.gateway.metrics import UNKNOWN_MODEL, GatewayMetrics
+from modelplane.services.gateway.http1.messages import HttpRequest, HttpResponse, Response, StreamingResponse
+from modelplane.services.gateway.http1.router import Params, Router
+from modelplane.services.gateway.metrics import UNKNOWN_MODEL
+from modelplane.services.gateway.rest import METRIC_MODEL, RestRoute
 from modelplane.services.gateway.upstream_http import (
-    REQUEST_ID_HEADER,
     HttpStream,
     HttpUpstream,
     forwarded_headers,
@@ -65,10 +67,6 @@ OWNED_BY = "modelplane"
 EVENT_STREAM = "text/event-stream"
 # The separator of ``<model>_<adapter>``.
 ADAPTER_SEPARATOR = "_"
-# Model label of the request for metrics (a known model, else UNKNOWN_MODEL).
-_MODEL_LABEL = web.RequestKey("modelplane.openai_model", str)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 # ---- request parsing ----------------------------------------------------------------------------
@@ -147,20 +145,20 @@ def split_adapter(name: str, knows: Callable[[str], bool]) -> tuple[str, str]:
 
 
 # ---- responses ----------------------------------------------------------------------------------
-def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(payload), status=status, content_type="application/json", headers=headers
-    )
+def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> HttpResponse:
+    answer = {"content-type": "application/json"}
+    if headers:
+        answer.update(headers)
+    return HttpResponse(status, orjson.dumps(payload), answer)
 
 
 def openai_error(
     status: int, message: str, kind: str, *, param: str | None = None, code: str | None = None
-) -> web.Response:
-    headers: dict[str, str] = {}
-    return _json({"error": {"message": message, "type": kind, "param": param, "code": code}}, status, headers)
+) -> HttpResponse:
+    return _json({"error": {"message": message, "type": kind, "param": param, "code": code}}, status)
 
 
-def error_response(exc: ModelplaneError) -> web.Response:
+def error_response(exc: ModelplaneError) -> HttpResponse:
     """``exc`` in OpenAI's error shape, with Retry-After for retryable errors."""
     if isinstance(exc, NotFoundError):
         response = openai_error(
@@ -177,60 +175,42 @@ def error_response(exc: ModelplaneError) -> web.Response:
     else:
         response = openai_error(exc.http_status, exc.message, "server_error")
     if isinstance(exc, RetryableError):
-        response.headers["Retry-After"] = str(max(1, math.ceil(exc.delay)))
+        response.headers["retry-after"] = str(max(1, math.ceil(exc.delay)))
     return response
 
 
-async def _buffered(reply: HttpStream) -> web.Response:
+async def _buffered(reply: HttpStream) -> HttpResponse:
     """A replica's whole answer, passed on as it is."""
     body = await reply.read()
-    return web.Response(body=body, status=reply.status, headers={"Content-Type": reply.content_type})
+    return HttpResponse(reply.status, body, {"content-type": reply.content_type})
 
 
 class OpenAIAdapter:
-    """The OpenAI-compatible routes of the gateway (registered on the REST application)."""
+    """The OpenAI-compatible routes of the gateway (registered on the REST router)."""
 
-    def __init__(self, handler: GatewayHandler, upstream: HttpUpstream, metrics: GatewayMetrics) -> None:
+    def __init__(self, handler: GatewayHandler, upstream: HttpUpstream) -> None:
         self._handler = handler
         self._upstream = upstream
-        self._metrics = metrics
 
-    def register(self, app: web.Application) -> None:
-        """Add the routes under every prefix of ``PATH_PREFIXES`` to ``app``."""
+    def register(self, router: Router[RestRoute]) -> None:
+        """Add the routes under every prefix of ``PATH_PREFIXES`` to ``router``."""
         for prefix in PATH_PREFIXES:
             for operation in OPERATIONS:
-                app.router.add_post(prefix + operation.path, self._route(self._operation(operation)))
-            app.router.add_get(prefix + "/models", self._route(self.list_models))
+                router.add("POST", prefix + operation.path, self._route(self._operation(operation)))
+            router.add("GET", prefix + "/models", self._route(self.list_models))
 
-    # ---- cross-cutting ------------------------------------------------------------------------
-    def _route(self, relay: Handler) -> Handler:
-        """``relay`` with errors in OpenAI's shape and the request counted in the metrics."""
-
-        async def route(request: web.Request) -> web.StreamResponse:
-            started = time.perf_counter()
-            response: web.StreamResponse
-            try:
-                response = await relay(request)
-            except ModelplaneError as exc:
-                if exc.http_status >= 500:
-                    log.warning("request_failed", path=request.path, status=exc.http_status, error=str(exc))
-                response = error_response(exc)
-            except web.HTTPException as exc:  # body too large
-                response = openai_error(exc.status, exc.reason, "invalid_request_error")
-            label = request.get(_MODEL_LABEL)
-            if label is not None:
-                self._metrics.observe(label, PROTOCOL, str(response.status), time.perf_counter() - started)
-            return response
-
-        return route
+    @staticmethod
+    def _route(endpoint: Callable[[HttpRequest, Params], Any]) -> RestRoute:
+        """Errors in OpenAI's shape, counted under the ``openai`` protocol label."""
+        return RestRoute(endpoint, errors=error_response, protocol=PROTOCOL)
 
     # ---- routes -------------------------------------------------------------------------------
-    def _operation(self, operation: OpenAIOperation) -> Handler:
-        async def relay(request: web.Request) -> web.StreamResponse:
-            body, name = parse_body(await request.read())
-            request[_MODEL_LABEL] = UNKNOWN_MODEL
+    def _operation(self, operation: OpenAIOperation) -> Callable[[HttpRequest, Params], Any]:
+        async def relay(request: HttpRequest, params: Params) -> Response:
+            body, name = parse_body(request.body)
+            request.state[METRIC_MODEL] = UNKNOWN_MODEL
             model, adapter = split_adapter(name, self._handler.knows)
-            request[_MODEL_LABEL] = model
+            request.state[METRIC_MODEL] = model
             with structlog.contextvars.bound_contextvars(model=model, adapter=adapter or None):
                 target = await self._handler.wait_ready_target(model)
                 if adapter and not any(adapter in e.adapters for e in target.endpoints):
@@ -242,14 +222,17 @@ class OpenAIAdapter:
         return relay
 
     async def _relay(
-        self, request: web.Request, target: Target, path: str, body: dict[str, Any], hint: RequestHint
-    ) -> web.StreamResponse:
+        self, request: HttpRequest, target: Target, path: str, body: dict[str, Any], hint: RequestHint
+    ) -> Response:
         headers = forwarded_headers(request.headers)
         payload = orjson.dumps(body)
 
-        async def call(endpoint: RouteEndpoint) -> web.StreamResponse:
+        async def call(endpoint: RouteEndpoint) -> Response:
             trace.get_current_span().set_attribute("modelplane.replica", endpoint.replica)
-            async with self._upstream.stream("POST", endpoint, path, headers=headers, body=payload) as reply:
+            async with contextlib.AsyncExitStack() as open_answer:
+                reply = await open_answer.enter_async_context(
+                    self._upstream.stream("POST", endpoint, path, headers=headers, body=payload)
+                )
                 if reply.status == HTTPStatus.NOT_FOUND:
                     # The replica lacks a model its route lists: maybe evicted (the handler reloads).
                     answer = await _buffered(reply)
@@ -258,33 +241,39 @@ class OpenAIAdapter:
                     )
                 if not reply.content_type.startswith(EVENT_STREAM):
                     return await _buffered(reply)
-                return await self._pipe(request, reply, endpoint)
+                # The stream outlives this call: its chunks are relayed after the handler returns,
+                # so the open answer and an in-flight count move into the relay, which ends both.
+                done = self._handler.hold_in_flight(target, endpoint)
+                return self._pipe(request, reply, endpoint, open_answer.pop_all(), done)
+            raise AssertionError("unreachable")  # pragma: no cover - the with block returns
 
         return await self._handler.forward(target, call, hint)
 
-    async def _pipe(
-        self, request: web.Request, reply: HttpStream, endpoint: RouteEndpoint
-    ) -> web.StreamResponse:
+    def _pipe(
+        self,
+        request: HttpRequest,
+        reply: HttpStream,
+        endpoint: RouteEndpoint,
+        open_answer: contextlib.AsyncExitStack,
+        done: Callable[[], None],
+    ) -> StreamingResponse:
         """Relay an event stream chunk by chunk; once started, failures can only end it."""
-        response = web.StreamResponse(
-            status=reply.status, headers={"Content-Type": reply.content_type, "Cache-Control": "no-cache"}
-        )
-        request_id = request.headers.get(REQUEST_ID_HEADER)
-        if request_id:
-            response.headers[REQUEST_ID_HEADER] = request_id
-        await response.prepare(request)
-        try:
-            async for chunk in reply.chunks():
-                await response.write(chunk)
-            await response.write_eof()
-        except ModelplaneError as exc:
-            # The status is sent: the client sees the stream end without its final event.
-            log.warning("stream_broken", replica=endpoint.replica, error=str(exc))
-        except ConnectionResetError:
-            log.info("stream_abandoned_by_client", replica=endpoint.replica)
-        return response
 
-    async def list_models(self, request: web.Request) -> web.Response:
+        async def relayed() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in reply.chunks():
+                    yield chunk
+            except ModelplaneError as exc:
+                # The status is sent: the client sees the stream end without its final event.
+                log.warning("stream_broken", replica=endpoint.replica, error=str(exc))
+            finally:
+                done()
+                await open_answer.aclose()
+
+        headers = {"content-type": reply.content_type, "cache-control": "no-cache"}
+        return StreamingResponse(reply.status, relayed(), headers)
+
+    async def list_models(self, request: HttpRequest, params: Params) -> HttpResponse:
         """Every routable model, and each adapter its replicas serve as ``<model>_<adapter>``."""
         routes = self._handler.routes
         data: list[dict[str, Any]] = []

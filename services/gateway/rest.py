@@ -1,8 +1,10 @@
-"""Open Inference Protocol v2 REST adapter (aiohttp): translate, call the handler, map errors.
+"""Open Inference Protocol v2 REST adapter: translate, call the handler, map errors.
 
-One middleware wraps every request: it binds the request id for logs, opens a server span that
-continues an incoming ``traceparent``, turns errors into JSON ``{"error": ...}`` bodies with the
-status the error class names (plus ``Retry-After`` for retryable ones) and counts inference
+The gateway serves REST with its own HTTP/1.1 server (http1/server.py); ``serve`` is that
+server's request handler. It finds the route (http1/router.py), binds the request id for logs,
+opens a server span that continues an incoming ``traceparent``, turns errors into JSON
+``{"error": ...}`` bodies with the status the error class names (plus ``Retry-After`` for
+retryable ones; each route may shape errors its own way, see ``RestRoute``) and counts inference
 requests. Route functions stay a few lines each.
 
 Beyond the V2 routes: ``GET /v2/models`` lists the routable models (shape in model_list.py);
@@ -17,18 +19,18 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote
 
 import orjson
 import structlog
-from aiohttp import web
 from opentelemetry import trace
 
 from modelplane.libs.errors import ModelplaneError, RetryableError
 from modelplane.libs.routes import RouteEndpoint
-from modelplane.libs.telemetry import extract_context
+from modelplane.libs.telemetry import server_span
 from modelplane.services.gateway import binary_tensors, kserve_v1
 from modelplane.services.gateway.experiments import ROUTE_HEADER, ExperimentRouter, ExperimentTable
 from modelplane.services.gateway.handler import (
@@ -37,9 +39,12 @@ from modelplane.services.gateway.handler import (
     ReplicaBusyError,
     Target,
 )
+from modelplane.services.gateway.http1.messages import HttpRequest, HttpResponse, Response
+from modelplane.services.gateway.http1.router import MethodNotAllowed, Params, Router
 from modelplane.services.gateway.metrics import UNKNOWN_MODEL, GatewayMetrics
 from modelplane.services.gateway.mirroring import Mirror
 from modelplane.services.gateway.model_list import list_models
+from modelplane.services.gateway.replica_extensions import BINARY_TENSOR_DATA, ReplicaExtensions
 from modelplane.services.gateway.routing import RouteTable
 from modelplane.services.gateway.upstream_http import (
     REQUEST_ID_HEADER,
@@ -59,36 +64,93 @@ log = structlog.get_logger(__name__)
 
 SELDON_MODEL_HEADER = "seldon-model"
 PROTOCOL = "rest"
+JSON: Final = "application/json"
 # Server model names whose V1 input name is remembered (bounded; cleared when full).
 V1_INPUT_NAME_CACHE_SIZE = 1024
-# Request key holding the model label of an inference request (set only on infer routes).
-_METRIC_MODEL = web.RequestKey("modelplane.metric_model", str)
-# Request key holding the x-seldon-route value of a request an experiment routed.
-_ROUTE = web.RequestKey("modelplane.seldon_route", str)
+# The binary tensor extension's header, as the gateway's lower-case header maps hold it.
+_HEADER_LENGTH: Final = binary_tensors.HEADER_LENGTH.lower()
+# Seconds to wait for a replica's server metadata (asked once per replica, see replica_extensions).
+_METADATA_TIMEOUT: Final = 5.0
+# HttpRequest.state keys: the model label of an inference request (set only on infer routes)
+# and the x-seldon-route value of a request an experiment routed.
+METRIC_MODEL: Final = "metric_model"
+_ROUTE: Final = "seldon_route"
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(payload), status=status, content_type="application/json", headers=headers
-    )
+Endpoint = Callable[[HttpRequest, Params], Awaitable[Response]]
 
 
-def error_response(exc: ModelplaneError) -> web.Response:
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> HttpResponse:
+    answer = {"content-type": JSON}
+    if headers:
+        answer.update(headers)
+    return HttpResponse(status, orjson.dumps(payload), answer)
+
+
+def error_response(exc: ModelplaneError) -> HttpResponse:
     headers: dict[str, str] = {}
     if isinstance(exc, RetryableError):
-        headers["Retry-After"] = str(max(1, math.ceil(exc.delay)))
+        headers["retry-after"] = str(max(1, math.ceil(exc.delay)))
     return json_response({"error": str(exc)}, status=exc.http_status, headers=headers)
 
 
-def _reply_response(reply: HttpReply) -> web.Response:
-    """A replica's answer passed to the client as it is."""
-    return web.Response(body=reply.body, status=reply.status, headers={"Content-Type": reply.content_type})
+def _reply_response(reply: HttpReply) -> HttpResponse:
+    """A replica's answer passed to the client as it is (with its binary tensor header, if any)."""
+    headers = {"content-type": reply.content_type}
+    json_length = reply.headers.get(_HEADER_LENGTH)
+    if json_length is not None:
+        headers[_HEADER_LENGTH] = json_length
+    return HttpResponse(reply.status, reply.body, headers)
+
+
+class _BinaryRequest:
+    """An infer request that uses the binary tensor extension, in the two forms a replica may get."""
+
+    def __init__(
+        self,
+        request: HttpRequest,
+        parsed: dict[str, Any],
+        json_length: int | None,
+        outputs: Callable[[str], bool] | None,
+    ) -> None:
+        self._request = request
+        self._parsed = parsed
+        self._json_length = json_length
+        self.outputs = outputs
+        self._translated: bytes | None = None
+
+    def as_sent(self, forwarded: dict[str, str]) -> tuple[dict[str, str], bytes]:
+        """Headers and body for a replica that speaks the extension: the client's own bytes."""
+        if self._json_length is None:
+            return forwarded, self._request.body
+        headers = {**forwarded, _HEADER_LENGTH: str(self._json_length)}
+        content_type = self._request.headers.get("content-type")
+        if content_type:
+            headers["content-type"] = content_type
+        return headers, self._request.body
+
+    def translated(self) -> bytes:
+        """The body as plain JSON, binary inputs moved into ``data`` (computed once)."""
+        if self._translated is None:
+            body = self._request.body
+            if self._json_length is not None and binary_tensors.decode_inputs(
+                self._parsed, memoryview(body)[self._json_length :]
+            ):
+                body = orjson.dumps(self._parsed)
+            self._translated = body
+        return self._translated
+
+
+@dataclass(frozen=True, slots=True)
+class RestRoute:
+    """One route: its endpoint, how its errors are shaped, and its metrics protocol label."""
+
+    endpoint: Endpoint
+    errors: Callable[[ModelplaneError], HttpResponse] = error_response
+    protocol: str = PROTOCOL
 
 
 class RestAdapter:
-    """The V2 REST routes of the gateway plus /metrics."""
+    """The V2 REST routes of the gateway plus /metrics; ``serve`` answers every REST request."""
 
     def __init__(
         self,
@@ -107,75 +169,72 @@ class RestAdapter:
         self._upstream = upstream
         self._metrics = metrics
         self._tracer = tracer
-        # GET /v2/models reads the route table. GatewayHandler has no public accessor for it
-        # yet, so without an explicit table the handler's own is used (ask: app.py passes it).
         self._routes: RouteTable = routes if routes is not None else handler.routes
         self._v1_input_names: dict[str, str] = {}
-
-    def application(self, max_request_bytes: int) -> web.Application:
-        app = web.Application(client_max_size=max_request_bytes, middlewares=[self._middleware()])
-        add = app.router
-        add.add_get("/v2/health/live", self.live)
-        add.add_get("/v2/health/ready", self.ready)
-        add.add_get("/v2", self.server_metadata)
-        add.add_get("/v2/models", self.list_models)
-        add.add_get("/v2/models/{model}", self.model_metadata)
-        add.add_get("/v2/models/{model}/versions/{version}", self.model_metadata)
-        add.add_get("/v2/models/{model}/ready", self.model_ready)
-        add.add_get("/v2/models/{model}/versions/{version}/ready", self.model_ready)
-        add.add_post("/v2/models/{model}/infer", self.infer)
-        add.add_post("/v2/models/{model}/versions/{version}/infer", self.infer)
-        add.add_get("/v1/models/{model}", self.v1_model_ready)
-        add.add_post("/v1/models/{model}:predict", self.v1_predict)
-        add.add_get("/metrics", self.metrics)
-        return app
+        self._extensions = ReplicaExtensions(self._server_metadata_of)
+        self.router: Router[RestRoute] = Router()
+        for method, template, endpoint in (
+            ("GET", "/v2/health/live", self.live),
+            ("GET", "/v2/health/ready", self.ready),
+            ("GET", "/v2", self.server_metadata),
+            ("GET", "/v2/models", self.list_models),
+            ("GET", "/v2/models/{model}", self.model_metadata),
+            ("GET", "/v2/models/{model}/versions/{version}", self.model_metadata),
+            ("GET", "/v2/models/{model}/ready", self.model_ready),
+            ("GET", "/v2/models/{model}/versions/{version}/ready", self.model_ready),
+            ("POST", "/v2/models/{model}/infer", self.infer),
+            ("POST", "/v2/models/{model}/versions/{version}/infer", self.infer),
+            ("GET", "/v1/models/{model}", self.v1_model_ready),
+            ("POST", "/v1/models/{model}:predict", self.v1_predict),
+            ("GET", "/metrics", self.metrics),
+        ):
+            self.router.add(method, template, RestRoute(endpoint))
 
     # ---- cross-cutting ------------------------------------------------------------------------
-    def _middleware(self) -> Any:
-        @web.middleware
-        async def scope(request: web.Request, handler: Handler) -> web.StreamResponse:
-            request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
-            started = time.perf_counter()
-            route = request.match_info.route.resource
-            span_name = f"{request.method} {route.canonical if route else request.path}"
-            with (
-                structlog.contextvars.bound_contextvars(request_id=request_id),
-                self._tracer.start_as_current_span(
-                    span_name, context=extract_context(request.headers), kind=trace.SpanKind.SERVER
-                ) as span,
-            ):
-                response = await self._respond(request, handler)
-                response.headers[REQUEST_ID_HEADER] = request_id
-                if _ROUTE in request:
-                    response.headers[ROUTE_HEADER] = request[_ROUTE]
-                span.set_attribute("http.response.status_code", response.status)
-            model_label = request.get(_METRIC_MODEL)
-            if model_label is not None:
-                self._metrics.observe(
-                    model_label, PROTOCOL, str(response.status), time.perf_counter() - started
-                )
-            return response
+    async def serve(self, request: HttpRequest) -> Response:
+        """The HTTP server's handler: route, trace, map errors, count."""
+        found = self.router.match(request.method, request.raw_path)
+        if found is None:
+            return json_response({"error": f"no route for {request.method} {request.path}"}, 404)
+        if isinstance(found, MethodNotAllowed):
+            return json_response(
+                {"error": f"method {request.method} is not allowed on {request.path}"},
+                405,
+                {"allow": ", ".join(found.allowed)},
+            )
+        route = found.endpoint
+        request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        started = time.perf_counter()
+        with (
+            structlog.contextvars.bound_contextvars(request_id=request_id),
+            server_span(self._tracer, f"{request.method} {found.template}", request.headers) as span,
+        ):
+            try:
+                response = await route.endpoint(request, found.params)
+            except ModelplaneError as exc:
+                if exc.http_status >= 500:
+                    log.warning("request_failed", path=request.path, status=exc.http_status, error=str(exc))
+                response = route.errors(exc)
+            except Exception:
+                log.exception("request_crashed", path=request.path)
+                response = json_response({"error": "internal error"}, status=500)
+            response.headers[REQUEST_ID_HEADER] = request_id
+            routed = request.state.get(_ROUTE)
+            if routed is not None:
+                response.headers[ROUTE_HEADER] = str(routed)
+            span.set_attribute("http.response.status_code", response.status)
+        model_label = request.state.get(METRIC_MODEL)
+        if model_label is not None:
+            self._metrics.observe(
+                str(model_label), route.protocol, str(response.status), time.perf_counter() - started
+            )
+        return response
 
-        return scope
-
-    async def _respond(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except ModelplaneError as exc:
-            if exc.http_status >= 500:
-                log.warning("request_failed", path=request.path, status=exc.http_status, error=str(exc))
-            return error_response(exc)
-        except web.HTTPException as exc:  # unknown path, wrong method, body too large
-            return json_response({"error": exc.reason}, status=exc.status)
-        except Exception:
-            log.exception("request_crashed", path=request.path)
-            return json_response({"error": "internal error"}, status=500)
-
-    def _model_name(self, request: web.Request) -> str:
-        return self._handler.model_name(request.match_info["model"], request.headers.get(SELDON_MODEL_HEADER))
+    def _model_name(self, request: HttpRequest, params: Params) -> str:
+        return self._handler.model_name(params["model"], request.headers.get(SELDON_MODEL_HEADER))
 
     async def _call_replica(
-        self, request: web.Request, target: Target, method: str, suffix: str, body: bytes | None
+        self, request: HttpRequest, target: Target, method: str, suffix: str, body: bytes | None
     ) -> HttpReply:
         headers = forwarded_headers(request.headers)
         path = f"/v2/models/{quote(target.server_model_name, safe='')}{suffix}"
@@ -185,107 +244,143 @@ class RestAdapter:
             reply = await self._upstream.request(
                 method, endpoint, path, headers=headers, body=body, timeout=target.timeout_seconds
             )
-            if reply.status == HTTPStatus.NOT_FOUND:
-                # The replica lacks a model its route lists: maybe evicted (the handler reloads).
-                raise ModelNotResidentError(
-                    f"replica {endpoint.replica} has no model {target.server_model_name}", lambda: reply
-                )
-            if reply.status in _RETRIED_STATUSES:
-                # Overloaded or in trouble before the model ran: another replica may answer.
-                raise ReplicaBusyError(f"replica {endpoint.replica} answered {reply.status}", lambda: reply)
-            return reply
+            return self._checked(endpoint, target, reply)
 
         return await self._handler.forward(target, call)
 
+    @staticmethod
+    def _checked(endpoint: RouteEndpoint, target: Target, reply: HttpReply) -> HttpReply:
+        """``reply``, or the error that tells the handler to reload or to try another replica."""
+        if reply.status == HTTPStatus.NOT_FOUND:
+            # The replica lacks a model its route lists: maybe evicted (the handler reloads).
+            raise ModelNotResidentError(
+                f"replica {endpoint.replica} has no model {target.server_model_name}", lambda: reply
+            )
+        if reply.status in _RETRIED_STATUSES:
+            # Overloaded or in trouble before the model ran: another replica may answer.
+            raise ReplicaBusyError(f"replica {endpoint.replica} answered {reply.status}", lambda: reply)
+        return reply
+
     async def _forward(
-        self, request: web.Request, target: Target, method: str, suffix: str, body: bytes | None
-    ) -> web.Response:
+        self, request: HttpRequest, target: Target, method: str, suffix: str, body: bytes | None
+    ) -> HttpResponse:
         reply = await self._call_replica(request, target, method, suffix, body)
         return _reply_response(reply)
 
     # ---- routes -------------------------------------------------------------------------------
-    async def live(self, request: web.Request) -> web.Response:
+    async def live(self, request: HttpRequest, params: Params) -> HttpResponse:
         return json_response({"live": self._handler.live()})
 
-    async def ready(self, request: web.Request) -> web.Response:
+    async def ready(self, request: HttpRequest, params: Params) -> HttpResponse:
         self._handler.check_ready()
         return json_response({"ready": True})
 
-    async def server_metadata(self, request: web.Request) -> web.Response:
+    async def server_metadata(self, request: HttpRequest, params: Params) -> HttpResponse:
         meta = self._handler.server_metadata()
         return json_response(
             {"name": meta.name, "version": meta.version, "extensions": list(meta.extensions)}
         )
 
-    async def model_metadata(self, request: web.Request) -> web.Response:
-        name = self._model_name(request)
+    async def model_metadata(self, request: HttpRequest, params: Params) -> HttpResponse:
+        name = self._model_name(request, params)
         with structlog.contextvars.bound_contextvars(model=name):
-            target = await self._handler.wait_ready_target(name, request.match_info.get("version"))
+            target = await self._handler.wait_ready_target(name, params.get("version"))
             return await self._forward(request, target, "GET", "", None)
 
-    async def model_ready(self, request: web.Request) -> web.Response:
-        target = self._handler.ready_target(self._model_name(request), request.match_info.get("version"))
+    async def model_ready(self, request: HttpRequest, params: Params) -> HttpResponse:
+        target = self._handler.ready_target(self._model_name(request, params), params.get("version"))
         return json_response({"name": target.model, "ready": True})
 
-    async def list_models(self, request: web.Request) -> web.Response:
+    async def list_models(self, request: HttpRequest, params: Params) -> HttpResponse:
         return json_response({"models": [m.to_json() for m in list_models(self._routes)]})
 
-    async def infer(self, request: web.Request) -> web.Response:
-        routed = self._experiments.route(self._model_name(request), request.headers)
+    async def infer(self, request: HttpRequest, params: Params) -> HttpResponse:
+        routed = self._experiments.route(self._model_name(request, params), request.headers)
         name = routed.model
         if routed.route_header is not None:
-            request[_ROUTE] = routed.route_header
-        request[_METRIC_MODEL] = name if self._handler.knows(name) else UNKNOWN_MODEL
+            request.state[_ROUTE] = routed.route_header
+        request.state[METRIC_MODEL] = name if self._handler.knows(name) else UNKNOWN_MODEL
         with structlog.contextvars.bound_contextvars(model=name):
-            self._handler.check_known(name, request.match_info.get("version"))
-            body = await request.read()
+            self._handler.check_known(name, params.get("version"))
+            body = request.body
             json_length = binary_tensors.header_length(
                 request.headers.get(binary_tensors.HEADER_LENGTH), len(body)
             )
             parsed = validate_infer_json(body, json_length)
             # Held (bounded) while the model has no ready replica: a bad body is refused first.
-            target = await self._handler.wait_ready_target(name, request.match_info.get("version"))
-            # The replica (MLServer) lacks the binary extension: binary inputs go as JSON data.
-            if json_length is not None and binary_tensors.decode_inputs(
-                parsed, memoryview(body)[json_length:]
-            ):
-                body = orjson.dumps(parsed)
+            target = await self._handler.wait_ready_target(name, params.get("version"))
             binary_outputs = binary_tensors.binary_output_choice(parsed)
+            if json_length is None and binary_outputs is None:
+                # Plain JSON, the common case: the body goes to the replica as it came.
+                if routed.mirror is not None and self._mirror is not None:
+                    self._send_mirror(request, routed.mirror, body)
+                return _reply_response(await self._call_replica(request, target, "POST", "/infer", body))
+            binary = _BinaryRequest(request, parsed, json_length, binary_outputs)
             if routed.mirror is not None and self._mirror is not None:
-                copy = body  # the mirror gets the body the candidate gets; its answer is dropped
-                self._mirror.send(
-                    routed.mirror, lambda mirror: self._call_replica(request, mirror, "POST", "/infer", copy)
-                )
-            reply = await self._call_replica(request, target, "POST", "/infer", body)
-            if binary_outputs is None or reply.status != HTTPStatus.OK:
-                return _reply_response(reply)
-            encoded = binary_tensors.encode_outputs(orjson.loads(reply.body), binary_outputs)
-            if encoded is None:
-                return _reply_response(reply)
-            payload, header_length = encoded
-            return web.Response(
-                body=payload,
-                headers={
-                    "Content-Type": binary_tensors.BINARY_CONTENT_TYPE,
-                    binary_tensors.HEADER_LENGTH: str(header_length),
-                },
+                self._send_mirror(request, routed.mirror, binary.translated())
+            return await self._infer_binary(request, target, binary)
+
+    def _send_mirror(self, request: HttpRequest, mirror: str, body: bytes) -> None:
+        """A copy of the request to ``mirror``; its answer is dropped (mirroring.py)."""
+        assert self._mirror is not None
+        self._mirror.send(mirror, lambda to: self._call_replica(request, to, "POST", "/infer", body))
+
+    async def _infer_binary(
+        self, request: HttpRequest, target: Target, binary: _BinaryRequest
+    ) -> HttpResponse:
+        """A request using the binary tensor extension: passed through as it is to replicas
+        whose server declares the extension, translated to and from JSON for the others."""
+        path = f"/v2/models/{quote(target.server_model_name, safe='')}/infer"
+        forwarded = forwarded_headers(request.headers)
+        translated_reply = False
+
+        async def call(endpoint: RouteEndpoint) -> HttpReply:
+            nonlocal translated_reply
+            trace.get_current_span().set_attribute("modelplane.replica", endpoint.replica)
+            if await self._extensions.supports(endpoint, BINARY_TENSOR_DATA):
+                headers, body = binary.as_sent(forwarded)
+                translated_reply = False
+            else:
+                headers, body = forwarded, binary.translated()
+                translated_reply = True
+            reply = await self._upstream.request(
+                "POST", endpoint, path, headers=headers, body=body, timeout=target.timeout_seconds
             )
+            return self._checked(endpoint, target, reply)
+
+        reply = await self._handler.forward(target, call)
+        if not translated_reply or binary.outputs is None or reply.status != HTTPStatus.OK:
+            return _reply_response(reply)
+        encoded = binary_tensors.encode_outputs(orjson.loads(reply.body), binary.outputs)
+        if encoded is None:
+            return _reply_response(reply)
+        payload, header_length = encoded
+        return HttpResponse(
+            200,
+            payload,
+            {"content-type": binary_tensors.BINARY_CONTENT_TYPE, _HEADER_LENGTH: str(header_length)},
+        )
+
+    async def _server_metadata_of(self, endpoint: RouteEndpoint) -> tuple[int, bytes]:
+        """``GET /v2`` on one replica (ReplicaExtensions asks it)."""
+        reply = await self._upstream.request("GET", endpoint, "/v2", headers={}, timeout=_METADATA_TIMEOUT)
+        return reply.status, reply.body
 
     # ---- KServe V1 ----------------------------------------------------------------------------
-    async def v1_model_ready(self, request: web.Request) -> web.Response:
-        name = self._model_name(request)
+    async def v1_model_ready(self, request: HttpRequest, params: Params) -> HttpResponse:
+        name = self._model_name(request, params)
         try:
             ready = bool(self._handler.resolve(name).endpoints)
         except RetryableError:  # known, but no version is available yet
             ready = False
         return json_response({"name": name, "ready": ready})
 
-    async def v1_predict(self, request: web.Request) -> web.Response:
-        name = self._model_name(request)
-        request[_METRIC_MODEL] = name if self._handler.knows(name) else UNKNOWN_MODEL
+    async def v1_predict(self, request: HttpRequest, params: Params) -> HttpResponse:
+        name = self._model_name(request, params)
+        request.state[METRIC_MODEL] = name if self._handler.knows(name) else UNKNOWN_MODEL
         with structlog.contextvars.bound_contextvars(model=name):
             self._handler.check_known(name)
-            tensor = kserve_v1.parse_instances(await request.read())
+            tensor = kserve_v1.parse_instances(request.body)
             target = await self._handler.wait_ready_target(name)
             input_name = await self._v1_input_name(request, target)
             body = orjson.dumps(tensor.v2_request(input_name))
@@ -294,7 +389,7 @@ class RestAdapter:
                 return _reply_response(reply)
             return json_response(kserve_v1.predictions(orjson.loads(reply.body)))
 
-    async def _v1_input_name(self, request: web.Request, target: Target) -> str:
+    async def _v1_input_name(self, request: HttpRequest, target: Target) -> str:
         """The model's only input name per its V2 metadata (asked once per server model)."""
         cached = self._v1_input_names.get(target.server_model_name)
         if cached is not None:
@@ -312,5 +407,5 @@ class RestAdapter:
         self._v1_input_names[target.server_model_name] = name
         return name
 
-    async def metrics(self, request: web.Request) -> web.Response:
-        return web.Response(body=self._metrics.render(), headers={"Content-Type": self._metrics.content_type})
+    async def metrics(self, request: HttpRequest, params: Params) -> HttpResponse:
+        return HttpResponse(200, self._metrics.render(), {"content-type": self._metrics.content_type})

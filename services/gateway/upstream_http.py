@@ -1,9 +1,9 @@
-"""Calls to replicas' V2 REST servers over one keep-alive aiohttp session.
+"""Calls to replicas' REST servers over the gateway's pooled HTTP/1.1 client (http1/client.py).
 
 Failures are sorted by what the caller may do next: ``UpstreamUnreachableError`` when the replica
 never answered (connect refused/reset, connection dropped before a response: try another
-replica), ``DeadlineError`` when it did not answer in time, ``RetryableError`` for any other
-transport failure. A response with any status is a ``HttpReply``, never an exception.
+replica), ``DeadlineError`` when it did not answer in time, ``RetryableError`` for an answer that
+broke off. A response with any status is a ``HttpReply``, never an exception.
 
 ``stream`` is the same call for answers that must not be buffered (OpenAI ``"stream": true``
 server-sent events): it yields an ``HttpStream`` whose body is read chunk by chunk as the
@@ -15,14 +15,19 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass
-
-import aiohttp
+from dataclasses import dataclass, field
 
 from modelplane.libs.errors import DeadlineError, RetryableError
 from modelplane.libs.routes import RouteEndpoint
 from modelplane.libs.telemetry import inject_context
 from modelplane.services.gateway.handler import UpstreamUnreachableError
+from modelplane.services.gateway.http1.client import (
+    ClientStream,
+    HttpClient,
+    UpstreamConnectError,
+    UpstreamProtocolError,
+)
+from modelplane.services.gateway.http1.messages import Headers
 
 DEFAULT_CONTENT_TYPE = "application/json"
 # The request id a client may send; it is passed on to the replica and echoed in the answer.
@@ -32,7 +37,7 @@ REQUEST_ID_HEADER = "x-request-id"
 def forwarded_headers(incoming: Mapping[str, str]) -> dict[str, str]:
     """The headers a JSON call to a replica carries: content type, the client's request id,
     and the current trace context."""
-    headers = {"Content-Type": DEFAULT_CONTENT_TYPE}
+    headers = {"content-type": DEFAULT_CONTENT_TYPE}
     request_id = incoming.get(REQUEST_ID_HEADER)
     if request_id:
         headers[REQUEST_ID_HEADER] = request_id
@@ -45,26 +50,28 @@ class HttpReply:
     status: int
     body: bytes
     content_type: str
+    # Every header of the answer (binary tensor pass-through reads its own from here).
+    headers: Headers = field(default_factory=Headers)
 
 
 class HttpStream:
     """A replica's answer whose body has not been read yet (see ``HttpUpstream.stream``)."""
 
-    def __init__(self, response: aiohttp.ClientResponse, endpoint: RouteEndpoint) -> None:
-        self._response = response
+    def __init__(self, stream: ClientStream, endpoint: RouteEndpoint) -> None:
+        self._stream = stream
         self._endpoint = endpoint
-        self.status = response.status
-        self.content_type = response.headers.get("Content-Type", DEFAULT_CONTENT_TYPE)
+        self.status = stream.status
+        self.content_type = stream.headers.get("content-type") or DEFAULT_CONTENT_TYPE
 
     async def read(self) -> bytes:
         """The whole body."""
         with _mapped_errors(self._endpoint, "answering"):
-            return await self._response.read()
+            return await self._stream.read()
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body as the replica sends it; RetryableError/DeadlineError if it breaks off."""
         with _mapped_errors(self._endpoint, "streaming"):
-            async for chunk in self._response.content.iter_any():
+            async for chunk in self._stream.chunks():
                 yield chunk
 
 
@@ -73,36 +80,27 @@ def _mapped_errors(endpoint: RouteEndpoint, doing: str) -> Iterator[None]:
     """Errors after the replica started answering: it cannot be retried elsewhere any more."""
     try:
         yield
-    except TimeoutError as exc:  # aiohttp's timeouts subclass it
+    except TimeoutError as exc:
         raise DeadlineError(f"replica {endpoint.replica} stalled while {doing}") from exc
-    except aiohttp.ClientError as exc:
+    except (UpstreamProtocolError, UpstreamConnectError) as exc:
         raise RetryableError(f"replica {endpoint.replica} failed while {doing}: {exc}") from exc
 
 
 class HttpUpstream:
-    """One aiohttp ClientSession shared by every forwarded REST call."""
+    """One pooled HTTP/1.1 client shared by every forwarded REST call."""
 
     def __init__(self, timeout_seconds: float) -> None:
-        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
-        # Streams: connect and each read bounded, the whole answer not.
-        self._stream_timeout = aiohttp.ClientTimeout(
-            total=None, connect=timeout_seconds, sock_read=timeout_seconds
-        )
-        self._session: aiohttp.ClientSession | None = None
+        self._timeout = timeout_seconds
+        self._client: HttpClient | None = None
 
     async def start(self) -> None:
-        if self._session is None:
-            # No per-host limit: concurrency is bounded by the clients, and a low limit would
-            # queue requests inside the gateway where nobody sees them.
-            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=30)
-            self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, auto_decompress=False
-            )
+        if self._client is None:
+            self._client = HttpClient()
 
     async def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
 
     async def request(
         self,
@@ -115,32 +113,28 @@ class HttpUpstream:
         timeout: float | None = None,
     ) -> HttpReply:
         """``timeout``: this call's seconds (the model's own), else the gateway's default."""
-        if self._session is None:
+        client = self._client
+        if client is None:
             raise RetryableError("gateway is shutting down")
-        url = f"http://{endpoint.http_endpoint}{path}"
-        limit = self._timeout if timeout is None else aiohttp.ClientTimeout(total=timeout)
+        limit = self._timeout if timeout is None else timeout
         try:
-            async with self._session.request(
-                method, url, data=body, headers=dict(headers), timeout=limit
-            ) as resp:
-                payload = await resp.read()
-                return HttpReply(
-                    status=resp.status,
-                    body=payload,
-                    content_type=resp.headers.get("Content-Type", DEFAULT_CONTENT_TYPE),
-                )
-        except aiohttp.ClientConnectionError as exc:
+            reply = await client.request(
+                method, endpoint.http_endpoint, path, headers=headers, body=body, timeout=limit
+            )
+        except UpstreamConnectError as exc:
             # Refused, reset or closed before any answer (e.g. the replica's process was killed
             # mid-request): nothing was answered, so the handler may try another replica.
-            raise UpstreamUnreachableError(
-                f"replica {endpoint.replica} at {endpoint.http_endpoint}: {exc}"
-            ) from exc
-        except TimeoutError as exc:  # aiohttp's timeouts subclass it
-            raise DeadlineError(
-                f"replica {endpoint.replica} did not answer within {limit.total:g} s"
-            ) from exc
-        except aiohttp.ClientError as exc:
+            raise UpstreamUnreachableError(f"replica {endpoint.replica}: {exc}") from exc
+        except TimeoutError as exc:
+            raise DeadlineError(f"replica {endpoint.replica} did not answer within {limit:g} s") from exc
+        except UpstreamProtocolError as exc:
             raise RetryableError(f"replica {endpoint.replica} failed: {exc}") from exc
+        return HttpReply(
+            status=reply.status,
+            body=reply.body,
+            content_type=reply.headers.get("content-type") or DEFAULT_CONTENT_TYPE,
+            headers=reply.headers,
+        )
 
     @contextlib.asynccontextmanager
     async def stream(
@@ -153,25 +147,22 @@ class HttpUpstream:
         body: bytes | None = None,
     ) -> AsyncIterator[HttpStream]:
         """``request`` with the body left unread: yields once the status and headers are in."""
-        if self._session is None:
+        client = self._client
+        if client is None:
             raise RetryableError("gateway is shutting down")
-        url = f"http://{endpoint.http_endpoint}{path}"
-        try:
-            response = await self._session.request(
-                method, url, data=body, headers=dict(headers), timeout=self._stream_timeout
-            )
-        except aiohttp.ClientConnectionError as exc:
-            # Nothing was answered: the handler may try another replica.
-            raise UpstreamUnreachableError(
-                f"replica {endpoint.replica} at {endpoint.http_endpoint}: {exc}"
-            ) from exc
-        except TimeoutError as exc:
-            raise DeadlineError(
-                f"replica {endpoint.replica} did not answer within {self._stream_timeout.sock_read} s"
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise RetryableError(f"replica {endpoint.replica} failed: {exc}") from exc
-        try:
-            yield HttpStream(response, endpoint)
-        finally:
-            response.release()
+        opened = client.stream(
+            method, endpoint.http_endpoint, path, headers=headers, body=body, timeout=self._timeout
+        )
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                stream = await stack.enter_async_context(opened)
+            except UpstreamConnectError as exc:
+                # Nothing was answered: the handler may try another replica.
+                raise UpstreamUnreachableError(f"replica {endpoint.replica}: {exc}") from exc
+            except TimeoutError as exc:
+                raise DeadlineError(
+                    f"replica {endpoint.replica} did not answer within {self._timeout:g} s"
+                ) from exc
+            except UpstreamProtocolError as exc:
+                raise RetryableError(f"replica {endpoint.replica} failed: {exc}") from exc
+            yield HttpStream(stream, endpoint)

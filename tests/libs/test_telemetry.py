@@ -77,3 +77,58 @@ def test_missing_context_extracts_to_nothing() -> None:
     carrier: dict[str, str] = {}
     telemetry.inject_context(carrier, telemetry.extract_context({}))
     assert carrier == {}
+
+
+def test_child_traceparent_continues_a_valid_parent() -> None:
+    """A new hop keeps the caller's trace id and sampled flag and gets a fresh span id."""
+    child = telemetry.child_traceparent(TRACEPARENT)
+    version, trace_id, span_id, flags = child.split("-")
+    assert (version, trace_id, flags) == ("00", TRACE_ID, "01")
+    assert span_id != "00f067aa0ba902b7"
+    assert len(span_id) == 16
+    unsampled = telemetry.child_traceparent(f"00-{TRACE_ID}-00f067aa0ba902b7-00")
+    assert unsampled.endswith("-00")
+
+
+def test_child_traceparent_restarts_on_missing_or_malformed_parent() -> None:
+    """No parent, or one the W3C spec says to ignore, starts a new sampled trace."""
+    for parent in (
+        None,
+        "",
+        "garbage",
+        f"ff-{TRACE_ID}-00f067aa0ba902b7-01",
+        f"00-{'0' * 32}-00f067aa0ba902b7-01",
+    ):
+        version, trace_id, span_id, flags = telemetry.child_traceparent(parent).split("-")
+        assert version == "00"
+        assert trace_id != TRACE_ID
+        assert len(trace_id) == 32
+        assert flags == "01"
+        assert int(trace_id, 16)
+        assert int(span_id, 16)
+
+
+def test_unrecorded_hop_injects_its_child_context() -> None:
+    """Without an exporter, a hop's injected context is a child of the incoming one, tracestate kept."""
+    assert not telemetry.recording()
+    tracer = trace.get_tracer("test")
+    incoming = {"traceparent": TRACEPARENT, "tracestate": "vendor=1"}
+    with telemetry.server_span(tracer, "hop", incoming) as span:
+        assert not span.is_recording()
+        carrier: dict[str, str] = {}
+        telemetry.inject_context(carrier)
+    assert carrier["traceparent"].split("-")[1] == TRACE_ID
+    assert carrier["traceparent"] != TRACEPARENT
+    assert carrier["tracestate"] == "vendor=1"
+    after: dict[str, str] = {}
+    telemetry.inject_context(after)
+    assert "traceparent" not in after  # the hop's context ends with its block
+
+
+def test_unrecorded_hop_without_context_starts_a_trace() -> None:
+    """A request with no trace context still sends one on (a new trace, no tracestate)."""
+    with telemetry.server_span(trace.get_tracer("test"), "hop", {"tracestate": "stray=1"}):
+        carrier: dict[str, str] = {}
+        telemetry.inject_context(carrier)
+    assert len(carrier["traceparent"].split("-")[1]) == 32
+    assert "tracestate" not in carrier

@@ -1,0 +1,100 @@
+"""The plain values the gateway's HTTP/1.1 server and client exchange with the code around them.
+
+The gateway serves and forwards every REST request itself (server.py, client.py) instead of going
+through aiohttp: a proxy pays for each layer twice per request, and the benchmark showed that
+aiohttp's request/response machinery cost more CPU than the model server's own answer. These
+types are deliberately small: what a route reads (method, decoded path, query, headers, body)
+and what it answers (status, headers, body or a stream of chunks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+
+class Headers(Mapping[str, str]):
+    """Read-only, case-insensitive header mapping (names are stored lower-case).
+
+    Repeated headers are joined with ``", "`` as RFC 9110 allows for list-valued fields.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        merged: dict[str, str] = {}
+        for name, value in items:
+            key = name.lower()
+            known = merged.get(key)
+            merged[key] = value if known is None else f"{known}, {value}"
+        self._items = merged
+
+    @classmethod
+    def lowered(cls, merged: dict[str, str]) -> Headers:
+        """Headers from a dict whose keys are already lower-case and unique (parsers build it)."""
+        headers = cls.__new__(cls)
+        headers._items = merged
+        return headers
+
+    def __getitem__(self, name: str) -> str:
+        return self._items[name.lower()]
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        return self._items.get(name.lower(), default)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+
+@dataclass(slots=True)
+class HttpRequest:
+    """One complete request as the server received it (the body is read in full first)."""
+
+    method: str
+    # The request target's path as sent (percent-encoded) and its query string ("" when none).
+    raw_path: str
+    query: str
+    headers: Headers
+    body: bytes
+    # Per-request values the routes and their middleware share (route name, model label, ...).
+    state: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        """The path with percent-escapes decoded (what routes match on)."""
+        return unquote(self.raw_path)
+
+
+@dataclass(slots=True)
+class HttpResponse:
+    """A complete answer. The server adds ``Content-Length`` (and connection headers) itself."""
+
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class StreamingResponse:
+    """An answer whose body is sent chunk by chunk as ``chunks`` yields (chunked encoding).
+
+    Each chunk is written as soon as it is yielded: server-sent events reach the client
+    unbuffered. The server closes ``chunks`` (``aclose``) if the client goes away.
+    """
+
+    status: int
+    chunks: AsyncIterator[bytes]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Response = HttpResponse | StreamingResponse
