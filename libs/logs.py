@@ -1,7 +1,10 @@
 """structlog set-up shared by every process: human lines on a TTY, JSON lines otherwise.
 
 Request and resource ids are bound with ``structlog.contextvars.bind_contextvars`` so every line
-logged while handling them carries them without anyone formatting strings by hand.
+logged while handling them carries them without anyone formatting strings by hand. Hot paths that
+bind per request and almost never log (the gateway) use ``log_scope`` instead: one ContextVar
+set per scope, merged into a line only when a line is actually logged, where structlog's binding
+sets and resets one ContextVar per key on every request.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from contextvars import ContextVar, Token
+from types import TracebackType
 from typing import Any
 
 import structlog
@@ -23,6 +28,37 @@ def _drop_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+_NO_FIELDS: dict[str, Any] = {}
+# The fields of the enclosing ``log_scope`` blocks (merged into each line by ``_merge_scope``).
+_SCOPE: ContextVar[dict[str, Any]] = ContextVar("modelplane_log_scope", default=_NO_FIELDS)
+
+
+class log_scope:
+    """Bind ``fields`` to every line logged inside the block, on top of enclosing scopes."""
+
+    __slots__ = ("_fields", "_token")
+
+    def __init__(self, **fields: Any) -> None:
+        self._fields = fields
+        self._token: Token[dict[str, Any]] | None = None
+
+    def __enter__(self) -> None:
+        outer = _SCOPE.get()
+        self._token = _SCOPE.set({**outer, **self._fields} if outer else self._fields)
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._token is not None:
+            _SCOPE.reset(self._token)
+
+
+def _merge_scope(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key, value in _SCOPE.get().items():
+        event.setdefault(key, value)
+    return event
+
+
 def configure(service: str, level: str | None = None, *, json: bool | None = None) -> None:
     """Configure structlog and the stdlib root logger for one process (call once, at start)."""
     level_name = (level or os.environ.get("MODELPLANE_LOG_LEVEL") or "info").upper()
@@ -33,6 +69,7 @@ def configure(service: str, level: str | None = None, *, json: bool | None = Non
         json = not sys.stderr.isatty()
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        _merge_scope,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _drop_secrets,

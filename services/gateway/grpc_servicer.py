@@ -18,6 +18,7 @@ import structlog
 from opentelemetry import trace
 
 from modelplane.libs.errors import ModelplaneError
+from modelplane.libs.logs import log_scope
 from modelplane.libs.routes import RouteEndpoint
 from modelplane.libs.telemetry import inject_context, server_span
 from modelplane.proto import open_inference_pb2 as oip
@@ -72,7 +73,7 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
     def _span(self, method: str, metadata: dict[str, str]) -> Iterator[trace.Span]:
         request_id = metadata.get(REQUEST_ID_KEY) or uuid.uuid4().hex
         with (
-            structlog.contextvars.bound_contextvars(request_id=request_id),
+            log_scope(request_id=request_id),
             server_span(self._tracer, f"inference.GRPCInferenceService/{method}", metadata) as span,
         ):
             yield span
@@ -163,7 +164,7 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
     ) -> oip.ModelMetadataResponse:
         async def work(metadata: dict[str, str]) -> oip.ModelMetadataResponse:
             name = self._name(request.name, metadata)
-            with structlog.contextvars.bound_contextvars(model=name):
+            with log_scope(model=name):
                 target = await self._handler.wait_ready_target(name, request.version)
                 upstream_request = oip.ModelMetadataRequest(name=target.server_model_name)
                 upstream_metadata = self._upstream_metadata(metadata)
@@ -188,7 +189,7 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
                 await context.send_initial_metadata(((ROUTE_HEADER, routed.route_header),))
             if self._handler.knows(name):
                 label = name
-            with structlog.contextvars.bound_contextvars(model=name):
+            with log_scope(model=name):
                 self._handler.check_known(name, request.model_version)
                 validate_inputs(input_headers_from_proto(request))
                 # Held (bounded) while the model has no ready replica: bad inputs are refused first.

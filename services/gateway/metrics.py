@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -42,14 +43,25 @@ class GatewayMetrics:
             registry=self.registry,
         )
         self.load = LoadSignals(time.monotonic)
+        # Labelled children per (model, protocol, code): ``labels()`` resolves keyword labels on
+        # every call, which cost more than the observation itself on the per-request path. The
+        # label sets are bounded (known models x protocols x codes; UNKNOWN_MODEL otherwise).
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     def watch(self, in_flight: InFlightView, held: Callable[[], dict[str, int]]) -> None:
         """Report in-flight and held requests from these sources at every scrape."""
         self.registry.register(_LiveCounts(in_flight, held))
 
     def observe(self, model: str, protocol: str, code: str, seconds: float) -> None:
-        self._requests.labels(model=model, protocol=protocol, code=code).inc()
-        self._duration.labels(model=model, protocol=protocol).observe(seconds)
+        key = (model, protocol, code)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self._requests.labels(model=model, protocol=protocol, code=code),
+                self._duration.labels(model=model, protocol=protocol),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
         if model != UNKNOWN_MODEL:
             self.load.observe(model, seconds)
 

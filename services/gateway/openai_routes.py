@@ -44,6 +44,7 @@ from modelplane.libs.errors import (
     NotFoundError,
     RetryableError,
 )
+from modelplane.libs.logs import log_scope
 from modelplane.libs.routes import RouteEndpoint
 from modelplane.services.gateway.balancers import RequestHint
 from modelplane.services.gateway.handler import GatewayHandler, ModelNotResidentError, Target
@@ -211,7 +212,7 @@ class OpenAIAdapter:
             request.state[METRIC_MODEL] = UNKNOWN_MODEL
             model, adapter = split_adapter(name, self._handler.knows)
             request.state[METRIC_MODEL] = model
-            with structlog.contextvars.bound_contextvars(model=model, adapter=adapter or None):
+            with log_scope(model=model, adapter=adapter or None):
                 target = await self._handler.wait_ready_target(model)
                 if adapter and not any(adapter in e.adapters for e in target.endpoints):
                     raise NotFoundError(f"model {model} has no adapter {adapter}", field="model")

@@ -16,8 +16,8 @@ V1 ``GET /v1/models/{m}`` and ``POST /v1/models/{m}:predict`` are converted to V
 from __future__ import annotations
 
 import math
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -29,6 +29,7 @@ import structlog
 from opentelemetry import trace
 
 from modelplane.libs.errors import ModelplaneError, RetryableError
+from modelplane.libs.logs import log_scope
 from modelplane.libs.routes import RouteEndpoint
 from modelplane.libs.telemetry import server_span
 from modelplane.services.gateway import binary_tensors, kserve_v1
@@ -203,10 +204,10 @@ class RestAdapter:
                 {"allow": ", ".join(found.allowed)},
             )
         route = found.endpoint
-        request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        request_id = request.headers.get(REQUEST_ID_HEADER) or os.urandom(16).hex()
         started = time.perf_counter()
         with (
-            structlog.contextvars.bound_contextvars(request_id=request_id),
+            log_scope(request_id=request_id),
             server_span(self._tracer, f"{request.method} {found.template}", request.headers) as span,
         ):
             try:
@@ -283,7 +284,7 @@ class RestAdapter:
 
     async def model_metadata(self, request: HttpRequest, params: Params) -> HttpResponse:
         name = self._model_name(request, params)
-        with structlog.contextvars.bound_contextvars(model=name):
+        with log_scope(model=name):
             target = await self._handler.wait_ready_target(name, params.get("version"))
             return await self._forward(request, target, "GET", "", None)
 
@@ -300,7 +301,7 @@ class RestAdapter:
         if routed.route_header is not None:
             request.state[_ROUTE] = routed.route_header
         request.state[METRIC_MODEL] = name if self._handler.knows(name) else UNKNOWN_MODEL
-        with structlog.contextvars.bound_contextvars(model=name):
+        with log_scope(model=name):
             self._handler.check_known(name, params.get("version"))
             body = request.body
             json_length = binary_tensors.header_length(
@@ -378,7 +379,7 @@ class RestAdapter:
     async def v1_predict(self, request: HttpRequest, params: Params) -> HttpResponse:
         name = self._model_name(request, params)
         request.state[METRIC_MODEL] = name if self._handler.knows(name) else UNKNOWN_MODEL
-        with structlog.contextvars.bound_contextvars(model=name):
+        with log_scope(model=name):
             self._handler.check_known(name)
             tensor = kserve_v1.parse_instances(request.body)
             target = await self._handler.wait_ready_target(name)
