@@ -128,6 +128,7 @@ class App:
         await self._http_upstream.start()
         router = ExperimentRouter(self.experiments, self.routes)
         self.mirror = Mirror(handler.ready_target)
+        self.metrics.watch_mirror(self.mirror.counts)
 
         rest = RestAdapter(
             handler, self._http_upstream, self.metrics, tracer, experiments=router, mirror=self.mirror

@@ -7,8 +7,8 @@ continues incoming trace metadata, and turns failures into a status: our errors 
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -71,7 +71,7 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
     # ---- cross-cutting ------------------------------------------------------------------------
     @contextmanager
     def _span(self, method: str, metadata: dict[str, str]) -> Iterator[trace.Span]:
-        request_id = metadata.get(REQUEST_ID_KEY) or uuid.uuid4().hex
+        request_id = metadata.get(REQUEST_ID_KEY) or os.urandom(16).hex()
         with (
             log_scope(request_id=request_id),
             server_span(self._tracer, f"inference.GRPCInferenceService/{method}", metadata) as span,

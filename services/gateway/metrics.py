@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from modelplane.services.gateway.balancers.in_flight import InFlightView
@@ -51,6 +51,10 @@ class GatewayMetrics:
     def watch(self, in_flight: InFlightView, held: Callable[[], dict[str, int]]) -> None:
         """Report in-flight and held requests from these sources at every scrape."""
         self.registry.register(_LiveCounts(in_flight, held))
+
+    def watch_mirror(self, counts: Callable[[], dict[str, int]]) -> None:
+        """Report the mirror's copies by result (``Mirror.counts``) at every scrape."""
+        self.registry.register(_MirrorCounts(counts))
 
     def observe(self, model: str, protocol: str, code: str, seconds: float) -> None:
         key = (model, protocol, code)
@@ -103,3 +107,21 @@ class _LiveCounts(Collector):
         for model, count in sorted(self._held().items()):
             held.add_metric([model], count)
         yield held
+
+
+class _MirrorCounts(Collector):
+    """Request copies sent to experiment mirrors, by result, read at scrape time."""
+
+    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "modelplane_gateway_mirror_requests",
+            "Copies of requests sent to experiment mirrors, by result: answered, failed, dropped"
+            " (not sent: mirror not ready or too many copies in flight).",
+            labels=["result"],
+        )
+        for result, count in sorted(self._counts().items()):
+            family.add_metric([result], count)
+        yield family

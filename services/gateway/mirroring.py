@@ -45,6 +45,10 @@ class Mirror:
         self.failed = 0
         self.dropped = 0
 
+    def counts(self) -> dict[str, int]:
+        """Copies by result so far (for /metrics); ``sent`` ones end answered or failed."""
+        return {"answered": self.answered, "failed": self.failed, "dropped": self.dropped}
+
     @property
     def in_flight(self) -> int:
         return self._tasks.running

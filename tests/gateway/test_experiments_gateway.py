@@ -164,9 +164,11 @@ async def test_rest_split_route_header_and_mirror_share(
     js: JetStreamContext,
     mlserver: MLServerReplica,
     standin: StandIn,
+    http: aiohttp.ClientSession,
 ) -> None:
     """1,000 requests for the baseline split 80/20 (3 sigma), each answer names its route, the
-    gateway metrics agree, and the 25% mirror gets its copies while clients only see MLServer."""
+    gateway metrics agree, and the 25% mirror gets its copies (counted on /metrics) while clients
+    only see MLServer."""
     app = experiment_gateway
     await use_experiment(app, js, ab(ExperimentMirror("shadow", 25)))
     url = f"{app.http_url}/v2/models/iris-a/infer"
@@ -203,6 +205,9 @@ async def test_rest_split_route_header_and_mirror_share(
     assert within_three_sigma(mirror.sent, REQUESTS, 0.25), mirror.sent
     assert standin.received == mirror.sent
     assert standin.paths == Counter({"shadow_1": mirror.sent})
+    async with http.get(f"{app.http_url}/metrics") as resp:
+        exposition = await resp.text()
+    assert f'modelplane_gateway_mirror_requests_total{{result="answered"}} {float(mirror.sent)}' in exposition
 
 
 async def test_route_header_sent_back_keeps_the_session_on_its_candidate(
