@@ -1,21 +1,13 @@
-"""The gateway process of the benchmark: ``modelplane run gateway``, optionally on uvloop.
+"""The gateway process of the benchmark: exactly what ``modelplane run gateway`` runs.
 
-``python -m bench.gateway.gateway_process [--uvloop]``. Without the flag this is exactly what
-``modelplane run gateway`` runs; with it the same code runs on uvloop's event loop (installed
-as the loop policy before ``asyncio.run``), so the benchmark can show what the event loop costs
-without editing the gateway.
+``python -m bench.gateway.gateway_process``; a module of its own so that the benchmark can start it
+under cProfile (``python -m cProfile -o ... -m bench.gateway.gateway_process``).
 """
 
 from __future__ import annotations
 
-import sys
-
 
 def main() -> None:
-    if "--uvloop" in sys.argv[1:]:
-        import uvloop
-
-        uvloop.install()
     from modelplane.cli.main import cli
 
     cli(["run", "gateway"], prog_name="modelplane")

@@ -24,8 +24,9 @@ competes with MLServer and the client for the same cores, so the throughput rati
 concurrency measures CPU cost as much as proxy latency; the CPU per request column is the
 figure that does not depend on contention.
 
-``--gateway-uvloop`` and ``--gateway-env KEY=VALUE`` change how the gateway process runs (e.g.
-``OTEL_TRACES_SAMPLER=always_off``) to measure a suggested change without editing the gateway.
+``--gateway-env KEY=VALUE`` changes how the gateway process runs, to measure a suggested change
+without editing the gateway: e.g. ``MODELPLANE_GATEWAY_EVENT_LOOP=asyncio`` (the gateway runs on
+uvloop by default) or ``OTEL_EXPORTER_OTLP_ENDPOINT=...`` (spans recorded and exported).
 ``--profile`` then restarts the gateway under cProfile, drives it with ``--profile-concurrency``
 workers for ``--profile-seconds`` per transport and prints where its time goes.
 """
@@ -56,6 +57,8 @@ TARGET_ADDED_P50_MS = 1.0
 TARGET_THROUGHPUT_SHARE = 0.90
 TRANSPORTS = ("rest", "grpc")
 TARGETS = ("direct", "gateway")
+# The gateway setting that picks its event loop (uvloop unless set otherwise).
+EVENT_LOOP_ENV = "MODELPLANE_GATEWAY_EVENT_LOOP"
 
 
 @dataclass
@@ -102,11 +105,11 @@ async def _bench(args: argparse.Namespace) -> None:
     from bench.gateway import load
     from bench.gateway.stack import MODEL, SERVER_MODEL_NAME, Stack
 
-    async with Stack(args.work_dir, gateway_env=dict(args.gateway_env), uvloop=args.gateway_uvloop) as stack:
+    async with Stack(args.work_dir, gateway_env=dict(args.gateway_env)) as stack:
         assert stack.iris is not None
         extra = " ".join(f"{k}={v}" for k, v in args.gateway_env)
         print(
-            f"gateway process: event loop {'uvloop' if args.gateway_uvloop else 'asyncio'}; env {extra or '-'}"
+            f"gateway process: event loop {dict(args.gateway_env).get(EVENT_LOOP_ENV, 'uvloop')}; env {extra or '-'}"
         )
         print(
             f"mlserver pid {stack.mlserver_pid} (REST {stack.direct.http}, gRPC {stack.direct.grpc}); "
@@ -267,9 +270,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--work-dir", type=Path, default=None, help="where temp files go (default: system temp)"
-    )
-    parser.add_argument(
-        "--gateway-uvloop", action="store_true", help="run the gateway process on uvloop (an experiment)"
     )
     parser.add_argument(
         "--gateway-env",

@@ -90,11 +90,8 @@ def _alive(proc: subprocess.Popen[bytes], name: str, log: Path) -> None:
 class Stack:
     """``async with Stack(work_dir) as stack``: everything running, the route in KV."""
 
-    def __init__(
-        self, work_dir: Path | None = None, gateway_env: dict[str, str] | None = None, uvloop: bool = False
-    ) -> None:
+    def __init__(self, work_dir: Path | None = None, gateway_env: dict[str, str] | None = None) -> None:
         self._gateway_env = dict(gateway_env or {})
-        self._uvloop = uvloop
         self._tmp = tempfile.TemporaryDirectory(prefix="bench-gateway-", dir=work_dir)
         self.root = Path(self._tmp.name)
         self._nats = EmbeddedNats(self.root / "nats", port=free_port(), log_file=self.root / "nats.log")
@@ -174,7 +171,7 @@ class Stack:
     async def start_gateway(self, profile_to: Path | None = None) -> None:
         """Start the gateway process (under cProfile writing ``profile_to`` if given).
 
-        It runs gateway_process.py: ``modelplane run gateway``, on uvloop if asked for.
+        It runs gateway_process.py: ``modelplane run gateway``.
         """
         self.stop_gateway()
         http_port, grpc_port = free_port(), free_port()
@@ -188,13 +185,13 @@ class Stack:
             # The process starts in a temp directory; ``bench`` is importable from the repo root.
             "PYTHONPATH": os.pathsep.join(filter(None, (str(REPO_ROOT), os.environ.get("PYTHONPATH")))),
         }
-        # Spans are created either way; exporting them is not what is measured.
+        # Without an exporter no span is recorded (libs/telemetry.py); exporting is not measured.
         env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
         env.update(self._gateway_env)
         command = [sys.executable]
         if profile_to is not None:
             command += ["-m", "cProfile", "-o", str(profile_to)]
-        command += ["-m", "bench.gateway.gateway_process", *(["--uvloop"] if self._uvloop else [])]
+        command += ["-m", "bench.gateway.gateway_process"]
         self._gateway_runs += 1
         log = self.root / f"gateway-{self._gateway_runs}.log"
         self._gateway = _spawn(command, log, env)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import cast
 
-import httptools  # type: ignore[import-untyped]
+import httptools
 
 from modelplane.services.gateway.http1.messages import Headers
 

@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from http import HTTPStatus
 from typing import cast
 
-import httptools  # type: ignore[import-untyped, unused-ignore]  # no stubs; see pyproject overrides
+import httptools
 import structlog
 
 from modelplane.services.gateway.http1.messages import (
