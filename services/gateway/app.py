@@ -17,6 +17,7 @@ from nats.aio.client import Client as NATS
 from opentelemetry import trace
 
 from modelplane.libs import store, subjects
+from modelplane.libs.gc_tuning import tune_for_large_heap
 from modelplane.libs.store import disconnect
 from modelplane.libs.tasks import TaskSupervisor
 from modelplane.libs.telemetry import setup_tracing
@@ -183,5 +184,7 @@ class App:
 
 def create() -> App:
     """The gateway configured from ``MODELPLANE_GATEWAY_*`` and ``MODELPLANE_*`` variables."""
-    # Fields positional-default in Field() are invisible to mypy without the pydantic plugin.
-    return App(GatewaySettings())
+    settings = GatewaySettings()
+    # Process-wide, so done by the process's composition root, not by the app tests share.
+    tune_for_large_heap(settings.gc_young_threshold)
+    return App(settings)

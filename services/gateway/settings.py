@@ -73,6 +73,16 @@ class GatewaySettings(CommonSettings):
             " `python -m bench.gateway --gateway-env MODELPLANE_GATEWAY_EVENT_LOOP=asyncio`."
         ),
     )
+    gc_young_threshold: int = Field(
+        default=50_000,
+        ge=0,
+        description=(
+            "Net allocations of tracked objects between young garbage collections (CPython's"
+            " default is 700). Every proxied request allocates a few hundred short-lived objects;"
+            " at the default, collections cost about a tenth of the gateway's CPU under load."
+            " 0 keeps the interpreter's setting."
+        ),
+    )
     keepalive_seconds: float = Field(
         75.0,
         gt=0,
