@@ -118,22 +118,34 @@ def _valid_id(value: str, length: int) -> bool:
     return len(value) == length and _HEX.issuperset(value) and value != "0" * length
 
 
+def _continued(parent: str | None) -> tuple[str, int] | None:
+    """The trace id and sampled flag of a valid W3C ``parent``; None when absent or malformed."""
+    if parent is None:
+        return None
+    parts = parent.strip().lower().split("-")
+    if (
+        len(parts) >= 4
+        and parts[0] != "ff"
+        and _valid_id(parts[1], 32)
+        and _valid_id(parts[2], 16)
+        and len(parts[3]) == 2
+        and _HEX.issuperset(parts[3])
+        and (parts[0] != "00" or len(parts) == 4)
+    ):
+        return parts[1], int(parts[3], 16) & 1
+    return None
+
+
+def _child_of(continued: tuple[str, int] | None) -> str:
+    if continued is not None:
+        return f"00-{continued[0]}-{os.urandom(8).hex()}-{continued[1]:02x}"
+    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
+
+
 def child_traceparent(parent: str | None) -> str:
     """A W3C traceparent for a new hop: the parent's trace and flags with a fresh span id, or a
     new sampled trace when ``parent`` is absent or malformed (as the W3C spec says to restart)."""
-    if parent is not None:
-        parts = parent.strip().lower().split("-")
-        if (
-            len(parts) >= 4
-            and parts[0] != "ff"
-            and _valid_id(parts[1], 32)
-            and _valid_id(parts[2], 16)
-            and len(parts[3]) == 2
-            and _HEX.issuperset(parts[3])
-            and (parts[0] != "00" or len(parts) == 4)
-        ):
-            return f"00-{parts[1]}-{os.urandom(8).hex()}-{int(parts[3], 16) & 1:02x}"
-    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
+    return _child_of(_continued(parent))
 
 
 @contextmanager
@@ -150,11 +162,10 @@ def server_span(tracer: trace.Tracer, name: str, carrier: Mapping[str, str]) -> 
         ) as span:
             yield span
         return
-    parent = carrier.get(TRACEPARENT)
-    child = child_traceparent(parent)
+    continued = _continued(carrier.get(TRACEPARENT))
     # A tracestate belongs to its trace: it travels on only when the caller's trace continues.
-    state = carrier.get(TRACESTATE) if parent is not None and child.split("-")[1] in parent.lower() else None
-    token = _unrecorded.set((child, state))
+    state = carrier.get(TRACESTATE) if continued is not None else None
+    token = _unrecorded.set((_child_of(continued), state))
     try:
         yield trace.INVALID_SPAN
     finally:

@@ -51,7 +51,7 @@ from modelplane.services.gateway.handler import GatewayHandler, ModelNotResident
 from modelplane.services.gateway.http1.messages import HttpRequest, HttpResponse, Response, StreamingResponse
 from modelplane.services.gateway.http1.router import Params, Router
 from modelplane.services.gateway.metrics import UNKNOWN_MODEL
-from modelplane.services.gateway.rest import METRIC_MODEL, RestRoute
+from modelplane.services.gateway.rest import METRIC_MODEL, RestRoute, json_response
 from modelplane.services.gateway.upstream_http import (
     HttpStream,
     HttpUpstream,
@@ -146,17 +146,10 @@ def split_adapter(name: str, knows: Callable[[str], bool]) -> tuple[str, str]:
 
 
 # ---- responses ----------------------------------------------------------------------------------
-def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> HttpResponse:
-    answer = {"content-type": "application/json"}
-    if headers:
-        answer.update(headers)
-    return HttpResponse(status, orjson.dumps(payload), answer)
-
-
 def openai_error(
     status: int, message: str, kind: str, *, param: str | None = None, code: str | None = None
 ) -> HttpResponse:
-    return _json({"error": {"message": message, "type": kind, "param": param, "code": code}}, status)
+    return json_response({"error": {"message": message, "type": kind, "param": param, "code": code}}, status)
 
 
 def error_response(exc: ModelplaneError) -> HttpResponse:
@@ -291,4 +284,4 @@ class OpenAIAdapter:
                     data.append(
                         {"id": full, "object": "model", "created": 0, "owned_by": OWNED_BY, "parent": name}
                     )
-        return _json({"object": "list", "data": data})
+        return json_response({"object": "list", "data": data})
