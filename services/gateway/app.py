@@ -18,6 +18,7 @@ from opentelemetry import trace
 
 from modelplane.libs import store, subjects
 from modelplane.libs.gc_tuning import tune_for_large_heap
+from modelplane.libs.http1.server import HttpServer
 from modelplane.libs.store import disconnect
 from modelplane.libs.tasks import TaskSupervisor
 from modelplane.libs.telemetry import setup_tracing
@@ -29,7 +30,6 @@ from modelplane.services.gateway.experiments import ExperimentRouter, Experiment
 from modelplane.services.gateway.grpc_servicer import InferenceServicer
 from modelplane.services.gateway.handler import GatewayHandler
 from modelplane.services.gateway.holding import RequestHold
-from modelplane.services.gateway.http1.server import HttpServer
 from modelplane.services.gateway.load_signals import publish_loop
 from modelplane.services.gateway.metrics import GatewayMetrics
 from modelplane.services.gateway.mirroring import Mirror

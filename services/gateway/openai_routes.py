@@ -44,12 +44,12 @@ from modelplane.libs.errors import (
     NotFoundError,
     RetryableError,
 )
+from modelplane.libs.http1.messages import HttpRequest, HttpResponse, Response, StreamingResponse
+from modelplane.libs.http1.router import Params, Router
 from modelplane.libs.logs import log_scope
 from modelplane.libs.routes import RouteEndpoint
 from modelplane.services.gateway.balancers import RequestHint
 from modelplane.services.gateway.handler import GatewayHandler, ModelNotResidentError, Target
-from modelplane.services.gateway.http1.messages import HttpRequest, HttpResponse, Response, StreamingResponse
-from modelplane.services.gateway.http1.router import Params, Router
 from modelplane.services.gateway.metrics import UNKNOWN_MODEL
 from modelplane.services.gateway.rest import METRIC_MODEL, RestRoute, json_response
 from modelplane.services.gateway.upstream_http import (

@@ -29,6 +29,8 @@ import structlog
 from opentelemetry import trace
 
 from modelplane.libs.errors import ModelplaneError, RetryableError
+from modelplane.libs.http1.messages import HttpRequest, HttpResponse, Response
+from modelplane.libs.http1.router import MethodNotAllowed, Params, Router
 from modelplane.libs.logs import log_scope
 from modelplane.libs.routes import RouteEndpoint
 from modelplane.libs.telemetry import server_span
@@ -40,8 +42,6 @@ from modelplane.services.gateway.handler import (
     ReplicaBusyError,
     Target,
 )
-from modelplane.services.gateway.http1.messages import HttpRequest, HttpResponse, Response
-from modelplane.services.gateway.http1.router import MethodNotAllowed, Params, Router
 from modelplane.services.gateway.metrics import UNKNOWN_MODEL, GatewayMetrics
 from modelplane.services.gateway.mirroring import Mirror
 from modelplane.services.gateway.model_list import list_models

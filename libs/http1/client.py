@@ -36,7 +36,7 @@ from typing import cast
 
 import httptools
 
-from modelplane.services.gateway.http1.messages import Headers
+from modelplane.libs.http1.messages import Headers
 
 # Caller headers the client writes itself (or that would break framing when sent twice).
 _OWN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})

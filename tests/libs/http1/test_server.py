@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import aiohttp
 import yarl
 
-from modelplane.services.gateway.http1.messages import HttpRequest, HttpResponse, Response, StreamingResponse
-from modelplane.services.gateway.http1.server import HttpServer, RequestHandler
+from modelplane.libs.http1.messages import HttpRequest, HttpResponse, Response, StreamingResponse
+from modelplane.libs.http1.server import HttpServer, RequestHandler
 
 HOST = "127.0.0.1"
 DEADLINE = 10.0

@@ -32,7 +32,7 @@ from typing import cast
 import httptools
 import structlog
 
-from modelplane.services.gateway.http1.messages import (
+from modelplane.libs.http1.messages import (
     Headers,
     HttpRequest,
     HttpResponse,

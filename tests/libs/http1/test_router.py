@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelplane.services.gateway.http1.router import Match, MethodNotAllowed, Router
+from modelplane.libs.http1.router import Match, MethodNotAllowed, Router
 
 
 def _router() -> Router[str]:

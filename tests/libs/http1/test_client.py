@@ -13,7 +13,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from modelplane.libs.embedded_nats import free_port
-from modelplane.services.gateway.http1.client import (
+from modelplane.libs.http1.client import (
     HttpClient,
     UpstreamConnectError,
     UpstreamProtocolError,
