@@ -12,6 +12,10 @@ KV_SERVERS = "modelplane_servers"
 KV_SERVER_CONFIGS = "modelplane_serverconfigs"
 # key "<experiment>" -> Experiment, written by the api, read by gateways.
 KV_EXPERIMENTS = "modelplane_experiments"
+# key "<pipeline>" -> Pipeline, written by the api, read by dataflow workers and gateways.
+KV_PIPELINES = "modelplane_pipelines"
+# key "<graph>" -> InferenceGraph, written by the api, read by dataflow workers and gateways.
+KV_INFERENCE_GRAPHS = "modelplane_inferencegraphs"
 # ---- KV buckets (observed state) ------------------------------------------------------------
 # key "<server>.<index>" -> ReplicaInfo, written by the replica's placement agent.
 KV_REPLICAS = "modelplane_replicas"
@@ -27,11 +31,30 @@ KV_SERVER_STATES = "modelplane_server_states"
 KV_SCALE_REQUESTS = "modelplane_scale_requests"
 # key "<lease name>" (e.g. "scheduler") -> Lease, written by the instances competing for it.
 KV_LEASES = "modelplane_leases"
+# key "<kind>.<name>" (e.g. "Pipeline.chain") -> DataflowState: the generation the dataflow
+# workers run, or why they cannot; written by every worker that takes the resource on.
+KV_DATAFLOW = "modelplane_dataflow"
+
 # The scheduler's leader lease (a key in KV_LEASES); agents read it to know a scheduler is active.
 SCHEDULER_LEASE = "scheduler"
 
-DESIRED_BUCKETS = (KV_MODELS, KV_SERVERS, KV_SERVER_CONFIGS, KV_EXPERIMENTS)
-OBSERVED_BUCKETS = (KV_REPLICAS, KV_PLACEMENTS, KV_ROUTES, KV_STATUS, KV_SERVER_STATES, KV_SCALE_REQUESTS)
+DESIRED_BUCKETS = (
+    KV_MODELS,
+    KV_SERVERS,
+    KV_SERVER_CONFIGS,
+    KV_EXPERIMENTS,
+    KV_PIPELINES,
+    KV_INFERENCE_GRAPHS,
+)
+OBSERVED_BUCKETS = (
+    KV_REPLICAS,
+    KV_PLACEMENTS,
+    KV_ROUTES,
+    KV_STATUS,
+    KV_SERVER_STATES,
+    KV_SCALE_REQUESTS,
+    KV_DATAFLOW,
+)
 COORDINATION_BUCKETS = (KV_LEASES,)
 ALL_BUCKETS = DESIRED_BUCKETS + OBSERVED_BUCKETS + COORDINATION_BUCKETS
 
@@ -88,6 +111,43 @@ def gateway_load(model: str) -> str:
 
 
 ALL_GATEWAY_LOAD = f"{GATEWAY_LOAD_PREFIX}.>"
+
+# ---- Dataflow (pipelines and inference graphs) ----------------------------------------------
+# One JetStream stream holds every dataflow subject below: requests (work queue for the dataflow
+# workers), results (read by the gateway waiting for them, and by chained pipelines), and each
+# step's inputs and outputs (for ``pipeline inspect``). Request ids are subject tokens (hex).
+DATAFLOW_STREAM = "MODELPLANE_DATAFLOW"
+DATAFLOW_PREFIX = "modelplane.dataflow"
+ALL_DATAFLOW = f"{DATAFLOW_PREFIX}.>"
+# The durable pull consumer all dataflow workers share: each request goes to one worker.
+DATAFLOW_WORKERS_CONSUMER = "dataflow-workers"
+# Subject filter of that consumer: the requests of every pipeline and graph.
+ALL_DATAFLOW_REQUESTS = f"{DATAFLOW_PREFIX}.*.*.inputs.*"
+
+
+def pipeline_inputs(pipeline: str, request_id: str) -> str:
+    """A request to a pipeline: a V2 inference request (JSON)."""
+    return f"{DATAFLOW_PREFIX}.pipeline.{pipeline}.inputs.{request_id}"
+
+
+def pipeline_outputs(pipeline: str, request_id: str) -> str:
+    """The pipeline's answer to one request: a V2 inference response, or an error."""
+    return f"{DATAFLOW_PREFIX}.pipeline.{pipeline}.outputs.{request_id}"
+
+
+def pipeline_step(pipeline: str, step: str, port: str, request_id: str) -> str:
+    """What one step of a pipeline was sent (``port`` = inputs) or answered (outputs)."""
+    return f"{DATAFLOW_PREFIX}.step.{pipeline}.{step}.{port}.{request_id}"
+
+
+def graph_inputs(graph: str, request_id: str) -> str:
+    """A request to an InferenceGraph: the caller's JSON body as sent."""
+    return f"{DATAFLOW_PREFIX}.graph.{graph}.inputs.{request_id}"
+
+
+def graph_outputs(graph: str, request_id: str) -> str:
+    return f"{DATAFLOW_PREFIX}.graph.{graph}.outputs.{request_id}"
+
 
 # ---- Storage --------------------------------------------------------------------------------
 # Request/reply FetchRequest -> FetchReply, served by the storage service in a queue group.

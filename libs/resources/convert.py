@@ -6,14 +6,27 @@ from modelplane.libs.errors import InvalidError
 from modelplane.libs.resources.types import (
     BALANCING_STRATEGIES,
     EXPERIMENT_RESOURCE_TYPES,
+    GRAPH_DEPENDENCIES,
+    GRAPH_ROOT_NODE,
+    JOIN_TYPES,
     Experiment,
     ExperimentCandidate,
     ExperimentMirror,
     ExperimentSpec,
+    GraphNode,
+    GraphStep,
+    InferenceGraph,
+    InferenceGraphSpec,
     LoadBalancing,
     Meta,
     Model,
     ModelSpec,
+    Pipeline,
+    PipelineBatch,
+    PipelineInput,
+    PipelineOutput,
+    PipelineSpec,
+    PipelineStep,
     PrefixHashOptions,
     Resource,
     Server,
@@ -222,6 +235,162 @@ def experiment_from_pb(msg: pb.Experiment) -> Experiment:
     return Experiment(meta=meta_from_pb(msg.meta), spec=experiment_spec_from_pb(msg.spec))
 
 
+def pipeline_step_to_pb(step: PipelineStep) -> pb.PipelineStep:
+    msg = pb.PipelineStep(
+        name=step.name,
+        inputs=list(step.inputs),
+        triggers=list(step.triggers),
+        tensor_map=step.tensor_map,
+        inputs_join_type=step.inputs_join_type,
+        triggers_join_type=step.triggers_join_type,
+        join_window_ms=step.join_window_ms,
+    )
+    if step.batch is not None:
+        msg.batch.CopyFrom(pb.PipelineBatch(size=step.batch.size, window_ms=step.batch.window_ms))
+    return msg
+
+
+def pipeline_step_from_pb(msg: pb.PipelineStep) -> PipelineStep:
+    return PipelineStep(
+        name=msg.name,
+        inputs=tuple(msg.inputs),
+        triggers=tuple(msg.triggers),
+        tensor_map=dict(msg.tensor_map),
+        inputs_join_type=msg.inputs_join_type or JOIN_TYPES[0],
+        triggers_join_type=msg.triggers_join_type or JOIN_TYPES[0],
+        join_window_ms=msg.join_window_ms,
+        # Presence, not content: a batch section with zeros is still what the user wrote.
+        batch=(
+            PipelineBatch(size=msg.batch.size, window_ms=msg.batch.window_ms)
+            if msg.HasField("batch")
+            else None
+        ),
+    )
+
+
+def pipeline_spec_to_pb(spec: PipelineSpec) -> pb.PipelineSpec:
+    msg = pb.PipelineSpec(
+        steps=[pipeline_step_to_pb(step) for step in spec.steps],
+        allow_cycles=spec.allow_cycles,
+        max_step_revisits=spec.max_step_revisits,
+    )
+    if spec.input is not None:
+        given = spec.input
+        msg.input.CopyFrom(
+            pb.PipelineInput(
+                external_inputs=list(given.external_inputs),
+                external_triggers=list(given.external_triggers),
+                join_type=given.join_type,
+                triggers_join_type=given.triggers_join_type,
+                join_window_ms=given.join_window_ms,
+                tensor_map=given.tensor_map,
+            )
+        )
+    if spec.output is not None:
+        out = spec.output
+        msg.output.CopyFrom(
+            pb.PipelineOutput(
+                steps=list(out.steps),
+                steps_join=out.steps_join,
+                join_window_ms=out.join_window_ms,
+                tensor_map=out.tensor_map,
+            )
+        )
+    return msg
+
+
+def pipeline_spec_from_pb(msg: pb.PipelineSpec) -> PipelineSpec:
+    given: PipelineInput | None = None
+    if msg.HasField("input"):
+        given = PipelineInput(
+            external_inputs=tuple(msg.input.external_inputs),
+            external_triggers=tuple(msg.input.external_triggers),
+            join_type=msg.input.join_type or JOIN_TYPES[0],
+            triggers_join_type=msg.input.triggers_join_type or JOIN_TYPES[0],
+            join_window_ms=msg.input.join_window_ms,
+            tensor_map=dict(msg.input.tensor_map),
+        )
+    output: PipelineOutput | None = None
+    if msg.HasField("output"):
+        output = PipelineOutput(
+            steps=tuple(msg.output.steps),
+            steps_join=msg.output.steps_join or JOIN_TYPES[0],
+            join_window_ms=msg.output.join_window_ms,
+            tensor_map=dict(msg.output.tensor_map),
+        )
+    return PipelineSpec(
+        steps=tuple(pipeline_step_from_pb(step) for step in msg.steps),
+        input=given,
+        output=output,
+        allow_cycles=msg.allow_cycles,
+        max_step_revisits=msg.max_step_revisits,
+    )
+
+
+def pipeline_to_pb(pipeline: Pipeline) -> pb.Pipeline:
+    return pb.Pipeline(meta=meta_to_pb(pipeline.meta), spec=pipeline_spec_to_pb(pipeline.spec))
+
+
+def pipeline_from_pb(msg: pb.Pipeline) -> Pipeline:
+    return Pipeline(meta=meta_from_pb(msg.meta), spec=pipeline_spec_from_pb(msg.spec))
+
+
+def graph_step_to_pb(step: GraphStep) -> pb.GraphStep:
+    return pb.GraphStep(
+        name=step.name,
+        service_name=step.service_name,
+        service_url=step.service_url,
+        node_name=step.node_name,
+        data=step.data,
+        condition=step.condition,
+        weight=step.weight,
+        dependency=step.dependency,
+    )
+
+
+def graph_step_from_pb(msg: pb.GraphStep) -> GraphStep:
+    return GraphStep(
+        name=msg.name,
+        service_name=msg.service_name,
+        service_url=msg.service_url,
+        node_name=msg.node_name,
+        data=msg.data,
+        condition=msg.condition,
+        weight=msg.weight,
+        dependency=msg.dependency or GRAPH_DEPENDENCIES[0],
+    )
+
+
+def graph_spec_to_pb(spec: InferenceGraphSpec) -> pb.InferenceGraphSpec:
+    msg = pb.InferenceGraphSpec(timeout_seconds=spec.timeout_seconds)
+    for name, node in spec.nodes.items():
+        msg.nodes[name].CopyFrom(
+            pb.GraphNode(router_type=node.router_type, steps=[graph_step_to_pb(s) for s in node.steps])
+        )
+    return msg
+
+
+def graph_spec_from_pb(msg: pb.InferenceGraphSpec) -> InferenceGraphSpec:
+    # A protobuf map has no order: root first, then the others by name (stable manifests).
+    names = sorted(msg.nodes, key=lambda name: (name != GRAPH_ROOT_NODE, name))
+    nodes = {
+        name: GraphNode(
+            router_type=msg.nodes[name].router_type,
+            steps=tuple(graph_step_from_pb(s) for s in msg.nodes[name].steps),
+        )
+        for name in names
+    }
+    return InferenceGraphSpec(nodes=nodes, timeout_seconds=msg.timeout_seconds)
+
+
+def graph_to_pb(graph: InferenceGraph) -> pb.InferenceGraph:
+    return pb.InferenceGraph(meta=meta_to_pb(graph.meta), spec=graph_spec_to_pb(graph.spec))
+
+
+def graph_from_pb(msg: pb.InferenceGraph) -> InferenceGraph:
+    return InferenceGraph(meta=meta_from_pb(msg.meta), spec=graph_spec_from_pb(msg.spec))
+
+
 def resource_to_pb(resource: Resource) -> cpb.Resource:
     if isinstance(resource, Model):
         return cpb.Resource(model=model_to_pb(resource))
@@ -229,6 +398,10 @@ def resource_to_pb(resource: Resource) -> cpb.Resource:
         return cpb.Resource(server=server_to_pb(resource))
     if isinstance(resource, Experiment):
         return cpb.Resource(experiment=experiment_to_pb(resource))
+    if isinstance(resource, Pipeline):
+        return cpb.Resource(pipeline=pipeline_to_pb(resource))
+    if isinstance(resource, InferenceGraph):
+        return cpb.Resource(inference_graph=graph_to_pb(resource))
     return cpb.Resource(server_config=server_config_to_pb(resource))
 
 
@@ -242,4 +415,11 @@ def resource_from_pb(msg: cpb.Resource) -> Resource:
         return server_config_from_pb(msg.server_config)
     if which == "experiment":
         return experiment_from_pb(msg.experiment)
-    raise InvalidError("a resource must be one of model, server, server_config, experiment", field="resource")
+    if which == "pipeline":
+        return pipeline_from_pb(msg.pipeline)
+    if which == "inference_graph":
+        return graph_from_pb(msg.inference_graph)
+    raise InvalidError(
+        "a resource must be one of model, server, server_config, experiment, pipeline, inference_graph",
+        field="resource",
+    )

@@ -10,8 +10,15 @@ from typing import Final, Literal
 NAME_PATTERN: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 NAME_MAX_LENGTH: Final = 63
 
-Kind = Literal["Model", "Server", "ServerConfig", "Experiment"]
-KINDS: Final[tuple[Kind, ...]] = ("Model", "Server", "ServerConfig", "Experiment")
+Kind = Literal["Model", "Server", "ServerConfig", "Experiment", "Pipeline", "InferenceGraph"]
+KINDS: Final[tuple[Kind, ...]] = (
+    "Model",
+    "Server",
+    "ServerConfig",
+    "Experiment",
+    "Pipeline",
+    "InferenceGraph",
+)
 
 RUNTIMES: Final = ("mlserver", "triton", "custom")
 
@@ -184,7 +191,150 @@ class Experiment:
     kind: Literal["Experiment"] = "Experiment"
 
 
-Resource = Model | Server | ServerConfig | Experiment
+# How a pipeline step (or the pipeline's input or output) combines what it waits for (Seldon's
+# inputsJoinType / triggersJoinType / stepsJoin); the first is the default.
+# inner: every reference must arrive (within the join window); outer: whatever arrived within the
+# window; any: the first arrival.
+JOIN_TYPES: Final = ("inner", "outer", "any")
+# Seldon leaves the window "some nonzero default": ours is long enough for a slow model upstream.
+DEFAULT_JOIN_WINDOW_MS: Final = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineBatch:
+    """Micro-batching of a step: up to ``size`` requests (or what arrived within ``window_ms``)
+    go to the model as one call, their tensors concatenated along the first dimension."""
+
+    size: int = 0
+    window_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineStep:
+    """One step: a call of the model named ``name`` (Seldon: the step name is the model name).
+
+    ``inputs`` and ``triggers`` are references (``libs.resources.pipeline_refs``); no inputs
+    means the pipeline's own inputs. ``tensor_map`` renames incoming tensors: full reference of
+    a tensor (``step.outputs.OUTPUT0``) -> the name the model receives."""
+
+    name: str
+    inputs: tuple[str, ...] = ()
+    triggers: tuple[str, ...] = ()
+    tensor_map: dict[str, str] = field(default_factory=dict)
+    inputs_join_type: str = JOIN_TYPES[0]
+    triggers_join_type: str = JOIN_TYPES[0]
+    # 0 = DEFAULT_JOIN_WINDOW_MS
+    join_window_ms: int = 0
+    batch: PipelineBatch | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineInput:
+    """Where the pipeline's input comes from when it is chained from other pipelines
+    (``other.outputs[.T]``, ``other.inputs[.T]``, ``other.step.s.outputs[.T]``, ...)."""
+
+    external_inputs: tuple[str, ...] = ()
+    external_triggers: tuple[str, ...] = ()
+    join_type: str = JOIN_TYPES[0]
+    triggers_join_type: str = JOIN_TYPES[0]
+    join_window_ms: int = 0
+    tensor_map: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineOutput:
+    """What the pipeline answers: the joined outputs of ``steps`` (references); none = the
+    outputs of the last step."""
+
+    steps: tuple[str, ...] = ()
+    steps_join: str = JOIN_TYPES[0]
+    join_window_ms: int = 0
+    tensor_map: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSpec:
+    """Seldon v2's Pipeline: a dataflow of model steps joined by tensor references."""
+
+    steps: tuple[PipelineStep, ...]
+    input: PipelineInput | None = None
+    output: PipelineOutput | None = None
+    allow_cycles: bool = False
+    # With allow_cycles: how often one request may run a step again (0 = once, no revisit).
+    max_step_revisits: int = 0
+
+    def models(self) -> tuple[str, ...]:
+        """The models the pipeline calls, in step order, each once."""
+        return tuple(dict.fromkeys(step.name for step in self.steps))
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    meta: Meta
+    spec: PipelineSpec
+    kind: Literal["Pipeline"] = "Pipeline"
+
+
+# KServe InferenceGraph router types and step dependencies; the first dependency is the default.
+GRAPH_ROUTER_TYPES: Final = ("Sequence", "Splitter", "Ensemble", "Switch")
+GRAPH_DEPENDENCIES: Final = ("Soft", "Hard")
+# The name every InferenceGraph must give its entry node.
+GRAPH_ROOT_NODE: Final = "root"
+
+
+@dataclass(frozen=True, slots=True)
+class GraphStep:
+    """One step of a KServe InferenceGraph node: exactly one of ``service_name`` (a model),
+    ``service_url`` or ``node_name`` (another node of the graph) is set.
+
+    ``data`` is ``$request`` (the node's input; the default) or ``$response`` (the previous
+    step's answer, Sequence only); ``condition`` is a GJSON-style path; ``weight`` is Splitter
+    only (the weights of a node sum to 100)."""
+
+    name: str = ""
+    service_name: str = ""
+    service_url: str = ""
+    node_name: str = ""
+    data: str = ""
+    condition: str = ""
+    weight: int = 0
+    dependency: str = GRAPH_DEPENDENCIES[0]
+
+    def target(self) -> str:
+        return self.service_name or self.service_url or self.node_name
+
+
+@dataclass(frozen=True, slots=True)
+class GraphNode:
+    router_type: str
+    steps: tuple[GraphStep, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceGraphSpec:
+    """KServe's InferenceGraph (serving.kserve.io/v1alpha1): nodes by name, ``root`` first."""
+
+    nodes: dict[str, GraphNode] = field(default_factory=dict)
+    # Seconds one graph request may take; 0 = the gateway's default.
+    timeout_seconds: float = 0.0
+
+    def models(self) -> tuple[str, ...]:
+        """The models (serviceName steps) the graph calls, each once."""
+        return tuple(
+            dict.fromkeys(
+                step.service_name for node in self.nodes.values() for step in node.steps if step.service_name
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceGraph:
+    meta: Meta
+    spec: InferenceGraphSpec
+    kind: Literal["InferenceGraph"] = "InferenceGraph"
+
+
+Resource = Model | Server | ServerConfig | Experiment | Pipeline | InferenceGraph
 
 
 def effective_capabilities(server: ServerSpec, config: ServerConfigSpec) -> tuple[str, ...]:

@@ -1,4 +1,5 @@
-"""Resource commands: `apply`, `delete`, and the `model`, `server` and `experiment` groups.
+"""Resource commands: `apply`, `delete`, and the `model`, `server`, `experiment`, `pipeline` and
+`graph` groups.
 
 ``main.py`` registers every command named in ``__all__``.
 """
@@ -9,11 +10,23 @@ import click
 
 from modelplane.cli.client import ApiClient, api_option
 from modelplane.cli.experiment import experiment
+from modelplane.cli.graph import graph
 from modelplane.cli.manifest_files import read_documents, resource_ref
 from modelplane.cli.model import model
+from modelplane.cli.pipeline import pipeline
 from modelplane.cli.server import server
 
-__all__ = ["apply", "delete", "experiment", "model", "server"]
+__all__ = ["apply", "delete", "experiment", "graph", "model", "pipeline", "server"]
+
+# The kind named by each field of the api's Resource oneof.
+_KINDS_BY_FIELD = {
+    "model": "Model",
+    "server": "Server",
+    "server_config": "ServerConfig",
+    "experiment": "Experiment",
+    "pipeline": "Pipeline",
+    "inference_graph": "InferenceGraph",
+}
 
 FILES_OPTION = click.option(
     "-f",
@@ -36,12 +49,7 @@ def apply(filenames: tuple[str, ...], api_address: str) -> None:
             reply = api.apply(doc.body, context=doc.where)
             which = reply.resource.WhichOneof("kind") or ""
             meta = getattr(reply.resource, which).meta
-            kind = {
-                "model": "Model",
-                "server": "Server",
-                "server_config": "ServerConfig",
-                "experiment": "Experiment",
-            }.get(which, which)
+            kind = _KINDS_BY_FIELD.get(which, which)
             click.echo(f"{resource_ref(kind, meta.name)} {reply.outcome}")
 
 

@@ -29,6 +29,8 @@ class Resource(_message.Message):
     SERVER_FIELD_NUMBER: _builtins.int
     SERVER_CONFIG_FIELD_NUMBER: _builtins.int
     EXPERIMENT_FIELD_NUMBER: _builtins.int
+    PIPELINE_FIELD_NUMBER: _builtins.int
+    INFERENCE_GRAPH_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def model(self) -> _resources_pb2.Model: ...
     @_builtins.property
@@ -37,6 +39,10 @@ class Resource(_message.Message):
     def server_config(self) -> _resources_pb2.ServerConfig: ...
     @_builtins.property
     def experiment(self) -> _resources_pb2.Experiment: ...
+    @_builtins.property
+    def pipeline(self) -> _resources_pb2.Pipeline: ...
+    @_builtins.property
+    def inference_graph(self) -> _resources_pb2.InferenceGraph: ...
     def __init__(
         self,
         *,
@@ -44,12 +50,14 @@ class Resource(_message.Message):
         server: _resources_pb2.Server | None = ...,
         server_config: _resources_pb2.ServerConfig | None = ...,
         experiment: _resources_pb2.Experiment | None = ...,
+        pipeline: _resources_pb2.Pipeline | None = ...,
+        inference_graph: _resources_pb2.InferenceGraph | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment", "kind", b"kind", "model", b"model", "server", b"server", "server_config", b"server_config"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment", "inference_graph", b"inference_graph", "kind", b"kind", "model", b"model", "pipeline", b"pipeline", "server", b"server", "server_config", b"server_config"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment", "kind", b"kind", "model", b"model", "server", b"server", "server_config", b"server_config"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment", "inference_graph", b"inference_graph", "kind", b"kind", "model", b"model", "pipeline", b"pipeline", "server", b"server", "server_config", b"server_config"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["model", "server", "server_config", "experiment"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["model", "server", "server_config", "experiment", "pipeline", "inference_graph"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -118,7 +126,7 @@ class ResourceRef(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
-    """Model | Server | ServerConfig | Experiment"""
+    """Model | Server | ServerConfig | Experiment | Pipeline | InferenceGraph"""
     name: _builtins.str
     def __init__(
         self,

@@ -561,3 +561,435 @@ class Experiment(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Experiment: _TypeAlias = Experiment  # noqa: Y015
+
+@_typing.final
+class PipelineBatch(_message.Message):
+    """A Pipeline (Seldon v2): model steps joined by tensor references. References are kept as the
+    user wrote them (whitespace stripped); libs/resources/pipeline_refs.py parses them.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SIZE_FIELD_NUMBER: _builtins.int
+    WINDOW_MS_FIELD_NUMBER: _builtins.int
+    size: _builtins.int
+    """Requests per model call; 0 = no size bound."""
+    window_ms: _builtins.int
+    """Milliseconds a partial batch waits for more requests; 0 = no window."""
+    def __init__(
+        self,
+        *,
+        size: _builtins.int = ...,
+        window_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["size", b"size", "window_ms", b"window_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PipelineBatch: _TypeAlias = PipelineBatch  # noqa: Y015
+
+@_typing.final
+class PipelineStep(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class TensorMapEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    NAME_FIELD_NUMBER: _builtins.int
+    INPUTS_FIELD_NUMBER: _builtins.int
+    TRIGGERS_FIELD_NUMBER: _builtins.int
+    TENSOR_MAP_FIELD_NUMBER: _builtins.int
+    INPUTS_JOIN_TYPE_FIELD_NUMBER: _builtins.int
+    TRIGGERS_JOIN_TYPE_FIELD_NUMBER: _builtins.int
+    JOIN_WINDOW_MS_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The model the step calls (Seldon: the step name is the model name)."""
+    inputs_join_type: _builtins.str
+    """inner | outer | any; empty = inner."""
+    triggers_join_type: _builtins.str
+    join_window_ms: _builtins.int
+    """Milliseconds a join waits; 0 = the default window."""
+    @_builtins.property
+    def inputs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """References (step, step.outputs[.T], step.inputs[.T], <pipeline>.inputs[.T]); empty = the
+        pipeline's inputs.
+        """
+
+    @_builtins.property
+    def triggers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """References that must carry a tensor for the step to fire; their data is not sent."""
+
+    @_builtins.property
+    def tensor_map(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Full tensor reference (step.outputs.T) -> the name the model receives."""
+
+    @_builtins.property
+    def batch(self) -> Global___PipelineBatch:
+        """Unset = no micro-batching."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        inputs: _abc.Iterable[_builtins.str] | None = ...,
+        triggers: _abc.Iterable[_builtins.str] | None = ...,
+        tensor_map: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        inputs_join_type: _builtins.str = ...,
+        triggers_join_type: _builtins.str = ...,
+        join_window_ms: _builtins.int = ...,
+        batch: Global___PipelineBatch | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "inputs", b"inputs", "inputs_join_type", b"inputs_join_type", "join_window_ms", b"join_window_ms", "name", b"name", "tensor_map", b"tensor_map", "triggers", b"triggers", "triggers_join_type", b"triggers_join_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PipelineStep: _TypeAlias = PipelineStep  # noqa: Y015
+
+@_typing.final
+class PipelineInput(_message.Message):
+    """Where a chained pipeline's input comes from: other pipelines' inputs, outputs or steps."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class TensorMapEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    EXTERNAL_INPUTS_FIELD_NUMBER: _builtins.int
+    EXTERNAL_TRIGGERS_FIELD_NUMBER: _builtins.int
+    JOIN_TYPE_FIELD_NUMBER: _builtins.int
+    TRIGGERS_JOIN_TYPE_FIELD_NUMBER: _builtins.int
+    JOIN_WINDOW_MS_FIELD_NUMBER: _builtins.int
+    TENSOR_MAP_FIELD_NUMBER: _builtins.int
+    join_type: _builtins.str
+    """inner | outer | any; empty = inner."""
+    triggers_join_type: _builtins.str
+    join_window_ms: _builtins.int
+    """Milliseconds; 0 = the default window."""
+    @_builtins.property
+    def external_inputs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """External references (<pipeline>.outputs[.T], <pipeline>.step.<s>.outputs[.T], ...)."""
+
+    @_builtins.property
+    def external_triggers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def tensor_map(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """External tensor reference -> the name this pipeline's steps see."""
+
+    def __init__(
+        self,
+        *,
+        external_inputs: _abc.Iterable[_builtins.str] | None = ...,
+        external_triggers: _abc.Iterable[_builtins.str] | None = ...,
+        join_type: _builtins.str = ...,
+        triggers_join_type: _builtins.str = ...,
+        join_window_ms: _builtins.int = ...,
+        tensor_map: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["external_inputs", b"external_inputs", "external_triggers", b"external_triggers", "join_type", b"join_type", "join_window_ms", b"join_window_ms", "tensor_map", b"tensor_map", "triggers_join_type", b"triggers_join_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PipelineInput: _TypeAlias = PipelineInput  # noqa: Y015
+
+@_typing.final
+class PipelineOutput(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class TensorMapEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    STEPS_FIELD_NUMBER: _builtins.int
+    STEPS_JOIN_FIELD_NUMBER: _builtins.int
+    JOIN_WINDOW_MS_FIELD_NUMBER: _builtins.int
+    TENSOR_MAP_FIELD_NUMBER: _builtins.int
+    steps_join: _builtins.str
+    """inner | outer | any; empty = inner."""
+    join_window_ms: _builtins.int
+    """Milliseconds; 0 = the default window."""
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """References of what the pipeline answers; empty = the last step's outputs."""
+
+    @_builtins.property
+    def tensor_map(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Full tensor reference -> the name in the pipeline's answer."""
+
+    def __init__(
+        self,
+        *,
+        steps: _abc.Iterable[_builtins.str] | None = ...,
+        steps_join: _builtins.str = ...,
+        join_window_ms: _builtins.int = ...,
+        tensor_map: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["join_window_ms", b"join_window_ms", "steps", b"steps", "steps_join", b"steps_join", "tensor_map", b"tensor_map"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PipelineOutput: _TypeAlias = PipelineOutput  # noqa: Y015
+
+@_typing.final
+class PipelineSpec(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STEPS_FIELD_NUMBER: _builtins.int
+    INPUT_FIELD_NUMBER: _builtins.int
+    OUTPUT_FIELD_NUMBER: _builtins.int
+    ALLOW_CYCLES_FIELD_NUMBER: _builtins.int
+    MAX_STEP_REVISITS_FIELD_NUMBER: _builtins.int
+    allow_cycles: _builtins.bool
+    max_step_revisits: _builtins.int
+    """With allow_cycles: how often one request may run a step again (0 = no revisit)."""
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___PipelineStep]: ...
+    @_builtins.property
+    def input(self) -> Global___PipelineInput:
+        """Unset = the pipeline is called directly, not chained."""
+
+    @_builtins.property
+    def output(self) -> Global___PipelineOutput:
+        """Unset = the last step's outputs."""
+
+    def __init__(
+        self,
+        *,
+        steps: _abc.Iterable[Global___PipelineStep] | None = ...,
+        input: Global___PipelineInput | None = ...,
+        output: Global___PipelineOutput | None = ...,
+        allow_cycles: _builtins.bool = ...,
+        max_step_revisits: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "output", b"output"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_cycles", b"allow_cycles", "input", b"input", "max_step_revisits", b"max_step_revisits", "output", b"output", "steps", b"steps"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PipelineSpec: _TypeAlias = PipelineSpec  # noqa: Y015
+
+@_typing.final
+class Pipeline(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    META_FIELD_NUMBER: _builtins.int
+    SPEC_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def meta(self) -> Global___ObjectMeta: ...
+    @_builtins.property
+    def spec(self) -> Global___PipelineSpec: ...
+    def __init__(
+        self,
+        *,
+        meta: Global___ObjectMeta | None = ...,
+        spec: Global___PipelineSpec | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta", "spec", b"spec"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta", "spec", b"spec"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Pipeline: _TypeAlias = Pipeline  # noqa: Y015
+
+@_typing.final
+class GraphStep(_message.Message):
+    """A KServe InferenceGraph (serving.kserve.io/v1alpha1)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SERVICE_NAME_FIELD_NUMBER: _builtins.int
+    SERVICE_URL_FIELD_NUMBER: _builtins.int
+    NODE_NAME_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    CONDITION_FIELD_NUMBER: _builtins.int
+    WEIGHT_FIELD_NUMBER: _builtins.int
+    DEPENDENCY_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Ensemble: the key of this step's answer; empty = the service or node name."""
+    service_name: _builtins.str
+    """Exactly one of service_name (a model), service_url or node_name (another node) is set."""
+    service_url: _builtins.str
+    node_name: _builtins.str
+    data: _builtins.str
+    """"$request" (empty = the same) or "$response" (the previous step's answer, Sequence only)."""
+    condition: _builtins.str
+    """GJSON-style path; Switch: required; Sequence: the step runs only when it matches."""
+    weight: _builtins.int
+    """Splitter only: share in percent; a node's weights sum to 100."""
+    dependency: _builtins.str
+    """Soft | Hard; empty = Soft."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        service_name: _builtins.str = ...,
+        service_url: _builtins.str = ...,
+        node_name: _builtins.str = ...,
+        data: _builtins.str = ...,
+        condition: _builtins.str = ...,
+        weight: _builtins.int = ...,
+        dependency: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["condition", b"condition", "data", b"data", "dependency", b"dependency", "name", b"name", "node_name", b"node_name", "service_name", b"service_name", "service_url", b"service_url", "weight", b"weight"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GraphStep: _TypeAlias = GraphStep  # noqa: Y015
+
+@_typing.final
+class GraphNode(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROUTER_TYPE_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    router_type: _builtins.str
+    """Sequence | Splitter | Ensemble | Switch"""
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___GraphStep]: ...
+    def __init__(
+        self,
+        *,
+        router_type: _builtins.str = ...,
+        steps: _abc.Iterable[Global___GraphStep] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["router_type", b"router_type", "steps", b"steps"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GraphNode: _TypeAlias = GraphNode  # noqa: Y015
+
+@_typing.final
+class InferenceGraphSpec(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class NodesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> Global___GraphNode: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: Global___GraphNode | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    NODES_FIELD_NUMBER: _builtins.int
+    TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
+    timeout_seconds: _builtins.float
+    """Seconds one graph request may take; 0 = the gateway's default."""
+    @_builtins.property
+    def nodes(self) -> _containers.MessageMap[_builtins.str, Global___GraphNode]:
+        """By node name; "root" is the entry node."""
+
+    def __init__(
+        self,
+        *,
+        nodes: _abc.Mapping[_builtins.str, Global___GraphNode] | None = ...,
+        timeout_seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["nodes", b"nodes", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InferenceGraphSpec: _TypeAlias = InferenceGraphSpec  # noqa: Y015
+
+@_typing.final
+class InferenceGraph(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    META_FIELD_NUMBER: _builtins.int
+    SPEC_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def meta(self) -> Global___ObjectMeta: ...
+    @_builtins.property
+    def spec(self) -> Global___InferenceGraphSpec: ...
+    def __init__(
+        self,
+        *,
+        meta: Global___ObjectMeta | None = ...,
+        spec: Global___InferenceGraphSpec | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta", "spec", b"spec"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta", "spec", b"spec"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InferenceGraph: _TypeAlias = InferenceGraph  # noqa: Y015

@@ -420,6 +420,7 @@ class ResourceStatus(_message.Message):
     SCALE_REQUEST_FIELD_NUMBER: _builtins.int
     DOWNLOADS_FIELD_NUMBER: _builtins.int
     OBSERVED_GENERATION_FIELD_NUMBER: _builtins.int
+    CONDITIONS_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     name: _builtins.str
     state: _builtins.str
@@ -447,6 +448,12 @@ class ResourceStatus(_message.Message):
         outcome stays: cached, done or failed).
         """
 
+    @_builtins.property
+    def conditions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Condition]:
+        """Pipelines and InferenceGraphs: PipelineReady (a dataflow worker runs this generation) and
+        ModelsReady (every model the resource calls is ModelAvailable).
+        """
+
     def __init__(
         self,
         *,
@@ -464,14 +471,91 @@ class ResourceStatus(_message.Message):
         scale_request: _builtins.str = ...,
         downloads: _abc.Iterable[Global___DownloadStatus] | None = ...,
         observed_generation: _builtins.int = ...,
+        conditions: _abc.Iterable[Global___Condition] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_replicas", b"available_replicas", "downloads", b"downloads", "generation", b"generation", "kind", b"kind", "last_change", b"last_change", "name", b"name", "observed_generation", b"observed_generation", "reason", b"reason", "replicas", b"replicas", "scale_request", b"scale_request", "state", b"state", "total_replicas", b"total_replicas", "unavailable_replicas", b"unavailable_replicas", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_replicas", b"available_replicas", "conditions", b"conditions", "downloads", b"downloads", "generation", b"generation", "kind", b"kind", "last_change", b"last_change", "name", b"name", "observed_generation", b"observed_generation", "reason", b"reason", "replicas", b"replicas", "scale_request", b"scale_request", "state", b"state", "total_replicas", b"total_replicas", "unavailable_replicas", b"unavailable_replicas", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResourceStatus: _TypeAlias = ResourceStatus  # noqa: Y015
+
+@_typing.final
+class Condition(_message.Message):
+    """One condition of a resource's status (Kubernetes style)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    LAST_CHANGE_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """e.g. PipelineReady, ModelsReady"""
+    status: _builtins.bool
+    reason: _builtins.str
+    """Why it is not true (or what made it true)."""
+    last_change: _builtins.str
+    """RFC 3339 time of the last change, when known."""
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        status: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+        last_change: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_change", b"last_change", "reason", b"reason", "status", b"status", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Condition: _TypeAlias = Condition  # noqa: Y015
+
+@_typing.final
+class DataflowState(_message.Message):
+    """What the dataflow workers run for one Pipeline or InferenceGraph. Written by every worker that
+    takes the resource on into KV_DATAFLOW (key "<kind>.<name>"); read by the api for status.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    GENERATION_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """Pipeline | InferenceGraph"""
+    name: _builtins.str
+    generation: _builtins.int
+    """The resource generation the workers run."""
+    state: _builtins.str
+    """Ready | Failed"""
+    reason: _builtins.str
+    """Why it failed (or what is running)."""
+    updated_at: _builtins.str
+    """RFC 3339."""
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        name: _builtins.str = ...,
+        generation: _builtins.int = ...,
+        state: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        updated_at: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["generation", b"generation", "kind", b"kind", "name", b"name", "reason", b"reason", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DataflowState: _TypeAlias = DataflowState  # noqa: Y015
 
 @_typing.final
 class DownloadStatus(_message.Message):

@@ -18,6 +18,14 @@ here against the stored experiments before writing. Nothing derives an experimen
 the background: ``get_status`` computes it on read from its members' model statuses
 (ExperimentReady once every candidate and the mirror is ModelAvailable).
 
+Pipelines and InferenceGraphs are stored the same way (KV_PIPELINES, KV_INFERENCE_GRAPHS, read by
+the dataflow workers and the gateways); their status is computed on read too, from two
+conditions: ModelsReady (every model the resource calls is ModelAvailable) and PipelineReady
+(a dataflow worker reported in KV_DATAFLOW that it runs the resource's current generation). Both
+kinds use Seldon's Pipeline state names (KServe defines none for a graph). Those statuses are
+never written to KV_STATUS, so ``watch_status`` reports none for these kinds: clients poll
+``get_status``.
+
 Observed state (statuses, replicas) has no domain type in libs; it is read-only here and is
 returned as the ``state_pb2`` messages the status service and the agents write.
 
@@ -47,7 +55,16 @@ from modelplane.libs.clock import now_rfc3339
 from modelplane.libs.errors import ConflictError, InvalidError, NotFoundError
 from modelplane.libs.resources import convert
 from modelplane.libs.resources.manifests import parse_manifest, to_manifest
-from modelplane.libs.resources.types import KINDS, Experiment, Kind, Model, Resource, Server
+from modelplane.libs.resources.types import (
+    KINDS,
+    Experiment,
+    InferenceGraph,
+    Kind,
+    Model,
+    Pipeline,
+    Resource,
+    Server,
+)
 from modelplane.libs.store import TypedBucket
 from modelplane.libs.tasks import TaskSupervisor, cancel_and_wait
 from modelplane.proto import events_pb2, resources_pb2, state_pb2
@@ -71,7 +88,22 @@ _INITIAL_STATE: Final[Mapping[str, str]] = {
     "Server": "ServerNotReady",
     "ServerConfig": "Unknown",
     "Experiment": "ExperimentNotReady",
+    "Pipeline": "PipelineCreating",
+    "InferenceGraph": "PipelineCreating",
 }
+# Seldon's pipeline states; InferenceGraphs use them too. PipelineCreate and PipelineTerminate
+# (requests not yet acted on) never show here: apply and delete act at once.
+PIPELINE_CREATING: Final = "PipelineCreating"
+PIPELINE_READY: Final = "PipelineReady"
+PIPELINE_FAILED: Final = "PipelineFailed"
+PIPELINE_TERMINATING: Final = "PipelineTerminating"
+# Conditions of a pipeline's or graph's status, and the DataflowState states the workers write.
+CONDITION_PIPELINE_READY: Final = "PipelineReady"
+CONDITION_MODELS_READY: Final = "ModelsReady"
+DATAFLOW_READY: Final = "Ready"
+DATAFLOW_FAILED: Final = "Failed"
+WAITING_FOR_DATAFLOW: Final = "waiting for a dataflow worker"
+DATAFLOW_KINDS: Final[tuple[Kind, ...]] = ("Pipeline", "InferenceGraph")
 EXPERIMENT_READY: Final = "ExperimentReady"
 EXPERIMENT_NOT_READY: Final = "ExperimentNotReady"
 MODEL_AVAILABLE: Final = "ModelAvailable"
@@ -80,12 +112,19 @@ _BUCKETS: Final[Mapping[str, str]] = {
     "Server": subjects.KV_SERVERS,
     "ServerConfig": subjects.KV_SERVER_CONFIGS,
     "Experiment": subjects.KV_EXPERIMENTS,
+    "Pipeline": subjects.KV_PIPELINES,
+    "InferenceGraph": subjects.KV_INFERENCE_GRAPHS,
 }
-# Spellings accepted for a kind: "Model", "model", "models", "serverconfigs", ...
+# Short spellings beyond "<kind>" and "<kind>s" (any case).
+_EXTRA_ALIASES: Final[Mapping[Kind, tuple[str, ...]]] = {
+    "ServerConfig": ("server-config",),
+    "InferenceGraph": ("inference-graph", "ig", "igs", "graph", "graphs"),
+}
+# Spellings accepted for a kind: "Model", "model", "models", "serverconfigs", "ig", ...
 _KIND_ALIASES: Final[Mapping[str, Kind]] = {
     alias: kind
     for kind in KINDS
-    for alias in (kind.lower(), kind.lower() + "s", {"ServerConfig": "server-config"}.get(kind, kind.lower()))
+    for alias in (kind.lower(), kind.lower() + "s", *_EXTRA_ALIASES.get(kind, ()))
 }
 
 
@@ -140,6 +179,8 @@ _CODECS: Final[Mapping[str, _Codec]] = {
         resources_pb2.ServerConfig, convert.server_config_to_pb, convert.server_config_from_pb
     ),
     "Experiment": _Codec(resources_pb2.Experiment, convert.experiment_to_pb, convert.experiment_from_pb),
+    "Pipeline": _Codec(resources_pb2.Pipeline, convert.pipeline_to_pb, convert.pipeline_from_pb),
+    "InferenceGraph": _Codec(resources_pb2.InferenceGraph, convert.graph_to_pb, convert.graph_from_pb),
 }
 
 
@@ -171,8 +212,11 @@ class ControlHandler:
         replicas: TypedBucket[state_pb2.ReplicaInfo],
         publisher: Publisher,
         progress: ProgressFeed | None = None,
+        dataflow: TypedBucket[state_pb2.DataflowState] | None = None,
     ) -> None:
         self._resources = resources
+        # What the dataflow workers run (None: no dataflow, pipelines stay PipelineCreating).
+        self._dataflow = dataflow
         self._statuses = statuses
         self._replicas = replicas
         self._publisher = publisher
@@ -196,7 +240,8 @@ class ControlHandler:
         }
         statuses = await TypedBucket.open(js, subjects.KV_STATUS, state_pb2.ResourceStatus)
         replicas = await TypedBucket.open(js, subjects.KV_REPLICAS, state_pb2.ReplicaInfo)
-        return cls(resources, statuses, replicas, publisher, progress)
+        dataflow = await TypedBucket.open(js, subjects.KV_DATAFLOW, state_pb2.DataflowState)
+        return cls(resources, statuses, replicas, publisher, progress, dataflow)
 
     # ---- desired state ------------------------------------------------------------------------
 
@@ -310,6 +355,16 @@ class ControlHandler:
             experiment = await self.get(kind, name)
             assert isinstance(experiment, Experiment)
             return await self._experiment_status(experiment)
+        if kind in DATAFLOW_KINDS:
+            found_resource = await self._resources[kind].try_get(name)
+            if found_resource is None:
+                record = await self._dataflow_record(kind, name)
+                if record is None:
+                    raise NotFoundError(f"{kind} {name!r} not found")
+                return _terminating_status(record)
+            resource = _CODECS[kind].from_pb(found_resource.value)
+            assert isinstance(resource, Pipeline | InferenceGraph)
+            return await self._dataflow_status(resource)
         found = await self._statuses.try_get(subjects.status_key(kind, name))
         if found is not None:
             return found.value
@@ -343,6 +398,61 @@ class ControlHandler:
         status.reason = "; ".join(waiting) if waiting else "candidates and mirror ready"
         return status
 
+    async def _dataflow_record(self, kind: str, name: str) -> state_pb2.DataflowState | None:
+        if self._dataflow is None:
+            return None
+        found = await self._dataflow.try_get(subjects.status_key(kind, name))
+        return found.value if found is not None else None
+
+    async def _dataflow_status(self, resource: Pipeline | InferenceGraph) -> state_pb2.ResourceStatus:
+        """PipelineReady once a dataflow worker runs this generation and every model it calls is
+        ModelAvailable; PipelineFailed when the workers cannot run it; PipelineCreating otherwise
+        (also when a model stops being available after it was ready)."""
+        models = resource.spec.models()
+        generation = resource.meta.generation
+        status = state_pb2.ResourceStatus(
+            kind=resource.kind,
+            name=resource.meta.name,
+            generation=generation,
+            total_replicas=len(models),
+        )
+        waiting: builtins.list[str] = []
+        for model in models:
+            state = await self._model_state(model)
+            if state == MODEL_AVAILABLE:
+                status.available_replicas += 1
+            else:
+                waiting.append(f"model {model} is {state}")
+        models_ready = state_pb2.Condition(
+            type=CONDITION_MODELS_READY,
+            status=not waiting,
+            reason="; ".join(waiting) if waiting else "every model is ModelAvailable",
+        )
+        record = await self._dataflow_record(resource.kind, resource.meta.name)
+        pipeline_ready = state_pb2.Condition(type=CONDITION_PIPELINE_READY, reason=WAITING_FOR_DATAFLOW)
+        if record is not None:
+            status.observed_generation = record.generation
+            status.last_change = record.updated_at
+        if record is not None and record.generation == generation:
+            pipeline_ready.last_change = record.updated_at
+            pipeline_ready.status = record.state == DATAFLOW_READY
+            pipeline_ready.reason = record.reason or (
+                f"a dataflow worker runs generation {generation}"
+                if pipeline_ready.status
+                else f"the dataflow workers report {record.state or 'no state'}"
+            )
+        if record is not None and record.generation == generation and record.state == DATAFLOW_FAILED:
+            status.state = PIPELINE_FAILED
+            status.reason = pipeline_ready.reason
+        elif pipeline_ready.status and models_ready.status:
+            status.state = PIPELINE_READY
+            status.reason = "dataflow running and every model available"
+        else:
+            status.state = PIPELINE_CREATING
+            status.reason = "; ".join(c.reason for c in (pipeline_ready, models_ready) if not c.status)
+        status.conditions.extend([pipeline_ready, models_ready])
+        return status
+
     async def _model_state(self, name: str) -> str:
         found = await self._statuses.try_get(subjects.status_key("Model", name))
         if found is not None and found.value.state:
@@ -356,6 +466,8 @@ class ControlHandler:
         if kind == "Experiment":
             experiments = [r for r in await self.list(kind) if isinstance(r, Experiment)]
             return [await self._experiment_status(e) for e in experiments]
+        if kind in DATAFLOW_KINDS:
+            return await self._dataflow_statuses(kind)
         written: dict[str, state_pb2.ResourceStatus] = {
             item.value.name or item.key.split(".", 1)[-1]: item.value
             for item in await self._statuses.items()
@@ -367,6 +479,21 @@ class ControlHandler:
             out.append(status if status is not None else _initial_status(resource))
         # A status may outlive its resource for a moment (the resource was just deleted).
         out.extend(written.values())
+        return sorted(out, key=lambda s: s.name)
+
+    async def _dataflow_statuses(self, kind: Kind) -> builtins.list[state_pb2.ResourceStatus]:
+        out: builtins.list[state_pb2.ResourceStatus] = []
+        names: set[str] = set()
+        for resource in await self.list(kind):
+            assert isinstance(resource, Pipeline | InferenceGraph)
+            names.add(resource.meta.name)
+            out.append(await self._dataflow_status(resource))
+        if self._dataflow is not None:
+            # Deleted ones the workers still run are PipelineTerminating until they let go.
+            for item in await self._dataflow.items():
+                record = item.value
+                if record.kind == kind and record.name not in names:
+                    out.append(_terminating_status(record))
         return sorted(out, key=lambda s: s.name)
 
     async def server_replicas(self, name: str) -> builtins.list[state_pb2.ReplicaInfo]:
@@ -457,6 +584,18 @@ class ControlHandler:
 def _with_meta(resource: Resource, *, generation: int, created_at: str) -> Resource:
     meta = dataclasses.replace(resource.meta, generation=generation, created_at=created_at)
     return dataclasses.replace(resource, meta=meta)
+
+
+def _terminating_status(record: state_pb2.DataflowState) -> state_pb2.ResourceStatus:
+    """A deleted pipeline or graph whose dataflow record is still there: workers are stopping it."""
+    return state_pb2.ResourceStatus(
+        kind=record.kind,
+        name=record.name,
+        state=PIPELINE_TERMINATING,
+        reason="deleted; waiting for the dataflow workers to stop it",
+        observed_generation=record.generation,
+        last_change=record.updated_at,
+    )
 
 
 def _initial_status(resource: Resource) -> state_pb2.ResourceStatus:

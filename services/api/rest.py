@@ -3,7 +3,8 @@
 Routes: POST /v1/apply (a JSON manifest, a JSON list of them, or YAML documents when the
 Content-Type is application/yaml); GET /v1/{kind}; GET|DELETE /v1/{kind}/{name};
 GET /v1/{kind}/{name}/status; GET /v1/servers/{name}/replicas; GET /v1/health.
-``kind`` is models | servers | serverconfigs | experiments. Errors are ``{"error": "<field>: <reason>"}``.
+``kind`` is models | servers | serverconfigs | experiments | pipelines | inferencegraphs (or
+any spelling ``handler.parse_kind`` accepts). Errors are ``{"error": "<field>: <reason>"}``.
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ async def test_apply_typed_resource(stub: control_pb2_grpc.ControlServiceStub) -
 @pytest.mark.parametrize(
     ("doc", "expected"),
     [
-        ({"apiVersion": "modelplane.io/v1alpha1", "kind": "Pipeline", "metadata": {"name": "x"}}, "kind:"),
+        ({"apiVersion": "modelplane.io/v1alpha1", "kind": "Pod", "metadata": {"name": "x"}}, "kind:"),
         ({"apiVersion": "v9", "kind": "Model", "metadata": {"name": "x"}}, "apiVersion:"),
         (
             {"apiVersion": "modelplane.io/v1alpha1", "kind": "Model", "metadata": {"name": "x"}, "spec": {}},
@@ -120,7 +120,7 @@ async def test_missing_resources_are_not_found(stub: control_pb2_grpc.ControlSer
         assert err.value.code() == grpc.StatusCode.NOT_FOUND
         assert "Model 'nope' not found" in (err.value.details() or "")
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.Get(control_pb2.ResourceRef(kind="Pipeline", name="x"))
+        await stub.Get(control_pb2.ResourceRef(kind="Pod", name="x"))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 

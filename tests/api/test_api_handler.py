@@ -183,5 +183,5 @@ def test_parse_kind_accepts_plural_and_lower_case() -> None:
     assert parse_kind("models") == "Model"
     assert parse_kind("serverconfigs") == "ServerConfig"
     assert parse_kind("Server") == "Server"
-    with pytest.raises(InvalidError, match="kind: unknown kind 'pipeline'"):
-        parse_kind("pipeline")
+    with pytest.raises(InvalidError, match="kind: unknown kind 'pods'"):
+        parse_kind("pods")

@@ -89,8 +89,8 @@ async def test_errors_are_json_naming_the_field(http: aiohttp.ClientSession) -> 
     async with http.post("/v1/apply", data="a: [1,\n", headers={"Content-Type": "application/yaml"}) as resp:
         assert resp.status == 400
         assert (await resp.json())["error"].startswith("body: invalid YAML at line")
-    async with http.get("/v1/pipelines") as resp:
+    async with http.get("/v1/pods") as resp:
         assert resp.status == 400
-        assert (await resp.json())["error"].startswith("kind: unknown kind 'pipelines'")
+        assert (await resp.json())["error"].startswith("kind: unknown kind 'pods'")
     async with http.get("/v1/health") as resp:
         assert await resp.json() == {"status": "ok"}

@@ -99,8 +99,8 @@ async def test_apply_directory_and_stdin_multi_document(run_cli: Cli, tmp_path: 
 BAD_INPUTS = [
     pytest.param("key: [unclosed\n", "invalid YAML at line 2", id="invalid-yaml"),
     pytest.param(
-        NATIVE_IRIS.replace("kind: Model", "kind: Pipeline"),
-        "kind: unknown kind 'Pipeline'",
+        NATIVE_IRIS.replace("kind: Model", "kind: Pod"),
+        "kind: unknown kind 'Pod'",
         id="unknown-kind",
     ),
     pytest.param(
