@@ -149,6 +149,13 @@ class ApiClient:
         )
         return reply
 
+    def inspect_pipeline(self, name: str, step: str, request_id: str) -> control_pb2.InspectPipelineResponse:
+        reply: control_pb2.InspectPipelineResponse = self._call(
+            self._stub.InspectPipeline,
+            control_pb2.InspectPipelineRequest(name=name, step=step, request_id=request_id),
+        )
+        return reply
+
     def watch_status(self, kind: str, name: str, timeout: float) -> Iterator[control_pb2.WatchEvent]:
         """Status events until ``timeout`` seconds pass (then DEADLINE_EXCEEDED is raised as RpcError)."""
         stream: Iterator[control_pb2.WatchEvent] = self._stub.WatchStatus(

@@ -198,7 +198,7 @@ def list_models(api_address: str) -> None:
     click.echo(table(["NAME", "STATE", "AVAILABLE", "VERSION", "REASON"], rows))
 
 
-def _infer_body(data: str | None, filename: str | None) -> Any:
+def infer_body(data: str | None, filename: str | None) -> Any:
     if (data is None) == (filename is None):
         raise click.UsageError("give the request either as DATA or with -f FILE")
     source = "DATA"
@@ -225,7 +225,7 @@ def _infer_body(data: str | None, filename: str | None) -> Any:
 @gateway_option
 def infer(name: str, data: str | None, filename: str | None, gateway_url: str) -> None:
     """Send a V2 inference request (JSON) to a model through the gateway; print the response."""
-    body = _infer_body(data, filename)
+    body = infer_body(data, filename)
     response = GatewayClient(gateway_url).request("POST", f"/v2/models/{name}/infer", body)
     click.echo(json.dumps(response, indent=2))
 

@@ -360,3 +360,87 @@ class FollowModelEvent(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
 Global___FollowModelEvent: _TypeAlias = FollowModelEvent  # noqa: Y015
+
+@_typing.final
+class InspectPipelineRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    step: _builtins.str
+    """Only this step; empty = the pipeline's request and answer and every step."""
+    request_id: _builtins.str
+    """The request to show; empty = the latest one the pipeline received."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        step: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "request_id", b"request_id", "step", b"step"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InspectPipelineRequest: _TypeAlias = InspectPipelineRequest  # noqa: Y015
+
+@_typing.final
+class StepRecord(_message.Message):
+    """What one step of one request was sent (port "inputs") or answered ("outputs"); step "" is the
+    pipeline itself (its request and its answer).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STEP_FIELD_NUMBER: _builtins.int
+    PORT_FIELD_NUMBER: _builtins.int
+    JSON_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    step: _builtins.str
+    port: _builtins.str
+    json: _builtins.str
+    """The message as it travelled: a V2 inference request/response, or an error, as JSON."""
+    time: _builtins.str
+    """RFC 3339 time the dataflow stream stored it."""
+    def __init__(
+        self,
+        *,
+        step: _builtins.str = ...,
+        port: _builtins.str = ...,
+        json: _builtins.str = ...,
+        time: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["json", b"json", "port", b"port", "step", b"step", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StepRecord: _TypeAlias = StepRecord  # noqa: Y015
+
+@_typing.final
+class InspectPipelineResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    RECORDS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    @_builtins.property
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___StepRecord]: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        records: _abc.Iterable[Global___StepRecord] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["records", b"records", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InspectPipelineResponse: _TypeAlias = InspectPipelineResponse  # noqa: Y015

@@ -70,6 +70,11 @@ class ControlServiceStub:
                 request_serializer=modelplane_dot_v1_dot_control__pb2.ResourceRef.SerializeToString,
                 response_deserializer=modelplane_dot_v1_dot_control__pb2.ServerReplicasResponse.FromString,
                 _registered_method=True)
+        self.InspectPipeline = channel.unary_unary(
+                '/modelplane.v1.ControlService/InspectPipeline',
+                request_serializer=modelplane_dot_v1_dot_control__pb2.InspectPipelineRequest.SerializeToString,
+                response_deserializer=modelplane_dot_v1_dot_control__pb2.InspectPipelineResponse.FromString,
+                _registered_method=True)
         self.WatchStatus = channel.unary_stream(
                 '/modelplane.v1.ControlService/WatchStatus',
                 request_serializer=modelplane_dot_v1_dot_control__pb2.WatchRequest.SerializeToString,
@@ -127,6 +132,13 @@ class ControlServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def InspectPipeline(self, request, context):
+        """The last messages of a pipeline's steps, read from the dataflow stream (Seldon's inspect).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchStatus(self, request, context):
         """Streams status changes: the current statuses first, then every change.
         """
@@ -178,6 +190,11 @@ def add_ControlServiceServicer_to_server(servicer, server):
                     servicer.GetServerReplicas,
                     request_deserializer=modelplane_dot_v1_dot_control__pb2.ResourceRef.FromString,
                     response_serializer=modelplane_dot_v1_dot_control__pb2.ServerReplicasResponse.SerializeToString,
+            ),
+            'InspectPipeline': grpc.unary_unary_rpc_method_handler(
+                    servicer.InspectPipeline,
+                    request_deserializer=modelplane_dot_v1_dot_control__pb2.InspectPipelineRequest.FromString,
+                    response_serializer=modelplane_dot_v1_dot_control__pb2.InspectPipelineResponse.SerializeToString,
             ),
             'WatchStatus': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchStatus,
@@ -379,6 +396,33 @@ class ControlService:
             '/modelplane.v1.ControlService/GetServerReplicas',
             modelplane_dot_v1_dot_control__pb2.ResourceRef.SerializeToString,
             modelplane_dot_v1_dot_control__pb2.ServerReplicasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InspectPipeline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelplane.v1.ControlService/InspectPipeline',
+            modelplane_dot_v1_dot_control__pb2.InspectPipelineRequest.SerializeToString,
+            modelplane_dot_v1_dot_control__pb2.InspectPipelineResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -38,6 +38,8 @@ class ControlServiceStub:
     GetStatus: _grpc.UnaryUnaryMultiCallable[_control_pb2.ResourceRef, _control_pb2.StatusResponse]
     ListStatus: _grpc.UnaryUnaryMultiCallable[_control_pb2.ListRequest, _control_pb2.ListStatusResponse]
     GetServerReplicas: _grpc.UnaryUnaryMultiCallable[_control_pb2.ResourceRef, _control_pb2.ServerReplicasResponse]
+    InspectPipeline: _grpc.UnaryUnaryMultiCallable[_control_pb2.InspectPipelineRequest, _control_pb2.InspectPipelineResponse]
+    """The last messages of a pipeline's steps, read from the dataflow stream (Seldon's inspect)."""
     WatchStatus: _grpc.UnaryStreamMultiCallable[_control_pb2.WatchRequest, _control_pb2.WatchEvent]
     """Streams status changes: the current statuses first, then every change."""
     FollowModel: _grpc.UnaryStreamMultiCallable[_control_pb2.FollowModelRequest, _control_pb2.FollowModelEvent]
@@ -53,6 +55,8 @@ class ControlServiceAsyncStub(ControlServiceStub):
     GetStatus: _aio.UnaryUnaryMultiCallable[_control_pb2.ResourceRef, _control_pb2.StatusResponse]  # type: ignore[assignment]
     ListStatus: _aio.UnaryUnaryMultiCallable[_control_pb2.ListRequest, _control_pb2.ListStatusResponse]  # type: ignore[assignment]
     GetServerReplicas: _aio.UnaryUnaryMultiCallable[_control_pb2.ResourceRef, _control_pb2.ServerReplicasResponse]  # type: ignore[assignment]
+    InspectPipeline: _aio.UnaryUnaryMultiCallable[_control_pb2.InspectPipelineRequest, _control_pb2.InspectPipelineResponse]  # type: ignore[assignment]
+    """The last messages of a pipeline's steps, read from the dataflow stream (Seldon's inspect)."""
     WatchStatus: _aio.UnaryStreamMultiCallable[_control_pb2.WatchRequest, _control_pb2.WatchEvent]  # type: ignore[assignment]
     """Streams status changes: the current statuses first, then every change."""
     FollowModel: _aio.UnaryStreamMultiCallable[_control_pb2.FollowModelRequest, _control_pb2.FollowModelEvent]  # type: ignore[assignment]
@@ -107,6 +111,14 @@ class ControlServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _control_pb2.ResourceRef,
         context: _ServicerContext,
     ) -> _typing.Union[_control_pb2.ServerReplicasResponse, _abc.Awaitable[_control_pb2.ServerReplicasResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def InspectPipeline(
+        self,
+        request: _control_pb2.InspectPipelineRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.InspectPipelineResponse, _abc.Awaitable[_control_pb2.InspectPipelineResponse]]:
+        """The last messages of a pipeline's steps, read from the dataflow stream (Seldon's inspect)."""
 
     @_abc_1.abstractmethod
     def WatchStatus(

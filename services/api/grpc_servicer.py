@@ -104,6 +104,19 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         return control_pb2.ListStatusResponse(statuses=statuses)
 
     @_mapped
+    async def InspectPipeline(
+        self, request: control_pb2.InspectPipelineRequest, context: grpc.aio.ServicerContext
+    ) -> control_pb2.InspectPipelineResponse:
+        found = await self._handler.inspect_pipeline(request.name, request.step, request.request_id)
+        return control_pb2.InspectPipelineResponse(
+            request_id=found.request_id,
+            records=[
+                control_pb2.StepRecord(step=r.step, port=r.port, json=r.json, time=r.time)
+                for r in found.records
+            ],
+        )
+
+    @_mapped
     async def GetServerReplicas(
         self, request: control_pb2.ResourceRef, context: grpc.aio.ServicerContext
     ) -> control_pb2.ServerReplicasResponse:

@@ -41,6 +41,7 @@ import asyncio
 import builtins
 import contextlib
 import dataclasses
+import re
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -52,7 +53,7 @@ from nats.js import JetStreamContext
 
 from modelplane.libs import subjects
 from modelplane.libs.clock import now_rfc3339
-from modelplane.libs.errors import ConflictError, InvalidError, NotFoundError
+from modelplane.libs.errors import ConflictError, InvalidError, NotFoundError, RetryableError
 from modelplane.libs.resources import convert
 from modelplane.libs.resources.manifests import parse_manifest, to_manifest
 from modelplane.libs.resources.types import (
@@ -68,6 +69,7 @@ from modelplane.libs.resources.types import (
 from modelplane.libs.store import TypedBucket
 from modelplane.libs.tasks import TaskSupervisor, cancel_and_wait
 from modelplane.proto import events_pb2, resources_pb2, state_pb2
+from modelplane.services.api.inspect import Inspection, PipelineInspector
 
 log = structlog.get_logger(__name__)
 
@@ -83,6 +85,10 @@ EVENT_SCHEMA_VERSION: Final = 1
 APPLY_ATTEMPTS: Final = 5
 WAITING_REASON: Final = "waiting for status"
 # State reported for a resource that exists but whose status was not derived yet.
+# Request ids are subject tokens of the dataflow stream (hex from the gateway; callers publishing
+# requests themselves may choose their own).
+_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9_-]+")
+
 _INITIAL_STATE: Final[Mapping[str, str]] = {
     "Model": "ModelStateUnknown",
     "Server": "ServerNotReady",
@@ -213,8 +219,11 @@ class ControlHandler:
         publisher: Publisher,
         progress: ProgressFeed | None = None,
         dataflow: TypedBucket[state_pb2.DataflowState] | None = None,
+        inspector: PipelineInspector | None = None,
     ) -> None:
         self._resources = resources
+        # Reads step records from the dataflow stream (None: inspect is unavailable).
+        self._inspector = inspector
         # What the dataflow workers run (None: no dataflow, pipelines stay PipelineCreating).
         self._dataflow = dataflow
         self._statuses = statuses
@@ -241,7 +250,7 @@ class ControlHandler:
         statuses = await TypedBucket.open(js, subjects.KV_STATUS, state_pb2.ResourceStatus)
         replicas = await TypedBucket.open(js, subjects.KV_REPLICAS, state_pb2.ReplicaInfo)
         dataflow = await TypedBucket.open(js, subjects.KV_DATAFLOW, state_pb2.DataflowState)
-        return cls(resources, statuses, replicas, publisher, progress, dataflow)
+        return cls(resources, statuses, replicas, publisher, progress, dataflow, PipelineInspector(js))
 
     # ---- desired state ------------------------------------------------------------------------
 
@@ -495,6 +504,25 @@ class ControlHandler:
                 if record.kind == kind and record.name not in names:
                     out.append(_terminating_status(record))
         return sorted(out, key=lambda s: s.name)
+
+    async def inspect_pipeline(self, name: str, step: str = "", request_id: str = "") -> Inspection:
+        """The last messages of a pipeline's request and steps (the latest request by default)."""
+        pipeline = await self.get("Pipeline", name)
+        assert isinstance(pipeline, Pipeline)
+        steps = [s.name for s in pipeline.spec.steps]
+        if step and step not in steps:
+            raise InvalidError(
+                f"pipeline {name} has no step {step!r} (steps: {', '.join(steps)})", field="step"
+            )
+        if request_id and not _REQUEST_ID.fullmatch(request_id):
+            raise InvalidError(
+                f"{request_id!r} is not a request id (letters, digits, '-' and '_')", field="request_id"
+            )
+        if self._inspector is None:
+            raise RetryableError(
+                "inspecting pipelines needs the dataflow stream, which this api does not read"
+            )
+        return await self._inspector.inspect(pipeline, step, request_id)
 
     async def server_replicas(self, name: str) -> builtins.list[state_pb2.ReplicaInfo]:
         """Every registered replica of server ``name``, by index."""

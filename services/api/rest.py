@@ -2,7 +2,8 @@
 
 Routes: POST /v1/apply (a JSON manifest, a JSON list of them, or YAML documents when the
 Content-Type is application/yaml); GET /v1/{kind}; GET|DELETE /v1/{kind}/{name};
-GET /v1/{kind}/{name}/status; GET /v1/servers/{name}/replicas; GET /v1/health.
+GET /v1/{kind}/{name}/status; GET /v1/servers/{name}/replicas;
+GET /v1/pipelines/{name}/inspect[?step=&request_id=]; GET /v1/health.
 ``kind`` is models | servers | serverconfigs | experiments | pipelines | inferencegraphs (or
 any spelling ``handler.parse_kind`` accepts). Errors are ``{"error": "<field>: <reason>"}``.
 """
@@ -125,6 +126,20 @@ async def server_replicas(request: web.Request) -> web.Response:
     return web.json_response({"items": [_status_json(r) for r in replicas]})
 
 
+async def inspect_pipeline(request: web.Request) -> web.Response:
+    found = await _handler(request).inspect_pipeline(
+        request.match_info["name"], request.query.get("step", ""), request.query.get("request_id", "")
+    )
+    return web.json_response(
+        {
+            "request_id": found.request_id,
+            "records": [
+                {"step": r.step, "port": r.port, "time": r.time, "json": r.json} for r in found.records
+            ],
+        }
+    )
+
+
 async def health(_: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -135,6 +150,7 @@ def create_app(handler: ControlHandler) -> web.Application:
     app.router.add_post("/v1/apply", apply)
     app.router.add_get("/v1/health", health)
     app.router.add_get("/v1/servers/{name}/replicas", server_replicas)
+    app.router.add_get("/v1/pipelines/{name}/inspect", inspect_pipeline)
     app.router.add_get("/v1/{kind}", list_resources)
     app.router.add_get("/v1/{kind}/{name}", get_resource)
     app.router.add_delete("/v1/{kind}/{name}", delete_resource)

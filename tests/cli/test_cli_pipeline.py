@@ -7,7 +7,7 @@ from pathlib import Path
 
 from nats.js import JetStreamContext
 
-from modelplane.libs import subjects
+from modelplane.libs import dataflow_stream, subjects
 from modelplane.libs.store import TypedBucket
 from modelplane.proto import resources_pb2, state_pb2
 
@@ -176,3 +176,25 @@ async def test_generic_apply_and_delete_take_both_kinds(run_cli: Cli, tmp_path: 
         "pipeline/tfsimples deleted",
         "inferencegraph/splitter deleted",
     ]
+
+
+async def test_pipeline_inspect_prints_each_steps_last_messages(
+    run_cli: Cli, tmp_path: Path, js: JetStreamContext
+) -> None:
+    """`pipeline inspect` prints the latest request's messages, one line per step and port."""
+    assert (await run_cli("pipeline", "load", "-f", str(write(tmp_path, SELDON_PIPELINE)))).exit_code == 0
+    await dataflow_stream.ensure_stream(js)
+    await js.publish(subjects.pipeline_inputs("tfsimples", "abc"), b'{"inputs":[]}')
+    await js.publish(subjects.pipeline_step("tfsimples", "tfsimple1", "outputs", "abc"), b'{"outputs":[1]}')
+    shown = await run_cli("pipeline", "inspect", "tfsimples")
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.splitlines() == [
+        "request abc",
+        'tfsimples.inputs\t{"inputs":[]}',
+        'tfsimple1.outputs\t{"outputs":[1]}',
+    ]
+    as_json = await run_cli("pipeline", "inspect", "tfsimples", "--step", "tfsimple1", "-o", "json")
+    assert json.loads(as_json.output)["records"][0]["message"] == {"outputs": [1]}
+    missing = await run_cli("pipeline", "inspect", "tfsimples", "--step", "nope")
+    assert missing.exit_code == 2
+    assert "no step 'nope'" in missing.output
