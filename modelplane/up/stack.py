@@ -1,10 +1,11 @@
 """The local stack behind `modelplane up`.
 
 Start order: NATS (embedded unless MODELPLANE_NATS_URL names one) -> storage, scheduler, status,
-api, gateway -> built-in ServerConfigs and the default Server `mlserver` (applied through the
+api, gateway, dataflow -> built-in ServerConfigs and the default Server `mlserver` (applied through the
 api, only when absent, so user edits survive restarts) -> one placement agent per Server replica.
 Stop order is chosen so a restart finds its state intact: the gateway first (no new traffic),
-then the scheduler (so it does not reschedule models while replicas shut down), then the
+the dataflow workers (requests they leave unfinished are redelivered at the next start), then
+the scheduler (so it does not reschedule models while replicas shut down), then the
 agents (then any model server a crashed agent left running is swept, see launcher.stop), the
 remaining services, and NATS last. Desired and observed state live in JetStream
 under the state directory, so the next `up` restores every model.
@@ -34,7 +35,7 @@ from modelplane.up.launcher import ReplicaLauncher
 log = structlog.get_logger(__name__)
 
 # Services in start order; the gateway is stopped first and the scheduler second (see above).
-SERVICE_ORDER = ("storage", "scheduler", "status", "api", "gateway")
+SERVICE_ORDER = ("storage", "scheduler", "status", "api", "gateway", "dataflow")
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,8 @@ class Stack:
             "MODELPLANE_GATEWAY_HOST": o.host,
             "MODELPLANE_GATEWAY_HTTP_PORT": str(o.gateway_http_port),
             "MODELPLANE_GATEWAY_GRPC_PORT": str(o.gateway_grpc_port),
+            # Pipeline steps call their models through the local gateway.
+            "MODELPLANE_DATAFLOW_GATEWAY_URL": f"http://{o.host}:{o.gateway_http_port}",
             "MODELPLANE_STORAGE_CACHE_DIR": str(o.state_dir / "cache"),
             # Model.spec.secretName names <state>/secrets/<name>.env (or a folder of key files).
             "MODELPLANE_STORAGE_SECRETS_DIR": str(o.state_dir / "secrets"),
@@ -144,7 +147,8 @@ class Stack:
         if self._closed:
             return
         self._closed = True
-        for name in ("gateway", "scheduler"):
+        # The dataflow workers right after the gateway: their steps call models through it.
+        for name in ("gateway", "dataflow", "scheduler"):
             if name in self._services:
                 await self._services[name].stop()
         if self._launcher is not None:

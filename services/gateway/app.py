@@ -16,15 +16,17 @@ import structlog
 from nats.aio.client import Client as NATS
 from opentelemetry import trace
 
-from modelplane.libs import store, subjects
+from modelplane.libs import dataflow_stream, store, subjects
 from modelplane.libs.gc_tuning import tune_for_large_heap
 from modelplane.libs.http1.server import HttpServer
+from modelplane.libs.resources.convert import graph_from_pb, pipeline_from_pb
 from modelplane.libs.store import disconnect
 from modelplane.libs.tasks import TaskSupervisor
 from modelplane.libs.telemetry import setup_tracing
 from modelplane.proto import open_inference_pb2_grpc as oip_grpc
 from modelplane.proto import resources_pb2, state_pb2
 from modelplane.services.gateway.balancers.round_robin import RoundRobin
+from modelplane.services.gateway.dataflow import DataflowInvoker, FlowNames
 from modelplane.services.gateway.experiment_watcher import ExperimentWatcher
 from modelplane.services.gateway.experiments import ExperimentRouter, ExperimentTable
 from modelplane.services.gateway.grpc_servicer import InferenceServicer
@@ -40,7 +42,7 @@ from modelplane.services.gateway.routing import RouteTable
 from modelplane.services.gateway.settings import GatewaySettings
 from modelplane.services.gateway.upstream_grpc import GrpcUpstream
 from modelplane.services.gateway.upstream_http import HttpUpstream
-from modelplane.services.gateway.watcher import RouteWatcher
+from modelplane.services.gateway.watcher import BucketWatcher, RouteWatcher
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +59,9 @@ class App:
         self.shutdown_timeout = settings.shutdown_timeout
         self.routes = RouteTable()
         self.experiments = ExperimentTable()
+        # Pipelines and inference graphs that exist (their requests go to the dataflow workers).
+        self.pipelines = FlowNames()
+        self.graphs = FlowNames()
         self.mirror: Mirror | None = None
         self.metrics = GatewayMetrics()
         self._tasks = TaskSupervisor("gateway")
@@ -95,11 +100,33 @@ class App:
         self._nc = await store.connect(settings.nats_url, name=SERVICE_NAME)
         js = self._nc.jetstream()
         # The scheduler normally creates the bucket; creating it here too lets the gateway start first.
-        await store.ensure_buckets(js, (subjects.KV_ROUTES, subjects.KV_EXPERIMENTS))
+        await store.ensure_buckets(
+            js,
+            (
+                subjects.KV_ROUTES,
+                subjects.KV_EXPERIMENTS,
+                subjects.KV_PIPELINES,
+                subjects.KV_INFERENCE_GRAPHS,
+            ),
+        )
         bucket = await store.TypedBucket.open(js, subjects.KV_ROUTES, state_pb2.ModelRoute)
         self._tasks.spawn("route-watcher", RouteWatcher(bucket, self.routes).run())
         experiments = await store.TypedBucket.open(js, subjects.KV_EXPERIMENTS, resources_pb2.Experiment)
         self._tasks.spawn("experiment-watcher", ExperimentWatcher(experiments, self.experiments).run())
+        await dataflow_stream.ensure_stream(js)
+        pipelines = await store.TypedBucket.open(js, subjects.KV_PIPELINES, resources_pb2.Pipeline)
+        self._tasks.spawn(
+            "pipeline-watcher",
+            BucketWatcher(pipelines, self.pipelines, lambda _k, m: pipeline_from_pb(m), "pipeline").run(),
+        )
+        graphs = await store.TypedBucket.open(js, subjects.KV_INFERENCE_GRAPHS, resources_pb2.InferenceGraph)
+        self._tasks.spawn(
+            "graph-watcher",
+            BucketWatcher(graphs, self.graphs, lambda _k, m: graph_from_pb(m), "inference graph").run(),
+        )
+        dataflow = DataflowInvoker(
+            self._nc, js, self.pipelines, self.graphs, settings.pipeline_timeout_seconds
+        )
 
         residency = NatsResidency(self._nc, settings.reload_timeout_seconds)
         self._tasks.spawn("usage-reports", residency.report_usage(settings.usage_report_interval))
@@ -132,7 +159,13 @@ class App:
         self.metrics.watch_mirror(self.mirror.counts)
 
         rest = RestAdapter(
-            handler, self._http_upstream, self.metrics, tracer, experiments=router, mirror=self.mirror
+            handler,
+            self._http_upstream,
+            self.metrics,
+            tracer,
+            experiments=router,
+            mirror=self.mirror,
+            dataflow=dataflow,
         )
         # OpenAI-compatible routes share the REST server (and its tracing/request-id handling).
         OpenAIAdapter(handler, self._http_upstream).register(rest.router)
@@ -151,7 +184,13 @@ class App:
         )
         oip_grpc.add_GRPCInferenceServiceServicer_to_server(
             InferenceServicer(
-                handler, self._grpc_upstream, self.metrics, tracer, experiments=router, mirror=self.mirror
+                handler,
+                self._grpc_upstream,
+                self.metrics,
+                tracer,
+                experiments=router,
+                mirror=self.mirror,
+                dataflow=dataflow,
             ),
             self._grpc_server,
         )

@@ -14,9 +14,11 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 import grpc
+import orjson
 import structlog
 from opentelemetry import trace
 
+from modelplane.libs import v2_json
 from modelplane.libs.errors import ModelplaneError
 from modelplane.libs.logs import log_scope
 from modelplane.libs.routes import RouteEndpoint
@@ -24,6 +26,13 @@ from modelplane.libs.telemetry import inject_context, server_span
 from modelplane.proto import open_inference_pb2 as oip
 from modelplane.proto import open_inference_pb2_grpc as oip_grpc
 from modelplane.services.gateway.converters import input_headers_from_proto
+from modelplane.services.gateway.dataflow import (
+    GRAPH,
+    DataflowInvoker,
+    answer_error,
+    flow_of,
+    graph_answer_as_v2,
+)
 from modelplane.services.gateway.experiments import ROUTE_HEADER, ExperimentRouter, ExperimentTable
 from modelplane.services.gateway.handler import GatewayHandler
 from modelplane.services.gateway.metrics import UNKNOWN_MODEL, GatewayMetrics
@@ -59,8 +68,11 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
         tracer: trace.Tracer,
         experiments: ExperimentRouter | None = None,
         mirror: Mirror | None = None,
+        dataflow: DataflowInvoker | None = None,
     ) -> None:
         self._handler = handler
+        # Pipelines and inference graphs (dataflow.py); None: the gateway serves models only.
+        self._dataflow = dataflow
         # Experiments (experiments.py): which candidate serves, and the mirror copy, if any.
         self._experiments = experiments if experiments is not None else ExperimentRouter(ExperimentTable())
         self._mirror = mirror
@@ -176,6 +188,22 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
 
         return await self._run("ModelMetadata", context, work)
 
+    async def _flow_infer(
+        self, request: oip.ModelInferRequest, kind: str, name: str
+    ) -> oip.ModelInferResponse:
+        """A pipeline's or an inference graph's answer: the request goes as V2 JSON through the
+        dataflow stream, the answer comes back as protobuf."""
+        assert self._dataflow is not None
+        with log_scope(model=f"{name}.{kind}"):
+            self._dataflow.check_known(kind, name)
+            validate_inputs(input_headers_from_proto(request))
+            body = orjson.dumps(v2_json.request_from_pb(request))
+            answer = await self._dataflow.call(kind, name, body)
+            if answer.status != 200:
+                raise answer_error(kind, name, answer)
+            parsed = graph_answer_as_v2(name, answer.body) if kind == GRAPH else orjson.loads(answer.body)
+            return v2_json.response_to_pb(parsed)
+
     async def ModelInfer(
         self, request: oip.ModelInferRequest, context: grpc.aio.ServicerContext
     ) -> oip.ModelInferResponse:
@@ -187,6 +215,11 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
             name = routed.model
             if routed.route_header is not None:
                 await context.send_initial_metadata(((ROUTE_HEADER, routed.route_header),))
+            flow = flow_of(name)
+            if flow is not None and self._dataflow is not None:
+                if self._dataflow.knows(*flow):
+                    label = name
+                return await self._flow_infer(request, *flow)
             if self._handler.knows(name):
                 label = name
             with log_scope(model=name):

@@ -28,13 +28,14 @@ import orjson
 import structlog
 from opentelemetry import trace
 
-from modelplane.libs.errors import ModelplaneError, RetryableError
+from modelplane.libs.errors import InvalidError, ModelplaneError, NotFoundError, RetryableError
 from modelplane.libs.http1.messages import HttpRequest, HttpResponse, Response
 from modelplane.libs.http1.router import MethodNotAllowed, Params, Router
 from modelplane.libs.logs import log_scope
 from modelplane.libs.routes import RouteEndpoint
 from modelplane.libs.telemetry import server_span
 from modelplane.services.gateway import binary_tensors, kserve_v1
+from modelplane.services.gateway.dataflow import GRAPH, PIPELINE, DataflowInvoker, flow_of
 from modelplane.services.gateway.experiments import ROUTE_HEADER, ExperimentRouter, ExperimentTable
 from modelplane.services.gateway.handler import (
     GatewayHandler,
@@ -53,7 +54,7 @@ from modelplane.services.gateway.upstream_http import (
     HttpUpstream,
     forwarded_headers,
 )
-from modelplane.services.gateway.validation import validate_infer_json
+from modelplane.services.gateway.validation import load_json_object, validate_infer_json
 
 # Replica answers retried on another replica (Envoy's "gateway-error" policy): the request did
 # not run on a model, or the replica said it cannot take it now. 4xx and 500 are never retried.
@@ -162,8 +163,11 @@ class RestAdapter:
         routes: RouteTable | None = None,
         experiments: ExperimentRouter | None = None,
         mirror: Mirror | None = None,
+        dataflow: DataflowInvoker | None = None,
     ) -> None:
         self._handler = handler
+        # Pipelines and inference graphs (dataflow.py); None: the gateway serves models only.
+        self._dataflow = dataflow
         # Experiments (experiments.py): which candidate serves, and the mirror copy, if any.
         self._experiments = experiments if experiments is not None else ExperimentRouter(ExperimentTable())
         self._mirror = mirror
@@ -185,6 +189,8 @@ class RestAdapter:
             ("GET", "/v2/models/{model}/versions/{version}/ready", self.model_ready),
             ("POST", "/v2/models/{model}/infer", self.infer),
             ("POST", "/v2/models/{model}/versions/{version}/infer", self.infer),
+            ("POST", "/v2/pipelines/{pipeline}/infer", self.pipeline_infer),
+            ("POST", "/graphs/{graph}", self.graph_infer),
             ("GET", "/v1/models/{model}", self.v1_model_ready),
             ("POST", "/v1/models/{model}:predict", self.v1_predict),
             ("GET", "/metrics", self.metrics),
@@ -300,6 +306,9 @@ class RestAdapter:
         name = routed.model
         if routed.route_header is not None:
             request.state[_ROUTE] = routed.route_header
+        flow = flow_of(name)
+        if flow is not None and self._dataflow is not None:
+            return await self._flow_infer(request, *flow)
         request.state[METRIC_MODEL] = name if self._handler.knows(name) else UNKNOWN_MODEL
         with log_scope(model=name):
             self._handler.check_known(name, params.get("version"))
@@ -320,6 +329,32 @@ class RestAdapter:
             if routed.mirror is not None and self._mirror is not None:
                 self._send_mirror(request, routed.mirror, binary.translated())
             return await self._infer_binary(request, target, binary)
+
+    async def pipeline_infer(self, request: HttpRequest, params: Params) -> HttpResponse:
+        return await self._flow_infer(request, PIPELINE, params["pipeline"])
+
+    async def graph_infer(self, request: HttpRequest, params: Params) -> HttpResponse:
+        return await self._flow_infer(request, GRAPH, params["graph"])
+
+    async def _flow_infer(self, request: HttpRequest, kind: str, name: str) -> HttpResponse:
+        """A pipeline's (V2 request) or an inference graph's (any JSON) synchronous answer."""
+        if self._dataflow is None:
+            raise NotFoundError(f"{kind} {name} not found: this gateway serves models only")
+        label = f"{name}.{kind}"
+        request.state[METRIC_MODEL] = label if self._dataflow.knows(kind, name) else UNKNOWN_MODEL
+        with log_scope(model=label):
+            self._dataflow.check_known(kind, name)
+            if request.headers.get(binary_tensors.HEADER_LENGTH) is not None:
+                raise InvalidError(
+                    f"{kind} {name}: the binary tensor extension is not supported for {kind}s; send JSON tensors",
+                    field=binary_tensors.HEADER_LENGTH,
+                )
+            if kind == PIPELINE:
+                validate_infer_json(request.body, None)
+            else:
+                load_json_object(request.body)
+            answer = await self._dataflow.call(kind, name, request.body)
+            return HttpResponse(answer.status, answer.body, {"content-type": "application/json"})
 
     def _send_mirror(self, request: HttpRequest, mirror: str, body: bytes) -> None:
         """A copy of the request to ``mirror``; its answer is dropped (mirroring.py)."""

@@ -108,6 +108,15 @@ class GatewaySettings(CommonSettings):
             " requests (so it evicts the least recently used); one small message per busy replica."
         ),
     )
+    pipeline_timeout_seconds: float = Field(
+        120.0,
+        gt=0,
+        description=(
+            "Seconds a synchronous pipeline or inference-graph request waits for its answer "
+            "(504 after that; an InferenceGraph's own spec.timeout wins). Longer than one model "
+            "call: a pipeline makes several, each possibly held while its model scales from zero."
+        ),
+    )
     hold_seconds: float = Field(
         60.0,
         ge=0,

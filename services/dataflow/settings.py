@@ -1,0 +1,67 @@
+"""Settings of a dataflow worker (environment variables ``MODELPLANE_DATAFLOW_*``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from modelplane.libs.settings import CommonSettings
+
+
+class DataflowSettings(CommonSettings):
+    """Where the gateway is, and how many requests one worker runs at once."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MODELPLANE_DATAFLOW_", extra="ignore", validate_default=True
+    )
+
+    gateway_url: str = Field(
+        "http://127.0.0.1:9000",
+        description=(
+            "Base URL of the gateway's V2 REST API. Steps call their models through it, so they "
+            "get the same routing, balancing, held requests and tracing as any client."
+        ),
+    )
+    max_concurrent_requests: int = Field(
+        256,
+        gt=0,
+        description=(
+            "Requests this worker runs at once. Each waits on model calls most of its time, so "
+            "many fit one process; more workers share the stream's requests beyond that."
+        ),
+    )
+    ack_wait_seconds: float = Field(
+        30.0,
+        gt=0,
+        description=(
+            "Seconds without a sign of life after which JetStream gives a request to another "
+            "worker. A worker running a request signals every third of this, so only a dead "
+            "worker's requests move."
+        ),
+    )
+    max_deliver: int = Field(
+        5,
+        gt=0,
+        description=(
+            "Deliveries of one request at most. A request whose workers keep dying with it is "
+            "answered with an error at its last delivery rather than passed on forever."
+        ),
+    )
+    step_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds one step's model call may take (504 for the request after that).",
+    )
+    stream_max_age_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description=(
+            "How long requests, answers and step records stay in the dataflow stream (for "
+            "`pipeline inspect` and chained pipelines). Answered requests need nothing more."
+        ),
+    )
+    stream_max_bytes: int = Field(
+        1 << 30,
+        gt=0,
+        description="Size bound of the dataflow stream in bytes; the oldest messages go first.",
+    )
