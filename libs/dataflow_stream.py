@@ -38,6 +38,9 @@ STATUS: Final = "Modelplane-Status"
 DEADLINE: Final = "Modelplane-Deadline"
 # On requests: W3C trace context of the caller.
 TRACEPARENT: Final = "traceparent"
+# On requests: a core NATS subject the caller also wants the answer on (the gateway's own inbox,
+# so it needs no subscription per request); the answer still goes to the stream too.
+REPLY_TO: Final = "Modelplane-Reply-To"
 # On answers and step records: the request's own id (the V2 "id" field), when it had one.
 REQUEST_ID: Final = "Modelplane-Request-Id"
 

@@ -3,6 +3,8 @@ model calls through the gateway."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from nats.aio.client import Client as NATS
@@ -13,6 +15,7 @@ from modelplane.libs.resources import convert
 from modelplane.libs.resources.types import InferenceGraph, Pipeline
 from modelplane.libs.store import TypedBucket, connect, disconnect, ensure_buckets
 from modelplane.libs.tasks import TaskSupervisor
+from modelplane.libs.telemetry import inject_context
 from modelplane.libs.watching import BucketWatch, watch_buckets
 from modelplane.proto import resources_pb2, state_pb2
 from modelplane.services.dataflow.engine import PipelineRunner, compile_pipeline
@@ -64,6 +67,15 @@ class DataflowApp:
         self._supervisor = TaskSupervisor("dataflow")
         self._closed = False
 
+    @property
+    def loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop] | None:
+        """The event loop ``modelplane run dataflow`` runs this worker on (settings.event_loop)."""
+        if self.settings.event_loop == "uvloop":
+            import uvloop  # installed with MLServer; imported only where it is used
+
+            return uvloop.new_event_loop
+        return None
+
     async def start(self) -> None:
         settings = self.settings
         nc = await connect(settings.nats_url, name="modelplane-dataflow")
@@ -74,8 +86,15 @@ class DataflowApp:
         client = GatewayClient(settings.gateway_url, timeout=settings.step_timeout_seconds)
         self._client = client
 
+        async def call_step(model: str, request: dict[str, Any]) -> dict[str, Any]:
+            # The step's call continues the request's trace (the run's context is the
+            # request's span: tasks inherit it).
+            headers: dict[str, str] = {}
+            inject_context(headers)
+            return await client.infer(model, request, headers=headers)
+
         def make_pipeline_runner(pipeline: Pipeline) -> PipelineRunner:
-            return PipelineRunner(compile_pipeline(pipeline.meta.name, pipeline.spec), client.infer)
+            return PipelineRunner(compile_pipeline(pipeline.meta.name, pipeline.spec), call_step)
 
         def make_graph_runner(graph: InferenceGraph) -> GraphRunner:
             return GraphRunner(graph.meta.name, graph.spec, GraphCalls(client))
@@ -116,7 +135,8 @@ class DataflowApp:
             return
         self._closed = True
         if self._consumer is not None:
-            await self._consumer.close()
+            # Requests running get most of the shutdown time to finish; the rest are redelivered.
+            await self._consumer.close(grace_seconds=max(0.0, self.shutdown_timeout - 2.0))
         await self._supervisor.close()
         if self.table is not None:
             await self.table.close()

@@ -36,14 +36,21 @@ log = structlog.get_logger(__name__)
 
 class DataflowPublisher(Protocol):
     async def answer(
-        self, kind: str, name: str, request_id: str, status: int, body: bytes, headers: Mapping[str, str]
+        self,
+        kind: str,
+        name: str,
+        request_id: str,
+        status: int,
+        body: bytes,
+        headers: Mapping[str, str],
+        reply_to: str = "",
     ) -> None: ...
 
     async def request(
         self, kind: str, name: str, request_id: str, body: bytes, headers: Mapping[str, str]
     ) -> None: ...
 
-    def record(self, subject: str, body: bytes, headers: Mapping[str, str]) -> None: ...
+    def records(self, records: list[tuple[str, bytes]], headers: Mapping[str, str]) -> None: ...
 
 
 _Answer = Callable[[int, bytes], Coroutine[Any, Any, None]]
@@ -69,15 +76,21 @@ class _Observer:
         self._request_id = request_id
         self._headers = headers
         self._pending = pending
+        # (subject, payload) of every step call and answer, published together at the end:
+        # one write instead of two per step (they are for `inspect`, nobody waits for them).
+        self.records: list[tuple[str, bytes]] = []
 
     def step_called(self, step: str, request: dict[str, Any]) -> None:
-        self._handler.step_event(
-            self._pipeline, step, "inputs", self._request_id, request, self._headers, self._pending
-        )
+        self._event(step, "inputs", request)
 
     def step_answered(self, step: str, response: dict[str, Any]) -> None:
-        self._handler.step_event(
-            self._pipeline, step, "outputs", self._request_id, response, self._headers, self._pending
+        self._event(step, "outputs", response)
+
+    def _event(self, step: str, port: str, payload: dict[str, Any]) -> None:
+        subject = subjects.pipeline_step(self._pipeline, step, port, self._request_id)
+        self.records.append((subject, orjson.dumps(payload)))
+        self._handler.chain(
+            self._pipeline, step, port, self._request_id, payload, self._headers, self._pending
         )
 
 
@@ -114,7 +127,8 @@ class DataflowHandler:
                 answered = True
                 out_headers: dict[str, str] = {}
                 inject_context(out_headers)
-                return self._publisher.answer(kind, name, request_id, status, payload, out_headers)
+                reply_to = headers.get(dataflow_stream.REPLY_TO, "")
+                return self._publisher.answer(kind, name, request_id, status, payload, out_headers, reply_to)
 
             try:
                 deadline = headers.get(dataflow_stream.DEADLINE)
@@ -155,21 +169,19 @@ class DataflowHandler:
         # before the request is acknowledged, so a worker dying in between loses none.
         pending: list[asyncio.Task[Any]] = []
         # Chained pipelines may listen to this pipeline's own inputs.
-        self._chain(name, "", "inputs", request_id, request, trace_headers, pending)
+        self.chain(name, "", "inputs", request_id, request, trace_headers, pending)
 
         def on_output(response: dict[str, Any]) -> None:
             payload = orjson.dumps(response)
             pending.append(self._supervisor.spawn(f"dataflow-answer-{request_id}", answer(200, payload)))
-            self._chain(name, "", "outputs", request_id, response, trace_headers, pending)
+            self.chain(name, "", "outputs", request_id, response, trace_headers, pending)
 
+        observer = _Observer(self, name, request_id, trace_headers, pending)
         try:
-            await entry.runner.run(
-                request,
-                request_id=request_id,
-                on_output=on_output,
-                observer=_Observer(self, name, request_id, trace_headers, pending),
-            )
+            await entry.runner.run(request, request_id=request_id, on_output=on_output, observer=observer)
         finally:
+            if observer.records:
+                self._publisher.records(observer.records, trace_headers)
             # The list may grow while we wait (a chained publish spawned by a late step).
             while pending:
                 await pending.pop(0)
@@ -184,22 +196,7 @@ class DataflowHandler:
         await answer(result.status, result.body)
 
     # ---- step records and chaining ------------------------------------------------------------
-    def step_event(
-        self,
-        pipeline: str,
-        step: str,
-        port: str,
-        request_id: str,
-        payload: dict[str, Any],
-        headers: Mapping[str, str],
-        pending: list[asyncio.Task[Any]],
-    ) -> None:
-        self._publisher.record(
-            subjects.pipeline_step(pipeline, step, port, request_id), orjson.dumps(payload), headers
-        )
-        self._chain(pipeline, step, port, request_id, payload, headers, pending)
-
-    def _chain(
+    def chain(
         self,
         pipeline: str,
         step: str,

@@ -1,24 +1,26 @@
 """NATS side of a dataflow worker: take requests from the shared JetStream consumer, publish
 answers, chained requests and step records.
 
-Design: a pull consumer (``subjects.DATAFLOW_WORKERS_CONSUMER``) shared by every worker, so
-requests spread over workers and one not acknowledged in time (its worker died) goes to another.
-A worker fetches only as many requests as it has free slots, runs each in its own task, tells
-JetStream every third of the ack wait that the request is still in progress, and acknowledges it
-after the handler returned (its answer is published by then).
+Design: one durable push consumer (``subjects.DATAFLOW_WORKERS_CONSUMER``) delivering to a queue
+group every worker joins: the server hands each request to one worker as soon as it is stored,
+and one not acknowledged within the ack wait (its worker died) goes to another. Each request
+runs in its own task; a worker already running ``max_concurrent`` requests hands a new one back
+(nak with a short delay). One task tells JetStream, every third of the ack wait, that requests
+running that long are still in progress; a request is acknowledged after the handler returned
+(its answer is published by then).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import structlog
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 
 from modelplane.libs import dataflow_stream, subjects
@@ -26,10 +28,6 @@ from modelplane.libs.tasks import TaskSupervisor, cancel_and_wait
 from modelplane.services.dataflow.handler import DataflowHandler
 
 log = structlog.get_logger(__name__)
-
-# How long one fetch waits for requests before asking again (also bounds how late close() is
-# noticed by the fetch loop).
-_FETCH_WAIT_SECONDS = 1.0
 
 
 class JetStreamPublisher:
@@ -42,14 +40,24 @@ class JetStreamPublisher:
         self._supervisor = supervisor
 
     async def answer(
-        self, kind: str, name: str, request_id: str, status: int, body: bytes, headers: Mapping[str, str]
+        self,
+        kind: str,
+        name: str,
+        request_id: str,
+        status: int,
+        body: bytes,
+        headers: Mapping[str, str],
+        reply_to: str = "",
     ) -> None:
         subject = (subjects.pipeline_outputs if kind == "pipeline" else subjects.graph_outputs)(
             name, request_id
         )
         out = dict(headers)
-        out[dataflow_stream.MSG_ID] = dataflow_stream.answer_msg_id(kind, name, request_id)
         out[dataflow_stream.STATUS] = str(status)
+        if reply_to:
+            # Buffered, then written together with the stream publish below.
+            await self._nc.publish(reply_to, body, headers=out)
+        out[dataflow_stream.MSG_ID] = dataflow_stream.answer_msg_id(kind, name, request_id)
         await self._js.publish(subject, body, headers=out)
 
     async def request(
@@ -62,14 +70,15 @@ class JetStreamPublisher:
         out[dataflow_stream.MSG_ID] = dataflow_stream.request_msg_id(kind, name, request_id)
         await self._js.publish(subject, body, headers=out)
 
-    def record(self, subject: str, body: bytes, headers: Mapping[str, str]) -> None:
-        self._supervisor.spawn("dataflow-record", self._record(subject, body, dict(headers)))
+    def records(self, records: list[tuple[str, bytes]], headers: Mapping[str, str]) -> None:
+        self._supervisor.spawn("dataflow-records", self._records(records, dict(headers)))
 
-    async def _record(self, subject: str, body: bytes, headers: dict[str, str]) -> None:
+    async def _records(self, records: list[tuple[str, bytes]], headers: dict[str, str]) -> None:
         try:
-            await self._nc.publish(subject, body, headers=headers or None)
-        except Exception as exc:  # a lost record only costs `inspect` one message
-            log.debug("step_record_lost", subject=subject, error=str(exc))
+            for subject, body in records:
+                await self._nc.publish(subject, body, headers=headers or None)
+        except Exception as exc:  # a lost record only costs `inspect` its messages
+            log.debug("step_records_lost", count=len(records), error=str(exc))
 
 
 def parse_request_subject(subject: str) -> tuple[str, str, str] | None:
@@ -97,45 +106,44 @@ class RequestConsumer:
         self._js = js
         self._handler = handler
         self._supervisor = supervisor
-        self._slots = asyncio.Semaphore(max_concurrent)
+        # Requests running now (close() lets them finish).
+        self._running: set[asyncio.Task[None]] = set()
         self._max_concurrent = max_concurrent
         self._ack_wait = ack_wait_seconds
         self._max_deliver = max_deliver
         self._sub: Any = None
-        self._loop_task: asyncio.Task[None] | None = None
+        self._keepalive_task: asyncio.Task[None] | None = None
+        # Messages being handled (by id: Msg is not hashable) with when their handling started.
+        self._in_progress: dict[int, tuple[Msg, float]] = {}
 
     async def start(self) -> None:
         config = dataflow_stream.workers_consumer(
             self._ack_wait, self._max_deliver, max(1000, self._max_concurrent * 4)
         )
-        self._sub = await self._js.pull_subscribe(
+        # A push consumer delivering to a queue group: the server hands each request to one
+        # worker as soon as it is stored (no polling delay), and redelivers what a dead worker
+        # never acknowledged.
+        self._sub = await self._js.subscribe(
             subjects.ALL_DATAFLOW_REQUESTS,
+            queue=subjects.DATAFLOW_WORKERS_CONSUMER,
             durable=subjects.DATAFLOW_WORKERS_CONSUMER,
             stream=subjects.DATAFLOW_STREAM,
             config=config,
+            manual_ack=True,
+            cb=self._on_request,
         )
-        self._loop_task = self._supervisor.spawn("dataflow-fetch", self._fetch_loop())
+        self._keepalive_task = self._supervisor.spawn("dataflow-keepalive", self._keep_alive())
 
-    async def _fetch_loop(self) -> None:
-        while True:
-            await self._slots.acquire()
-            free = 1
-            # Take as many slots as are free right now, so one fetch brings a batch.
-            while free < self._max_concurrent and not self._slots.locked():
-                await self._slots.acquire()
-                free += 1
-            try:
-                msgs = await self._sub.fetch(batch=free, timeout=_FETCH_WAIT_SECONDS)
-            except (TimeoutError, NatsTimeoutError):
-                msgs = []
-            except Exception as exc:  # NATS reconnecting: try again shortly
-                log.warning("dataflow_fetch_failed", error=str(exc))
-                msgs = []
-                await asyncio.sleep(_FETCH_WAIT_SECONDS)
-            for _ in range(free - len(msgs)):
-                self._slots.release()
-            for msg in msgs:
-                self._supervisor.spawn("dataflow-request", self._run(msg))
+    async def _on_request(self, msg: Msg) -> None:
+        # Runs in the subscription's delivery loop: hand the request to its own task at once.
+        if len(self._running) >= self._max_concurrent:
+            # Full: JetStream offers it again shortly (maybe to another worker).
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=0.5)
+            return
+        task = self._supervisor.spawn("dataflow-request", self._run(msg))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
 
     async def _run(self, msg: Msg) -> None:
         try:
@@ -145,7 +153,7 @@ class RequestConsumer:
                 return
             kind, name, request_id = parsed
             delivered = msg.metadata.num_delivered or 1
-            keepalive = asyncio.create_task(self._keep_alive(msg), name=f"dataflow-keepalive-{request_id}")
+            self._in_progress[id(msg)] = (msg, time.monotonic())
             try:
                 await self._handler.handle(
                     kind,
@@ -156,7 +164,7 @@ class RequestConsumer:
                     last_delivery=delivered >= self._max_deliver,
                 )
             finally:
-                await cancel_and_wait(keepalive)
+                self._in_progress.pop(id(msg), None)
             await msg.ack()
         except asyncio.CancelledError:
             raise
@@ -165,17 +173,27 @@ class RequestConsumer:
             log.exception("dataflow_request_not_acknowledged", subject=msg.subject)
             with contextlib.suppress(Exception):
                 await msg.nak(delay=1.0)
-        finally:
-            self._slots.release()
 
-    async def _keep_alive(self, msg: Msg) -> None:
+    async def _keep_alive(self) -> None:
+        """Tell JetStream, every third of the ack wait, that requests running for longer than
+        that are still in progress (one task for all of them)."""
+        period = self._ack_wait / 3
         while True:
-            await asyncio.sleep(self._ack_wait / 3)
-            with contextlib.suppress(Exception):
-                await msg.in_progress()
+            await asyncio.sleep(period)
+            due = time.monotonic() - period
+            for msg, started in list(self._in_progress.values()):
+                if started <= due:
+                    with contextlib.suppress(Exception):
+                        await msg.in_progress()
 
-    async def close(self) -> None:
-        await cancel_and_wait(self._loop_task)
+    async def close(self, grace_seconds: float = 5.0) -> None:
+        """Stop taking requests; let those running finish for up to ``grace_seconds`` (the rest
+        are cancelled by their supervisor and, unacknowledged, go to another worker)."""
         if self._sub is not None:
+            # Stop deliveries (the durable consumer stays for the other workers).
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
+            self._sub = None
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=grace_seconds)
+        await cancel_and_wait(self._keepalive_task)

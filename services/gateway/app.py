@@ -68,6 +68,7 @@ class App:
         self._http_upstream = HttpUpstream(settings.upstream_timeout_seconds)
         self._grpc_upstream = GrpcUpstream(settings.upstream_timeout_seconds, settings.max_request_bytes)
         self._nc: NATS | None = None
+        self._dataflow: DataflowInvoker | None = None
         self._http_server: HttpServer | None = None
         self._grpc_server: grpc.aio.Server | None = None
         self._closed = False
@@ -127,6 +128,8 @@ class App:
         dataflow = DataflowInvoker(
             self._nc, js, self.pipelines, self.graphs, settings.pipeline_timeout_seconds
         )
+        await dataflow.start()
+        self._dataflow = dataflow
 
         residency = NatsResidency(self._nc, settings.reload_timeout_seconds)
         self._tasks.spawn("usage-reports", residency.report_usage(settings.usage_report_interval))
@@ -213,6 +216,8 @@ class App:
         if self._http_server is not None:
             await self._http_server.stop(self.settings.grpc_grace_seconds)
         await self._tasks.close()
+        if self._dataflow is not None:
+            await self._dataflow.close()
         if self.mirror is not None:
             await self.mirror.close()
         await self._http_upstream.close()

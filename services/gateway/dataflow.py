@@ -2,10 +2,12 @@
 
 Design: the gateway does not run pipelines; it publishes the request into the dataflow stream
 (JetStream acknowledges it: from then on the request is durable and some dataflow worker will
-answer it, even if the one that takes it dies) and waits for the answer on the request's own
-answer subject. The subscription is made before the publish, on the same connection, so the
-answer cannot slip past it. The answer's status header carries the HTTP status; its body is the
-answer as the caller receives it.
+answer it, even if the one that takes it dies) and waits for the answer. The worker stores the
+answer in the stream (for asynchronous callers and chained pipelines) and also sends it to the
+reply subject the request named: this gateway's inbox, subscribed once, so a request costs no
+subscription of its own. The inbox subscription exists before any publish, on the same
+connection, so no answer can slip past it. The answer's status header carries the HTTP status;
+its body is the answer as the caller receives it.
 
 Which pipelines and graphs exist comes from their KV buckets (a ``FlowNames`` table each), so an
 unknown name is a 404 at once rather than a time-out.
@@ -13,6 +15,7 @@ unknown name is a 404 at once rather than a time-out.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import time
@@ -23,7 +26,8 @@ from typing import Any, Final
 import orjson
 import structlog
 from nats.aio.client import Client as NATS
-from nats.errors import TimeoutError as NatsTimeoutError
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 
 from modelplane.libs import dataflow_stream, subjects
@@ -92,6 +96,12 @@ class FlowAnswer:
 
 
 class DataflowInvoker:
+    """Publishes requests into the dataflow stream and hands each caller its answer.
+
+    Answers come back on one subscription of this gateway's own inbox (``<inbox>.<request id>``,
+    named in the request's reply-to header), so a request costs no subscription of its own.
+    ``start`` subscribes; ``close`` unsubscribes and fails the callers still waiting."""
+
     def __init__(
         self,
         nc: NATS,
@@ -104,6 +114,29 @@ class DataflowInvoker:
         self._js = js
         self._names = {PIPELINE: pipelines, GRAPH: graphs}
         self._timeout = timeout_seconds
+        self._inbox = nc.new_inbox()
+        self._waiting: dict[str, asyncio.Future[FlowAnswer]] = {}
+        self._sub: Subscription | None = None
+
+    async def start(self) -> None:
+        self._sub = await self._nc.subscribe(f"{self._inbox}.*", cb=self._on_answer)
+
+    async def close(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
+        for waiter in self._waiting.values():
+            if not waiter.done():
+                waiter.set_exception(RetryableError("the gateway is shutting down"))
+        self._waiting.clear()
+
+    async def _on_answer(self, msg: Msg) -> None:
+        waiter = self._waiting.pop(msg.subject.rsplit(".", 1)[-1], None)
+        if waiter is None or waiter.done():
+            return  # a second answer of a redelivered request, or its caller gave up
+        status = int((msg.headers or {}).get(dataflow_stream.STATUS, "200"))
+        waiter.set_result(FlowAnswer(status=status, body=msg.data))
 
     def knows(self, kind: str, name: str) -> bool:
         return name in self._names[kind]
@@ -121,25 +154,18 @@ class DataflowInvoker:
         NotFoundError for an unknown name; RetryableError when the stream cannot take the
         request; DeadlineError when no answer came in time (the request may still run)."""
         self.check_known(kind, name)
+        if self._sub is None:
+            raise RetryableError("the gateway is not ready for pipeline requests")
         timeout = self._names[kind].timeout(name) or self._timeout
         request_id = os.urandom(16).hex()
-        if kind == PIPELINE:
-            inputs, outputs = (
-                subjects.pipeline_inputs(name, request_id),
-                subjects.pipeline_outputs(name, request_id),
-            )
-        else:
-            inputs, outputs = (
-                subjects.graph_inputs(name, request_id),
-                subjects.graph_outputs(name, request_id),
-            )
-        out: dict[str, str] = {}
-        if headers:
-            out.update(headers)
+        inputs = (subjects.pipeline_inputs if kind == PIPELINE else subjects.graph_inputs)(name, request_id)
+        out: dict[str, str] = dict(headers) if headers else {}
         inject_context(out)
         out[dataflow_stream.MSG_ID] = dataflow_stream.request_msg_id(kind, name, request_id)
         out[dataflow_stream.DEADLINE] = f"{time.time() + timeout:.3f}"
-        sub = await self._nc.subscribe(outputs, max_msgs=1)
+        out[dataflow_stream.REPLY_TO] = f"{self._inbox}.{request_id}"
+        waiter: asyncio.Future[FlowAnswer] = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = waiter
         try:
             try:
                 await self._js.publish(inputs, body, headers=out, timeout=min(timeout, 5.0))
@@ -148,14 +174,11 @@ class DataflowInvoker:
                     f"{kind} {name}: the dataflow stream did not take the request ({exc})"
                 ) from exc
             try:
-                msg = await sub.next_msg(timeout=timeout)
-            except (TimeoutError, NatsTimeoutError) as exc:
+                return await asyncio.wait_for(waiter, timeout)
+            except TimeoutError as exc:
                 raise DeadlineError(f"{kind} {name} did not answer within {timeout:g} s") from exc
         finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-        status = int((msg.headers or {}).get(dataflow_stream.STATUS, "200"))
-        return FlowAnswer(status=status, body=msg.data)
+            self._waiting.pop(request_id, None)
 
 
 def answer_error(kind: str, name: str, answer: FlowAnswer) -> ModelplaneError:
