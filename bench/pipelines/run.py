@@ -26,7 +26,7 @@ import aiohttp
 import orjson
 
 from bench.gateway.load import Cell, closed_loop, process_cpu_seconds
-from bench.pipelines.stack import PIPELINE, SERVER_MODEL, STEPS, Stack
+from bench.pipelines.stack import DEFAULT_STEPS, PIPELINE, SERVER_MODEL, Stack
 
 BODY = {"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 4], "data": [1.0, 2.0, 3.0, 4.0]}]}
 
@@ -34,13 +34,14 @@ BODY = {"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 4], "data
 class DirectChain:
     """The client chaining the three calls itself (each answer's OUTPUT0 becomes the next input)."""
 
-    def __init__(self, http: str) -> None:
+    def __init__(self, http: str, steps: int) -> None:
+        self._steps = steps
         self._url = f"http://{http}/v2/models/{SERVER_MODEL}/infer"
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60))
 
     async def infer(self) -> None:
         body: dict[str, Any] = BODY
-        for _ in STEPS:
+        for _ in range(self._steps):
             async with self._session.post(
                 self._url, data=orjson.dumps(body), headers={"Content-Type": "application/json"}
             ) as resp:
@@ -78,8 +79,8 @@ def _ms(latencies: list[float], q: float) -> float:
 
 
 async def _bench(args: argparse.Namespace) -> None:
-    async with Stack(profile_dataflow_to=args.profile) as stack:
-        direct = DirectChain(stack.direct.http)
+    async with Stack(profile_dataflow_to=args.profile, steps=args.steps) as stack:
+        direct = DirectChain(stack.direct.http, args.steps)
         through = PipelineCall(stack.gateway.http)
         try:
             for client in (direct, through):
@@ -101,7 +102,7 @@ async def _bench(args: argparse.Namespace) -> None:
                 p = [x for cell in runs["pipeline"] for x in cell.latencies]
                 d_tp = statistics.fmean(c.throughput for c in runs["direct"])
                 p_tp = statistics.fmean(c.throughput for c in runs["pipeline"])
-                added = (_ms(p, 0.5) - _ms(d, 0.5)) / len(STEPS)
+                added = (_ms(p, 0.5) - _ms(d, 0.5)) / len(stack.steps)
                 print(
                     f"{concurrency:>4} {_ms(d, 0.5):>9.2f}ms {_ms(d, 0.99):>6.2f}ms {_ms(p, 0.5):>11.2f}ms "
                     f"{_ms(p, 0.99):>6.2f}ms {added:>+13.2f}ms {p_tp / d_tp:>10.0%} "
@@ -131,6 +132,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per cell")
     parser.add_argument("--warmup-seconds", type=float, default=2.0, help="warm-up seconds per client")
     parser.add_argument("--repeats", type=int, default=3, help="rounds of every cell")
+    parser.add_argument(
+        "--steps", type=int, default=DEFAULT_STEPS, help="steps of the chain (the target is for 3)"
+    )
     parser.add_argument("--concurrency", type=_ints, default=(1, 16), help="comma-separated")
     parser.add_argument(
         "--profile",

@@ -3,8 +3,8 @@ by pid at the end: nats-server, one MLServer replica serving the ``double`` test
 (tests/helpers/pipeline_models.py), the gateway (``modelplane run gateway``) and one dataflow
 worker (``modelplane run dataflow``).
 
-Routes ``step1``, ``step2``, ``step3`` -> ``double`` on the replica and the pipeline ``chain3``
-(step1 -> step2 -> step3) are written into KV directly, as the scheduler and the api would.
+Routes ``step1`` .. ``stepN`` -> ``double`` on the replica and the pipeline ``chain3``
+(step1 -> step2 -> ... -> stepN; N = 3 unless asked otherwise) are written into KV directly, as the scheduler and the api would.
 """
 
 from __future__ import annotations
@@ -34,26 +34,39 @@ from tests.helpers.pipeline_models import write_pipeline_models
 from tests.helpers.processes import stop_process_group
 
 SERVER_MODEL = "double"
-STEPS = ("step1", "step2", "step3")
+# Steps of the benchmarked chain (the issue's case: 3).
+DEFAULT_STEPS = 3
+
+
+def step_names(count: int) -> tuple[str, ...]:
+    return tuple(f"step{i}" for i in range(1, count + 1))
+
+
 PIPELINE = "chain3"
 START_TIMEOUT = 120.0
 
 
-def _chain_manifest() -> dict[str, object]:
-    steps: list[dict[str, object]] = [{"name": STEPS[0]}]
-    steps += [{"name": step, "inputs": [previous]} for previous, step in itertools.pairwise(STEPS)]
+def _chain_manifest(names: tuple[str, ...]) -> dict[str, object]:
+    steps: list[dict[str, object]] = [{"name": names[0]}]
+    steps += [{"name": step, "inputs": [previous]} for previous, step in itertools.pairwise(names)]
     return {
         "apiVersion": "mlops.seldon.io/v1alpha1",
         "kind": "Pipeline",
         "metadata": {"name": PIPELINE},
-        "spec": {"steps": steps, "output": {"steps": [STEPS[-1]]}},
+        "spec": {"steps": steps, "output": {"steps": [names[-1]]}},
     }
 
 
 class Stack:
     """``async with Stack() as stack``: everything running, routes and pipeline in KV."""
 
-    def __init__(self, work_dir: Path | None = None, profile_dataflow_to: Path | None = None) -> None:
+    def __init__(
+        self,
+        work_dir: Path | None = None,
+        profile_dataflow_to: Path | None = None,
+        steps: int = DEFAULT_STEPS,
+    ) -> None:
+        self.steps = step_names(steps)
         # cProfile output of the dataflow worker (written when it stops), if wanted.
         self._profile_to = profile_dataflow_to
         self._tmp = tempfile.TemporaryDirectory(prefix="bench-pipelines-", dir=work_dir)
@@ -125,10 +138,10 @@ class Stack:
             endpoint = RouteEndpoint(
                 server="mlserver", index=0, http_endpoint=self.direct.http, grpc_endpoint=self.direct.grpc
             )
-            for step in STEPS:
+            for step in self.steps:
                 route = Route(model=step, versions=(RouteVersion(1, SERVER_MODEL, (endpoint,)),))
                 await routes.put(step, route_to_pb(route))
-            pipeline = parse_manifest(_chain_manifest())
+            pipeline = parse_manifest(_chain_manifest(self.steps))
             assert isinstance(pipeline, Pipeline)
             pipelines = await TypedBucket.open(js, subjects.KV_PIPELINES, resources_pb2.Pipeline)
             await pipelines.put(PIPELINE, convert.pipeline_to_pb(pipeline))
