@@ -17,6 +17,14 @@ from nats.aio.client import Client as NATS
 from opentelemetry import trace
 
 from modelplane.libs import dataflow_stream, store, subjects
+from modelplane.libs.dataplane.balancers.round_robin import RoundRobin
+from modelplane.libs.dataplane.handler import GatewayHandler
+from modelplane.libs.dataplane.holding import RequestHold
+from modelplane.libs.dataplane.load_signals import publish_loop
+from modelplane.libs.dataplane.residency import NatsResidency
+from modelplane.libs.dataplane.routing import RouteTable
+from modelplane.libs.dataplane.upstream_http import HttpUpstream
+from modelplane.libs.dataplane.watcher import BucketWatcher, RouteWatcher
 from modelplane.libs.gc_tuning import tune_for_large_heap
 from modelplane.libs.http1.server import HttpServer
 from modelplane.libs.resources.convert import graph_from_pb, pipeline_from_pb
@@ -25,24 +33,16 @@ from modelplane.libs.tasks import TaskSupervisor
 from modelplane.libs.telemetry import setup_tracing
 from modelplane.proto import open_inference_pb2_grpc as oip_grpc
 from modelplane.proto import resources_pb2, state_pb2
-from modelplane.services.gateway.balancers.round_robin import RoundRobin
 from modelplane.services.gateway.dataflow import DataflowInvoker, FlowNames
 from modelplane.services.gateway.experiment_watcher import ExperimentWatcher
 from modelplane.services.gateway.experiments import ExperimentRouter, ExperimentTable
 from modelplane.services.gateway.grpc_servicer import InferenceServicer
-from modelplane.services.gateway.handler import GatewayHandler
-from modelplane.services.gateway.holding import RequestHold
-from modelplane.services.gateway.load_signals import publish_loop
 from modelplane.services.gateway.metrics import GatewayMetrics
 from modelplane.services.gateway.mirroring import Mirror
 from modelplane.services.gateway.openai_routes import OpenAIAdapter
-from modelplane.services.gateway.residency import NatsResidency
 from modelplane.services.gateway.rest import RestAdapter
-from modelplane.services.gateway.routing import RouteTable
 from modelplane.services.gateway.settings import GatewaySettings
 from modelplane.services.gateway.upstream_grpc import GrpcUpstream
-from modelplane.services.gateway.upstream_http import HttpUpstream
-from modelplane.services.gateway.watcher import BucketWatcher, RouteWatcher
 
 log = structlog.get_logger(__name__)
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from modelplane.libs.dataplane.watcher import BucketWatcher
 from modelplane.libs.resources.convert import experiment_from_pb
 from modelplane.libs.resources.types import Experiment
 from modelplane.libs.store import TypedBucket
 from modelplane.proto import resources_pb2
 from modelplane.services.gateway.experiments import ExperimentTable
-from modelplane.services.gateway.watcher import BucketWatcher
 
 
 def _decode(key: str, msg: resources_pb2.Experiment) -> Experiment:

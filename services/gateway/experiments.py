@@ -25,9 +25,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from modelplane.libs.dataplane.routing import RouteTable, default_version
 from modelplane.libs.errors import InvalidError, NotFoundError
 from modelplane.libs.resources.types import Experiment, ExperimentCandidate
-from modelplane.services.gateway.routing import RouteTable, default_version
 
 ROUTE_HEADER: Final = "x-seldon-route"
 EXPERIMENT_SUFFIX: Final = ".experiment"

@@ -19,6 +19,7 @@ import structlog
 from opentelemetry import trace
 
 from modelplane.libs import v2_json
+from modelplane.libs.dataplane.handler import GatewayHandler
 from modelplane.libs.errors import ModelplaneError
 from modelplane.libs.logs import log_scope
 from modelplane.libs.routes import RouteEndpoint
@@ -34,7 +35,6 @@ from modelplane.services.gateway.dataflow import (
     graph_answer_as_v2,
 )
 from modelplane.services.gateway.experiments import ROUTE_HEADER, ExperimentRouter, ExperimentTable
-from modelplane.services.gateway.handler import GatewayHandler
 from modelplane.services.gateway.metrics import UNKNOWN_MODEL, GatewayMetrics
 from modelplane.services.gateway.mirroring import Mirror, grpc_infer_copy
 from modelplane.services.gateway.upstream_grpc import GrpcUpstream

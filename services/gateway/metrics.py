@@ -15,8 +15,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from modelplane.services.gateway.balancers.in_flight import InFlightView
-from modelplane.services.gateway.load_signals import LoadSignals, model_of_key
+from modelplane.libs.dataplane.balancers.in_flight import InFlightView
+from modelplane.libs.dataplane.load_signals import LoadSignals, model_of_key
 
 # Label used for requests naming a model the gateway does not know: putting arbitrary client
 # input into a label would let any client grow the metric set without bound.

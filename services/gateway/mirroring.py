@@ -17,10 +17,10 @@ from typing import Final
 
 import structlog
 
+from modelplane.libs.dataplane.handler import GatewayHandler, Target
 from modelplane.libs.errors import ModelplaneError
 from modelplane.libs.tasks import TaskSupervisor
 from modelplane.proto import open_inference_pb2 as oip
-from modelplane.services.gateway.handler import GatewayHandler, Target
 from modelplane.services.gateway.upstream_grpc import GrpcUpstream
 
 log = structlog.get_logger(__name__)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from modelplane.services.gateway.routing import RouteTable, default_version
+from modelplane.libs.dataplane.routing import RouteTable, default_version
 
 
 @dataclass(frozen=True, slots=True)

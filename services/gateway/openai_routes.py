@@ -37,6 +37,13 @@ import orjson
 import structlog
 from opentelemetry import trace
 
+from modelplane.libs.dataplane.balancers import RequestHint
+from modelplane.libs.dataplane.handler import GatewayHandler, ModelNotResidentError, Target
+from modelplane.libs.dataplane.upstream_http import (
+    HttpStream,
+    HttpUpstream,
+    forwarded_headers,
+)
 from modelplane.libs.errors import (
     DeadlineError,
     InvalidError,
@@ -48,15 +55,8 @@ from modelplane.libs.http1.messages import HttpRequest, HttpResponse, Response, 
 from modelplane.libs.http1.router import Params, Router
 from modelplane.libs.logs import log_scope
 from modelplane.libs.routes import RouteEndpoint
-from modelplane.services.gateway.balancers import RequestHint
-from modelplane.services.gateway.handler import GatewayHandler, ModelNotResidentError, Target
 from modelplane.services.gateway.metrics import UNKNOWN_MODEL
 from modelplane.services.gateway.rest import METRIC_MODEL, RestRoute, json_response
-from modelplane.services.gateway.upstream_http import (
-    HttpStream,
-    HttpUpstream,
-    forwarded_headers,
-)
 from modelplane.services.gateway.validation import load_json_object
 
 log = structlog.get_logger(__name__)

@@ -28,6 +28,19 @@ import orjson
 import structlog
 from opentelemetry import trace
 
+from modelplane.libs.dataplane.handler import (
+    GatewayHandler,
+    ModelNotResidentError,
+    ReplicaBusyError,
+    Target,
+)
+from modelplane.libs.dataplane.routing import RouteTable
+from modelplane.libs.dataplane.upstream_http import (
+    REQUEST_ID_HEADER,
+    HttpReply,
+    HttpUpstream,
+    forwarded_headers,
+)
 from modelplane.libs.errors import InvalidError, ModelplaneError, NotFoundError, RetryableError
 from modelplane.libs.http1.messages import HttpRequest, HttpResponse, Response
 from modelplane.libs.http1.router import MethodNotAllowed, Params, Router
@@ -37,23 +50,10 @@ from modelplane.libs.telemetry import server_span
 from modelplane.services.gateway import binary_tensors, kserve_v1
 from modelplane.services.gateway.dataflow import GRAPH, PIPELINE, DataflowInvoker, flow_of
 from modelplane.services.gateway.experiments import ROUTE_HEADER, ExperimentRouter, ExperimentTable
-from modelplane.services.gateway.handler import (
-    GatewayHandler,
-    ModelNotResidentError,
-    ReplicaBusyError,
-    Target,
-)
 from modelplane.services.gateway.metrics import UNKNOWN_MODEL, GatewayMetrics
 from modelplane.services.gateway.mirroring import Mirror
 from modelplane.services.gateway.model_list import list_models
 from modelplane.services.gateway.replica_extensions import BINARY_TENSOR_DATA, ReplicaExtensions
-from modelplane.services.gateway.routing import RouteTable
-from modelplane.services.gateway.upstream_http import (
-    REQUEST_ID_HEADER,
-    HttpReply,
-    HttpUpstream,
-    forwarded_headers,
-)
 from modelplane.services.gateway.validation import load_json_object, validate_infer_json
 
 # Replica answers retried on another replica (Envoy's "gateway-error" policy): the request did

@@ -14,11 +14,11 @@ from typing import Any
 
 import grpc
 
+from modelplane.libs.dataplane.handler import ModelNotResidentError, UpstreamUnreachableError
 from modelplane.libs.errors import RetryableError
 from modelplane.libs.routes import RouteEndpoint
 from modelplane.proto import open_inference_pb2 as oip
 from modelplane.proto import open_inference_pb2_grpc as oip_grpc
-from modelplane.services.gateway.handler import ModelNotResidentError, UpstreamUnreachableError
 
 Metadata = Sequence[tuple[str, str]]
 

@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 
+from modelplane.libs.dataplane.routing import RouteTable
 from modelplane.libs.errors import InvalidError, NotFoundError
 from modelplane.libs.resources.types import (
     Experiment,
@@ -26,7 +27,6 @@ from modelplane.services.gateway.experiments import (
     sticky_candidate,
     weighted_choice,
 )
-from modelplane.services.gateway.routing import RouteTable
 
 REQUESTS = 1000
 

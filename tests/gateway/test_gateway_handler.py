@@ -6,13 +6,13 @@ import asyncio
 
 import pytest
 
+from modelplane.libs.dataplane.balancers import RequestHint
+from modelplane.libs.dataplane.balancers.round_robin import RoundRobin
+from modelplane.libs.dataplane.handler import GatewayHandler, ReplicaBusyError, UpstreamUnreachableError
+from modelplane.libs.dataplane.routing import RouteTable
 from modelplane.libs.errors import NotFoundError, RetryableError
 from modelplane.libs.resources.types import LoadBalancing, PrefixHashOptions
 from modelplane.libs.routes import Route, RouteEndpoint, RouteVersion
-from modelplane.services.gateway.balancers import RequestHint
-from modelplane.services.gateway.balancers.round_robin import RoundRobin
-from modelplane.services.gateway.handler import GatewayHandler, ReplicaBusyError, UpstreamUnreachableError
-from modelplane.services.gateway.routing import RouteTable
 
 A = RouteEndpoint("s", 0, "a:1", "a:2")
 B = RouteEndpoint("s", 1, "b:1", "b:2")

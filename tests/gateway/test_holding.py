@@ -7,10 +7,10 @@ import asyncio
 
 import pytest
 
+from modelplane.libs.dataplane.holding import RequestHold
+from modelplane.libs.dataplane.routing import RouteTable, default_version
 from modelplane.libs.errors import NotFoundError, RetryableError
 from modelplane.libs.routes import Route, RouteEndpoint, RouteVersion
-from modelplane.services.gateway.holding import RequestHold
-from modelplane.services.gateway.routing import RouteTable, default_version
 
 EMPTY = Route("iris", (RouteVersion(1, "iris_1", ()),))
 READY = Route(

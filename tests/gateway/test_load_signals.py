@@ -11,10 +11,10 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from modelplane.libs import subjects
+from modelplane.libs.dataplane.balancers.in_flight import InFlight
+from modelplane.libs.dataplane.load_signals import LATENCY_BOUNDS, LoadSignals
 from modelplane.libs.embedded_nats import EmbeddedNats
 from modelplane.proto import events_pb2
-from modelplane.services.gateway.balancers.in_flight import InFlight
-from modelplane.services.gateway.load_signals import LATENCY_BOUNDS, LoadSignals
 from tests.gateway.conftest import MLServerReplica, eventually, iris_route, put_route, start_gateway
 
 

@@ -9,12 +9,12 @@ import grpc
 import pytest
 from nats.js import JetStreamContext
 
+from modelplane.libs.dataplane.routing import RouteTable
 from modelplane.libs.routes import Route, RouteVersion
 from modelplane.proto import open_inference_pb2 as oip
 from modelplane.proto import open_inference_pb2_grpc as oip_grpc
 from modelplane.services.gateway.app import App
 from modelplane.services.gateway.model_list import list_models
-from modelplane.services.gateway.routing import RouteTable
 from tests.gateway.conftest import SERVER_MODEL_NAME, MLServerReplica, eventually, put_route
 
 

@@ -9,9 +9,9 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from modelplane.libs import subjects
+from modelplane.libs.dataplane.residency import NatsResidency
 from modelplane.libs.routes import RouteEndpoint
 from modelplane.proto import agent_pb2
-from modelplane.services.gateway.residency import NatsResidency
 
 REPLICA = RouteEndpoint(server="tight", index=0, http_endpoint="127.0.0.1:1", grpc_endpoint="127.0.0.1:2")
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from modelplane.libs.dataplane.routing import RouteTable, default_version, find_version
 from modelplane.libs.routes import Route, RouteEndpoint, RouteVersion
-from modelplane.services.gateway.routing import RouteTable, default_version, find_version
 
 EP = RouteEndpoint("mlserver", 0, "127.0.0.1:1", "127.0.0.1:2")
 

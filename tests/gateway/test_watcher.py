@@ -5,12 +5,12 @@ from __future__ import annotations
 from nats.js import JetStreamContext
 
 from modelplane.libs import subjects
+from modelplane.libs.dataplane.routing import RouteTable
+from modelplane.libs.dataplane.watcher import RouteWatcher
 from modelplane.libs.routes import Route, RouteEndpoint, RouteVersion, route_to_pb
 from modelplane.libs.store import TypedBucket
 from modelplane.libs.tasks import TaskSupervisor
 from modelplane.proto import state_pb2
-from modelplane.services.gateway.routing import RouteTable
-from modelplane.services.gateway.watcher import RouteWatcher
 from tests.gateway.conftest import eventually
 
 EP = RouteEndpoint("mlserver", 0, "127.0.0.1:1", "127.0.0.1:2")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelplane.services.gateway.balancers.in_flight import InFlight
+from modelplane.libs.dataplane.balancers.in_flight import InFlight
 
 
 def test_counts_per_pair_key_and_replica() -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from modelplane.services.gateway.balancers import RequestHint
-from modelplane.services.gateway.balancers.in_flight import InFlight
-from modelplane.services.gateway.balancers.least_load import LeastLoad
+from modelplane.libs.dataplane.balancers import RequestHint
+from modelplane.libs.dataplane.balancers.in_flight import InFlight
+from modelplane.libs.dataplane.balancers.least_load import LeastLoad
 from tests.gateway.balancers.replicas import names, replica
 
 A, B, C = replica("a"), replica("b"), replica("c")

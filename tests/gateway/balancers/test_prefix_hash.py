@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
+from modelplane.libs.dataplane.balancers import RequestHint
+from modelplane.libs.dataplane.balancers.in_flight import InFlight
+from modelplane.libs.dataplane.balancers.prefix_hash import PrefixHash
 from modelplane.libs.routes import RouteEndpoint
-from modelplane.services.gateway.balancers import RequestHint
-from modelplane.services.gateway.balancers.in_flight import InFlight
-from modelplane.services.gateway.balancers.prefix_hash import PrefixHash
 from tests.gateway.balancers.replicas import names, replica
 
 KEY = "llm:1"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from modelplane.services.gateway.balancers import RequestHint
-from modelplane.services.gateway.balancers.round_robin import RoundRobin
+from modelplane.libs.dataplane.balancers import RequestHint
+from modelplane.libs.dataplane.balancers.round_robin import RoundRobin
 from tests.gateway.balancers.replicas import names, replica
 
 A, B, C = replica("a"), replica("b"), replica("c")

@@ -28,15 +28,15 @@ from typing import Any, NoReturn, Protocol, TypeVar, cast
 
 import structlog
 
+from modelplane.libs.dataplane.balancers import NO_HINT, Balancer, RequestHint
+from modelplane.libs.dataplane.balancers.in_flight import InFlight, InFlightView
+from modelplane.libs.dataplane.balancers.least_load import LeastLoad
+from modelplane.libs.dataplane.balancers.prefix_hash import PrefixHash
+from modelplane.libs.dataplane.holding import RequestHold
+from modelplane.libs.dataplane.routing import RouteTable, default_version, find_version
 from modelplane.libs.errors import NotFoundError, RetryableError
 from modelplane.libs.resources.types import LoadBalancing
 from modelplane.libs.routes import Route, RouteEndpoint, RouteVersion
-from modelplane.services.gateway.balancers import NO_HINT, Balancer, RequestHint
-from modelplane.services.gateway.balancers.in_flight import InFlight, InFlightView
-from modelplane.services.gateway.balancers.least_load import LeastLoad
-from modelplane.services.gateway.balancers.prefix_hash import PrefixHash
-from modelplane.services.gateway.holding import RequestHold
-from modelplane.services.gateway.routing import RouteTable, default_version, find_version
 
 log = structlog.get_logger(__name__)
 

@@ -21,8 +21,8 @@ from nats.aio.client import Client as NATS
 
 from modelplane.libs import subjects
 from modelplane.libs.clock import now_rfc3339
+from modelplane.libs.dataplane.balancers.in_flight import InFlightView
 from modelplane.proto import events_pb2
-from modelplane.services.gateway.balancers.in_flight import InFlightView
 
 log = structlog.get_logger(__name__)
 

@@ -17,8 +17,8 @@ from typing import TypeVar
 
 import structlog
 
+from modelplane.libs.dataplane.routing import RouteTable
 from modelplane.libs.errors import RetryableError
-from modelplane.services.gateway.routing import RouteTable
 
 log = structlog.get_logger(__name__)
 

@@ -33,7 +33,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from modelplane.services.gateway.balancers import NO_HINT, C, Loads, RequestHint
+from modelplane.libs.dataplane.balancers import NO_HINT, C, Loads, RequestHint
 
 DEFAULT_MEAN_LOAD_FACTOR = 1.25
 DEFAULT_REPLICATION = 256

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from modelplane.services.gateway.balancers import NO_HINT, C, RequestHint, serving
+from modelplane.libs.dataplane.balancers import NO_HINT, C, RequestHint, serving
 
 
 class RoundRobin:

@@ -17,6 +17,7 @@ import contextlib
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from modelplane.libs.dataplane.handler import UpstreamUnreachableError
 from modelplane.libs.errors import DeadlineError, RetryableError
 from modelplane.libs.http1.client import (
     ClientStream,
@@ -27,7 +28,6 @@ from modelplane.libs.http1.client import (
 from modelplane.libs.http1.messages import Headers
 from modelplane.libs.routes import RouteEndpoint
 from modelplane.libs.telemetry import inject_context
-from modelplane.services.gateway.handler import UpstreamUnreachableError
 
 DEFAULT_CONTENT_TYPE = "application/json"
 # The request id a client may send; it is passed on to the replica and echoed in the answer.

@@ -16,10 +16,10 @@ from typing import Generic, Protocol, TypeVar
 import structlog
 from google.protobuf.message import Message
 
+from modelplane.libs.dataplane.routing import RouteTable
 from modelplane.libs.routes import Route, route_from_pb
 from modelplane.libs.store import TypedBucket
 from modelplane.proto import state_pb2
-from modelplane.services.gateway.routing import RouteTable
 
 log = structlog.get_logger(__name__)
 
