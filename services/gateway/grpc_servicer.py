@@ -197,12 +197,15 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
         with log_scope(model=f"{name}.{kind}"):
             self._dataflow.check_known(kind, name)
             validate_inputs(input_headers_from_proto(request))
+            # Answer in the form asked in, as MLServer does: raw contents for a raw request
+            # (clients such as tritonclient read only those).
+            raw = bool(request.raw_input_contents)
             body = orjson.dumps(v2_json.request_from_pb(request))
             answer = await self._dataflow.call(kind, name, body)
             if answer.status != 200:
                 raise answer_error(kind, name, answer)
             parsed = graph_answer_as_v2(name, answer.body) if kind == GRAPH else orjson.loads(answer.body)
-            return v2_json.response_to_pb(parsed)
+            return v2_json.response_to_pb(parsed, raw=raw)
 
     async def ModelInfer(
         self, request: oip.ModelInferRequest, context: grpc.aio.ServicerContext

@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 import grpc
+import numpy as np
 import orjson
 import pytest
 
@@ -250,6 +251,12 @@ async def test_pipeline_over_grpc(flow: Flow) -> None:
         assert response.id == "g-1"
         assert [o.name for o in response.outputs] == ["OUTPUT0"]
         assert list(response.outputs[0].contents.fp32_contents) == [3.0, 5.0]
+        raw_request = oip.ModelInferRequest(model_name="twice.pipeline")
+        raw_request.inputs.add(name="INPUT0", datatype="FP32", shape=[2])
+        raw_request.raw_input_contents.append(np.array([1.5, 2.5], dtype="<f4").tobytes())
+        raw_response = await stub.ModelInfer(raw_request, timeout=30)
+        # A raw request is answered raw (tritonclient reads only raw contents).
+        assert np.frombuffer(raw_response.raw_output_contents[0], dtype="<f4").tolist() == [3.0, 5.0]
         with pytest.raises(grpc.aio.AioRpcError) as unknown:
             await stub.ModelInfer(oip.ModelInferRequest(model_name="nope.pipeline"), timeout=30)
         assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
