@@ -16,8 +16,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 
-from modelplane.libs.dataplane.handler import UpstreamUnreachableError
+from modelplane.libs.dataplane.handler import (
+    ModelNotResidentError,
+    ReplicaBusyError,
+    UpstreamUnreachableError,
+)
 from modelplane.libs.errors import DeadlineError, RetryableError
 from modelplane.libs.http1.client import (
     ClientStream,
@@ -166,3 +171,24 @@ class HttpUpstream:
             except UpstreamProtocolError as exc:
                 raise RetryableError(f"replica {endpoint.replica} failed: {exc}") from exc
             yield HttpStream(stream, endpoint)
+
+
+# Replica answers retried on another replica (Envoy's "gateway-error" policy): the request did
+# not run on a model, or the replica said it cannot take it now. 4xx and 500 are never retried.
+RETRIED_STATUSES = frozenset(
+    {HTTPStatus.BAD_GATEWAY, HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.GATEWAY_TIMEOUT}
+)
+
+
+def checked_reply(endpoint: RouteEndpoint, server_model_name: str, reply: HttpReply) -> HttpReply:
+    """``reply``, or the error that tells the handler to reload the model or to try another
+    replica (``GatewayHandler.forward`` acts on both)."""
+    if reply.status == HTTPStatus.NOT_FOUND:
+        # The replica lacks a model its route lists: maybe evicted (the handler reloads).
+        raise ModelNotResidentError(
+            f"replica {endpoint.replica} has no model {server_model_name}", lambda: reply
+        )
+    if reply.status in RETRIED_STATUSES:
+        # Overloaded or in trouble before the model ran: another replica may answer.
+        raise ReplicaBusyError(f"replica {endpoint.replica} answered {reply.status}", lambda: reply)
+    return reply

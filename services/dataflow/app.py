@@ -1,5 +1,5 @@
 """Composition root of a dataflow worker: pipelines and graphs from KV, requests from JetStream,
-model calls through the gateway."""
+step calls forwarded by the worker's own data plane (or through the gateway)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from modelplane.libs.tasks import TaskSupervisor
 from modelplane.libs.telemetry import inject_context
 from modelplane.libs.watching import BucketWatch, watch_buckets
 from modelplane.proto import resources_pb2, state_pb2
-from modelplane.services.dataflow.engine import PipelineRunner, compile_pipeline
+from modelplane.services.dataflow.dataplane import WorkerDataPlane
+from modelplane.services.dataflow.engine import PipelineRunner, StepCaller, compile_pipeline
 from modelplane.services.dataflow.gateway_client import GatewayClient
 from modelplane.services.dataflow.graph.run import GraphRunner
 from modelplane.services.dataflow.graph_calls import GraphCalls
@@ -63,6 +64,7 @@ class DataflowApp:
         self.table: FlowTable | None = None
         self._nc: NATS | None = None
         self._client: GatewayClient | None = None
+        self._dataplane: WorkerDataPlane | None = None
         self._consumer: RequestConsumer | None = None
         self._supervisor = TaskSupervisor("dataflow")
         self._closed = False
@@ -83,18 +85,26 @@ class DataflowApp:
         js = nc.jetstream()
         await ensure_buckets(js)
         await dataflow_stream.ensure_stream(js, settings.stream_max_age_seconds, settings.stream_max_bytes)
-        client = GatewayClient(settings.gateway_url, timeout=settings.step_timeout_seconds)
+        # Graph steps go through the gateway (their bodies may be V1 or any JSON, which the
+        # gateway translates); pipeline steps too when step_calls = gateway.
+        client = GatewayClient(settings.gateway_url, timeout=settings.upstream_timeout_seconds)
         self._client = client
+        step_caller: StepCaller
+        if settings.step_calls == "direct":
+            self._dataplane = WorkerDataPlane(settings)
+            step_caller = (await self._dataplane.start(nc, js, self._supervisor)).infer
+        else:
 
-        async def call_step(model: str, request: dict[str, Any]) -> dict[str, Any]:
-            # The step's call continues the request's trace (the run's context is the
-            # request's span: tasks inherit it).
-            headers: dict[str, str] = {}
-            inject_context(headers)
-            return await client.infer(model, request, headers=headers)
+            async def through_gateway(model: str, request: dict[str, Any]) -> dict[str, Any]:
+                # The step's call continues the request's trace (the run's tasks carry its span).
+                headers: dict[str, str] = {}
+                inject_context(headers)
+                return await client.infer(model, request, headers=headers)
+
+            step_caller = through_gateway
 
         def make_pipeline_runner(pipeline: Pipeline) -> PipelineRunner:
-            return PipelineRunner(compile_pipeline(pipeline.meta.name, pipeline.spec), call_step)
+            return PipelineRunner(compile_pipeline(pipeline.meta.name, pipeline.spec), step_caller)
 
         def make_graph_runner(graph: InferenceGraph) -> GraphRunner:
             return GraphRunner(graph.meta.name, graph.spec, GraphCalls(client))
@@ -142,6 +152,8 @@ class DataflowApp:
             await self.table.close()
         if self._client is not None:
             await self._client.close()
+        if self._dataplane is not None:
+            await self._dataplane.close()
         await disconnect(self._nc)
 
 

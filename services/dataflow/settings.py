@@ -7,22 +7,31 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from modelplane.libs.settings import CommonSettings
+from modelplane.libs.dataplane.settings import DataPlaneSettings
 
 
-class DataflowSettings(CommonSettings):
-    """Where the gateway is, and how many requests one worker runs at once."""
+class DataflowSettings(DataPlaneSettings):
+    """How steps reach their models, and how many requests one worker runs at once.
+
+    The inherited data-plane settings (retries, held requests, reloads, load signals, event
+    loop) apply to step calls made by the worker itself (``step_calls`` = direct)."""
 
     model_config = SettingsConfigDict(
         env_prefix="MODELPLANE_DATAFLOW_", extra="ignore", validate_default=True
     )
 
+    step_calls: Literal["direct", "gateway"] = Field(
+        "direct",
+        description=(
+            "How a step calls its model. direct: the worker forwards the call itself with the"
+            " gateway's own data-plane code (libs/dataplane: the same routes, balancing, held"
+            " requests, retries, reloads, tracing and load signals), one hop less per step."
+            " gateway: through the gateway process at gateway_url."
+        ),
+    )
     gateway_url: str = Field(
         "http://127.0.0.1:9000",
-        description=(
-            "Base URL of the gateway's V2 REST API. Steps call their models through it, so they "
-            "get the same routing, balancing, held requests and tracing as any client."
-        ),
+        description="Base URL of the gateway's V2 REST API (step_calls = gateway only).",
     )
     max_concurrent_requests: int = Field(
         256,
@@ -49,25 +58,12 @@ class DataflowSettings(CommonSettings):
             "answered with an error at its last delivery rather than passed on forever."
         ),
     )
-    step_timeout_seconds: float = Field(
-        60.0,
-        gt=0,
-        description="Seconds one step's model call may take (504 for the request after that).",
-    )
     stream_max_age_seconds: float = Field(
         3600.0,
         gt=0,
         description=(
             "How long requests, answers and step records stay in the dataflow stream (for "
             "`pipeline inspect` and chained pipelines). Answered requests need nothing more."
-        ),
-    )
-    event_loop: Literal["uvloop", "asyncio"] = Field(
-        "uvloop",
-        description=(
-            "Event loop of `modelplane run dataflow`: uvloop (libuv, installed with MLServer) spends"
-            " less CPU per request than asyncio; a worker mostly moves messages between NATS and"
-            " the gateway."
         ),
     )
     stream_max_bytes: int = Field(

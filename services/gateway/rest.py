@@ -30,8 +30,6 @@ from opentelemetry import trace
 
 from modelplane.libs.dataplane.handler import (
     GatewayHandler,
-    ModelNotResidentError,
-    ReplicaBusyError,
     Target,
 )
 from modelplane.libs.dataplane.routing import RouteTable
@@ -39,6 +37,7 @@ from modelplane.libs.dataplane.upstream_http import (
     REQUEST_ID_HEADER,
     HttpReply,
     HttpUpstream,
+    checked_reply,
     forwarded_headers,
 )
 from modelplane.libs.errors import InvalidError, ModelplaneError, NotFoundError, RetryableError
@@ -55,12 +54,6 @@ from modelplane.services.gateway.mirroring import Mirror
 from modelplane.services.gateway.model_list import list_models
 from modelplane.services.gateway.replica_extensions import BINARY_TENSOR_DATA, ReplicaExtensions
 from modelplane.services.gateway.validation import load_json_object, validate_infer_json
-
-# Replica answers retried on another replica (Envoy's "gateway-error" policy): the request did
-# not run on a model, or the replica said it cannot take it now. 4xx and 500 are never retried.
-_RETRIED_STATUSES = frozenset(
-    {HTTPStatus.BAD_GATEWAY, HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.GATEWAY_TIMEOUT}
-)
 
 log = structlog.get_logger(__name__)
 
@@ -251,22 +244,9 @@ class RestAdapter:
             reply = await self._upstream.request(
                 method, endpoint, path, headers=headers, body=body, timeout=target.timeout_seconds
             )
-            return self._checked(endpoint, target, reply)
+            return checked_reply(endpoint, target.server_model_name, reply)
 
         return await self._handler.forward(target, call)
-
-    @staticmethod
-    def _checked(endpoint: RouteEndpoint, target: Target, reply: HttpReply) -> HttpReply:
-        """``reply``, or the error that tells the handler to reload or to try another replica."""
-        if reply.status == HTTPStatus.NOT_FOUND:
-            # The replica lacks a model its route lists: maybe evicted (the handler reloads).
-            raise ModelNotResidentError(
-                f"replica {endpoint.replica} has no model {target.server_model_name}", lambda: reply
-            )
-        if reply.status in _RETRIED_STATUSES:
-            # Overloaded or in trouble before the model ran: another replica may answer.
-            raise ReplicaBusyError(f"replica {endpoint.replica} answered {reply.status}", lambda: reply)
-        return reply
 
     async def _forward(
         self, request: HttpRequest, target: Target, method: str, suffix: str, body: bytes | None
@@ -382,7 +362,7 @@ class RestAdapter:
             reply = await self._upstream.request(
                 "POST", endpoint, path, headers=headers, body=body, timeout=target.timeout_seconds
             )
-            return self._checked(endpoint, target, reply)
+            return checked_reply(endpoint, target.server_model_name, reply)
 
         reply = await self._handler.forward(target, call)
         if not translated_reply or binary.outputs is None or reply.status != HTTPStatus.OK:

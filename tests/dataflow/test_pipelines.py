@@ -12,10 +12,11 @@ import orjson
 import pytest
 
 from modelplane.libs import subjects
+from modelplane.libs.embedded_nats import EmbeddedNats
 from modelplane.libs.routes import Route, RouteVersion
 from modelplane.proto import open_inference_pb2 as oip
 from modelplane.proto import open_inference_pb2_grpc as oip_grpc
-from tests.dataflow.conftest import Flow, ModelsReplica, outputs_by_name, tensor
+from tests.dataflow.conftest import Flow, ModelsReplica, outputs_by_name, start_worker, tensor
 from tests.gateway.conftest import eventually, put_route
 
 
@@ -260,3 +261,22 @@ async def test_pipeline_over_grpc(flow: Flow) -> None:
         with pytest.raises(grpc.aio.AioRpcError) as unknown:
             await stub.ModelInfer(oip.ModelInferRequest(model_name="nope.pipeline"), timeout=30)
         assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_steps_through_the_gateway_process(
+    flow_without_workers: Flow, nats_server: EmbeddedNats
+) -> None:
+    """With step_calls = gateway, a worker calls the steps' models through the gateway process."""
+    flow = flow_without_workers
+    flow.workers.append(await start_worker(nats_server, flow.gateway, step_calls="gateway"))
+    await flow.put(seldon_pipeline("viagw", [{"name": "double"}, {"name": "negate", "inputs": ["double"]}]))
+    status, answer = await flow.infer("viagw", [tensor("INPUT0", [2.5])])
+    assert status == 200, answer
+    assert outputs_by_name(answer) == {"OUTPUT0": [-5.0]}
+    async with flow.http.get(f"{flow.url}/metrics") as resp:
+        metrics = await resp.text()
+    # The gateway served both steps' calls (and the pipeline request itself).
+    for model in ("double", "negate"):
+        assert (
+            f'modelplane_gateway_requests_total{{code="200",model="{model}",protocol="rest"}} 1.0' in metrics
+        )
