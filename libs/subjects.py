@@ -149,6 +149,11 @@ def graph_outputs(graph: str, request_id: str) -> str:
     return f"{DATAFLOW_PREFIX}.graph.{graph}.outputs.{request_id}"
 
 
+# key "<chained pipeline>.<request id>" -> JSON: what each upstream event brought to a chained
+# pipeline joining several of them (input.externalInputs from different pipelines/steps); kept
+# until the join holds, then expires (the bucket has a TTL). Written by dataflow workers.
+KV_CHAIN_JOINS = "modelplane_chain_joins"
+
 # ---- Storage --------------------------------------------------------------------------------
 # Request/reply FetchRequest -> FetchReply, served by the storage service in a queue group.
 STORAGE_FETCH = "modelplane.storage.fetch"

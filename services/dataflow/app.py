@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from nats.aio.client import Client as NATS
 
 from modelplane.libs import dataflow_stream, subjects
@@ -18,6 +19,7 @@ from modelplane.libs.tasks import TaskSupervisor
 from modelplane.libs.telemetry import inject_context
 from modelplane.libs.watching import BucketWatch, watch_buckets
 from modelplane.proto import resources_pb2, state_pb2
+from modelplane.services.dataflow.chain_joins import ChainJoins, open_joins_bucket
 from modelplane.services.dataflow.dataplane import WorkerDataPlane
 from modelplane.services.dataflow.engine import PipelineRunner, StepCaller, compile_pipeline
 from modelplane.services.dataflow.gateway_client import GatewayClient
@@ -129,7 +131,15 @@ class DataflowApp:
             _CATCH_UP_TIMEOUT,
             "dataflow worker",
         )
-        handler = DataflowHandler(table, JetStreamPublisher(nc, js, self._supervisor), self._supervisor)
+        publisher = JetStreamPublisher(nc, js, self._supervisor)
+
+        async def publish_chained(
+            target: str, request_id: str, request: dict[str, Any], headers: Any
+        ) -> None:
+            await publisher.request("pipeline", target, request_id, orjson.dumps(request), headers)
+
+        joins = ChainJoins(await open_joins_bucket(js), publish_chained, self._supervisor)
+        handler = DataflowHandler(table, publisher, self._supervisor, joins)
         self._consumer = RequestConsumer(
             js,
             handler,

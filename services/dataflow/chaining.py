@@ -6,12 +6,12 @@ step's calls and the pipeline's requests. The worker that runs ``p``'s request p
 request (same request id, JetStream de-duplicated by message id), so a chained request is as
 durable as any other and runs on whichever worker takes it.
 
-One event (an answer, a step call, a request) feeds one chained request: the references of
-``q`` that this event covers are gathered, renamed by ``q``'s ``input.tensorMap``, and sent if
-``q``'s join over them holds (inner: each covered reference has a tensor; any/outer: one has).
-References of ``q`` pointing at other events are not waited for: a join across several
-upstream pipelines is not supported (the first event to arrive starts ``q``'s request, and the
-message id stops a second one).
+When all of ``q``'s references point at one kind of event (one upstream pipeline's answers,
+say), each such event feeds one chained request: the references it covers are gathered,
+renamed by ``q``'s ``input.tensorMap``, and sent if ``q``'s join over them holds (inner: each
+reference has a tensor; any/outer: one has). When they point at several (``p1.outputs`` and
+``p2.outputs``, joined per request id), each event's share is a ``Contribution`` kept in KV
+until ``q``'s join holds (chain_joins.py).
 """
 
 from __future__ import annotations
@@ -38,6 +38,14 @@ class ChainLink:
     triggers_join_type: str
     # canonical external reference of a tensor -> the name the chained pipeline receives
     tensor_map: dict[str, str] = field(default_factory=dict)
+    # Every kind of event the target listens to: more than one means a join across them.
+    input_sources: tuple[EventKey, ...] = ()
+    trigger_sources: tuple[EventKey, ...] = ()
+    join_window_ms: int = 0
+
+    @property
+    def joined_across_events(self) -> bool:
+        return len(set(self.input_sources) | set(self.trigger_sources)) > 1
 
 
 def _parsed(refs: Iterable[str]) -> list[TensorRef]:
@@ -64,6 +72,8 @@ def links_of(pipeline: Pipeline) -> dict[EventKey, ChainLink]:
         except BadReference:
             continue
     keys = dict.fromkeys((ref.pipeline, ref.step, ref.port) for ref in (*inputs, *triggers))
+    input_sources = tuple(dict.fromkeys((r.pipeline, r.step, r.port) for r in inputs))
+    trigger_sources = tuple(dict.fromkeys((r.pipeline, r.step, r.port) for r in triggers))
     return {
         key: ChainLink(
             target=pipeline.meta.name,
@@ -72,6 +82,9 @@ def links_of(pipeline: Pipeline) -> dict[EventKey, ChainLink]:
             join_type=spec.join_type,
             triggers_join_type=spec.triggers_join_type,
             tensor_map=tensor_map,
+            input_sources=input_sources,
+            trigger_sources=trigger_sources,
+            join_window_ms=spec.join_window_ms,
         )
         for key in keys
     }
@@ -93,6 +106,18 @@ def _joined(refs: tuple[TensorRef, ...], join_type: str, tensors: list[Mapping[s
     return all(hits) if join_type == "inner" else any(hits)
 
 
+def _renamed_inputs(link: ChainLink, tensors: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    sent: dict[str, dict[str, Any]] = {}
+    for ref in link.inputs:
+        for tensor in _covered(ref, tensors):
+            name = str(tensor["name"])
+            full = TensorRef(ref.pipeline, ref.step, ref.port, name).text()
+            renamed = dict(tensor)
+            renamed["name"] = link.tensor_map.get(full, name)
+            sent[renamed["name"]] = renamed
+    return list(sent.values())
+
+
 def chained_request(
     link: ChainLink, tensors: list[Mapping[str, Any]], parameters: Mapping[str, Any] | None
 ) -> dict[str, Any] | None:
@@ -102,14 +127,58 @@ def chained_request(
         return None
     if not _joined(link.triggers, link.triggers_join_type, tensors):
         return None
-    sent: dict[str, dict[str, Any]] = {}
-    for ref in link.inputs:
-        for tensor in _covered(ref, tensors):
-            name = str(tensor["name"])
-            full = TensorRef(ref.pipeline, ref.step, ref.port, name).text()
-            renamed = dict(tensor)
-            renamed["name"] = link.tensor_map.get(full, name)
-            sent[renamed["name"]] = renamed
+    request: dict[str, Any] = {"inputs": _renamed_inputs(link, tensors)}
+    if parameters:
+        request["parameters"] = dict(parameters)
+    return request
+
+
+def source_name(key: EventKey) -> str:
+    """A stable text for an event kind (a key of a ``Contribution`` map)."""
+    pipeline, step, port = key
+    return f"{pipeline}.step.{step}.{port}" if step else f"{pipeline}.{port}"
+
+
+def contribution(link: ChainLink, tensors: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """One event's share of a join across events: the (renamed) input tensors it brings and
+    whether its triggers hold (None when it brings no trigger)."""
+    return {
+        "inputs": _renamed_inputs(link, tensors),
+        "triggered": _joined(link.triggers, link.triggers_join_type, tensors) if link.triggers else None,
+    }
+
+
+def joined_across(
+    link: ChainLink,
+    contributions: Mapping[str, Mapping[str, Any]],
+    parameters: Mapping[str, Any] | None,
+    *,
+    final: bool,
+) -> dict[str, Any] | None:
+    """The chained request once the join over every source holds, else None.
+
+    inner: every input source brought tensors (and every trigger source fired, for inner
+    triggers); any: one did; outer: as inner, or (``final``: the window has passed) one did."""
+    has_inputs = [bool(contributions.get(source_name(k), {}).get("inputs")) for k in link.input_sources]
+    fired = [bool(contributions.get(source_name(k), {}).get("triggered")) for k in link.trigger_sources]
+    if link.join_type == "inner":
+        inputs_ok = all(has_inputs)
+    elif link.join_type == "any":
+        inputs_ok = any(has_inputs)
+    else:
+        inputs_ok = all(has_inputs) or (final and any(has_inputs))
+    if link.triggers_join_type == "inner":
+        triggers_ok = all(fired)
+    elif link.triggers_join_type == "any":
+        triggers_ok = any(fired) or not fired
+    else:
+        triggers_ok = all(fired) or (final and (any(fired) or not fired))
+    if not (inputs_ok and triggers_ok):
+        return None
+    sent: dict[str, Any] = {}
+    for key in link.input_sources:
+        for tensor in contributions.get(source_name(key), {}).get("inputs") or ():
+            sent[tensor["name"]] = tensor
     request: dict[str, Any] = {"inputs": list(sent.values())}
     if parameters:
         request["parameters"] = dict(parameters)

@@ -28,6 +28,7 @@ from modelplane.libs.errors import DeadlineError, InvalidError, ModelplaneError,
 from modelplane.libs.logs import log_scope
 from modelplane.libs.tasks import TaskSupervisor
 from modelplane.libs.telemetry import inject_context, server_span
+from modelplane.services.dataflow.chain_joins import ChainJoins
 from modelplane.services.dataflow.chaining import chained_request
 from modelplane.services.dataflow.table import GRAPH, PIPELINE, FlowTable
 
@@ -95,8 +96,16 @@ class _Observer:
 
 
 class DataflowHandler:
-    def __init__(self, table: FlowTable, publisher: DataflowPublisher, supervisor: TaskSupervisor) -> None:
+    def __init__(
+        self,
+        table: FlowTable,
+        publisher: DataflowPublisher,
+        supervisor: TaskSupervisor,
+        joins: ChainJoins | None = None,
+    ) -> None:
         self._table = table
+        # Chained pipelines joining several upstream events (None: such joins are skipped).
+        self._joins = joins
         self._publisher = publisher
         self._supervisor = supervisor
         self._tracer = trace.get_tracer("modelplane.dataflow")
@@ -210,11 +219,29 @@ class DataflowHandler:
         if not listeners:
             return
         tensors = payload.get("inputs" if port == "inputs" else "outputs") or []
+        chained_headers = {k: v for k, v in headers.items() if k == dataflow_stream.TRACEPARENT}
         for link in listeners:
+            if link.joined_across_events:
+                if self._joins is None:
+                    log.warning("chain_join_unavailable", pipeline=link.target)
+                    continue
+                pending.append(
+                    self._supervisor.spawn(
+                        f"dataflow-chain-join-{link.target}-{request_id}",
+                        self._joins.contribute(
+                            link,
+                            request_id,
+                            (pipeline, step, port),
+                            list(tensors),
+                            payload.get("parameters"),
+                            chained_headers,
+                        ),
+                    )
+                )
+                continue
             request = chained_request(link, list(tensors), payload.get("parameters"))
             if request is None:
                 continue
-            chained_headers = {k: v for k, v in headers.items() if k == dataflow_stream.TRACEPARENT}
             pending.append(
                 self._supervisor.spawn(
                     f"dataflow-chain-{link.target}-{request_id}",

@@ -280,3 +280,44 @@ async def test_steps_through_the_gateway_process(
         assert (
             f'modelplane_gateway_requests_total{{code="200",model="{model}",protocol="rest"}} 1.0' in metrics
         )
+
+
+async def test_chained_pipeline_joining_two_upstream_pipelines(flow: Flow) -> None:
+    """A diamond: r feeds p1 and p2; q joins p1's and p2's outputs of the same request (inner,
+    across two upstream pipelines, possibly answered by different workers) and answers once."""
+    await flow.put(seldon_pipeline("r", [{"name": "double"}]))
+    for name, model in (("p1", "negate"), ("p2", "double")):
+        await flow.put(
+            seldon_pipeline(
+                name,
+                [{"name": model}],
+                input={"externalInputs": ["r.outputs"], "tensorMap": {"r.outputs.OUTPUT0": "INPUT0"}},
+            )
+        )
+    await flow.put(
+        seldon_pipeline(
+            "q",
+            [{"name": "add"}],
+            input={
+                "externalInputs": ["p1.outputs.OUTPUT0", "p2.outputs.OUTPUT0"],
+                "tensorMap": {"p1.outputs.OUTPUT0": "INPUT0", "p2.outputs.OUTPUT0": "INPUT1"},
+            },
+        )
+    )
+    answers: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def on_answer(msg: Any) -> None:
+        await answers.put(msg)
+
+    nc = flow.gateway._nc
+    assert nc is not None
+    sub = await nc.subscribe(subjects.pipeline_outputs("q", "*"), cb=on_answer)
+    try:
+        status, answer = await flow.infer("r", [tensor("INPUT0", [3.0])])
+        assert status == 200, answer
+        msg = await asyncio.wait_for(answers.get(), 20)
+        # p1: -6, p2: 12 -> add: OUTPUT0 = 6, OUTPUT1 = -18
+        assert outputs_by_name(orjson.loads(msg.data)) == {"OUTPUT0": [6.0], "OUTPUT1": [-18.0]}
+        assert msg.subject.rsplit(".", 1)[-1] == (msg.headers or {}).get("Nats-Msg-Id", "").rsplit(".", 1)[-1]
+    finally:
+        await sub.unsubscribe()
