@@ -14,7 +14,7 @@ join's timer loses that request's partial join (the inner and any joins are not 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -65,7 +65,7 @@ class ChainJoins:
         link: ChainLink,
         request_id: str,
         source: tuple[str, str, str],
-        tensors: list[Mapping[str, Any]],
+        tensors: Sequence[Mapping[str, Any]],
         parameters: Mapping[str, Any] | None,
         headers: Mapping[str, str],
     ) -> None:

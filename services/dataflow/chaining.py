@@ -16,7 +16,7 @@ until ``q``'s join holds (chain_joins.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,14 +99,14 @@ def _covered(ref: TensorRef, tensors: Iterable[Mapping[str, Any]]) -> list[Mappi
     return [t for t in tensors if ref.covers(str(t.get("name", ""))) and _non_empty(t)]
 
 
-def _joined(refs: tuple[TensorRef, ...], join_type: str, tensors: list[Mapping[str, Any]]) -> bool:
+def _joined(refs: tuple[TensorRef, ...], join_type: str, tensors: Sequence[Mapping[str, Any]]) -> bool:
     if not refs:
         return True
     hits = [bool(_covered(ref, tensors)) for ref in refs]
     return all(hits) if join_type == "inner" else any(hits)
 
 
-def _renamed_inputs(link: ChainLink, tensors: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _renamed_inputs(link: ChainLink, tensors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     sent: dict[str, dict[str, Any]] = {}
     for ref in link.inputs:
         for tensor in _covered(ref, tensors):
@@ -119,7 +119,7 @@ def _renamed_inputs(link: ChainLink, tensors: list[Mapping[str, Any]]) -> list[d
 
 
 def chained_request(
-    link: ChainLink, tensors: list[Mapping[str, Any]], parameters: Mapping[str, Any] | None
+    link: ChainLink, tensors: Sequence[Mapping[str, Any]], parameters: Mapping[str, Any] | None
 ) -> dict[str, Any] | None:
     """The chained pipeline's request made of one upstream event's ``tensors``, or None when
     its joins over this event do not hold."""
@@ -139,7 +139,7 @@ def source_name(key: EventKey) -> str:
     return f"{pipeline}.step.{step}.{port}" if step else f"{pipeline}.{port}"
 
 
-def contribution(link: ChainLink, tensors: list[Mapping[str, Any]]) -> dict[str, Any]:
+def contribution(link: ChainLink, tensors: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """One event's share of a join across events: the (renamed) input tensors it brings and
     whether its triggers hold (None when it brings no trigger)."""
     return {
