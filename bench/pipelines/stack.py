@@ -10,7 +10,6 @@ Routes ``step1`` .. ``stepN`` -> ``double`` on the replica and the pipeline ``ch
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from modelplane.libs.resources.types import Pipeline
 from modelplane.libs.routes import Route, RouteEndpoint, RouteVersion, route_to_pb
 from modelplane.libs.store import TypedBucket, connect, disconnect, ensure_buckets
 from modelplane.proto import resources_pb2, state_pb2
-from tests.helpers.mlserver import spawn_mlserver
+from tests.helpers.mlserver import spawn_mlserver, write_settings
 from tests.helpers.pipeline_models import write_pipeline_models
 from tests.helpers.processes import stop_process_group
 
@@ -105,20 +104,11 @@ class Stack:
     async def _start_mlserver(self) -> None:
         models = self.root / "models"
         write_pipeline_models(models, (SERVER_MODEL,))
-        http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
-        settings = {
-            "http_port": http_port,
-            "grpc_port": grpc_port,
-            "metrics_port": metrics_port,
-            "load_models_at_startup": True,
-            "parallel_workers": 0,
-            "debug": False,
-        }
-        (models / "settings.json").write_text(json.dumps(settings))
+        http, grpc = write_settings(models)
         log = self.root / "mlserver.log"
         proc = spawn_mlserver(models, log)
         self._procs["mlserver"] = proc
-        self.direct = Endpoints(f"127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}")
+        self.direct = Endpoints(http, grpc)
         async with aiohttp.ClientSession() as session:
 
             async def ready() -> bool:

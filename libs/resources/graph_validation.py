@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from urllib.parse import urlparse
 
 from modelplane.libs.errors import InvalidError
+from modelplane.libs.resources.cycles import find_cycle
 from modelplane.libs.resources.types import (
     GRAPH_DEPENDENCIES,
     GRAPH_ROOT_NODE,
@@ -45,7 +46,7 @@ def validate_graph(name: str, spec: InferenceGraphSpec) -> None:
         raise InvalidError(f"must be >= 0 seconds, got {spec.timeout_seconds:g}", field="spec.timeout")
     for node_name, node in spec.nodes.items():
         _check_node(spec.nodes, node_name, node, f"spec.nodes.{node_name}")
-    cycle = _find_cycle(spec.nodes)
+    cycle = find_cycle(_node_calls(spec.nodes))
     if cycle:
         raise InvalidError(f"the nodes call each other in a cycle {' -> '.join(cycle)}", field="spec.nodes")
 
@@ -135,30 +136,6 @@ def _check_step(nodes: Mapping[str, GraphNode], node: GraphNode, step: GraphStep
         )
 
 
-def _find_cycle(nodes: Mapping[str, GraphNode]) -> list[str]:
-    """One cycle of nodeName calls as its path (``root -> a -> root``), or []."""
-    done: set[str] = set()
-    path: list[str] = []
-
-    def visit(node_name: str) -> list[str]:
-        path.append(node_name)
-        for step in nodes[node_name].steps:
-            nxt = step.node_name
-            if not nxt or nxt not in nodes:
-                continue
-            if nxt in path:
-                return [*path[path.index(nxt) :], nxt]
-            if nxt not in done:
-                found = visit(nxt)
-                if found:
-                    return found
-        path.pop()
-        done.add(node_name)
-        return []
-
-    for start in nodes:
-        if start not in done:
-            cycle = visit(start)
-            if cycle:
-                return cycle
-    return []
+def _node_calls(nodes: Mapping[str, GraphNode]) -> dict[str, list[str]]:
+    """Which nodes each node calls (its nodeName steps naming an existing node)."""
+    return {name: [s.node_name for s in node.steps if s.node_name in nodes] for name, node in nodes.items()}

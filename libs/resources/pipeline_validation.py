@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from modelplane.libs.errors import InvalidError
+from modelplane.libs.resources.cycles import find_cycle
 from modelplane.libs.resources.pipeline_refs import (
     BadReference,
     TensorRef,
@@ -44,7 +45,7 @@ def validate_pipeline(name: str, spec: PipelineSpec) -> None:
     if spec.max_step_revisits < 0:
         raise InvalidError(f"must be >= 0, got {spec.max_step_revisits}", field="spec.maxStepRevisits")
     if not spec.allow_cycles:
-        cycle = _find_cycle(edges)
+        cycle = find_cycle(edges)
         if cycle:
             raise InvalidError(
                 f"the steps form a cycle {' -> '.join(cycle)}; set allowCycles (and maxStepRevisits) "
@@ -206,32 +207,3 @@ def _not_negative(value: int, where: str) -> None:
 def _check_batch(batch: PipelineBatch, where: str) -> None:
     _not_negative(batch.size, f"{where}.size")
     _not_negative(batch.window_ms, f"{where}.windowMs")
-
-
-def _find_cycle(edges: Mapping[str, Iterable[str]]) -> list[str]:
-    """One cycle as its path (``a -> b -> a``), or [] when the graph has none."""
-    done: set[str] = set()
-    path: list[str] = []
-    on_path: set[str] = set()
-
-    def visit(node: str) -> list[str]:
-        path.append(node)
-        on_path.add(node)
-        for nxt in edges.get(node, ()):
-            if nxt in on_path:
-                return [*path[path.index(nxt) :], nxt]
-            if nxt not in done:
-                found = visit(nxt)
-                if found:
-                    return found
-        path.pop()
-        on_path.discard(node)
-        done.add(node)
-        return []
-
-    for start in edges:
-        if start not in done:
-            cycle = visit(start)
-            if cycle:
-                return cycle
-    return []

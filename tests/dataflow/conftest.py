@@ -10,7 +10,6 @@ the whole stack.
 from __future__ import annotations
 
 import dataclasses
-import json
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
@@ -22,7 +21,7 @@ import pytest
 from nats.js import JetStreamContext
 
 from modelplane.libs import subjects
-from modelplane.libs.embedded_nats import EmbeddedNats, free_port
+from modelplane.libs.embedded_nats import EmbeddedNats
 from modelplane.libs.resources import convert
 from modelplane.libs.resources.manifests import parse_manifest
 from modelplane.libs.resources.types import InferenceGraph, Pipeline
@@ -33,7 +32,7 @@ from modelplane.services.dataflow.app import DataflowApp
 from modelplane.services.dataflow.settings import DataflowSettings
 from modelplane.services.gateway.app import App
 from tests.gateway.conftest import eventually, poll_until, put_route, start_gateway
-from tests.helpers.mlserver import spawn_mlserver
+from tests.helpers.mlserver import spawn_mlserver, write_settings
 from tests.helpers.pipeline_models import MODEL_NAMES, write_pipeline_models
 from tests.helpers.processes import stop_process_group
 
@@ -67,21 +66,8 @@ def models_replica(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelsR
     root = tmp_path_factory.mktemp("pipeline-models")
     repository = root / "models"
     write_pipeline_models(repository)
-    http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
-    (repository / "settings.json").write_text(
-        json.dumps(
-            {
-                "http_port": http_port,
-                "grpc_port": grpc_port,
-                "metrics_port": metrics_port,
-                "load_models_at_startup": True,
-                "parallel_workers": 0,
-                "debug": False,
-            }
-        )
-    )
+    http, grpc = write_settings(repository)
     proc = spawn_mlserver(repository, root / "mlserver.log")
-    http = f"127.0.0.1:{http_port}"
     try:
 
         def ready() -> bool:
@@ -90,7 +76,7 @@ def models_replica(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelsR
             return _all_ready(http)
 
         poll_until(ready, MLSERVER_START_TIMEOUT, "MLServer to load the pipeline models")
-        yield ModelsReplica(pid=proc.pid, http=http, grpc=f"127.0.0.1:{grpc_port}")
+        yield ModelsReplica(pid=proc.pid, http=http, grpc=grpc)
     finally:
         stop_process_group(proc, timeout=20)
 

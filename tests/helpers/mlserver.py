@@ -26,9 +26,9 @@ class IrisRepository:
     grpc: str
 
 
-def iris_repository(models: Path, server_model_name: str) -> IrisRepository:
-    """A repository in ``models`` serving iris as ``server_model_name`` once MLServer starts."""
-    iris = build_iris_model(models / server_model_name, name=server_model_name)
+def write_settings(models: Path) -> tuple[str, str]:
+    """MLServer's ``settings.json`` in ``models``: free ports, every model loaded at start,
+    inference in the main process. Returns the (REST, gRPC) ``host:port`` addresses."""
     http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
     settings = {
         "http_port": http_port,
@@ -39,7 +39,14 @@ def iris_repository(models: Path, server_model_name: str) -> IrisRepository:
         "debug": False,
     }
     (models / "settings.json").write_text(json.dumps(settings))
-    return IrisRepository(models, iris, f"127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}")
+    return f"127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}"
+
+
+def iris_repository(models: Path, server_model_name: str) -> IrisRepository:
+    """A repository in ``models`` serving iris as ``server_model_name`` once MLServer starts."""
+    iris = build_iris_model(models / server_model_name, name=server_model_name)
+    http, grpc = write_settings(models)
+    return IrisRepository(models, iris, http, grpc)
 
 
 def spawn_mlserver(models: Path, log: Path) -> subprocess.Popen[bytes]:
