@@ -11,7 +11,7 @@ import numpy as np
 import orjson
 import pytest
 
-from modelplane.libs import subjects
+from modelplane.libs import dataflow_stream, subjects
 from modelplane.libs.embedded_nats import EmbeddedNats
 from modelplane.libs.routes import Route, RouteVersion
 from modelplane.proto import open_inference_pb2 as oip
@@ -321,3 +321,77 @@ async def test_chained_pipeline_joining_two_upstream_pipelines(flow: Flow) -> No
         assert msg.subject.rsplit(".", 1)[-1] == (msg.headers or {}).get("Nats-Msg-Id", "").rsplit(".", 1)[-1]
     finally:
         await sub.unsubscribe()
+
+
+def _joined_with_slow(join_type: str, window_ms: int) -> list[dict[str, Any]]:
+    """double (fast) and slow (one second) on the pipeline input, joined by a third step."""
+    return [
+        {"name": "double"},
+        {"name": "slow"},
+        {
+            "name": "add",
+            "inputs": ["double.outputs.OUTPUT0", "slow.outputs.OUTPUT0"],
+            "tensorMap": {"double.outputs.OUTPUT0": "INPUT0", "slow.outputs.OUTPUT0": "INPUT1"},
+            "inputsJoinType": join_type,
+            "joinWindowMs": window_ms,
+        },
+    ]
+
+
+async def test_joins_with_a_slow_input(flow: Flow) -> None:
+    """Against a model that takes a second: an inner join waits for it; an inner join whose
+    window is shorter ends the request with an error naming the step and the missing input; an
+    outer join with a short window goes on with what arrived."""
+    body = [tensor("INPUT0", [2.0])]
+    await flow.put(seldon_pipeline("waits", _joined_with_slow("inner", 5000)))
+    status, answer = await flow.infer("waits", body)
+    assert status == 200, answer
+    assert outputs_by_name(answer) == {"OUTPUT0": [6.0], "OUTPUT1": [2.0]}
+
+    await flow.put(seldon_pipeline("short", _joined_with_slow("inner", 100)))
+    status, answer = await flow.infer("short", body)
+    assert status == 504, answer
+    assert "step add" in answer["error"]
+    assert "slow.outputs.OUTPUT0" in answer["error"]
+
+    await flow.put(
+        seldon_pipeline(
+            "outer",
+            [
+                *_joined_with_slow("outer", 100)[:2],
+                {
+                    "name": "negate",
+                    "inputs": ["double", "slow"],
+                    "inputsJoinType": "outer",
+                    "joinWindowMs": 100,
+                },
+            ],
+        )
+    )
+    status, answer = await flow.infer("outer", body)
+    assert status == 200, answer
+    # negate got only double's output (the window closed before slow answered).
+    assert outputs_by_name(answer) == {"OUTPUT0": [-4.0]}
+
+
+async def test_asynchronous_request_on_the_input_subject(flow: Flow) -> None:
+    """A request published to the pipeline's input subject (JetStream) is answered on its output
+    subject under the same request id, with no gateway involved."""
+    await flow.put(seldon_pipeline("asyncp", [{"name": "double"}]))
+    nc = flow.gateway._nc
+    assert nc is not None
+    sub = await nc.subscribe(subjects.pipeline_outputs("asyncp", "req-42"))
+    try:
+        ack = await flow.js.publish(
+            subjects.pipeline_inputs("asyncp", "req-42"),
+            orjson.dumps({"id": "mine", "inputs": [tensor("INPUT0", [1.5])]}),
+            headers={dataflow_stream.MSG_ID: dataflow_stream.request_msg_id("pipeline", "asyncp", "req-42")},
+        )
+        assert ack.stream == subjects.DATAFLOW_STREAM
+        msg = await sub.next_msg(timeout=20)
+    finally:
+        await sub.unsubscribe()
+    answer = orjson.loads(msg.data)
+    assert (msg.headers or {}).get(dataflow_stream.STATUS) == "200"
+    assert answer["id"] == "mine"
+    assert outputs_by_name(answer) == {"OUTPUT0": [3.0]}
