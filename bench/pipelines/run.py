@@ -26,6 +26,7 @@ import aiohttp
 import orjson
 
 from bench.gateway.load import Cell, closed_loop, process_cpu_seconds
+from bench.pipelines import floor
 from bench.pipelines.stack import DEFAULT_STEPS, PIPELINE, SERVER_MODEL, Stack
 
 BODY = {"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 4], "data": [1.0, 2.0, 3.0, 4.0]}]}
@@ -85,6 +86,11 @@ async def _bench(args: argparse.Namespace) -> None:
         try:
             for client in (direct, through):
                 await closed_loop(client, 4, args.warmup_seconds)
+            hop, core = await floor.measure(stack.nats_url)
+            print(
+                f"floor: JetStream publish -> worker -> reply p50 {hop:.2f} ms; core NATS request/reply p50 "
+                f"{core:.2f} ms (a pipeline request crosses NATS this way once)"
+            )
             print(
                 f"{'conc':>4} {'direct p50':>11} {'p99':>8} {'pipeline p50':>13} {'p99':>8} "
                 f"{'added/step p50':>15} {'throughput':>11} {'gw cpu/req':>11} {'df cpu/req':>11}"

@@ -75,6 +75,10 @@ class Stack:
         self.direct = Endpoints("", "")
         self.gateway = Endpoints("", "")
 
+    @property
+    def nats_url(self) -> str:
+        return self._nats.url
+
     def pid(self, name: str) -> int:
         return self._procs[name].pid
 
