@@ -381,8 +381,8 @@ class ControlHandler:
         return _initial_status(resource)
 
     async def _experiment_status(self, experiment: Experiment) -> state_pb2.ResourceStatus:
-        """ExperimentReady when every candidate and the mirror is ModelAvailable; the reason
-        names those that are not, with their state."""
+        """ExperimentReady when every candidate and the mirror is ModelAvailable (PipelineReady
+        for an experiment over pipelines); the reason names those that are not, with their state."""
         spec = experiment.spec
         status = state_pb2.ResourceStatus(
             kind=experiment.kind,
@@ -391,14 +391,14 @@ class ControlHandler:
             observed_generation=experiment.meta.generation,
             total_replicas=len(spec.members()),
         )
-        if spec.resource_type != "model":
-            status.state = EXPERIMENT_NOT_READY
-            status.reason = f"experiments of {spec.resource_type}s are not supported yet"
-            return status
+        ready_state = PIPELINE_READY if spec.resource_type == "pipeline" else MODEL_AVAILABLE
         waiting: builtins.list[str] = []
         for member in spec.members():
-            state = await self._model_state(member)
-            if state == MODEL_AVAILABLE:
+            if spec.resource_type == "pipeline":
+                state = await self._pipeline_state(member)
+            else:
+                state = await self._model_state(member)
+            if state == ready_state:
                 status.available_replicas += 1
             else:
                 role = "mirror" if spec.mirror is not None and member == spec.mirror.name else "candidate"
@@ -461,6 +461,12 @@ class ControlHandler:
             status.reason = "; ".join(c.reason for c in (pipeline_ready, models_ready) if not c.status)
         status.conditions.extend([pipeline_ready, models_ready])
         return status
+
+    async def _pipeline_state(self, name: str) -> str:
+        try:
+            return (await self.get_status("Pipeline", name)).state
+        except NotFoundError:
+            return "not found (no such pipeline)"
 
     async def _model_state(self, name: str) -> str:
         found = await self._statuses.try_get(subjects.status_key("Model", name))

@@ -13,8 +13,9 @@ the candidate that served; a client that sends it back (Seldon matches "contains
 values may be concatenated) stays on that candidate. We match the candidate by model name and
 ignore the version, so a session survives a new version of its candidate. Candidates are picked
 at random by weight and the mirror gets ``percent``% of requests, from one ``random.Random`` per
-process (seeded from the OS unless a test passes its own). Experiments over pipelines are
-accepted by the api but answered "pipelines are not supported yet" here.
+process (seeded from the OS unless a test passes its own). An experiment over pipelines
+(``resourceType: pipeline``) routes the same way between ``<candidate>.pipeline`` targets; its
+baseline is addressed as ``<default>.pipeline`` and its route key is ``:<candidate>.pipeline:``.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from dataclasses import dataclass
 from typing import Final
 
 from modelplane.libs.dataplane.routing import RouteTable, default_version
-from modelplane.libs.errors import InvalidError, NotFoundError
+from modelplane.libs.errors import NotFoundError
 from modelplane.libs.resources.types import Experiment, ExperimentCandidate
+from modelplane.services.gateway.dataflow import PIPELINE_SUFFIX
 
 ROUTE_HEADER: Final = "x-seldon-route"
 EXPERIMENT_SUFFIX: Final = ".experiment"
@@ -55,6 +57,11 @@ def route_value(model: str, version: int | None) -> str:
     return f"{_SEPARATOR}{key}{_SEPARATOR}"
 
 
+def addressed(name: str, resource_type: str) -> str:
+    """How requests name a member: ``iris`` for a model, ``chain.pipeline`` for a pipeline."""
+    return f"{name}{PIPELINE_SUFFIX}" if resource_type == "pipeline" else name
+
+
 def sticky_candidate(header: str | None, candidates: Iterable[str]) -> str | None:
     """The candidate a returned x-seldon-route names, if any (first named wins)."""
     if not header:
@@ -64,6 +71,8 @@ def sticky_candidate(header: str | None, candidates: Iterable[str]) -> str | Non
         token = token.strip()
         if not token:
             continue
+        if token.endswith(PIPELINE_SUFFIX):
+            token = token[: -len(PIPELINE_SUFFIX)]
         versioned = _VERSIONED.match(token)
         model = versioned.group("model") if versioned else token
         if model in names:
@@ -120,7 +129,7 @@ class ExperimentTable:
         self._forget(name)
         self._experiments[name] = experiment
         if experiment.spec.default:
-            self._baselines[experiment.spec.default] = name
+            self._baselines[addressed(experiment.spec.default, experiment.spec.resource_type)] = name
         if self._seen is not None:
             self._seen.add(name)
 
@@ -139,8 +148,11 @@ class ExperimentTable:
 
     def _forget(self, name: str) -> None:
         old = self._experiments.pop(name, None)
-        if old is not None and self._baselines.get(old.spec.default) == name:
-            del self._baselines[old.spec.default]
+        if old is None:
+            return
+        baseline = addressed(old.spec.default, old.spec.resource_type)
+        if self._baselines.get(baseline) == name:
+            del self._baselines[baseline]
 
 
 class ExperimentRouter:
@@ -160,8 +172,7 @@ class ExperimentRouter:
     def route(self, model: str, headers: Mapping[str, str]) -> Routed:
         """Where a request for ``model`` goes (``model`` unchanged when no experiment applies).
 
-        NotFoundError for ``<x>.experiment`` naming no experiment; InvalidError for an experiment
-        over pipelines."""
+        NotFoundError for ``<x>.experiment`` naming no experiment."""
         if model.endswith(EXPERIMENT_SUFFIX):
             name = model[: -len(EXPERIMENT_SUFFIX)]
             experiment = self._experiments.get(name)
@@ -176,11 +187,6 @@ class ExperimentRouter:
 
     def _choose(self, experiment: Experiment, route_header: str | None) -> Routed:
         spec, name = experiment.spec, experiment.meta.name
-        if spec.resource_type != "model":
-            raise InvalidError(
-                f"experiment {name} routes {spec.resource_type}s; pipelines are not supported yet",
-                field="model",
-            )
         if not spec.candidates:
             raise NotFoundError(f"experiment {name} has only a mirror: no candidate answers its requests")
         chosen = sticky_candidate(route_header, (c.name for c in spec.candidates))
@@ -188,7 +194,12 @@ class ExperimentRouter:
             chosen = weighted_choice(spec.candidates, self._rng.random())
         mirror = None
         if spec.mirror is not None and mirrored(spec.mirror.percent, self._rng.random()):
-            mirror = spec.mirror.name
+            mirror = addressed(spec.mirror.name, spec.resource_type)
+        if spec.resource_type == "pipeline":
+            target = addressed(chosen, spec.resource_type)
+            return Routed(
+                model=target, route_header=route_value(target, None), mirror=mirror, experiment=name
+            )
         return Routed(model=chosen, route_header=self._route_value(chosen), mirror=mirror, experiment=name)
 
     def _route_value(self, model: str) -> str:

@@ -189,7 +189,7 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
         return await self._run("ModelMetadata", context, work)
 
     async def _flow_infer(
-        self, request: oip.ModelInferRequest, kind: str, name: str
+        self, request: oip.ModelInferRequest, kind: str, name: str, mirror: str | None = None
     ) -> oip.ModelInferResponse:
         """A pipeline's or an inference graph's answer: the request goes as V2 JSON through the
         dataflow stream, the answer comes back as protobuf."""
@@ -201,6 +201,10 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
             # (clients such as tritonclient read only those).
             raw = bool(request.raw_input_contents)
             body = orjson.dumps(v2_json.request_from_pb(request))
+            mirrored = flow_of(mirror) if mirror is not None else None
+            if mirrored is not None and self._mirror is not None:
+                dataflow = self._dataflow
+                self._mirror.send_call(mirror or "", lambda: dataflow.call(*mirrored, body))
             answer = await self._dataflow.call(kind, name, body)
             if answer.status != 200:
                 raise answer_error(kind, name, answer)
@@ -222,7 +226,7 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
             if flow is not None and self._dataflow is not None:
                 if self._dataflow.knows(*flow):
                     label = name
-                return await self._flow_infer(request, *flow)
+                return await self._flow_infer(request, *flow, mirror=routed.mirror)
             if self._handler.knows(name):
                 label = name
             with log_scope(model=name):

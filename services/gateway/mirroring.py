@@ -65,19 +65,31 @@ class Mirror:
             self.dropped += 1
             log.debug("mirror_dropped", mirror=model, reason=str(exc))
             return
+        self._start(model, lambda: copy(target))
+
+    def send_call(self, name: str, call: Callable[[], Awaitable[object]]) -> None:
+        """Start ``call`` (a copy to a pipeline or graph, which resolves its own way) and return
+        at once; counted and bounded like model copies."""
+        if self._tasks.running >= self._max_in_flight:
+            self.dropped += 1
+            log.debug("mirror_dropped", mirror=name, reason="too many copies in flight")
+            return
+        self._start(name, call)
+
+    def _start(self, name: str, call: Callable[[], Awaitable[object]]) -> None:
         try:
-            self._tasks.spawn(f"mirror:{model}", self._run(target, copy))
+            self._tasks.spawn(f"mirror:{name}", self._run(name, call))
         except RuntimeError:  # closed: the gateway is shutting down
             self.dropped += 1
             return
         self.sent += 1
 
-    async def _run(self, target: Target, copy: SendCopy) -> None:
+    async def _run(self, name: str, call: Callable[[], Awaitable[object]]) -> None:
         try:
-            await copy(target)
+            await call()
         except Exception as exc:  # a mirror's failure is never the client's
             self.failed += 1
-            log.debug("mirror_failed", mirror=target.model, error=repr(exc))
+            log.debug("mirror_failed", mirror=name, error=repr(exc))
         else:
             self.answered += 1
 

@@ -288,7 +288,7 @@ class RestAdapter:
             request.state[_ROUTE] = routed.route_header
         flow = flow_of(name)
         if flow is not None and self._dataflow is not None:
-            return await self._flow_infer(request, *flow)
+            return await self._flow_infer(request, *flow, mirror=routed.mirror)
         request.state[METRIC_MODEL] = name if self._handler.knows(name) else UNKNOWN_MODEL
         with log_scope(model=name):
             self._handler.check_known(name, params.get("version"))
@@ -316,7 +316,9 @@ class RestAdapter:
     async def graph_infer(self, request: HttpRequest, params: Params) -> HttpResponse:
         return await self._flow_infer(request, GRAPH, params["graph"])
 
-    async def _flow_infer(self, request: HttpRequest, kind: str, name: str) -> HttpResponse:
+    async def _flow_infer(
+        self, request: HttpRequest, kind: str, name: str, mirror: str | None = None
+    ) -> HttpResponse:
         """A pipeline's (V2 request) or an inference graph's (any JSON) synchronous answer."""
         if self._dataflow is None:
             raise NotFoundError(f"{kind} {name} not found: this gateway serves models only")
@@ -333,8 +335,17 @@ class RestAdapter:
                 validate_infer_json(request.body, None)
             else:
                 load_json_object(request.body)
+            self._send_flow_mirror(mirror, request.body)
             answer = await self._dataflow.call(kind, name, request.body)
             return HttpResponse(answer.status, answer.body, {"content-type": "application/json"})
+
+    def _send_flow_mirror(self, mirror: str | None, body: bytes) -> None:
+        """A copy of a pipeline request to the experiment's mirror pipeline (answer dropped)."""
+        mirrored = flow_of(mirror) if mirror is not None else None
+        if mirrored is None or self._mirror is None or self._dataflow is None:
+            return
+        dataflow = self._dataflow
+        self._mirror.send_call(mirror or "", lambda: dataflow.call(*mirrored, body))
 
     def _send_mirror(self, request: HttpRequest, mirror: str, body: bytes) -> None:
         """A copy of the request to ``mirror``; its answer is dropped (mirroring.py)."""

@@ -120,3 +120,22 @@ async def test_rest_applies_lists_and_deletes_experiments(api_app: App) -> None:
             assert (await resp.json())["state"] == "ExperimentNotReady"
         async with http.delete(f"{api_app.http_url}/v1/experiments/ab") as resp:
             assert (await resp.json())["outcome"] == "deleted"
+
+
+async def test_experiment_over_pipelines_follows_the_pipelines_states(
+    handler: ControlHandler, js: JetStreamContext
+) -> None:
+    """resourceType pipeline: Ready when every candidate pipeline is PipelineReady."""
+    await handler.apply_manifest(
+        {
+            "apiVersion": "mlops.seldon.io/v1alpha1",
+            "kind": "Pipeline",
+            "metadata": {"name": "iris"},
+            "spec": {"steps": [{"name": "m"}]},
+        }
+    )
+    await handler.apply_manifest(experiment(resourceType="pipeline"))
+    status = await handler.get_status("Experiment", "ab")
+    assert status.state == "ExperimentNotReady"
+    assert "candidate iris is PipelineCreating" in status.reason
+    assert "candidate iris2 is not found (no such pipeline)" in status.reason

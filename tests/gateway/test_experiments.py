@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from modelplane.libs.dataplane.routing import RouteTable
-from modelplane.libs.errors import InvalidError, NotFoundError
+from modelplane.libs.errors import NotFoundError
 from modelplane.libs.resources.types import (
     Experiment,
     ExperimentCandidate,
@@ -136,11 +136,17 @@ def test_experiment_name_routes_without_a_default() -> None:
         choose.route("nosuch.experiment", {})
 
 
-def test_pipeline_experiments_answer_not_supported_yet() -> None:
-    """An experiment over pipelines is refused clearly, not routed to same-named models."""
+def test_pipeline_experiments_route_between_pipelines() -> None:
+    """An experiment over pipelines splits requests for ``<default>.pipeline`` (not the model of
+    the same name) between ``<candidate>.pipeline``, keyed ``:<candidate>.pipeline:``, sticky."""
     choose = router(ab(resource_type="pipeline"))
-    with pytest.raises(InvalidError, match="pipelines are not supported yet"):
-        choose.route("iris", {})
+    assert choose.route("iris", {}).route_header is None  # the model iris is not the baseline
+    routed = choose.route("iris.pipeline", {})
+    assert routed.model in {"iris.pipeline", "iris2.pipeline"}
+    assert routed.route_header == f":{routed.model}:"
+    again = choose.route("iris.pipeline", {ROUTE_HEADER: ":iris2.pipeline:"})
+    assert again.model == "iris2.pipeline"
+    assert choose.route("ab.experiment", {ROUTE_HEADER: ":iris.pipeline:"}).model == "iris.pipeline"
 
 
 def test_table_tracks_baselines_across_updates_and_resyncs() -> None:
