@@ -44,3 +44,13 @@ class NoOutputError(ModelplaneError):
     """The request ran to the end without producing what the pipeline's output waits for."""
 
     http_status = 500
+
+
+class NotLoadedYet(Exception):
+    """This worker does not run the pipeline or graph a request names (yet): a resource just
+    applied may reach the gateway before this worker. The request goes back to JetStream to be
+    delivered again shortly; at its last delivery it is answered 404."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} is not loaded")
+        self.what = what

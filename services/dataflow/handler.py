@@ -30,6 +30,7 @@ from modelplane.libs.tasks import TaskSupervisor
 from modelplane.libs.telemetry import inject_context, server_span
 from modelplane.services.dataflow.chain_joins import ChainJoins
 from modelplane.services.dataflow.chaining import chained_request
+from modelplane.services.dataflow.errors import NotLoadedYet
 from modelplane.services.dataflow.table import GRAPH, PIPELINE, FlowTable
 
 log = structlog.get_logger(__name__)
@@ -151,6 +152,10 @@ class DataflowHandler:
                     await self._run_graph(name, body, headers, answer)
                 else:
                     raise NotFoundError(f"no dataflow kind {kind!r}")
+            except NotLoadedYet as exc:
+                if not last_delivery:
+                    raise
+                await answer(404, error_body(f"{exc.what} is not loaded by the dataflow workers"))
             except ModelplaneError as exc:
                 if answered:
                     log.warning("dataflow_side_step_failed", error=str(exc))
@@ -170,7 +175,7 @@ class DataflowHandler:
     ) -> None:
         entry = self._table.pipeline(name)
         if entry is None:
-            raise NotFoundError(f"pipeline {name} is not loaded")
+            raise NotLoadedYet(f"pipeline {name}")
         request = _json_object(body, f"pipeline {name}")
         trace_headers: dict[str, str] = {}
         inject_context(trace_headers)
@@ -198,7 +203,7 @@ class DataflowHandler:
     async def _run_graph(self, name: str, body: bytes, headers: Mapping[str, str], answer: Any) -> None:
         entry = self._table.graph(name)
         if entry is None:
-            raise NotFoundError(f"inference graph {name} is not loaded")
+            raise NotLoadedYet(f"inference graph {name}")
         call_headers: dict[str, str] = {"content-type": "application/json"}
         inject_context(call_headers)
         result = await entry.runner.run(body, call_headers)

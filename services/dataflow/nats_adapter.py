@@ -25,9 +25,13 @@ from nats.js import JetStreamContext
 
 from modelplane.libs import dataflow_stream, subjects
 from modelplane.libs.tasks import TaskSupervisor, cancel_and_wait
+from modelplane.services.dataflow.errors import NotLoadedYet
 from modelplane.services.dataflow.handler import DataflowHandler
 
 log = structlog.get_logger(__name__)
+
+# Delay before a request naming a pipeline this worker has not loaded yet is delivered again.
+_EARLY_RETRY_SECONDS = 0.5
 
 
 class JetStreamPublisher:
@@ -168,6 +172,11 @@ class RequestConsumer:
             await msg.ack()
         except asyncio.CancelledError:
             raise
+        except NotLoadedYet as exc:
+            # Applied a moment ago: this worker's table has not caught up yet.
+            log.debug("dataflow_request_early", subject=msg.subject, flow=exc.what)
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=_EARLY_RETRY_SECONDS)
         except Exception:
             # Not acknowledged: JetStream redelivers it (to this or another worker).
             log.exception("dataflow_request_not_acknowledged", subject=msg.subject)
