@@ -1,4 +1,4 @@
-"""The README quickstart works exactly as written (its commands are read from README.md)."""
+"""The README examples work exactly as written (their commands are read from README.md)."""
 
 from __future__ import annotations
 
@@ -11,20 +11,18 @@ from pathlib import Path
 from tests.e2e.stack import REPO, UpProcess
 
 
-def quickstart_commands() -> list[str]:
+def readme_commands(marker: str) -> list[str]:
+    """The commands of the README block between ``<!-- marker:begin -->`` and its end."""
     text = (REPO / "README.md").read_text()
-    block = re.search(r"<!-- quickstart:begin -->\s*```sh\n(.*?)```\s*<!-- quickstart:end -->", text, re.S)
-    assert block, "README.md lost its quickstart block"
+    block = re.search(rf"<!-- {marker}:begin -->\s*```sh\n(.*?)```\s*<!-- {marker}:end -->", text, re.S)
+    assert block, f"README.md lost its {marker} block"
     return [line for line in block.group(1).splitlines() if line.strip()]
 
 
-def test_readme_quickstart_commands_run_as_written(stack: UpProcess, tmp_path: Path) -> None:
-    """Each quickstart command exits 0 in a copy of the repo's examples, and the last one predicts."""
-    work = tmp_path / "checkout"
-    shutil.copytree(REPO / "examples", work / "examples", ignore=shutil.ignore_patterns("model"))
-    (work / ".venv").symlink_to(REPO / ".venv")
+def run_as_written(commands: list[str], stack: UpProcess, work: Path) -> str:
+    """Run each command in ``work`` against the stack; each must exit 0. The last one's output."""
     out = ""
-    for command in quickstart_commands():
+    for command in commands:
         done = subprocess.run(
             command,
             shell=True,
@@ -37,5 +35,23 @@ def test_readme_quickstart_commands_run_as_written(stack: UpProcess, tmp_path: P
         )
         assert done.returncode == 0, f"{command!r} failed: {done.stderr}\n{stack.log_tail()}"
         out = done.stdout
+    return out
+
+
+def test_readme_quickstart_commands_run_as_written(stack: UpProcess, tmp_path: Path) -> None:
+    """Each quickstart command exits 0 in a copy of the repo's examples, and the last one predicts."""
+    work = tmp_path / "checkout"
+    shutil.copytree(REPO / "examples", work / "examples", ignore=shutil.ignore_patterns("model"))
+    (work / ".venv").symlink_to(REPO / ".venv")
+    out = run_as_written(readme_commands("quickstart"), stack, work)
     response = json.loads(out)
     assert response["outputs"][0]["data"] == [0, 2]
+
+
+def test_readme_pipeline_commands_run_as_written(stack: UpProcess, tmp_path: Path) -> None:
+    """The README's pipeline example loads, gets ready and answers from the negate branch."""
+    work = tmp_path / "checkout"
+    shutil.copytree(REPO / "examples", work / "examples")
+    (work / ".venv").symlink_to(REPO / ".venv")
+    response = json.loads(run_as_written(readme_commands("pipeline"), stack, work))
+    assert response["outputs"][0]["data"] == [1.0, 3.0]
