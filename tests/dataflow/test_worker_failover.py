@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import DeliverPolicy
@@ -61,21 +60,19 @@ async def test_killed_worker_loses_no_request(
             return found is not None and found.value.state == "Ready"
 
         await eventually(worker_runs_it, 30, "the worker process to take the pipeline on")
-        started: asyncio.Queue[Any] = asyncio.Queue()
-
-        async def on_step(msg: Any) -> None:
-            await started.put(msg.subject)
-
-        nc = flow.gateway._nc
-        assert nc is not None
-        sub = await nc.subscribe(subjects.pipeline_step("slowpipe", "slow", "inputs", "*"), cb=on_step)
         calls = [
             asyncio.create_task(flow.infer("slowpipe", [tensor("INPUT0", [float(i)])]))
             for i in range(REQUESTS)
         ]
-        for _ in range(REQUESTS):
-            await asyncio.wait_for(started.get(), 30)
-        await sub.unsubscribe()
+
+        async def all_taken() -> bool:
+            # Delivered to the worker process and not acknowledged: it is running them (the
+            # model takes a second each).
+            info = await flow.js.consumer_info(subjects.DATAFLOW_STREAM, subjects.DATAFLOW_WORKERS_CONSUMER)
+            return bool(info.num_ack_pending == REQUESTS)
+
+        await eventually(all_taken, 30, "the worker process to take every request")
+        assert not any(call.done() for call in calls)
         # Every request is inside the model call now: kill the worker without a chance to clean up.
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
