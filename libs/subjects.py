@@ -114,8 +114,8 @@ ALL_GATEWAY_LOAD = f"{GATEWAY_LOAD_PREFIX}.>"
 
 # ---- Dataflow (pipelines and inference graphs) ----------------------------------------------
 # One JetStream stream holds every dataflow subject below: requests (work queue for the dataflow
-# workers), results (read by the gateway waiting for them, and by chained pipelines), and each
-# step's inputs and outputs (for ``pipeline inspect``). Request ids are subject tokens (hex).
+# workers), results (read by the gateway waiting for them, and by chained pipelines), and the
+# record of each request's steps (for ``pipeline inspect``). Request ids are subject tokens (hex).
 DATAFLOW_STREAM = "MODELPLANE_DATAFLOW"
 DATAFLOW_PREFIX = "modelplane.dataflow"
 ALL_DATAFLOW = f"{DATAFLOW_PREFIX}.>"
@@ -135,9 +135,10 @@ def pipeline_outputs(pipeline: str, request_id: str) -> str:
     return f"{DATAFLOW_PREFIX}.pipeline.{pipeline}.outputs.{request_id}"
 
 
-def pipeline_step(pipeline: str, step: str, port: str, request_id: str) -> str:
-    """What one step of a pipeline was sent (``port`` = inputs) or answered (outputs)."""
-    return f"{DATAFLOW_PREFIX}.step.{pipeline}.{step}.{port}.{request_id}"
+def pipeline_steps(pipeline: str, request_id: str) -> str:
+    """What each step of one request was sent and answered, as one JSON list of
+    ``{"step", "port": "inputs"|"outputs", "message"}`` in the order it happened (``inspect``)."""
+    return f"{DATAFLOW_PREFIX}.steps.{pipeline}.{request_id}"
 
 
 def graph_inputs(graph: str, request_id: str) -> str:

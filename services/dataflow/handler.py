@@ -52,7 +52,7 @@ class DataflowPublisher(Protocol):
         self, kind: str, name: str, request_id: str, body: bytes, headers: Mapping[str, str]
     ) -> None: ...
 
-    def records(self, records: list[tuple[str, bytes]], headers: Mapping[str, str]) -> None: ...
+    def record(self, subject: str, body: bytes, headers: Mapping[str, str]) -> None: ...
 
 
 _Answer = Callable[[int, bytes], Coroutine[Any, Any, None]]
@@ -78,9 +78,9 @@ class _Observer:
         self._request_id = request_id
         self._headers = headers
         self._pending = pending
-        # (subject, payload) of every step call and answer, published together at the end:
-        # one write instead of two per step (they are for `inspect`, nobody waits for them).
-        self.records: list[tuple[str, bytes]] = []
+        # Every step call and answer, published as one record at the end: one message instead
+        # of two per step (it is for `inspect`, nobody waits for it).
+        self.records: list[dict[str, Any]] = []
 
     def step_called(self, step: str, request: dict[str, Any]) -> None:
         self._event(step, "inputs", request)
@@ -89,8 +89,7 @@ class _Observer:
         self._event(step, "outputs", response)
 
     def _event(self, step: str, port: str, payload: dict[str, Any]) -> None:
-        subject = subjects.pipeline_step(self._pipeline, step, port, self._request_id)
-        self.records.append((subject, orjson.dumps(payload)))
+        self.records.append({"step": step, "port": port, "message": payload})
         self._handler.chain(
             self._pipeline, step, port, self._request_id, payload, self._headers, self._pending
         )
@@ -195,7 +194,9 @@ class DataflowHandler:
             await entry.runner.run(request, request_id=request_id, on_output=on_output, observer=observer)
         finally:
             if observer.records:
-                self._publisher.records(observer.records, trace_headers)
+                self._publisher.record(
+                    subjects.pipeline_steps(name, request_id), orjson.dumps(observer.records), trace_headers
+                )
             # The list may grow while we wait (a chained publish spawned by a late step).
             while pending:
                 await pending.pop(0)

@@ -74,15 +74,14 @@ class JetStreamPublisher:
         out[dataflow_stream.MSG_ID] = dataflow_stream.request_msg_id(kind, name, request_id)
         await self._js.publish(subject, body, headers=out)
 
-    def records(self, records: list[tuple[str, bytes]], headers: Mapping[str, str]) -> None:
-        self._supervisor.spawn("dataflow-records", self._records(records, dict(headers)))
+    def record(self, subject: str, body: bytes, headers: Mapping[str, str]) -> None:
+        self._supervisor.spawn("dataflow-record", self._record(subject, body, dict(headers)))
 
-    async def _records(self, records: list[tuple[str, bytes]], headers: dict[str, str]) -> None:
+    async def _record(self, subject: str, body: bytes, headers: dict[str, str]) -> None:
         try:
-            for subject, body in records:
-                await self._nc.publish(subject, body, headers=headers or None)
-        except Exception as exc:  # a lost record only costs `inspect` its messages
-            log.debug("step_records_lost", count=len(records), error=str(exc))
+            await self._nc.publish(subject, body, headers=headers or None)
+        except Exception as exc:  # a lost record only costs `inspect` one request
+            log.debug("step_record_lost", subject=subject, error=str(exc))
 
 
 def parse_request_subject(subject: str) -> tuple[str, str, str] | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import aiohttp
 import grpc
+import orjson
 import pytest
 from nats.js import JetStreamContext
 
@@ -26,9 +27,12 @@ async def _two_requests(js: JetStreamContext) -> None:
     await dataflow_stream.ensure_stream(js)
     for rid, value in (("r1", 1), ("r2", 2)):
         await _record(js, subjects.pipeline_inputs("chain", rid), b'{"inputs":[%d]}' % value)
-        await _record(js, subjects.pipeline_step("chain", "a", "inputs", rid), b'{"a_in":%d}' % value)
-        await _record(js, subjects.pipeline_step("chain", "a", "outputs", rid), b'{"a_out":%d}' % value)
-        await _record(js, subjects.pipeline_step("chain", "b", "outputs", rid), b'{"b_out":%d}' % value)
+        steps = [
+            {"step": "a", "port": "inputs", "message": {"a_in": value}},
+            {"step": "a", "port": "outputs", "message": {"a_out": value}},
+            {"step": "b", "port": "outputs", "message": {"b_out": value}},
+        ]
+        await _record(js, subjects.pipeline_steps("chain", rid), orjson.dumps(steps))
         await _record(js, subjects.pipeline_outputs("chain", rid), b'{"outputs":[%d]}' % value)
 
 

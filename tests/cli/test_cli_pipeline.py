@@ -185,7 +185,10 @@ async def test_pipeline_inspect_prints_each_steps_last_messages(
     assert (await run_cli("pipeline", "load", "-f", str(write(tmp_path, SELDON_PIPELINE)))).exit_code == 0
     await dataflow_stream.ensure_stream(js)
     await js.publish(subjects.pipeline_inputs("tfsimples", "abc"), b'{"inputs":[]}')
-    await js.publish(subjects.pipeline_step("tfsimples", "tfsimple1", "outputs", "abc"), b'{"outputs":[1]}')
+    await js.publish(
+        subjects.pipeline_steps("tfsimples", "abc"),
+        json.dumps([{"step": "tfsimple1", "port": "outputs", "message": {"outputs": [1]}}]).encode(),
+    )
     shown = await run_cli("pipeline", "inspect", "tfsimples")
     assert shown.exit_code == 0, shown.output
     assert shown.output.splitlines() == [

@@ -35,7 +35,7 @@ class RecordingPublisher:
     ) -> None:
         raise AssertionError("no chained request expected")
 
-    def records(self, records: list[tuple[str, bytes]], headers: Mapping[str, str]) -> None:
+    def record(self, subject: str, body: bytes, headers: Mapping[str, str]) -> None:
         pass
 
 

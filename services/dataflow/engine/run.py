@@ -170,6 +170,7 @@ class _Run:
         self._partial = False
         self._loop = asyncio.get_running_loop()
         self._tasks: dict[asyncio.Task[_Outcome], str] = {}
+        self._resolved: dict[tuple[TensorRef, int], list[Tensor]] = {}
         self._supervisor = TaskSupervisor(f"pipeline-{self._name}-{request_id}")
 
     # ---- the loop ------------------------------------------------------------------------------
@@ -246,12 +247,21 @@ class _Run:
 
     # ---- values --------------------------------------------------------------------------------
     def _resolve(self, ref: TensorRef) -> list[Tensor]:
-        """The non-empty tensors ``ref`` covers now (empty tensors count as absent)."""
-        return [
-            t
-            for t in self._values.get(source_of(ref), ())
-            if ref.covers(str(t.get("name", ""))) and not is_empty(t)
-        ]
+        """The non-empty tensors ``ref`` covers now (empty tensors count as absent).
+
+        Remembered per version of the source: every sweep asks again for every step's
+        references, while the values change only when a step answers."""
+        source = source_of(ref)
+        key = (ref, self._versions.get(source, 0))
+        found = self._resolved.get(key)
+        if found is None:
+            found = [
+                t
+                for t in self._values.get(source, ())
+                if ref.covers(str(t.get("name", ""))) and not is_empty(t)
+            ]
+            self._resolved[key] = found
+        return found
 
     def _satisfied(self, ref: TensorRef) -> bool:
         return bool(self._resolve(ref))
