@@ -80,7 +80,7 @@ def _ms(latencies: list[float], q: float) -> float:
 
 
 async def _bench(args: argparse.Namespace) -> None:
-    async with Stack(profile_dataflow_to=args.profile, steps=args.steps) as stack:
+    async with Stack(profile_to=args.profile, steps=args.steps, profiled=args.profile_process) as stack:
         direct = DirectChain(stack.direct.http, args.steps)
         through = PipelineCall(stack.gateway.http)
         try:
@@ -146,7 +146,13 @@ def main(argv: list[str] | None = None) -> None:
         "--profile",
         type=Path,
         default=None,
-        help="cProfile the dataflow worker into this file (pstats format)",
+        help="cProfile one process (--profile-process) into this file (pstats format)",
+    )
+    parser.add_argument(
+        "--profile-process",
+        choices=("dataflow", "gateway"),
+        default="dataflow",
+        help="the process --profile profiles",
     )
     args = parser.parse_args(argv)
     asyncio.run(_bench(args))

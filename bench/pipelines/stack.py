@@ -62,12 +62,14 @@ class Stack:
     def __init__(
         self,
         work_dir: Path | None = None,
-        profile_dataflow_to: Path | None = None,
+        profile_to: Path | None = None,
         steps: int = DEFAULT_STEPS,
+        profiled: str = "dataflow",
     ) -> None:
         self.steps = step_names(steps)
-        # cProfile output of the dataflow worker (written when it stops), if wanted.
-        self._profile_to = profile_dataflow_to
+        # cProfile output of one process ("gateway" or "dataflow"; written when it stops).
+        self._profile_to = profile_to
+        self._profiled = profiled
         self._tmp = tempfile.TemporaryDirectory(prefix="bench-pipelines-", dir=work_dir)
         self.root = Path(self._tmp.name)
         self._nats = EmbeddedNats(self.root / "nats", port=free_port(), log_file=self.root / "nats.log")
@@ -159,7 +161,7 @@ class Stack:
         for name in ("gateway", "dataflow"):
             log = self.root / f"{name}.log"
             command = [sys.executable]
-            if name == "dataflow" and self._profile_to is not None:
+            if name == self._profiled and self._profile_to is not None:
                 command += ["-m", "cProfile", "-o", str(self._profile_to)]
             self._procs[name] = _spawn([*command, "-m", "modelplane", "run", name], log, env)
         body = {"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1], "data": [1.0]}]}
