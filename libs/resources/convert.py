@@ -9,6 +9,7 @@ from modelplane.libs.resources.types import (
     GRAPH_DEPENDENCIES,
     GRAPH_ROOT_NODE,
     JOIN_TYPES,
+    Autoscaling,
     Experiment,
     ExperimentCandidate,
     ExperimentMirror,
@@ -102,6 +103,7 @@ def model_spec_to_pb(spec: ModelSpec) -> pb.ModelSpec:
         parallel_workers=spec.parallel_workers,
         load_balancing=load_balancing_to_pb(spec.load_balancing),
         timeout_seconds=spec.timeout_seconds,
+        autoscaling=autoscaling_to_pb(spec.autoscaling),
     )
 
 
@@ -121,6 +123,28 @@ def model_spec_from_pb(msg: pb.ModelSpec) -> ModelSpec:
         parallel_workers=msg.parallel_workers,
         load_balancing=load_balancing_from_pb(msg.load_balancing),
         timeout_seconds=msg.timeout_seconds,
+        autoscaling=autoscaling_from_pb(msg) if msg.HasField("autoscaling") else None,
+    )
+
+
+def autoscaling_to_pb(autoscaling: Autoscaling | None) -> pb.Autoscaling | None:
+    if autoscaling is None:
+        return None
+    return pb.Autoscaling(
+        target_requests=autoscaling.target_requests,
+        scale_down_delay_seconds=autoscaling.scale_down_delay_seconds,
+        metric=autoscaling.metric,
+        disabled=autoscaling.disabled,
+    )
+
+
+def autoscaling_from_pb(spec: pb.ModelSpec) -> Autoscaling:
+    msg, defaults = spec.autoscaling, Autoscaling()
+    return Autoscaling(
+        target_requests=msg.target_requests or defaults.target_requests,
+        scale_down_delay_seconds=msg.scale_down_delay_seconds,
+        metric=msg.metric or defaults.metric,
+        disabled=msg.disabled,
     )
 
 

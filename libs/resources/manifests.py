@@ -34,6 +34,7 @@ from modelplane.libs.resources.graph_validation import validate_graph
 from modelplane.libs.resources.pipeline_validation import validate_pipeline
 from modelplane.libs.resources.quantity import format_bytes, parse_bytes
 from modelplane.libs.resources.types import (
+    AUTOSCALING_METRICS,
     BALANCING_STRATEGIES,
     EXPERIMENT_RESOURCE_TYPES,
     GRAPH_DEPENDENCIES,
@@ -42,6 +43,7 @@ from modelplane.libs.resources.types import (
     NAME_MAX_LENGTH,
     NAME_PATTERN,
     RUNTIMES,
+    Autoscaling,
     Experiment,
     ExperimentCandidate,
     ExperimentMirror,
@@ -178,6 +180,40 @@ def _scaling_check(replicas: int | None, min_r: int | None, max_r: int | None) -
         raise InvalidError(f"minReplicas {min_r} is above maxReplicas {max_r}", field="spec.minReplicas")
 
 
+class _Autoscaling(_Strict):
+    """KubeAI's autoscaling fields (``targetRequests``, ``scaleDownDelaySeconds``,
+    ``autoscalingDisabled`` as ``disabled``), plus KServe's ``scaleMetric``."""
+
+    targetRequests: float | None = None
+    scaleDownDelaySeconds: float | None = None
+    scaleMetric: str | None = None
+    disabled: bool = False
+
+    def to_domain(self) -> Autoscaling:
+        defaults = Autoscaling()
+        target = defaults.target_requests if self.targetRequests is None else self.targetRequests
+        if target <= 0:
+            raise InvalidError(f"must be > 0, got {target:g}", field="spec.autoscaling.targetRequests")
+        delay = (
+            defaults.scale_down_delay_seconds
+            if self.scaleDownDelaySeconds is None
+            else self.scaleDownDelaySeconds
+        )
+        if delay < 0:
+            raise InvalidError(
+                f"must be >= 0 seconds, got {delay:g}", field="spec.autoscaling.scaleDownDelaySeconds"
+            )
+        metric = self.scaleMetric or defaults.metric
+        if metric not in AUTOSCALING_METRICS:
+            raise InvalidError(
+                f"must be one of {', '.join(AUTOSCALING_METRICS)}, got {metric!r}",
+                field="spec.autoscaling.scaleMetric",
+            )
+        return Autoscaling(
+            target_requests=target, scale_down_delay_seconds=delay, metric=metric, disabled=self.disabled
+        )
+
+
 class _ModelSpecBase(BaseModel):
     storageUri: str
     artifactVersion: str | int | None = None
@@ -194,6 +230,7 @@ class _ModelSpecBase(BaseModel):
     loadBalancing: _LoadBalancing | None = None
     # Seconds the gateway waits for one inference answer (KServe's component ``timeout``).
     timeoutSeconds: float | None = None
+    autoscaling: _Autoscaling | None = None
 
     @field_validator("storageUri")
     @classmethod
@@ -224,6 +261,7 @@ class _ModelSpecBase(BaseModel):
             parallel_workers=self.parallelWorkers or 0,
             load_balancing=(self.loadBalancing or _LoadBalancing()).to_domain(),
             timeout_seconds=_timeout(self.timeoutSeconds),
+            autoscaling=self.autoscaling.to_domain() if self.autoscaling is not None else None,
         )
 
 
@@ -714,6 +752,17 @@ def _timeout(seconds: float | None) -> float:
     return float(seconds)
 
 
+def _autoscaling_manifest(autoscaling: Autoscaling | None) -> dict[str, Any] | None:
+    if autoscaling is None:
+        return None
+    return {
+        "targetRequests": autoscaling.target_requests,
+        "scaleDownDelaySeconds": autoscaling.scale_down_delay_seconds,
+        "scaleMetric": autoscaling.metric,
+        "disabled": autoscaling.disabled,
+    }
+
+
 def _load_balancing_manifest(balancing: LoadBalancing) -> dict[str, Any] | None:
     """KubeAI's form; None (dropped) when everything is the default."""
     if balancing == LoadBalancing():
@@ -833,6 +882,7 @@ def to_manifest(resource: Resource) -> dict[str, Any]:
             "parallelWorkers": m.parallel_workers,
             "loadBalancing": _load_balancing_manifest(m.load_balancing),
             "timeoutSeconds": m.timeout_seconds or None,
+            "autoscaling": _autoscaling_manifest(m.autoscaling),
         }
     elif isinstance(resource, Server):
         s = resource.spec

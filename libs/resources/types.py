@@ -60,6 +60,24 @@ class LoadBalancing:
     prefix_hash: PrefixHashOptions = field(default_factory=PrefixHashOptions)
 
 
+# What a model's autoscaling follows: requests in flight (held ones included; KubeAI's metric and
+# KServe's ``concurrency``) or requests per second (KServe's ``rps``); the first is the default.
+AUTOSCALING_METRICS: Final = ("concurrency", "rps")
+
+
+@dataclass(frozen=True, slots=True)
+class Autoscaling:
+    """Native model autoscaling (KubeAI's fields): replicas = ceil(average metric / target),
+    within [minReplicas, maxReplicas], decreased only after ``scale_down_delay_seconds``."""
+
+    # Metric per replica (KubeAI targetRequests, default 100; KServe scaleTarget).
+    target_requests: float = 100.0
+    scale_down_delay_seconds: float = 30.0
+    metric: str = AUTOSCALING_METRICS[0]
+    # Present but disabled: replicas are left alone (KubeAI autoscalingDisabled).
+    disabled: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
     storage_uri: str
@@ -79,6 +97,8 @@ class ModelSpec:
     load_balancing: LoadBalancing = field(default_factory=LoadBalancing)
     # Seconds the gateway waits for one inference answer; 0 = the gateway's default. Routing only.
     timeout_seconds: float = 0.0
+    # None: replicas are what the spec says (no autoscaling). Scaling only: no new version.
+    autoscaling: Autoscaling | None = None
 
     def required_bytes(self, server_parallel_workers: int = 0) -> int:
         """Memory one copy takes on a replica: memory x parallel workers (the model's, else the

@@ -137,6 +137,7 @@ class ModelSpec(_message.Message):
     PARALLEL_WORKERS_FIELD_NUMBER: _builtins.int
     LOAD_BALANCING_FIELD_NUMBER: _builtins.int
     TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
+    AUTOSCALING_FIELD_NUMBER: _builtins.int
     storage_uri: _builtins.str
     artifact_version: _builtins.str
     memory_bytes: _builtins.int
@@ -163,6 +164,10 @@ class ModelSpec(_message.Message):
     def load_balancing(self) -> Global___LoadBalancing:
         """How the gateway spreads requests over the replicas; unset = RoundRobin."""
 
+    @_builtins.property
+    def autoscaling(self) -> Global___Autoscaling:
+        """Unset: no autoscaling (replicas are the spec's)."""
+
     def __init__(
         self,
         *,
@@ -180,14 +185,47 @@ class ModelSpec(_message.Message):
         parallel_workers: _builtins.int = ...,
         load_balancing: Global___LoadBalancing | None = ...,
         timeout_seconds: _builtins.float = ...,
+        autoscaling: Global___Autoscaling | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["load_balancing", b"load_balancing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["autoscaling", b"autoscaling", "load_balancing", b"load_balancing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_version", b"artifact_version", "explainer_for", b"explainer_for", "load_balancing", b"load_balancing", "max_replicas", b"max_replicas", "memory_bytes", b"memory_bytes", "min_replicas", b"min_replicas", "parallel_workers", b"parallel_workers", "parameters", b"parameters", "replicas", b"replicas", "requirements", b"requirements", "secret_name", b"secret_name", "server", b"server", "storage_uri", b"storage_uri", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_version", b"artifact_version", "autoscaling", b"autoscaling", "explainer_for", b"explainer_for", "load_balancing", b"load_balancing", "max_replicas", b"max_replicas", "memory_bytes", b"memory_bytes", "min_replicas", b"min_replicas", "parallel_workers", b"parallel_workers", "parameters", b"parameters", "replicas", b"replicas", "requirements", b"requirements", "secret_name", b"secret_name", "server", b"server", "storage_uri", b"storage_uri", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ModelSpec: _TypeAlias = ModelSpec  # noqa: Y015
+
+@_typing.final
+class Autoscaling(_message.Message):
+    """Native model autoscaling (KubeAI's fields; KServe's scaleMetric/scaleTarget map onto them)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TARGET_REQUESTS_FIELD_NUMBER: _builtins.int
+    SCALE_DOWN_DELAY_SECONDS_FIELD_NUMBER: _builtins.int
+    METRIC_FIELD_NUMBER: _builtins.int
+    DISABLED_FIELD_NUMBER: _builtins.int
+    target_requests: _builtins.float
+    """Metric per replica; 0 = 100 (KubeAI's default)."""
+    scale_down_delay_seconds: _builtins.float
+    metric: _builtins.str
+    """concurrency | rps; empty = concurrency."""
+    disabled: _builtins.bool
+    def __init__(
+        self,
+        *,
+        target_requests: _builtins.float = ...,
+        scale_down_delay_seconds: _builtins.float = ...,
+        metric: _builtins.str = ...,
+        disabled: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["disabled", b"disabled", "metric", b"metric", "scale_down_delay_seconds", b"scale_down_delay_seconds", "target_requests", b"target_requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Autoscaling: _TypeAlias = Autoscaling  # noqa: Y015
 
 @_typing.final
 class PrefixHashOptions(_message.Message):
