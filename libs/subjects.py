@@ -31,6 +31,8 @@ KV_SERVER_STATES = "modelplane_server_states"
 KV_SCALE_REQUESTS = "modelplane_scale_requests"
 # key "<lease name>" (e.g. "scheduler") -> Lease, written by the instances competing for it.
 KV_LEASES = "modelplane_leases"
+# key "<model>" -> ModelScaling (moving average, last decision), written by the autoscaler.
+KV_AUTOSCALER = "modelplane_autoscaler"
 # key "<kind>.<name>" (e.g. "Pipeline.chain") -> DataflowState: the generation the dataflow
 # workers run, or why they cannot; written by every worker that takes the resource on.
 KV_DATAFLOW = "modelplane_dataflow"
@@ -54,6 +56,7 @@ OBSERVED_BUCKETS = (
     KV_SERVER_STATES,
     KV_SCALE_REQUESTS,
     KV_DATAFLOW,
+    KV_AUTOSCALER,
 )
 COORDINATION_BUCKETS = (KV_LEASES,)
 ALL_BUCKETS = DESIRED_BUCKETS + OBSERVED_BUCKETS + COORDINATION_BUCKETS

@@ -10,7 +10,7 @@ import click
 from modelplane.libs import logs, service, telemetry
 from modelplane.libs.errors import ModelplaneError
 
-SERVICES = ("api", "scheduler", "placement", "storage", "gateway", "status", "dataflow")
+SERVICES = ("api", "scheduler", "placement", "storage", "gateway", "status", "dataflow", "autoscaler")
 
 
 @click.command()

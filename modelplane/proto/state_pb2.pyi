@@ -713,3 +713,47 @@ class ServerScaleRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ServerScaleRequest: _TypeAlias = ServerScaleRequest  # noqa: Y015
+
+@_typing.final
+class ModelScaling(_message.Message):
+    """The autoscaler's view of one model (KV_AUTOSCALER, key "<model>"): the state that survives a
+    restart (average, down_count) and its last decision, for status and events.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    AVERAGE_FIELD_NUMBER: _builtins.int
+    DOWN_COUNT_FIELD_NUMBER: _builtins.int
+    CURRENT_REPLICAS_FIELD_NUMBER: _builtins.int
+    DESIRED_REPLICAS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    average: _builtins.float
+    """Moving average of the metric over the window, and the ticks in a row that wanted fewer."""
+    down_count: _builtins.int
+    current_replicas: _builtins.int
+    desired_replicas: _builtins.int
+    reason: _builtins.str
+    """The last decision in words: "avg concurrency 7.5 / target 2 -> 4"."""
+    at: _builtins.str
+    """RFC 3339 time of the last decision."""
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        average: _builtins.float = ...,
+        down_count: _builtins.int = ...,
+        current_replicas: _builtins.int = ...,
+        desired_replicas: _builtins.int = ...,
+        reason: _builtins.str = ...,
+        at: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "average", b"average", "current_replicas", b"current_replicas", "desired_replicas", b"desired_replicas", "down_count", b"down_count", "model", b"model", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelScaling: _TypeAlias = ModelScaling  # noqa: Y015

@@ -1,11 +1,12 @@
 """The local stack behind `modelplane up`.
 
-Start order: NATS (embedded unless MODELPLANE_NATS_URL names one) -> storage, scheduler, status,
-api, gateway, dataflow -> built-in ServerConfigs and the default Server `mlserver` (applied through the
-api, only when absent, so user edits survive restarts) -> one placement agent per Server replica.
-Stop order is chosen so a restart finds its state intact: the gateway first (no new traffic),
-the dataflow workers (requests they leave unfinished are redelivered at the next start), then
-the scheduler (so it does not reschedule models while replicas shut down), then the
+Start order: NATS (embedded unless MODELPLANE_NATS_URL names one) -> storage, scheduler,
+status, api, gateway, dataflow, autoscaler -> built-in ServerConfigs and the default Server
+`mlserver` (applied through the api, only when absent, so user edits survive restarts) -> one
+placement agent per Server replica. Stop order is chosen so a restart finds its state intact:
+the autoscaler first (it would read the quiet that follows as "no load"), the gateway (no new
+traffic), the dataflow workers (requests they leave unfinished are redelivered at the next
+start), then the scheduler (so it does not reschedule models while replicas shut down), then the
 agents (then any model server a crashed agent left running is swept, see launcher.stop), the
 remaining services, and NATS last. Desired and observed state live in JetStream
 under the state directory, so the next `up` restores every model.
@@ -35,7 +36,7 @@ from modelplane.up.launcher import ReplicaLauncher
 log = structlog.get_logger(__name__)
 
 # Services in start order; the gateway is stopped first and the scheduler second (see above).
-SERVICE_ORDER = ("storage", "scheduler", "status", "api", "gateway", "dataflow")
+SERVICE_ORDER = ("storage", "scheduler", "status", "api", "gateway", "dataflow", "autoscaler")
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,10 @@ class Stack:
             "MODELPLANE_GATEWAY_HOST": o.host,
             "MODELPLANE_GATEWAY_HTTP_PORT": str(o.gateway_http_port),
             "MODELPLANE_GATEWAY_GRPC_PORT": str(o.gateway_grpc_port),
-            # Pipeline steps call their models through the local gateway.
+            # Graph steps (and pipeline steps, if asked) call their models through the gateway.
             "MODELPLANE_DATAFLOW_GATEWAY_URL": f"http://{o.host}:{o.gateway_http_port}",
+            # The autoscaler applies replica changes through the api.
+            "MODELPLANE_AUTOSCALER_API_ADDRESS": f"{o.host}:{o.api_grpc_port}",
             "MODELPLANE_STORAGE_CACHE_DIR": str(o.state_dir / "cache"),
             # Model.spec.secretName names <state>/secrets/<name>.env (or a folder of key files).
             "MODELPLANE_STORAGE_SECRETS_DIR": str(o.state_dir / "secrets"),
@@ -147,8 +150,9 @@ class Stack:
         if self._closed:
             return
         self._closed = True
-        # The dataflow workers right after the gateway: their steps call models through it.
-        for name in ("gateway", "dataflow", "scheduler"):
+        # The autoscaler first: with the gateways gone quiet it would read "no load" and scale
+        # models down. The dataflow workers right after the gateway.
+        for name in ("autoscaler", "gateway", "dataflow", "scheduler"):
             if name in self._services:
                 await self._services[name].stop()
         if self._launcher is not None:

@@ -1,0 +1,153 @@
+"""Composition root of the autoscaler: load samples from NATS, Models from KV, decisions persisted
+in KV_AUTOSCALER, replica changes applied through the api."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+
+import grpc
+import structlog
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from modelplane.libs import subjects
+from modelplane.libs.clock import now_rfc3339
+from modelplane.libs.resources import convert
+from modelplane.libs.resources.types import Model
+from modelplane.libs.store import TypedBucket, connect, disconnect, ensure_buckets
+from modelplane.libs.tasks import TaskSupervisor
+from modelplane.libs.watching import BucketWatch, watch_buckets
+from modelplane.proto import control_pb2, control_pb2_grpc, events_pb2, resources_pb2, state_pb2
+from modelplane.services.autoscaler.handler import Autoscaler, Scaled
+from modelplane.services.autoscaler.load import LoadBook, LoadSample
+from modelplane.services.autoscaler.model_scaling import ScalerState
+from modelplane.services.autoscaler.settings import AutoscalerSettings
+
+log = structlog.get_logger(__name__)
+
+# How long start() waits for the KV replays before giving up.
+_CATCH_UP_TIMEOUT = 30.0
+
+
+class KvScalingStore:
+    def __init__(self, bucket: TypedBucket[state_pb2.ModelScaling]) -> None:
+        self._bucket = bucket
+
+    async def load(self) -> dict[str, ScalerState]:
+        return {
+            item.key: ScalerState(average=item.value.average, down_count=item.value.down_count)
+            for item in await self._bucket.items()
+        }
+
+    async def save(self, scaled: Scaled) -> None:
+        d = scaled.decision
+        await self._bucket.put(
+            scaled.model,
+            state_pb2.ModelScaling(
+                model=scaled.model,
+                average=scaled.state.average,
+                down_count=scaled.state.down_count,
+                current_replicas=d.current,
+                desired_replicas=d.desired,
+                reason=d.reason,
+                at=now_rfc3339(),
+            ),
+        )
+
+    async def forget(self, model: str) -> None:
+        await self._bucket.delete(model)
+
+
+class ApiReplicaSetter:
+    """Applies the new replica count through the api, as a user's change would be."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._stub = control_pb2_grpc.ControlServiceStub(channel)
+
+    async def set_replicas(self, model: Model, replicas: int, reason: str) -> None:
+        scaled = dataclasses.replace(model, spec=dataclasses.replace(model.spec, replicas=replicas))
+        request = control_pb2.ApplyRequest(resource=control_pb2.Resource(model=convert.model_to_pb(scaled)))
+        await self._stub.Apply(request, timeout=10)
+
+
+class AutoscalerApp:
+    name = "autoscaler"
+
+    def __init__(self, settings: AutoscalerSettings) -> None:
+        self.settings = settings
+        self.shutdown_timeout = settings.shutdown_timeout
+        self.book = LoadBook(settings.stale_after_seconds)
+        self.autoscaler: Autoscaler | None = None
+        self._nc: NATS | None = None
+        self._channel: grpc.aio.Channel | None = None
+        self._sub: Subscription | None = None
+        self._supervisor = TaskSupervisor("autoscaler")
+        self._closed = False
+
+    async def start(self) -> None:
+        settings = self.settings
+        nc = await connect(settings.nats_url, name="modelplane-autoscaler")
+        self._nc = nc
+        js = nc.jetstream()
+        await ensure_buckets(js)
+        self._channel = grpc.aio.insecure_channel(settings.api_address)
+        store = KvScalingStore(await TypedBucket.open(js, subjects.KV_AUTOSCALER, state_pb2.ModelScaling))
+        autoscaler = Autoscaler(
+            self.book,
+            store,
+            ApiReplicaSetter(self._channel),
+            interval_seconds=settings.interval_seconds,
+            window_seconds=settings.window_seconds,
+            clock=time.monotonic,
+        )
+        self.autoscaler = autoscaler
+        await autoscaler.restore()
+
+        def on_model(key: str, msg: resources_pb2.Model | None) -> None:
+            autoscaler.model_changed(key, convert.model_from_pb(msg) if msg is not None else None)
+
+        await watch_buckets(
+            js,
+            self._supervisor,
+            (BucketWatch(subjects.KV_MODELS, resources_pb2.Model, on_model),),
+            _CATCH_UP_TIMEOUT,
+            "autoscaler",
+        )
+
+        async def on_load(msg: Msg) -> None:
+            sample = events_pb2.ModelLoad.FromString(msg.data)
+            self.book.record(
+                sample.model,
+                sample.gateway,
+                LoadSample(sample.in_flight, sample.held, sample.requests, sample.window_seconds),
+                time.monotonic(),
+            )
+
+        self._sub = await nc.subscribe(subjects.ALL_GATEWAY_LOAD, cb=on_load)
+        self._supervisor.spawn("autoscaler-ticks", self._ticks(autoscaler))
+
+    async def _ticks(self, autoscaler: Autoscaler) -> None:
+        while True:
+            await asyncio.sleep(self.settings.interval_seconds)
+            await autoscaler.tick()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._supervisor.close()
+        if self._sub is not None:
+            try:
+                await self._sub.unsubscribe()
+            except Exception as exc:  # the connection may be gone already
+                log.debug("unsubscribe_failed", error=str(exc))
+        if self._channel is not None:
+            await self._channel.close()
+        await disconnect(self._nc)
+
+
+def create() -> AutoscalerApp:
+    return AutoscalerApp(AutoscalerSettings.model_validate({}))

@@ -1,0 +1,125 @@
+"""The autoscaler's decisions for every autoscaled model, one tick at a time.
+
+Design: transport-neutral. The composition root feeds it the Models (from KV_MODELS) and the
+load samples (from the gateways' and workers' NATS reports) and calls ``tick`` every interval.
+For each model with ``spec.autoscaling`` it asks its ``ModelScaler`` for a decision, persists the
+scaler's state with the decision (``ScalingStore``; read back at start so a restart neither
+forgets the load nor scales down), and applies a change of replicas through ``ReplicaSetter``
+(the api). A model whose autoscaling is removed is forgotten, its replicas left as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from modelplane.libs.resources.types import Model
+from modelplane.services.autoscaler.load import LoadBook
+from modelplane.services.autoscaler.model_scaling import Decision, ModelScaler, ScalerState, ScalingPolicy
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Scaled:
+    """What is persisted per model (and shown as its last decision)."""
+
+    model: str
+    state: ScalerState
+    decision: Decision
+
+
+class ScalingStore(Protocol):
+    async def load(self) -> dict[str, ScalerState]: ...
+
+    async def save(self, scaled: Scaled) -> None: ...
+
+    async def forget(self, model: str) -> None: ...
+
+
+class ReplicaSetter(Protocol):
+    async def set_replicas(self, model: Model, replicas: int, reason: str) -> None: ...
+
+
+class Autoscaler:
+    def __init__(
+        self,
+        book: LoadBook,
+        store: ScalingStore,
+        setter: ReplicaSetter,
+        *,
+        interval_seconds: float,
+        window_seconds: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._book = book
+        self._store = store
+        self._setter = setter
+        self._interval = interval_seconds
+        self._window = window_seconds
+        self._clock = clock
+        self._models: dict[str, Model] = {}
+        self._scalers: dict[str, ModelScaler] = {}
+        self._saved: dict[str, ScalerState] = {}
+
+    async def restore(self) -> None:
+        """Read the persisted states (before the first tick)."""
+        self._saved = await self._store.load()
+
+    def policy(self, model: Model) -> ScalingPolicy | None:
+        auto = model.spec.autoscaling
+        if auto is None:
+            return None
+        return ScalingPolicy(
+            target=auto.target_requests,
+            min_replicas=model.spec.min_replicas,
+            max_replicas=model.spec.max_replicas,
+            scale_down_delay_seconds=auto.scale_down_delay_seconds,
+            interval_seconds=self._interval,
+            window_seconds=self._window,
+            disabled=auto.disabled,
+        )
+
+    def model_changed(self, name: str, model: Model | None) -> None:
+        policy = self.policy(model) if model is not None else None
+        if model is None or policy is None:
+            self._models.pop(name, None)
+            self._scalers.pop(name, None)
+            self._book.forget(name)
+            return
+        self._models[name] = model
+        scaler = self._scalers.get(name)
+        metric = (
+            "rps"
+            if model.spec.autoscaling is not None and model.spec.autoscaling.metric == "rps"
+            else "concurrency"
+        )
+        if scaler is None:
+            self._scalers[name] = ModelScaler(policy, self._saved.pop(name, None), metric=metric)
+        else:
+            scaler.retune(policy)
+
+    async def tick(self) -> list[Scaled]:
+        """One interval: a decision per autoscaled model; changes applied through the api."""
+        now = self._clock()
+        out: list[Scaled] = []
+        for name, scaler in list(self._scalers.items()):
+            model = self._models[name]
+            auto = model.spec.autoscaling
+            metric = self._book.metric(
+                name, "rps" if auto is not None and auto.metric == "rps" else "concurrency", now
+            )
+            decision = scaler.tick(metric, model.spec.replicas)
+            scaled = Scaled(name, scaler.state(), decision)
+            out.append(scaled)
+            try:
+                await self._store.save(scaled)
+                if decision.changes:
+                    log.info("model_scaled", model=name, replicas=decision.desired, reason=decision.reason)
+                    await self._setter.set_replicas(model, decision.desired, decision.reason)
+            except Exception as exc:  # the api or NATS is away: the next tick decides again
+                log.warning("model_scaling_failed", model=name, error=str(exc))
+        return out

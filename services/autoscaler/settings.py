@@ -1,0 +1,45 @@
+"""Settings of the autoscaler (environment variables ``MODELPLANE_AUTOSCALER_*``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from modelplane.libs.settings import CommonSettings
+
+
+class AutoscalerSettings(CommonSettings):
+    """How often models are sized, over which window, and where the api is."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MODELPLANE_AUTOSCALER_", extra="ignore", validate_default=True
+    )
+
+    api_address: str = Field(
+        "127.0.0.1:9004",
+        description=(
+            "gRPC address of the api. Replica changes are applied through it, like a user's, so"
+            " they are validated, versioned and announced as any change of desired state."
+        ),
+    )
+    interval_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds between two sizing decisions per model (KubeAI's default, 10 s).",
+    )
+    window_seconds: float = Field(
+        600.0,
+        gt=0,
+        description=(
+            "Length of the moving average of each model's load (KubeAI's default, 10 min): longer"
+            " rides out bursts, shorter follows load sooner."
+        ),
+    )
+    stale_after_seconds: float = Field(
+        5.0,
+        gt=0,
+        description=(
+            "Seconds after which a gateway's or worker's last load sample no longer counts (it"
+            " stopped reporting: no requests in flight there). Gateways report every second."
+        ),
+    )

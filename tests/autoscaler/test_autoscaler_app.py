@@ -1,0 +1,99 @@
+"""The autoscaler service against a real NATS and the real api: load reports in, replicas out."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+
+from modelplane.libs import subjects
+from modelplane.libs.embedded_nats import EmbeddedNats
+from modelplane.libs.store import TypedBucket
+from modelplane.proto import events_pb2, resources_pb2, state_pb2
+from modelplane.services.api.app import App as ApiApp
+from modelplane.services.api.settings import ApiSettings
+from modelplane.services.autoscaler.app import AutoscalerApp
+from modelplane.services.autoscaler.settings import AutoscalerSettings
+from tests.gateway.conftest import eventually
+
+
+@pytest.fixture
+async def api(nats_server: EmbeddedNats) -> AsyncIterator[ApiApp]:
+    app = ApiApp(ApiSettings(nats_url=nats_server.url, grpc_port=0, http_port=0))
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.close()
+
+
+@pytest.fixture
+async def autoscaler(nats_server: EmbeddedNats, api: ApiApp) -> AsyncIterator[AutoscalerApp]:
+    # Short ticks and a two-sample window keep the test quick; the rules are the same.
+    app = AutoscalerApp(
+        AutoscalerSettings(
+            nats_url=nats_server.url,
+            api_address=api.grpc_address,
+            interval_seconds=0.05,
+            window_seconds=0.1,
+            stale_after_seconds=0.3,
+        )
+    )
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.close()
+
+
+MODEL = {
+    "apiVersion": "modelplane.io/v1alpha1",
+    "kind": "Model",
+    "metadata": {"name": "iris"},
+    "spec": {
+        "storageUri": "file:///models/iris",
+        "replicas": 1,
+        "minReplicas": 1,
+        "maxReplicas": 5,
+        "autoscaling": {"targetRequests": 2, "scaleDownDelaySeconds": 0.1},
+    },
+}
+
+
+async def test_load_reports_drive_the_models_replicas(
+    api: ApiApp, autoscaler: AutoscalerApp, nc: NATS, js: JetStreamContext
+) -> None:
+    """7 requests in flight at one gateway and 1 held at another, target 2: 4 replicas, applied
+    through the api; when the gateways go quiet the model goes back to minReplicas."""
+    await api.handler.apply_manifest(MODEL)
+    models = await TypedBucket.open(js, subjects.KV_MODELS, resources_pb2.Model)
+    reporting = True
+
+    async def report() -> None:
+        while reporting:
+            for gateway, in_flight, held in (("gw-1", 7, 0), ("gw-2", 0, 1)):
+                sample = events_pb2.ModelLoad(model="iris", gateway=gateway, in_flight=in_flight, held=held)
+                await nc.publish(subjects.gateway_load("iris"), sample.SerializeToString())
+            await asyncio.sleep(0.02)
+
+    async def replicas_are(count: int) -> bool:
+        found = await models.try_get("iris")
+        return found is not None and found.value.spec.replicas == count
+
+    reporter = asyncio.create_task(report(), name="test-load-reporter")
+    try:
+        await eventually(lambda: replicas_are(4), 10, "the model to scale to 4 replicas")
+    finally:
+        reporting = False
+        await reporter
+    scaling = await TypedBucket.open(js, subjects.KV_AUTOSCALER, state_pb2.ModelScaling)
+    record = await scaling.try_get("iris")
+    assert record is not None
+    assert "target 2" in record.value.reason
+    await eventually(lambda: replicas_are(1), 10, "the model to scale back to minReplicas")
+    stored = await models.try_get("iris")
+    assert stored is not None
+    assert stored.value.meta.generation > 1  # applied through the api, versioned like any change
