@@ -39,6 +39,8 @@ KV_DATAFLOW = "modelplane_dataflow"
 
 # The scheduler's leader lease (a key in KV_LEASES); agents read it to know a scheduler is active.
 SCHEDULER_LEASE = "scheduler"
+# The autoscaler's leader lease: one instance decides, the others keep warm on standby.
+AUTOSCALER_LEASE = "autoscaler"
 
 DESIRED_BUCKETS = (
     KV_MODELS,

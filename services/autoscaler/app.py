@@ -1,11 +1,16 @@
 """Composition root of the autoscaler: load samples from NATS, Models from KV, decisions persisted
-in KV_AUTOSCALER, replica changes applied through the api."""
+in KV_AUTOSCALER, replica changes applied through the api; one leader (a lease in KV_LEASES)
+decides, other instances stand by with the same view."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import socket
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import grpc
 import structlog
@@ -15,12 +20,13 @@ from nats.aio.subscription import Subscription
 
 from modelplane.libs import subjects
 from modelplane.libs.clock import now_rfc3339
+from modelplane.libs.lease import LeaderElection, LeaseConfig, serve_while_leader
 from modelplane.libs.resources import convert
 from modelplane.libs.resources.types import Model
 from modelplane.libs.store import TypedBucket, connect, disconnect, ensure_buckets
 from modelplane.libs.tasks import TaskSupervisor
 from modelplane.libs.watching import BucketWatch, watch_buckets
-from modelplane.proto import control_pb2, control_pb2_grpc, events_pb2, resources_pb2, state_pb2
+from modelplane.proto import control_pb2, control_pb2_grpc, events_pb2, lease_pb2, resources_pb2, state_pb2
 from modelplane.services.autoscaler.handler import Autoscaler, Scaled
 from modelplane.services.autoscaler.load import LoadBook, LoadSample
 from modelplane.services.autoscaler.model_scaling import ScalerState
@@ -85,6 +91,7 @@ class AutoscalerApp:
         self._channel: grpc.aio.Channel | None = None
         self._sub: Subscription | None = None
         self._supervisor = TaskSupervisor("autoscaler")
+        self._election: LeaderElection | None = None
         self._closed = False
 
     async def start(self) -> None:
@@ -127,12 +134,41 @@ class AutoscalerApp:
             )
 
         self._sub = await nc.subscribe(subjects.ALL_GATEWAY_LOAD, cb=on_load)
-        self._supervisor.spawn("autoscaler-ticks", self._ticks(autoscaler))
+        # Every instance follows load and models (a standby is warm); only the leader decides.
+        leases = await TypedBucket.open(js, subjects.KV_LEASES, lease_pb2.Lease)
+        lease = LeaseConfig(
+            name=subjects.AUTOSCALER_LEASE,
+            holder=f"{socket.gethostname()}-{os.getpid()}-{id(self):x}",
+            ttl=settings.lease_ttl,
+            renew_interval=settings.lease_renew_interval,
+            margin=settings.lease_ttl / 4,
+        )
+        self._supervisor.spawn("autoscaler-leadership", serve_while_leader(leases, lease, self._term))
 
-    async def _ticks(self, autoscaler: Autoscaler) -> None:
+    @property
+    def is_leader(self) -> bool:
+        return self._election is not None and self._election.is_leader
+
+    @asynccontextmanager
+    async def _term(self, election: LeaderElection) -> AsyncIterator[None]:
+        """Decide while this instance leads, from the state the previous leader left."""
+        assert self.autoscaler is not None
+        await self.autoscaler.restore()
+        self._election = election
+        ticks = TaskSupervisor("autoscaler-term")
+        ticks.spawn("autoscaler-ticks", self._ticks(self.autoscaler, election))
+        log.info("autoscaler_leading", term=election.term)
+        try:
+            yield
+        finally:
+            self._election = None
+            await ticks.close()
+
+    async def _ticks(self, autoscaler: Autoscaler, election: LeaderElection) -> None:
         while True:
             await asyncio.sleep(self.settings.interval_seconds)
-            await autoscaler.tick()
+            if election.is_leader:  # stop acting at once when the lease runs short
+                await autoscaler.tick()
 
     async def close(self) -> None:
         if self._closed:

@@ -66,8 +66,12 @@ class Autoscaler:
         self._saved: dict[str, ScalerState] = {}
 
     async def restore(self) -> None:
-        """Read the persisted states (before the first tick)."""
+        """Size every model from its persisted state: at start, and when this instance becomes
+        the leader (the previous leader kept deciding meanwhile; its state is the current one)."""
         self._saved = await self._store.load()
+        self._scalers.clear()
+        for name, model in list(self._models.items()):
+            self.model_changed(name, model)
 
     def policy(self, model: Model) -> ScalingPolicy | None:
         auto = model.spec.autoscaling

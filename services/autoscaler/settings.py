@@ -43,3 +43,16 @@ class AutoscalerSettings(CommonSettings):
             " stopped reporting: no requests in flight there). Gateways report every second."
         ),
     )
+    lease_ttl: float = Field(
+        5.0,
+        gt=0,
+        description=(
+            "Seconds a standby autoscaler waits after the leader's last renewal before it takes"
+            " over (one instance decides; two would apply every change twice)."
+        ),
+    )
+    lease_renew_interval: float = Field(
+        1.0,
+        gt=0,
+        description="Seconds between the leader's lease renewals (at most half of lease_ttl * 3/4).",
+    )

@@ -30,18 +30,24 @@ async def api(nats_server: EmbeddedNats) -> AsyncIterator[ApiApp]:
         await app.close()
 
 
-@pytest.fixture
-async def autoscaler(nats_server: EmbeddedNats, api: ApiApp) -> AsyncIterator[AutoscalerApp]:
-    # Short ticks and a two-sample window keep the test quick; the rules are the same.
-    app = AutoscalerApp(
+def quick(nats_server: EmbeddedNats, api: ApiApp) -> AutoscalerApp:
+    # Short ticks, a two-sample window and a short lease keep the tests quick; the rules are the same.
+    return AutoscalerApp(
         AutoscalerSettings(
             nats_url=nats_server.url,
             api_address=api.grpc_address,
             interval_seconds=0.05,
             window_seconds=0.1,
             stale_after_seconds=0.3,
+            lease_ttl=1.0,
+            lease_renew_interval=0.2,
         )
     )
+
+
+@pytest.fixture
+async def autoscaler(nats_server: EmbeddedNats, api: ApiApp) -> AsyncIterator[AutoscalerApp]:
+    app = quick(nats_server, api)
     await app.start()
     try:
         yield app
@@ -97,3 +103,27 @@ async def test_load_reports_drive_the_models_replicas(
     stored = await models.try_get("iris")
     assert stored is not None
     assert stored.value.meta.generation > 1  # applied through the api, versioned like any change
+
+
+async def test_one_autoscaler_leads_and_a_standby_takes_over(nats_server: EmbeddedNats, api: ApiApp) -> None:
+    """Two instances: exactly one decides; when it stops, the other takes the lease."""
+    apps = [quick(nats_server, api), quick(nats_server, api)]
+    try:
+        for app in apps:
+            await app.start()
+
+        async def one_leader() -> bool:
+            return sum(app.is_leader for app in apps) == 1
+
+        await eventually(one_leader, 10, "one of two autoscalers to lead")
+        leader = next(app for app in apps if app.is_leader)
+        standby = next(app for app in apps if app is not leader)
+        await leader.close()
+
+        async def taken_over() -> bool:
+            return standby.is_leader
+
+        await eventually(taken_over, 10, "the standby to take the lease over")
+    finally:
+        for app in apps:
+            await app.close()
