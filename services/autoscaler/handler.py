@@ -17,7 +17,7 @@ from typing import Protocol
 import structlog
 
 from modelplane.libs.resources.types import Model
-from modelplane.services.autoscaler.load import LoadBook
+from modelplane.services.autoscaler.load import LoadBook, Metric
 from modelplane.services.autoscaler.model_scaling import Decision, ModelScaler, ScalerState, ScalingPolicy
 
 log = structlog.get_logger(__name__)
@@ -96,13 +96,8 @@ class Autoscaler:
             return
         self._models[name] = model
         scaler = self._scalers.get(name)
-        metric = (
-            "rps"
-            if model.spec.autoscaling is not None and model.spec.autoscaling.metric == "rps"
-            else "concurrency"
-        )
         if scaler is None:
-            self._scalers[name] = ModelScaler(policy, self._saved.pop(name, None), metric=metric)
+            self._scalers[name] = ModelScaler(policy, self._saved.pop(name, None), metric=_metric_of(model))
         else:
             scaler.retune(policy)
 
@@ -112,10 +107,7 @@ class Autoscaler:
         out: list[Scaled] = []
         for name, scaler in list(self._scalers.items()):
             model = self._models[name]
-            auto = model.spec.autoscaling
-            metric = self._book.metric(
-                name, "rps" if auto is not None and auto.metric == "rps" else "concurrency", now
-            )
+            metric = self._book.metric(name, _metric_of(model), now)
             decision = scaler.tick(metric, model.spec.replicas)
             scaled = Scaled(name, scaler.state(), decision)
             out.append(scaled)
@@ -127,3 +119,9 @@ class Autoscaler:
             except Exception as exc:  # the api or NATS is away: the next tick decides again
                 log.warning("model_scaling_failed", model=name, error=str(exc))
         return out
+
+
+def _metric_of(model: Model) -> Metric:
+    """What the model is sized by: requests per second, or requests in flight (the default)."""
+    auto = model.spec.autoscaling
+    return "rps" if auto is not None and auto.metric == "rps" else "concurrency"
