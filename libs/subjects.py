@@ -117,6 +117,18 @@ def gateway_load(model: str) -> str:
 
 ALL_GATEWAY_LOAD = f"{GATEWAY_LOAD_PREFIX}.>"
 
+# A gateway (or dataflow worker) publishes ModelWake here the moment it starts holding requests
+# for a model with no ready replica: the autoscaler scales a model at zero replicas to one at
+# once instead of at its next tick (KubeAI's scale-from-zero).
+GATEWAY_WAKE_PREFIX = "modelplane.gateway.wake"
+
+
+def gateway_wake(model: str) -> str:
+    return f"{GATEWAY_WAKE_PREFIX}.{model}"
+
+
+ALL_GATEWAY_WAKE = f"{GATEWAY_WAKE_PREFIX}.>"
+
 # ---- Dataflow (pipelines and inference graphs) ----------------------------------------------
 # One JetStream stream holds every dataflow subject below: requests (work queue for the dataflow
 # workers), results (read by the gateway waiting for them, and by chained pipelines), and the

@@ -12,6 +12,7 @@ request that waited in vain gets the usual 503 / UNAVAILABLE with Retry-After.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -28,11 +29,21 @@ T = TypeVar("T")
 class RequestHold:
     """Waits, bounded in time and number, until a model's target has a ready replica."""
 
-    def __init__(self, routes: RouteTable, *, hold_seconds: float, max_held: int) -> None:
+    def __init__(
+        self,
+        routes: RouteTable,
+        *,
+        hold_seconds: float,
+        max_held: int,
+        on_first_hold: Callable[[str], None] | None = None,
+    ) -> None:
         self._routes = routes
         self._hold_seconds = hold_seconds
         self._max_held = max_held
         self._held: dict[str, int] = {}
+        # Called when a model goes from no held request to one (the gateway wakes the autoscaler:
+        # a model at zero replicas gets one at once rather than at the next sizing tick).
+        self._on_first_hold = on_first_hold
 
     def held(self, model: str) -> int:
         """Requests for ``model`` waiting now."""
@@ -64,21 +75,27 @@ class RequestHold:
         deadline = loop.time() + self._hold_seconds
         self._held[model] = self.held(model) + 1
         log.debug("request_held", model=model, held=self._held[model])
+        if self._held[model] == 1 and self._on_first_hold is not None:
+            self._on_first_hold(model)
         try:
             while True:
-                left = deadline - loop.time()
-                if left <= 0:
-                    raise RetryableError(
-                        f"{last} (waited {self._hold_seconds:g}s for a ready replica)", delay=last.delay
-                    ) from last
+                # Register for the next change before looking again: a replica that becomes
+                # ready between the look and the wait still wakes this request.
+                waiter = self._routes.next_change(model)
                 try:
-                    await asyncio.wait_for(self._routes.changed(model), left)
-                except TimeoutError:
-                    continue
-                try:
-                    return attempt()
-                except RetryableError as exc:
-                    last = exc
+                    try:
+                        return attempt()
+                    except RetryableError as exc:
+                        last = exc
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        raise RetryableError(
+                            f"{last} (waited {self._hold_seconds:g}s for a ready replica)", delay=last.delay
+                        ) from last
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(waiter, left)
+                finally:
+                    self._routes.drop_waiter(model, waiter)
         finally:
             remaining = self._held[model] - 1
             if remaining:

@@ -139,3 +139,34 @@ async def publish_loop(
             await nc.publish(
                 subjects.gateway_load(sample.model), sample_to_pb(sample, gateway).SerializeToString()
             )
+
+
+class WakeSignals:
+    """Publishes a ``ModelWake`` the moment requests for a model start being held.
+
+    ``RequestHold`` calls ``wake`` synchronously on the request path; the publish happens on one
+    owned task (``run``) that drains a queue, so a request never waits on NATS and nothing is
+    spawned per request. Wakes are rare (once per hold episode of a model), so the queue is
+    unbounded; the latest held count is read when the wake is sent.
+    """
+
+    def __init__(self, source: str, held: Callable[[str], int]) -> None:
+        self._source = source
+        self._held = held
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+
+    def wake(self, model: str) -> None:
+        self._queue.put_nowait(model)
+
+    async def run(self, nc: NATS) -> None:
+        """Send queued wakes until cancelled (a failed send is logged: the next load sample,
+        which counts held requests, still brings the model up at the next tick)."""
+        while True:
+            model = await self._queue.get()
+            message = events_pb2.ModelWake(
+                model=model, gateway=self._source, held=self._held(model), at=now_rfc3339()
+            )
+            try:
+                await nc.publish(subjects.gateway_wake(model), message.SerializeToString())
+            except Exception as exc:  # the connection is reconnecting or closed
+                log.warning("wake_not_sent", model=model, error=str(exc) or repr(exc))

@@ -64,19 +64,23 @@ class RouteTable:
             self._seen.add(model)
         self._wake(model)
 
-    async def changed(self, model: str) -> None:
-        """Return at the next change of ``model``'s route (cancel, or time out, to stop waiting)."""
+    def next_change(self, model: str) -> asyncio.Future[None]:
+        """A future done at the next change of ``model``'s route, registered now.
+
+        Registered synchronously, so a caller that registers *then* checks the route cannot miss
+        a change made in between; it must ``drop_waiter`` the future when it stops waiting.
+        """
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(model, []).append(waiter)
-        try:
-            await waiter
-        finally:
-            # Woken: ``_wake`` already dropped the list. Cancelled or timed out: leave it.
-            current = self._waiters.get(model)
-            if current is not None and waiter in current:
-                current.remove(waiter)
-                if not current:
-                    del self._waiters[model]
+        return waiter
+
+    def drop_waiter(self, model: str, waiter: asyncio.Future[None]) -> None:
+        """Forget a waiter of ``next_change`` (woken ones were dropped already)."""
+        current = self._waiters.get(model)
+        if current is not None and waiter in current:
+            current.remove(waiter)
+            if not current:
+                del self._waiters[model]
 
     def _wake(self, model: str) -> None:
         for waiter in self._waiters.pop(model, ()):

@@ -168,3 +168,39 @@ class ModelLoad(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ModelLoad: _TypeAlias = ModelLoad  # noqa: Y015
+
+@_typing.final
+class ModelWake(_message.Message):
+    """Gateway or dataflow worker -> autoscaler (published on modelplane.gateway.wake.<model>): a
+    request for the model is held because it has no ready replica. A model scaled to zero gets
+    one replica at once; the held request is answered when it is ready.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    GATEWAY_FIELD_NUMBER: _builtins.int
+    HELD_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    gateway: _builtins.str
+    """The gateway instance holding the request(s)."""
+    held: _builtins.int
+    """Requests held for the model there when it was sent."""
+    at: _builtins.str
+    """RFC 3339."""
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        gateway: _builtins.str = ...,
+        held: _builtins.int = ...,
+        at: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "gateway", b"gateway", "held", b"held", "model", b"model"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelWake: _TypeAlias = ModelWake  # noqa: Y015

@@ -89,7 +89,7 @@ class AutoscalerApp:
         self.autoscaler: Autoscaler | None = None
         self._nc: NATS | None = None
         self._channel: grpc.aio.Channel | None = None
-        self._sub: Subscription | None = None
+        self._subs: list[Subscription] = []
         self._supervisor = TaskSupervisor("autoscaler")
         self._election: LeaderElection | None = None
         self._closed = False
@@ -133,7 +133,15 @@ class AutoscalerApp:
                 time.monotonic(),
             )
 
-        self._sub = await nc.subscribe(subjects.ALL_GATEWAY_LOAD, cb=on_load)
+        async def on_wake(msg: Msg) -> None:
+            wake = events_pb2.ModelWake.FromString(msg.data)
+            if self.is_leader:
+                await autoscaler.wake(wake.model)
+
+        self._subs = [
+            await nc.subscribe(subjects.ALL_GATEWAY_LOAD, cb=on_load),
+            await nc.subscribe(subjects.ALL_GATEWAY_WAKE, cb=on_wake),
+        ]
         # Every instance follows load and models (a standby is warm); only the leader decides.
         leases = await TypedBucket.open(js, subjects.KV_LEASES, lease_pb2.Lease)
         lease = LeaseConfig(
@@ -175,9 +183,9 @@ class AutoscalerApp:
             return
         self._closed = True
         await self._supervisor.close()
-        if self._sub is not None:
+        for sub in self._subs:
             try:
-                await self._sub.unsubscribe()
+                await sub.unsubscribe()
             except Exception as exc:  # the connection may be gone already
                 log.debug("unsubscribe_failed", error=str(exc))
         if self._channel is not None:

@@ -10,6 +10,8 @@ forgets the load nor scales down), and applies a change of replicas through ``Re
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -64,6 +66,8 @@ class Autoscaler:
         self._models: dict[str, Model] = {}
         self._scalers: dict[str, ModelScaler] = {}
         self._saved: dict[str, ScalerState] = {}
+        # A tick and a wake may decide about the same model at the same time; one at a time.
+        self._deciding = asyncio.Lock()
 
     async def restore(self) -> None:
         """Size every model from its persisted state: at start, and when this instance becomes
@@ -103,22 +107,49 @@ class Autoscaler:
 
     async def tick(self) -> list[Scaled]:
         """One interval: a decision per autoscaled model; changes applied through the api."""
-        now = self._clock()
-        out: list[Scaled] = []
-        for name, scaler in list(self._scalers.items()):
-            model = self._models[name]
-            metric = self._book.metric(name, _metric_of(model), now)
-            decision = scaler.tick(metric, model.spec.replicas)
+        async with self._deciding:
+            now = self._clock()
+            out: list[Scaled] = []
+            for name, scaler in list(self._scalers.items()):
+                model = self._models.get(name)
+                if model is None:  # removed while an earlier model's change was applied
+                    continue
+                metric = self._book.metric(name, _metric_of(model), now)
+                decision = scaler.tick(metric, model.spec.replicas)
+                scaled = Scaled(name, scaler.state(), decision)
+                out.append(scaled)
+                await self._apply(model, scaled)
+            return out
+
+    async def wake(self, name: str) -> Scaled | None:
+        """Requests for ``name`` are held (no ready replica): a model at zero replicas gets one
+        now, not at the next tick (KubeAI's scale-from-zero). None when there is nothing to do:
+        not autoscaled, autoscaling disabled, or replicas already above zero (loading)."""
+        async with self._deciding:
+            model = self._models.get(name)
+            scaler = self._scalers.get(name)
+            if model is None or scaler is None or scaler.policy.disabled or model.spec.replicas > 0:
+                return None
+            desired = scaler.policy.clamp(1)
+            decision = Decision(0, desired, scaler.average, f"request held at 0 replicas -> {desired}")
             scaled = Scaled(name, scaler.state(), decision)
-            out.append(scaled)
-            try:
-                await self._store.save(scaled)
-                if decision.changes:
-                    log.info("model_scaled", model=name, replicas=decision.desired, reason=decision.reason)
-                    await self._setter.set_replicas(model, decision.desired, decision.reason)
-            except Exception as exc:  # the api or NATS is away: the next tick decides again
-                log.warning("model_scaling_failed", model=name, error=str(exc))
-        return out
+            await self._apply(model, scaled)
+            return scaled
+
+    async def _apply(self, model: Model, scaled: Scaled) -> None:
+        name, decision = scaled.model, scaled.decision
+        try:
+            await self._store.save(scaled)
+            if decision.changes:
+                log.info("model_scaled", model=name, replicas=decision.desired, reason=decision.reason)
+                await self._setter.set_replicas(model, decision.desired, decision.reason)
+                # Our view follows at once: the KV watch brings the same change a moment later,
+                # and a wake arriving meanwhile must not apply it twice.
+                self._models[name] = dataclasses.replace(
+                    model, spec=dataclasses.replace(model.spec, replicas=decision.desired)
+                )
+        except Exception as exc:  # the api or NATS is away: the next tick decides again
+            log.warning("model_scaling_failed", model=name, error=str(exc))
 
 
 def _metric_of(model: Model) -> Metric:

@@ -15,7 +15,7 @@ from modelplane.libs import subjects
 from modelplane.libs.dataplane.balancers.round_robin import RoundRobin
 from modelplane.libs.dataplane.handler import GatewayHandler
 from modelplane.libs.dataplane.holding import RequestHold
-from modelplane.libs.dataplane.load_signals import LoadSignals, publish_loop
+from modelplane.libs.dataplane.load_signals import LoadSignals, WakeSignals, publish_loop
 from modelplane.libs.dataplane.residency import NatsResidency
 from modelplane.libs.dataplane.routing import RouteTable
 from modelplane.libs.dataplane.upstream_http import HttpUpstream
@@ -57,9 +57,14 @@ class WorkerDataPlane:
         tasks.spawn("dataflow-route-watcher", RouteWatcher(bucket, self.routes).run())
         residency = NatsResidency(nc, settings.reload_timeout_seconds)
         tasks.spawn("dataflow-usage-reports", residency.report_usage(settings.usage_report_interval))
+        wakes = WakeSignals(settings.instance_id, lambda model: hold.held(model))
         hold = RequestHold(
-            self.routes, hold_seconds=settings.hold_seconds, max_held=settings.max_held_per_model
+            self.routes,
+            hold_seconds=settings.hold_seconds,
+            max_held=settings.max_held_per_model,
+            on_first_hold=wakes.wake,
         )
+        tasks.spawn("dataflow-wake-signals", wakes.run(nc))
         handler = GatewayHandler(
             self.routes,
             RoundRobin(),

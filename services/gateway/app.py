@@ -20,7 +20,7 @@ from modelplane.libs import dataflow_stream, store, subjects
 from modelplane.libs.dataplane.balancers.round_robin import RoundRobin
 from modelplane.libs.dataplane.handler import GatewayHandler
 from modelplane.libs.dataplane.holding import RequestHold
-from modelplane.libs.dataplane.load_signals import publish_loop
+from modelplane.libs.dataplane.load_signals import WakeSignals, publish_loop
 from modelplane.libs.dataplane.residency import NatsResidency
 from modelplane.libs.dataplane.routing import RouteTable
 from modelplane.libs.dataplane.upstream_http import HttpUpstream
@@ -133,9 +133,14 @@ class App:
 
         residency = NatsResidency(self._nc, settings.reload_timeout_seconds)
         self._tasks.spawn("usage-reports", residency.report_usage(settings.usage_report_interval))
+        wakes = WakeSignals(settings.instance_id, lambda model: hold.held(model))
         hold = RequestHold(
-            self.routes, hold_seconds=settings.hold_seconds, max_held=settings.max_held_per_model
+            self.routes,
+            hold_seconds=settings.hold_seconds,
+            max_held=settings.max_held_per_model,
+            on_first_hold=wakes.wake,
         )
+        self._tasks.spawn("wake-signals", wakes.run(self._nc))
         handler = GatewayHandler(
             self.routes,
             RoundRobin(),

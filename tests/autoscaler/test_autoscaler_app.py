@@ -127,3 +127,44 @@ async def test_one_autoscaler_leads_and_a_standby_takes_over(nats_server: Embedd
     finally:
         for app in apps:
             await app.close()
+
+
+async def test_a_wake_scales_a_model_at_zero_to_one_at_once(
+    nats_server: EmbeddedNats, api: ApiApp, nc: NATS, js: JetStreamContext
+) -> None:
+    """A gateway holding a request for a model at zero replicas wakes it: one replica, applied
+    without waiting for a tick (the ticks here are an hour apart)."""
+    app = AutoscalerApp(
+        AutoscalerSettings(
+            nats_url=nats_server.url,
+            api_address=api.grpc_address,
+            interval_seconds=3600,
+            lease_ttl=1.0,
+            lease_renew_interval=0.2,
+        )
+    )
+    zero = {**MODEL, "spec": {**MODEL["spec"], "replicas": 0, "minReplicas": 0}}  # type: ignore[dict-item]
+    await api.handler.apply_manifest(zero)
+    models = await TypedBucket.open(js, subjects.KV_MODELS, resources_pb2.Model)
+    await app.start()
+    try:
+
+        async def leading() -> bool:
+            return app.is_leader
+
+        await eventually(leading, 10, "the autoscaler to lead")
+
+        async def replicas_are_one() -> bool:
+            # Re-sent until seen: the autoscaler learns the model from its KV watch.
+            wake = events_pb2.ModelWake(model="iris", gateway="gw-1", held=1)
+            await nc.publish(subjects.gateway_wake("iris"), wake.SerializeToString())
+            found = await models.try_get("iris")
+            return found is not None and found.value.spec.replicas == 1
+
+        await eventually(replicas_are_one, 10, "the model to get one replica")
+        scaling = await TypedBucket.open(js, subjects.KV_AUTOSCALER, state_pb2.ModelScaling)
+        record = await scaling.try_get("iris")
+        assert record is not None
+        assert (record.value.reason, record.value.desired_replicas) == ("request held at 0 replicas -> 1", 1)
+    finally:
+        await app.close()

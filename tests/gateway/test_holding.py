@@ -98,3 +98,38 @@ async def test_a_model_deleted_while_held_ends_the_wait_with_404() -> None:
     table.delete("iris")
     with pytest.raises(NotFoundError):
         await asyncio.wait_for(waiting, 5)
+
+
+async def test_the_first_held_request_of_a_model_wakes_it_once() -> None:
+    """The wake hook runs when a model's first request is held, not for the ones that join it."""
+    table = RouteTable()
+    table.put(EMPTY)
+    woken: list[str] = []
+    hold = RequestHold(table, hold_seconds=30, max_held=10, on_first_hold=woken.append)
+    waiting = [
+        asyncio.create_task(hold.until_ready("iris", lambda: endpoints(table, "iris")), name=f"held-{i}")
+        for i in range(3)
+    ]
+    await asyncio.sleep(0.05)
+    assert hold.held("iris") == 3
+    table.put(READY)
+    await asyncio.gather(*waiting)
+    assert woken == ["iris"]
+
+
+async def test_a_replica_ready_between_the_look_and_the_wait_still_releases() -> None:
+    """The route changes right after the first look fails, before the request starts waiting:
+    the request is released at once instead of waiting out its hold time."""
+    table = RouteTable()
+    table.put(EMPTY)
+    hold = RequestHold(table, hold_seconds=2, max_held=10)
+    looks = 0
+
+    def attempt() -> tuple[RouteEndpoint, ...]:
+        nonlocal looks
+        looks += 1
+        if looks == 1:  # the replica becomes ready on the next turn of the loop
+            asyncio.get_running_loop().call_soon(table.put, READY)
+        return endpoints(table, "iris")
+
+    assert await hold.until_ready("iris", attempt) == READY.versions[0].endpoints
