@@ -45,6 +45,19 @@ def download_summary(download: state_pb2.DownloadStatus) -> str:
     return phase
 
 
+def autoscaling_summary(scaling: state_pb2.ModelScaling) -> str:
+    """The autoscaler's last decision in words: ``2 -> 4 replicas (avg concurrency 7.5 / target 2
+    -> 4, at 2026-11-24T10:01:02Z)``, or ``2 replicas (...)`` when it keeps the count."""
+    if scaling.desired_replicas == scaling.current_replicas:
+        text = f"{scaling.current_replicas} replicas"
+    else:
+        text = f"{scaling.current_replicas} -> {scaling.desired_replicas} replicas"
+    details = [d for d in (scaling.reason, f"at {scaling.at}" if scaling.at else "") if d]
+    if details:
+        text += f" ({', '.join(details)})"
+    return text
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """Left-aligned columns two spaces apart, like kubectl."""
     cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
@@ -66,6 +79,8 @@ def status_summary(status: state_pb2.ResourceStatus) -> str:
         f"{status.kind.lower()}/{status.name}: {status.state or 'Unknown'}",
         f"  available: {status.available_replicas}/{status.total_replicas}",
     ]
+    if status.HasField("autoscaling"):
+        lines.append(f"  autoscaling: {autoscaling_summary(status.autoscaling)}")
     if status.reason:
         lines.append(f"  reason: {status.reason}")
     if status.version:

@@ -421,6 +421,7 @@ class ResourceStatus(_message.Message):
     DOWNLOADS_FIELD_NUMBER: _builtins.int
     OBSERVED_GENERATION_FIELD_NUMBER: _builtins.int
     CONDITIONS_FIELD_NUMBER: _builtins.int
+    AUTOSCALING_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     name: _builtins.str
     state: _builtins.str
@@ -454,6 +455,12 @@ class ResourceStatus(_message.Message):
         ModelsReady (every model the resource calls is ModelAvailable).
         """
 
+    @_builtins.property
+    def autoscaling(self) -> Global___ModelScaling:
+        """Models only: the autoscaler's last decision, copied from KV_AUTOSCALER; absent when the model
+        is not autoscaled.
+        """
+
     def __init__(
         self,
         *,
@@ -472,10 +479,11 @@ class ResourceStatus(_message.Message):
         downloads: _abc.Iterable[Global___DownloadStatus] | None = ...,
         observed_generation: _builtins.int = ...,
         conditions: _abc.Iterable[Global___Condition] | None = ...,
+        autoscaling: Global___ModelScaling | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["autoscaling", b"autoscaling"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_replicas", b"available_replicas", "conditions", b"conditions", "downloads", b"downloads", "generation", b"generation", "kind", b"kind", "last_change", b"last_change", "name", b"name", "observed_generation", b"observed_generation", "reason", b"reason", "replicas", b"replicas", "scale_request", b"scale_request", "state", b"state", "total_replicas", b"total_replicas", "unavailable_replicas", b"unavailable_replicas", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["autoscaling", b"autoscaling", "available_replicas", b"available_replicas", "conditions", b"conditions", "downloads", b"downloads", "generation", b"generation", "kind", b"kind", "last_change", b"last_change", "name", b"name", "observed_generation", b"observed_generation", "reason", b"reason", "replicas", b"replicas", "scale_request", b"scale_request", "state", b"state", "total_replicas", b"total_replicas", "unavailable_replicas", b"unavailable_replicas", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -62,6 +62,9 @@ class StatusApp:
         def on_placement(key: str, msg: state_pb2.ModelPlacement | None) -> None:
             deriver.placement_changed(key, converters.placement_from_pb(msg) if msg is not None else None)
 
+        def on_autoscaling(key: str, msg: state_pb2.ModelScaling | None) -> None:
+            deriver.autoscaling_changed(key, converters.autoscaling_from_pb(msg) if msg is not None else None)
+
         def on_server(key: str, msg: resources_pb2.Server | None) -> None:
             deriver.server_changed(key, converters.server_from_pb(msg) if msg is not None else None)
 
@@ -82,6 +85,7 @@ class StatusApp:
             (
                 BucketWatch(subjects.KV_MODELS, resources_pb2.Model, on_model),
                 BucketWatch(subjects.KV_PLACEMENTS, state_pb2.ModelPlacement, on_placement),
+                BucketWatch(subjects.KV_AUTOSCALER, state_pb2.ModelScaling, on_autoscaling),
                 BucketWatch(subjects.KV_SERVERS, resources_pb2.Server, on_server),
                 BucketWatch(subjects.KV_REPLICAS, state_pb2.ReplicaInfo, on_replica),
                 BucketWatch(subjects.KV_SERVER_STATES, state_pb2.ServerState, on_usage),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from modelplane.proto import agent_pb2, resources_pb2, state_pb2
 from modelplane.services.status.types import (
     AssignmentView,
+    AutoscalingView,
     DownloadView,
     ModelView,
     PlacementView,
@@ -19,7 +20,13 @@ from modelplane.services.status.types import (
 
 
 def model_from_pb(msg: resources_pb2.Model) -> ModelView:
-    return ModelView(msg.meta.name, msg.meta.generation, msg.spec.replicas, msg.spec.min_replicas)
+    return ModelView(
+        msg.meta.name,
+        msg.meta.generation,
+        msg.spec.replicas,
+        msg.spec.min_replicas,
+        autoscaled=msg.spec.HasField("autoscaling"),
+    )
 
 
 def server_from_pb(msg: resources_pb2.Server) -> ServerView:
@@ -84,6 +91,30 @@ def _download_from_pb(d: state_pb2.DownloadStatus) -> DownloadView:
     )
 
 
+def autoscaling_from_pb(msg: state_pb2.ModelScaling) -> AutoscalingView:
+    return AutoscalingView(
+        model=msg.model,
+        current_replicas=msg.current_replicas,
+        desired_replicas=msg.desired_replicas,
+        reason=msg.reason,
+        at=msg.at,
+        average=msg.average,
+        down_count=msg.down_count,
+    )
+
+
+def autoscaling_to_pb(a: AutoscalingView) -> state_pb2.ModelScaling:
+    return state_pb2.ModelScaling(
+        model=a.model,
+        average=a.average,
+        down_count=a.down_count,
+        current_replicas=a.current_replicas,
+        desired_replicas=a.desired_replicas,
+        reason=a.reason,
+        at=a.at,
+    )
+
+
 def status_to_pb(status: Status) -> state_pb2.ResourceStatus:
     return state_pb2.ResourceStatus(
         kind=status.kind,
@@ -100,6 +131,7 @@ def status_to_pb(status: Status) -> state_pb2.ResourceStatus:
         scale_request=status.scale_request,
         downloads=[_download_to_pb(d) for d in status.downloads],
         observed_generation=status.observed_generation,
+        autoscaling=autoscaling_to_pb(status.autoscaling) if status.autoscaling is not None else None,
     )
 
 
@@ -151,6 +183,7 @@ def status_from_pb(msg: state_pb2.ResourceStatus) -> Status:
         scale_request=msg.scale_request,
         downloads=tuple(_download_from_pb(d) for d in msg.downloads),
         observed_generation=msg.observed_generation,
+        autoscaling=autoscaling_from_pb(msg.autoscaling) if msg.HasField("autoscaling") else None,
     )
 
 

@@ -7,6 +7,11 @@ A model's status also carries the artifact download of each placed version (the 
 service's last report). A report can be stale: the storage service's last event may be lost,
 so a version some replica already holds shows ``done`` rather than ``downloading``; a failed
 download takes the reason the agent reported for the failed load.
+
+An autoscaled model's status also carries the autoscaler's last decision (its KV_AUTOSCALER
+record), only while the model's spec asks for autoscaling: a record left behind after
+autoscaling was removed from the spec, or of a deleted model, is not shown. The decision is not
+a state: it never moves ``last_change``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from modelplane.services.status.types import (
     PHASE_DONE,
     PHASE_DOWNLOADING,
     PHASE_FAILED,
+    AutoscalingView,
     DownloadView,
     ModelView,
     PlacementView,
@@ -68,10 +74,12 @@ def model_status(
     previous: Status | None,
     now: str,
     downloads: Mapping[int, DownloadView] | None = None,
+    autoscaling: AutoscalingView | None = None,
 ) -> Status | None:
     """The Model's status, or None when the status key should be deleted.
 
-    ``downloads`` are the storage service's last reports for this model, by version.
+    ``downloads`` are the storage service's last reports for this model, by version;
+    ``autoscaling`` is the autoscaler's record of it, if any.
     """
     if model is None:
         if placement is None:
@@ -86,6 +94,7 @@ def model_status(
             generation=previous.generation if previous else 0,
         )
         return _stamp(status, previous, now)
+    scaling = autoscaling if model.autoscaled else None
     if placement is None or not placement.versions:
         status = Status(
             kind="Model",
@@ -95,6 +104,7 @@ def model_status(
             total_replicas=model.replicas,
             unavailable_replicas=model.replicas,
             generation=model.generation,
+            autoscaling=scaling,
         )
         return _stamp(status, previous, now)
     latest = max(placement.versions, key=lambda v: v.version)
@@ -135,6 +145,7 @@ def model_status(
         ),
         downloads=version_downloads(placement, downloads),
         observed_generation=placement.generation,
+        autoscaling=scaling,
     )
     return _stamp(status, previous, now)
 

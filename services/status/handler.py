@@ -10,6 +10,11 @@ model and version. A phase change (downloading -> done, cached, failed) is writt
 a download runs, writes for one model are throttled to one per ``progress_interval``: reports in
 between only update the table and a timer (a loop callback, not a task) writes the latest one
 when the interval is over, so a fast download never turns into a KV write per chunk.
+
+The autoscaler's record of a model (KV_AUTOSCALER) is put again every autoscaler tick; it is kept
+per model and goes through the same path, so a record equal to the previous one (or one of a
+model whose spec does not autoscale) writes nothing: ``_write`` skips a status equal to the one
+last written.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from modelplane.libs.tasks import KeyedWorkers
 from modelplane.services.status.derive import model_status, server_status
 from modelplane.services.status.types import (
     PHASE_DOWNLOADING,
+    AutoscalingView,
     DownloadView,
     ModelView,
     PlacementView,
@@ -76,6 +82,8 @@ class StatusDeriver:
         # The scheduler's booked memory per server (replica index -> usage) and scale requests.
         self.usage: dict[str, dict[int, ReplicaUsageView]] = {}
         self.scale_requests: dict[str, ScaleRequestView] = {}
+        # The autoscaler's record per model.
+        self.autoscaling: dict[str, AutoscalingView] = {}
         # What KV_STATUS holds (read at start, then what we wrote).
         self.written: dict[str, Status] = {}
         self._ready = False
@@ -107,6 +115,10 @@ class StatusDeriver:
     def placement_changed(self, name: str, placement: PlacementView | None) -> None:
         _set(self.placements, name, placement)
         self._forget_downloads(name)
+        self._submit_model(name)
+
+    def autoscaling_changed(self, name: str, record: AutoscalingView | None) -> None:
+        _set(self.autoscaling, name, record)
         self._submit_model(name)
 
     def download_progressed(self, name: str, download: DownloadView) -> None:
@@ -207,6 +219,7 @@ class StatusDeriver:
             self.written.get(key),
             self._clock(),
             self.downloads.get(name),
+            self.autoscaling.get(name),
         )
         await self._write(key, status)
 

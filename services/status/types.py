@@ -57,6 +57,9 @@ class ModelView:
     generation: int
     replicas: int
     min_replicas: int
+    # The spec asks for autoscaling (spec.autoscaling is set, disabled or not): only then does
+    # the status show the autoscaler's record (a record left over from before is not shown).
+    autoscaled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,21 @@ class ScaleRequestView:
 
 
 @dataclass(frozen=True, slots=True)
+class AutoscalingView:
+    """The autoscaler's record of one model (KV_AUTOSCALER): its state and last decision."""
+
+    model: str
+    current_replicas: int
+    desired_replicas: int
+    reason: str = ""
+    # RFC 3339 time of the decision.
+    at: str = ""
+    # The autoscaler's moving average of the metric and the ticks in a row that wanted fewer.
+    average: float = 0.0
+    down_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class ReplicaStatus:
     server: str
     index: int
@@ -139,3 +157,5 @@ class Status:
     # Models only: each placed version's download (by version) and the generation the state is for.
     downloads: tuple[DownloadView, ...] = ()
     observed_generation: int = 0
+    # Models only: the autoscaler's last decision (None when the model is not autoscaled).
+    autoscaling: AutoscalingView | None = None

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from modelplane.libs import states
 from modelplane.services.status.derive import model_status, server_status
 from modelplane.services.status.types import (
     AssignmentView,
+    AutoscalingView,
     ModelView,
     PlacementView,
     ReplicaView,
@@ -95,3 +98,40 @@ def test_unavailable_replica_reason_shows() -> None:
     assert status is not None
     assert (status.state, status.reason) == ("ServerNotReady", "tritonserver not found")
     assert status.replicas[0].state == "Unavailable"
+
+
+SCALING = AutoscalingView("iris", 2, 4, "avg concurrency 7.5 / target 2 -> 4", "2026-11-24T10:01:02Z", 7.5)
+AUTOSCALED = ModelView("iris", generation=3, replicas=2, min_replicas=1, autoscaled=True)
+
+
+def test_autoscaled_model_carries_the_decision() -> None:
+    """An autoscaled model's status holds the autoscaler's record, placed or not; without one, none."""
+    p = placed(VersionView(1, (AssignmentView("mlserver", 0, states.AVAILABLE),)))
+    for placement in (p, None):
+        status = model_status("iris", AUTOSCALED, placement, None, "t1", autoscaling=SCALING)
+        assert status is not None
+        assert status.autoscaling == SCALING
+    status = model_status("iris", AUTOSCALED, p, None, "t1")
+    assert status is not None
+    assert status.autoscaling is None
+
+
+def test_record_of_a_model_without_autoscaling_is_not_shown() -> None:
+    """A record left over after autoscaling left the spec (or of a deleted model) is not shown."""
+    p = placed(VersionView(1, (AssignmentView("mlserver", 0, states.AVAILABLE),)))
+    status = model_status("iris", IRIS, p, None, "t1", autoscaling=SCALING)
+    assert status is not None
+    assert status.autoscaling is None
+    gone = model_status("iris", None, p, None, "t1", autoscaling=SCALING)
+    assert gone is not None
+    assert gone.autoscaling is None
+
+
+def test_new_decision_keeps_last_change() -> None:
+    """A new autoscaling decision alone does not move last_change (it is not a state change)."""
+    p = placed(VersionView(1, (AssignmentView("mlserver", 0, states.AVAILABLE),)))
+    first = model_status("iris", AUTOSCALED, p, None, "t1", autoscaling=SCALING)
+    later = replace(SCALING, desired_replicas=2, reason="avg concurrency 3 / target 2 -> 2", at="t2")
+    again = model_status("iris", AUTOSCALED, p, first, "t2", autoscaling=later)
+    assert again is not None
+    assert (again.autoscaling, again.last_change) == (later, "t1")
