@@ -39,8 +39,14 @@ _CATCH_UP_TIMEOUT = 30.0
 
 
 class KvScalingStore:
+    """Each model's record in KV_AUTOSCALER, written only when it says something new: the status
+    service copies it into the model's status, and an idle model's identical record every tick
+    would rewrite that status (and wake every watcher) for nothing. ``at`` is when it last changed.
+    """
+
     def __init__(self, bucket: TypedBucket[state_pb2.ModelScaling]) -> None:
         self._bucket = bucket
+        self._written: dict[str, state_pb2.ModelScaling] = {}
 
     async def load(self) -> dict[str, ScalerState]:
         return {
@@ -50,20 +56,24 @@ class KvScalingStore:
 
     async def save(self, scaled: Scaled) -> None:
         d = scaled.decision
-        await self._bucket.put(
-            scaled.model,
-            state_pb2.ModelScaling(
-                model=scaled.model,
-                average=scaled.state.average,
-                down_count=scaled.state.down_count,
-                current_replicas=d.current,
-                desired_replicas=d.desired,
-                reason=d.reason,
-                at=now_rfc3339(),
-            ),
+        record = state_pb2.ModelScaling(
+            model=scaled.model,
+            average=scaled.state.average,
+            down_count=scaled.state.down_count,
+            current_replicas=d.current,
+            desired_replicas=d.desired,
+            reason=d.reason,
         )
+        if self._written.get(scaled.model) == record:
+            return
+        stamped = state_pb2.ModelScaling()
+        stamped.CopyFrom(record)
+        stamped.at = now_rfc3339()
+        await self._bucket.put(scaled.model, stamped)
+        self._written[scaled.model] = record
 
     async def forget(self, model: str) -> None:
+        self._written.pop(model, None)
         await self._bucket.delete(model)
 
 

@@ -68,6 +68,8 @@ class Autoscaler:
         self._saved: dict[str, ScalerState] = {}
         # A tick and a wake may decide about the same model at the same time; one at a time.
         self._deciding = asyncio.Lock()
+        # Models no longer autoscaled whose persisted record is still to delete.
+        self._forgotten: set[str] = set()
 
     async def restore(self) -> None:
         """Size every model from its persisted state: at start, and when this instance becomes
@@ -95,9 +97,11 @@ class Autoscaler:
         policy = self.policy(model) if model is not None else None
         if model is None or policy is None:
             self._models.pop(name, None)
-            self._scalers.pop(name, None)
+            if self._scalers.pop(name, None) is not None:
+                self._forgotten.add(name)  # its record goes at the next tick
             self._book.forget(name)
             return
+        self._forgotten.discard(name)
         self._models[name] = model
         scaler = self._scalers.get(name)
         if scaler is None:
@@ -108,6 +112,12 @@ class Autoscaler:
     async def tick(self) -> list[Scaled]:
         """One interval: a decision per autoscaled model; changes applied through the api."""
         async with self._deciding:
+            for name in sorted(self._forgotten):
+                try:
+                    await self._store.forget(name)
+                    self._forgotten.discard(name)
+                except Exception as exc:  # NATS is away: try again next tick
+                    log.warning("model_scaling_forget_failed", model=name, error=str(exc))
             now = self._clock()
             out: list[Scaled] = []
             for name, scaler in list(self._scalers.items()):

@@ -15,7 +15,9 @@ from modelplane.libs.store import TypedBucket
 from modelplane.proto import events_pb2, resources_pb2, state_pb2
 from modelplane.services.api.app import App as ApiApp
 from modelplane.services.api.settings import ApiSettings
-from modelplane.services.autoscaler.app import AutoscalerApp
+from modelplane.services.autoscaler.app import AutoscalerApp, KvScalingStore
+from modelplane.services.autoscaler.handler import Scaled
+from modelplane.services.autoscaler.model_scaling import Decision, ScalerState
 from modelplane.services.autoscaler.settings import AutoscalerSettings
 from tests.gateway.conftest import eventually
 
@@ -168,3 +170,21 @@ async def test_a_wake_scales_a_model_at_zero_to_one_at_once(
         assert (record.value.reason, record.value.desired_replicas) == ("request held at 0 replicas -> 1", 1)
     finally:
         await app.close()
+
+
+async def test_an_unchanged_decision_is_not_written_again(js: JetStreamContext) -> None:
+    """The same decision tick after tick leaves the record (and the status built from it) alone."""
+    bucket = await TypedBucket.open(js, subjects.KV_AUTOSCALER, state_pb2.ModelScaling)
+    store = KvScalingStore(bucket)
+    same = Scaled("iris", ScalerState(average=0.0), Decision(1, 1, 0.0, "avg concurrency 0 / target 2 -> 1"))
+    await store.save(same)
+    first = await bucket.try_get("iris")
+    await store.save(same)
+    assert (await bucket.try_get("iris")).revision == first.revision  # type: ignore[union-attr]
+    await store.save(
+        Scaled("iris", ScalerState(average=3.0), Decision(1, 2, 3.0, "avg concurrency 3 / target 2 -> 2"))
+    )
+    changed = await bucket.try_get("iris")
+    assert changed is not None
+    assert changed.value.desired_replicas == 2
+    assert changed.value.at
