@@ -41,6 +41,13 @@ log = structlog.get_logger(__name__)
 @click.option(
     "--gateway-grpc-port", type=int, default=9001, show_default=True, envvar="MODELPLANE_GATEWAY_GRPC_PORT"
 )
+@click.option(
+    "--autoscaler-metrics-port",
+    type=int,
+    default=9010,
+    show_default=True,
+    envvar="MODELPLANE_AUTOSCALER_METRICS_PORT",
+)
 def up(
     state_dir: Path,
     nats_url: str | None,
@@ -50,6 +57,7 @@ def up(
     api_http_port: int,
     gateway_port: int,
     gateway_grpc_port: int,
+    autoscaler_metrics_port: int,
 ) -> None:
     """Start NATS, every service and a local MLServer replica; stop them all on Ctrl-C."""
     logs.configure("up")
@@ -62,6 +70,7 @@ def up(
         api_http_port=api_http_port,
         gateway_http_port=gateway_port,
         gateway_grpc_port=gateway_grpc_port,
+        autoscaler_metrics_port=autoscaler_metrics_port,
     )
     code = asyncio.run(_run(options))
     sys.exit(code)

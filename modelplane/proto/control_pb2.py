@@ -28,7 +28,7 @@ from . import resources_pb2 as modelplane_dot_v1_dot_resources__pb2
 from . import state_pb2 as modelplane_dot_v1_dot_state__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmodelplane/v1/control.proto\x12\rmodelplane.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1dmodelplane/v1/resources.proto\x1a\x19modelplane/v1/state.proto\"\xb0\x02\n\x08Resource\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x14.modelplane.v1.ModelH\x00\x12\'\n\x06server\x18\x02 \x01(\x0b\x32\x15.modelplane.v1.ServerH\x00\x12\x34\n\rserver_config\x18\x03 \x01(\x0b\x32\x1b.modelplane.v1.ServerConfigH\x00\x12/\n\nexperiment\x18\x04 \x01(\x0b\x32\x19.modelplane.v1.ExperimentH\x00\x12+\n\x08pipeline\x18\x05 \x01(\x0b\x32\x17.modelplane.v1.PipelineH\x00\x12\x38\n\x0finference_graph\x18\x06 \x01(\x0b\x32\x1d.modelplane.v1.InferenceGraphH\x00\x42\x06\n\x04kind\"r\n\x0c\x41pplyRequest\x12+\n\x08resource\x18\x01 \x01(\x0b\x32\x17.modelplane.v1.ResourceH\x00\x12+\n\x08manifest\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructH\x00\x42\x08\n\x06source\"K\n\rApplyResponse\x12)\n\x08resource\x18\x01 \x01(\x0b\x32\x17.modelplane.v1.Resource\x12\x0f\n\x07outcome\x18\x02 \x01(\t\")\n\x0bResourceRef\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\x1b\n\x0bListRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\":\n\x0cListResponse\x12*\n\tresources\x18\x01 \x03(\x0b\x32\x17.modelplane.v1.Resource\"!\n\x0e\x44\x65leteResponse\x12\x0f\n\x07outcome\x18\x01 \x01(\t\"?\n\x0eStatusResponse\x12-\n\x06status\x18\x01 \x01(\x0b\x32\x1d.modelplane.v1.ResourceStatus\"E\n\x12ListStatusResponse\x12/\n\x08statuses\x18\x01 \x03(\x0b\x32\x1d.modelplane.v1.ResourceStatus\"F\n\x16ServerReplicasResponse\x12,\n\x08replicas\x18\x01 \x03(\x0b\x32\x1a.modelplane.v1.ReplicaInfo\"*\n\x0cWatchRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"I\n\nWatchEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12-\n\x06status\x18\x02 \x01(\x0b\x32\x1d.modelplane.v1.ResourceStatus\"\"\n\x12\x46ollowModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x92\x01\n\x10\x46ollowModelEvent\x12/\n\x06status\x18\x01 \x01(\x0b\x32\x1d.modelplane.v1.ResourceStatusH\x00\x12\x31\n\x08\x64ownload\x18\x02 \x01(\x0b\x32\x1d.modelplane.v1.DownloadStatusH\x00\x12\x11\n\x07\x64\x65leted\x18\x03 \x01(\x08H\x00\x42\x07\n\x05\x65vent\"H\n\x16InspectPipelineRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"D\n\nStepRecord\x12\x0c\n\x04step\x18\x01 \x01(\t\x12\x0c\n\x04port\x18\x02 \x01(\t\x12\x0c\n\x04json\x18\x03 \x01(\t\x12\x0c\n\x04time\x18\x04 \x01(\t\"Y\n\x17InspectPipelineResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12*\n\x07records\x18\x02 \x03(\x0b\x32\x19.modelplane.v1.StepRecord2\x83\x06\n\x0e\x43ontrolService\x12\x42\n\x05\x41pply\x12\x1b.modelplane.v1.ApplyRequest\x1a\x1c.modelplane.v1.ApplyResponse\x12:\n\x03Get\x12\x1a.modelplane.v1.ResourceRef\x1a\x17.modelplane.v1.Resource\x12?\n\x04List\x12\x1a.modelplane.v1.ListRequest\x1a\x1b.modelplane.v1.ListResponse\x12\x43\n\x06\x44\x65lete\x12\x1a.modelplane.v1.ResourceRef\x1a\x1d.modelplane.v1.DeleteResponse\x12\x46\n\tGetStatus\x12\x1a.modelplane.v1.ResourceRef\x1a\x1d.modelplane.v1.StatusResponse\x12K\n\nListStatus\x12\x1a.modelplane.v1.ListRequest\x1a!.modelplane.v1.ListStatusResponse\x12V\n\x11GetServerReplicas\x12\x1a.modelplane.v1.ResourceRef\x1a%.modelplane.v1.ServerReplicasResponse\x12`\n\x0fInspectPipeline\x12%.modelplane.v1.InspectPipelineRequest\x1a&.modelplane.v1.InspectPipelineResponse\x12G\n\x0bWatchStatus\x12\x1b.modelplane.v1.WatchRequest\x1a\x19.modelplane.v1.WatchEvent0\x01\x12S\n\x0b\x46ollowModel\x12!.modelplane.v1.FollowModelRequest\x1a\x1f.modelplane.v1.FollowModelEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmodelplane/v1/control.proto\x12\rmodelplane.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1dmodelplane/v1/resources.proto\x1a\x19modelplane/v1/state.proto\"\xb0\x02\n\x08Resource\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x14.modelplane.v1.ModelH\x00\x12\'\n\x06server\x18\x02 \x01(\x0b\x32\x15.modelplane.v1.ServerH\x00\x12\x34\n\rserver_config\x18\x03 \x01(\x0b\x32\x1b.modelplane.v1.ServerConfigH\x00\x12/\n\nexperiment\x18\x04 \x01(\x0b\x32\x19.modelplane.v1.ExperimentH\x00\x12+\n\x08pipeline\x18\x05 \x01(\x0b\x32\x17.modelplane.v1.PipelineH\x00\x12\x38\n\x0finference_graph\x18\x06 \x01(\x0b\x32\x1d.modelplane.v1.InferenceGraphH\x00\x42\x06\n\x04kind\"r\n\x0c\x41pplyRequest\x12+\n\x08resource\x18\x01 \x01(\x0b\x32\x17.modelplane.v1.ResourceH\x00\x12+\n\x08manifest\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructH\x00\x42\x08\n\x06source\"K\n\rApplyResponse\x12)\n\x08resource\x18\x01 \x01(\x0b\x32\x17.modelplane.v1.Resource\x12\x0f\n\x07outcome\x18\x02 \x01(\t\"L\n\x0cScaleRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08replicas\x18\x03 \x01(\x05\x12\x0e\n\x06reason\x18\x04 \x01(\t\")\n\x0bResourceRef\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\x1b\n\x0bListRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\":\n\x0cListResponse\x12*\n\tresources\x18\x01 \x03(\x0b\x32\x17.modelplane.v1.Resource\"!\n\x0e\x44\x65leteResponse\x12\x0f\n\x07outcome\x18\x01 \x01(\t\"?\n\x0eStatusResponse\x12-\n\x06status\x18\x01 \x01(\x0b\x32\x1d.modelplane.v1.ResourceStatus\"E\n\x12ListStatusResponse\x12/\n\x08statuses\x18\x01 \x03(\x0b\x32\x1d.modelplane.v1.ResourceStatus\"F\n\x16ServerReplicasResponse\x12,\n\x08replicas\x18\x01 \x03(\x0b\x32\x1a.modelplane.v1.ReplicaInfo\"*\n\x0cWatchRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"I\n\nWatchEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12-\n\x06status\x18\x02 \x01(\x0b\x32\x1d.modelplane.v1.ResourceStatus\"\"\n\x12\x46ollowModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x92\x01\n\x10\x46ollowModelEvent\x12/\n\x06status\x18\x01 \x01(\x0b\x32\x1d.modelplane.v1.ResourceStatusH\x00\x12\x31\n\x08\x64ownload\x18\x02 \x01(\x0b\x32\x1d.modelplane.v1.DownloadStatusH\x00\x12\x11\n\x07\x64\x65leted\x18\x03 \x01(\x08H\x00\x42\x07\n\x05\x65vent\"H\n\x16InspectPipelineRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"D\n\nStepRecord\x12\x0c\n\x04step\x18\x01 \x01(\t\x12\x0c\n\x04port\x18\x02 \x01(\t\x12\x0c\n\x04json\x18\x03 \x01(\t\x12\x0c\n\x04time\x18\x04 \x01(\t\"Y\n\x17InspectPipelineResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12*\n\x07records\x18\x02 \x03(\x0b\x32\x19.modelplane.v1.StepRecord2\xc7\x06\n\x0e\x43ontrolService\x12\x42\n\x05\x41pply\x12\x1b.modelplane.v1.ApplyRequest\x1a\x1c.modelplane.v1.ApplyResponse\x12\x42\n\x05Scale\x12\x1b.modelplane.v1.ScaleRequest\x1a\x1c.modelplane.v1.ApplyResponse\x12:\n\x03Get\x12\x1a.modelplane.v1.ResourceRef\x1a\x17.modelplane.v1.Resource\x12?\n\x04List\x12\x1a.modelplane.v1.ListRequest\x1a\x1b.modelplane.v1.ListResponse\x12\x43\n\x06\x44\x65lete\x12\x1a.modelplane.v1.ResourceRef\x1a\x1d.modelplane.v1.DeleteResponse\x12\x46\n\tGetStatus\x12\x1a.modelplane.v1.ResourceRef\x1a\x1d.modelplane.v1.StatusResponse\x12K\n\nListStatus\x12\x1a.modelplane.v1.ListRequest\x1a!.modelplane.v1.ListStatusResponse\x12V\n\x11GetServerReplicas\x12\x1a.modelplane.v1.ResourceRef\x1a%.modelplane.v1.ServerReplicasResponse\x12`\n\x0fInspectPipeline\x12%.modelplane.v1.InspectPipelineRequest\x1a&.modelplane.v1.InspectPipelineResponse\x12G\n\x0bWatchStatus\x12\x1b.modelplane.v1.WatchRequest\x1a\x19.modelplane.v1.WatchEvent0\x01\x12S\n\x0b\x46ollowModel\x12!.modelplane.v1.FollowModelRequest\x1a\x1f.modelplane.v1.FollowModelEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,34 +41,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APPLYREQUEST']._serialized_end=555
   _globals['_APPLYRESPONSE']._serialized_start=557
   _globals['_APPLYRESPONSE']._serialized_end=632
-  _globals['_RESOURCEREF']._serialized_start=634
-  _globals['_RESOURCEREF']._serialized_end=675
-  _globals['_LISTREQUEST']._serialized_start=677
-  _globals['_LISTREQUEST']._serialized_end=704
-  _globals['_LISTRESPONSE']._serialized_start=706
-  _globals['_LISTRESPONSE']._serialized_end=764
-  _globals['_DELETERESPONSE']._serialized_start=766
-  _globals['_DELETERESPONSE']._serialized_end=799
-  _globals['_STATUSRESPONSE']._serialized_start=801
-  _globals['_STATUSRESPONSE']._serialized_end=864
-  _globals['_LISTSTATUSRESPONSE']._serialized_start=866
-  _globals['_LISTSTATUSRESPONSE']._serialized_end=935
-  _globals['_SERVERREPLICASRESPONSE']._serialized_start=937
-  _globals['_SERVERREPLICASRESPONSE']._serialized_end=1007
-  _globals['_WATCHREQUEST']._serialized_start=1009
-  _globals['_WATCHREQUEST']._serialized_end=1051
-  _globals['_WATCHEVENT']._serialized_start=1053
-  _globals['_WATCHEVENT']._serialized_end=1126
-  _globals['_FOLLOWMODELREQUEST']._serialized_start=1128
-  _globals['_FOLLOWMODELREQUEST']._serialized_end=1162
-  _globals['_FOLLOWMODELEVENT']._serialized_start=1165
-  _globals['_FOLLOWMODELEVENT']._serialized_end=1311
-  _globals['_INSPECTPIPELINEREQUEST']._serialized_start=1313
-  _globals['_INSPECTPIPELINEREQUEST']._serialized_end=1385
-  _globals['_STEPRECORD']._serialized_start=1387
-  _globals['_STEPRECORD']._serialized_end=1455
-  _globals['_INSPECTPIPELINERESPONSE']._serialized_start=1457
-  _globals['_INSPECTPIPELINERESPONSE']._serialized_end=1546
-  _globals['_CONTROLSERVICE']._serialized_start=1549
-  _globals['_CONTROLSERVICE']._serialized_end=2320
+  _globals['_SCALEREQUEST']._serialized_start=634
+  _globals['_SCALEREQUEST']._serialized_end=710
+  _globals['_RESOURCEREF']._serialized_start=712
+  _globals['_RESOURCEREF']._serialized_end=753
+  _globals['_LISTREQUEST']._serialized_start=755
+  _globals['_LISTREQUEST']._serialized_end=782
+  _globals['_LISTRESPONSE']._serialized_start=784
+  _globals['_LISTRESPONSE']._serialized_end=842
+  _globals['_DELETERESPONSE']._serialized_start=844
+  _globals['_DELETERESPONSE']._serialized_end=877
+  _globals['_STATUSRESPONSE']._serialized_start=879
+  _globals['_STATUSRESPONSE']._serialized_end=942
+  _globals['_LISTSTATUSRESPONSE']._serialized_start=944
+  _globals['_LISTSTATUSRESPONSE']._serialized_end=1013
+  _globals['_SERVERREPLICASRESPONSE']._serialized_start=1015
+  _globals['_SERVERREPLICASRESPONSE']._serialized_end=1085
+  _globals['_WATCHREQUEST']._serialized_start=1087
+  _globals['_WATCHREQUEST']._serialized_end=1129
+  _globals['_WATCHEVENT']._serialized_start=1131
+  _globals['_WATCHEVENT']._serialized_end=1204
+  _globals['_FOLLOWMODELREQUEST']._serialized_start=1206
+  _globals['_FOLLOWMODELREQUEST']._serialized_end=1240
+  _globals['_FOLLOWMODELEVENT']._serialized_start=1243
+  _globals['_FOLLOWMODELEVENT']._serialized_end=1389
+  _globals['_INSPECTPIPELINEREQUEST']._serialized_start=1391
+  _globals['_INSPECTPIPELINEREQUEST']._serialized_end=1463
+  _globals['_STEPRECORD']._serialized_start=1465
+  _globals['_STEPRECORD']._serialized_end=1533
+  _globals['_INSPECTPIPELINERESPONSE']._serialized_start=1535
+  _globals['_INSPECTPIPELINERESPONSE']._serialized_end=1624
+  _globals['_CONTROLSERVICE']._serialized_start=1627
+  _globals['_CONTROLSERVICE']._serialized_end=2466
 # @@protoc_insertion_point(module_scope)

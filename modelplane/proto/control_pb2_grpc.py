@@ -40,6 +40,11 @@ class ControlServiceStub:
                 request_serializer=modelplane_dot_v1_dot_control__pb2.ApplyRequest.SerializeToString,
                 response_deserializer=modelplane_dot_v1_dot_control__pb2.ApplyResponse.FromString,
                 _registered_method=True)
+        self.Scale = channel.unary_unary(
+                '/modelplane.v1.ControlService/Scale',
+                request_serializer=modelplane_dot_v1_dot_control__pb2.ScaleRequest.SerializeToString,
+                response_deserializer=modelplane_dot_v1_dot_control__pb2.ApplyResponse.FromString,
+                _registered_method=True)
         self.Get = channel.unary_unary(
                 '/modelplane.v1.ControlService/Get',
                 request_serializer=modelplane_dot_v1_dot_control__pb2.ResourceRef.SerializeToString,
@@ -91,6 +96,12 @@ class ControlServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Apply(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Scale(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -159,6 +170,11 @@ def add_ControlServiceServicer_to_server(servicer, server):
             'Apply': grpc.unary_unary_rpc_method_handler(
                     servicer.Apply,
                     request_deserializer=modelplane_dot_v1_dot_control__pb2.ApplyRequest.FromString,
+                    response_serializer=modelplane_dot_v1_dot_control__pb2.ApplyResponse.SerializeToString,
+            ),
+            'Scale': grpc.unary_unary_rpc_method_handler(
+                    servicer.Scale,
+                    request_deserializer=modelplane_dot_v1_dot_control__pb2.ScaleRequest.FromString,
                     response_serializer=modelplane_dot_v1_dot_control__pb2.ApplyResponse.SerializeToString,
             ),
             'Get': grpc.unary_unary_rpc_method_handler(
@@ -233,6 +249,33 @@ class ControlService:
             target,
             '/modelplane.v1.ControlService/Apply',
             modelplane_dot_v1_dot_control__pb2.ApplyRequest.SerializeToString,
+            modelplane_dot_v1_dot_control__pb2.ApplyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Scale(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelplane.v1.ControlService/Scale',
+            modelplane_dot_v1_dot_control__pb2.ScaleRequest.SerializeToString,
             modelplane_dot_v1_dot_control__pb2.ApplyResponse.FromString,
             options,
             channel_credentials,

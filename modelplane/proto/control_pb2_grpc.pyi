@@ -32,6 +32,7 @@ class ControlServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ControlServiceAsyncStub: ...
     Apply: _grpc.UnaryUnaryMultiCallable[_control_pb2.ApplyRequest, _control_pb2.ApplyResponse]
+    Scale: _grpc.UnaryUnaryMultiCallable[_control_pb2.ScaleRequest, _control_pb2.ApplyResponse]
     Get: _grpc.UnaryUnaryMultiCallable[_control_pb2.ResourceRef, _control_pb2.Resource]
     List: _grpc.UnaryUnaryMultiCallable[_control_pb2.ListRequest, _control_pb2.ListResponse]
     Delete: _grpc.UnaryUnaryMultiCallable[_control_pb2.ResourceRef, _control_pb2.DeleteResponse]
@@ -49,6 +50,7 @@ class ControlServiceStub:
 class ControlServiceAsyncStub(ControlServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Apply: _aio.UnaryUnaryMultiCallable[_control_pb2.ApplyRequest, _control_pb2.ApplyResponse]  # type: ignore[assignment]
+    Scale: _aio.UnaryUnaryMultiCallable[_control_pb2.ScaleRequest, _control_pb2.ApplyResponse]  # type: ignore[assignment]
     Get: _aio.UnaryUnaryMultiCallable[_control_pb2.ResourceRef, _control_pb2.Resource]  # type: ignore[assignment]
     List: _aio.UnaryUnaryMultiCallable[_control_pb2.ListRequest, _control_pb2.ListResponse]  # type: ignore[assignment]
     Delete: _aio.UnaryUnaryMultiCallable[_control_pb2.ResourceRef, _control_pb2.DeleteResponse]  # type: ignore[assignment]
@@ -67,6 +69,13 @@ class ControlServiceServicer(metaclass=_abc_1.ABCMeta):
     def Apply(
         self,
         request: _control_pb2.ApplyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.ApplyResponse, _abc.Awaitable[_control_pb2.ApplyResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Scale(
+        self,
+        request: _control_pb2.ScaleRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_control_pb2.ApplyResponse, _abc.Awaitable[_control_pb2.ApplyResponse]]: ...
 

@@ -49,6 +49,7 @@ class UpOptions:
     api_http_port: int = 9080
     gateway_http_port: int = 9000
     gateway_grpc_port: int = 9001
+    autoscaler_metrics_port: int = 9010
     start_timeout: float = 60.0
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -82,6 +83,8 @@ class Stack:
             "MODELPLANE_GATEWAY_HOST": o.host,
             "MODELPLANE_GATEWAY_HTTP_PORT": str(o.gateway_http_port),
             "MODELPLANE_GATEWAY_GRPC_PORT": str(o.gateway_grpc_port),
+            "MODELPLANE_AUTOSCALER_HOST": o.host,
+            "MODELPLANE_AUTOSCALER_METRICS_PORT": str(o.autoscaler_metrics_port),
             # Graph steps (and pipeline steps, if asked) call their models through the gateway.
             "MODELPLANE_DATAFLOW_GATEWAY_URL": f"http://{o.host}:{o.gateway_http_port}",
             # The autoscaler applies replica changes through the api.
@@ -141,6 +144,7 @@ class Stack:
             f"modelplane is up (state in {o.state_dir})\n"
             f"  inference  REST http://{o.host}:{o.gateway_http_port}   gRPC {o.host}:{o.gateway_grpc_port}\n"
             f"  control    gRPC {o.host}:{o.api_grpc_port}   REST http://{o.host}:{o.api_http_port}\n"
+            f"  autoscaler metrics http://{o.host}:{o.autoscaler_metrics_port}/metrics\n"
             f"  NATS       {self.nats_url}\n"
             "Press Ctrl-C to stop."
         )

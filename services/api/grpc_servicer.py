@@ -44,7 +44,7 @@ def _mapped(method: Unary[R]) -> Unary[R]:
     return wrapper
 
 
-def _name(ref: control_pb2.ResourceRef) -> str:
+def _name(ref: control_pb2.ResourceRef | control_pb2.ScaleRequest) -> str:
     if not ref.name:
         raise InvalidError("is required", field="name")
     return ref.name
@@ -67,6 +67,15 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
             resource, outcome = await self._handler.apply(converters.resource_from_pb(request.resource))
         else:
             raise InvalidError("set either resource or manifest", field="source")
+        return converters.apply_response(resource, outcome)
+
+    @_mapped
+    async def Scale(
+        self, request: control_pb2.ScaleRequest, context: grpc.aio.ServicerContext
+    ) -> control_pb2.ApplyResponse:
+        resource, outcome = await self._handler.scale(
+            parse_kind(request.kind), _name(request), request.replicas, request.reason
+        )
         return converters.apply_response(resource, outcome)
 
     @_mapped

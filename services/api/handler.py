@@ -264,20 +264,54 @@ class ControlHandler:
 
     async def _apply_valid(self, resource: Resource) -> tuple[Resource, Outcome]:
         incoming = _normalized(resource)
-        bucket = self._resources[incoming.kind]
-        codec = _CODECS[incoming.kind]
-        name = incoming.meta.name
         if isinstance(incoming, Experiment):
             await self._check_baseline(incoming)
+        return await self._write(incoming.kind, incoming.meta.name, lambda _existing: incoming)
+
+    async def scale(self, kind: Kind, name: str, replicas: int, reason: str = "") -> tuple[Resource, Outcome]:
+        """Set only the replicas of a Model or Server (``kubectl scale``; what the autoscaler
+        uses): read, change and write under the stored revision, so a concurrent edit of any other
+        field is never overwritten with a stale copy."""
+        if kind not in ("Model", "Server"):
+            raise InvalidError(f"only Models and Servers have replicas, not {kind}s", field="kind")
+        if replicas < 0:
+            raise InvalidError(f"must be >= 0, got {replicas}", field="replicas")
+
+        def scaled(existing: Resource | None) -> Resource:
+            if existing is None:
+                raise NotFoundError(f"{kind} {name!r} not found")
+            if isinstance(existing, Model):
+                return validate(
+                    dataclasses.replace(existing, spec=dataclasses.replace(existing.spec, replicas=replicas))
+                )
+            assert isinstance(existing, Server)
+            return validate(
+                dataclasses.replace(existing, spec=dataclasses.replace(existing.spec, replicas=replicas))
+            )
+
+        return await self._write(kind, name, scaled, {"replicas": str(replicas), "reason": reason})
+
+    async def _write(
+        self,
+        kind: Kind,
+        name: str,
+        change: Callable[[Resource | None], Resource],
+        attributes: Mapping[str, str] | None = None,
+    ) -> tuple[Resource, Outcome]:
+        """Store ``change(stored or None)``, versioning it, under the stored revision (retried
+        when another writer got there first)."""
+        bucket = self._resources[kind]
+        codec = _CODECS[kind]
         for _ in range(APPLY_ATTEMPTS):
             current = await bucket.try_get(name)
+            existing = codec.from_pb(current.value) if current is not None else None
+            incoming = change(existing)
             try:
-                if current is None:
+                if current is None or existing is None:
                     stored = _with_meta(incoming, generation=1, created_at=now_rfc3339())
                     await bucket.create(name, codec.to_pb(stored))
                     outcome: Outcome = "created"
                 else:
-                    existing = codec.from_pb(current.value)
                     if _same_content(existing, incoming):
                         return existing, "unchanged"
                     stored = _with_meta(
@@ -288,7 +322,7 @@ class ControlHandler:
                     await bucket.update(name, codec.to_pb(stored), current.revision)
                     outcome = "configured"
             except ConflictError:
-                log.info("apply_conflict_retry", kind=incoming.kind, name=name)
+                log.info("apply_conflict_retry", kind=kind, name=name)
                 continue
             log.info(
                 "resource_applied",
@@ -296,11 +330,17 @@ class ControlHandler:
                 name=name,
                 outcome=outcome,
                 generation=stored.meta.generation,
+                **(attributes or {}),
             )
-            await self._publish("applied", stored.kind, name, {"generation": str(stored.meta.generation)})
+            await self._publish(
+                "applied",
+                stored.kind,
+                name,
+                {"generation": str(stored.meta.generation), **(attributes or {})},
+            )
             return stored, outcome
         raise ConflictError(
-            f"{incoming.kind} {name} kept changing concurrently; gave up after {APPLY_ATTEMPTS} attempts"
+            f"{kind} {name} kept changing concurrently; gave up after {APPLY_ATTEMPTS} attempts"
         )
 
     async def _check_baseline(self, experiment: Experiment) -> None:

@@ -2,7 +2,8 @@
 
 Routes: POST /v1/apply (a JSON manifest, a JSON list of them, or YAML documents when the
 Content-Type is application/yaml); GET /v1/{kind}; GET|DELETE /v1/{kind}/{name};
-GET /v1/{kind}/{name}/status; GET /v1/servers/{name}/replicas;
+GET /v1/{kind}/{name}/status; POST /v1/{kind}/{name}/scale;
+GET /v1/servers/{name}/replicas;
 GET /v1/pipelines/{name}/inspect[?step=&request_id=]; GET /v1/health.
 ``kind`` is models | servers | serverconfigs | experiments | pipelines | inferencegraphs (or
 any spelling ``handler.parse_kind`` accepts). Errors are ``{"error": "<field>: <reason>"}``.
@@ -121,6 +122,23 @@ async def get_status(request: web.Request) -> web.Response:
     return web.json_response(_status_json(status))
 
 
+async def scale_resource(request: web.Request) -> web.Response:
+    """``{"replicas": N, "reason": "..."}``: set only the replicas (kubectl scale)."""
+    kind = parse_kind(request.match_info["kind"])
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise InvalidError(f"the body is not JSON: {exc}", field="body") from exc
+    replicas = body.get("replicas") if isinstance(body, dict) else None
+    if not isinstance(replicas, int) or isinstance(replicas, bool):
+        raise InvalidError("must be a whole number", field="replicas")
+    reason = body.get("reason", "")
+    if not isinstance(reason, str):
+        raise InvalidError("must be a string", field="reason")
+    resource, outcome = await _handler(request).scale(kind, request.match_info["name"], replicas, reason)
+    return web.json_response(_applied(resource, outcome))
+
+
 async def server_replicas(request: web.Request) -> web.Response:
     replicas = await _handler(request).server_replicas(request.match_info["name"])
     return web.json_response({"items": [_status_json(r) for r in replicas]})
@@ -155,4 +173,5 @@ def create_app(handler: ControlHandler) -> web.Application:
     app.router.add_get("/v1/{kind}/{name}", get_resource)
     app.router.add_delete("/v1/{kind}/{name}", delete_resource)
     app.router.add_get("/v1/{kind}/{name}/status", get_status)
+    app.router.add_post("/v1/{kind}/{name}/scale", scale_resource)
     return app

@@ -5,15 +5,18 @@ decides, other instances stand by with the same view."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import contextlib
 import os
 import socket
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import grpc
 import structlog
+from aiohttp import web
+from google.protobuf.message import DecodeError
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -22,14 +25,18 @@ from modelplane.libs import subjects
 from modelplane.libs.clock import now_rfc3339
 from modelplane.libs.lease import LeaderElection, LeaseConfig, serve_while_leader
 from modelplane.libs.resources import convert
-from modelplane.libs.resources.types import Model
+from modelplane.libs.resources.types import Model, Server
 from modelplane.libs.store import TypedBucket, connect, disconnect, ensure_buckets
 from modelplane.libs.tasks import TaskSupervisor
 from modelplane.libs.watching import BucketWatch, watch_buckets
 from modelplane.proto import control_pb2, control_pb2_grpc, events_pb2, lease_pb2, resources_pb2, state_pb2
+from modelplane.services.autoscaler import converters
 from modelplane.services.autoscaler.handler import Autoscaler, Scaled
 from modelplane.services.autoscaler.load import LoadBook, LoadSample
+from modelplane.services.autoscaler.metrics import AutoscalerMetrics
 from modelplane.services.autoscaler.model_scaling import ScalerState
+from modelplane.services.autoscaler.server_handler import ServerAutoscaler
+from modelplane.services.autoscaler.server_scaling import ServerDecision
 from modelplane.services.autoscaler.settings import AutoscalerSettings
 
 log = structlog.get_logger(__name__)
@@ -78,15 +85,21 @@ class KvScalingStore:
 
 
 class ApiReplicaSetter:
-    """Applies the new replica count through the api, as a user's change would be."""
+    """Applies a new replica count through the api's Scale (only replicas change, under the
+    stored revision: a user's concurrent edit of the rest of the spec is never overwritten)."""
 
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self._stub = control_pb2_grpc.ControlServiceStub(channel)
 
     async def set_replicas(self, model: Model, replicas: int, reason: str) -> None:
-        scaled = dataclasses.replace(model, spec=dataclasses.replace(model.spec, replicas=replicas))
-        request = control_pb2.ApplyRequest(resource=control_pb2.Resource(model=convert.model_to_pb(scaled)))
-        await self._stub.Apply(request, timeout=10)
+        await self._scale("Model", model.meta.name, replicas, reason)
+
+    async def set_server_replicas(self, server: Server, replicas: int, reason: str) -> None:
+        await self._scale("Server", server.meta.name, replicas, reason)
+
+    async def _scale(self, kind: str, name: str, replicas: int, reason: str) -> None:
+        request = control_pb2.ScaleRequest(kind=kind, name=name, replicas=replicas, reason=reason)
+        await self._stub.Scale(request, timeout=10)
 
 
 class AutoscalerApp:
@@ -103,6 +116,11 @@ class AutoscalerApp:
         self._supervisor = TaskSupervisor("autoscaler")
         self._election: LeaderElection | None = None
         self._closed = False
+        self.servers: ServerAutoscaler | None = None
+        self._servers_changed = asyncio.Event()
+        self.metrics = AutoscalerMetrics()
+        self.metrics_port = 0
+        self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
         settings = self.settings
@@ -123,19 +141,52 @@ class AutoscalerApp:
         self.autoscaler = autoscaler
         await autoscaler.restore()
 
+        servers = ServerAutoscaler(ApiReplicaSetter(self._channel), packing=settings.server_packing)
+        self.servers = servers
+        changed = self._servers_changed
+
         def on_model(key: str, msg: resources_pb2.Model | None) -> None:
-            autoscaler.model_changed(key, convert.model_from_pb(msg) if msg is not None else None)
+            model = convert.model_from_pb(msg) if msg is not None else None
+            autoscaler.model_changed(key, model)
+            servers.model_changed(key, model)
+            if model is None or model.spec.autoscaling is None:
+                self.metrics.model_forgotten(key)
+
+        def on_server(key: str, msg: resources_pb2.Server | None) -> None:
+            servers.server_changed(key, convert.server_from_pb(msg) if msg is not None else None)
+            changed.set()
+
+        def on_config(key: str, msg: resources_pb2.ServerConfig | None) -> None:
+            servers.config_changed(key, convert.server_config_from_pb(msg) if msg is not None else None)
+
+        def on_ask(key: str, msg: state_pb2.ServerScaleRequest | None) -> None:
+            servers.ask_changed(key, converters.ask_from_pb(msg) if msg is not None else None)
+            changed.set()
+
+        def on_usage(key: str, msg: state_pb2.ServerState | None) -> None:
+            servers.usage_changed(key, converters.replicas_from_pb(msg) if msg is not None else None)
+            changed.set()
 
         await watch_buckets(
             js,
             self._supervisor,
-            (BucketWatch(subjects.KV_MODELS, resources_pb2.Model, on_model),),
+            (
+                BucketWatch(subjects.KV_MODELS, resources_pb2.Model, on_model),
+                BucketWatch(subjects.KV_SERVERS, resources_pb2.Server, on_server),
+                BucketWatch(subjects.KV_SERVER_CONFIGS, resources_pb2.ServerConfig, on_config),
+                BucketWatch(subjects.KV_SCALE_REQUESTS, state_pb2.ServerScaleRequest, on_ask),
+                BucketWatch(subjects.KV_SERVER_STATES, state_pb2.ServerState, on_usage),
+            ),
             _CATCH_UP_TIMEOUT,
             "autoscaler",
         )
 
         async def on_load(msg: Msg) -> None:
-            sample = events_pb2.ModelLoad.FromString(msg.data)
+            try:
+                sample = events_pb2.ModelLoad.FromString(msg.data)
+            except DecodeError:
+                log.warning("load_undecodable", subject=msg.subject)
+                return
             self.book.record(
                 sample.model,
                 sample.gateway,
@@ -144,9 +195,15 @@ class AutoscalerApp:
             )
 
         async def on_wake(msg: Msg) -> None:
-            wake = events_pb2.ModelWake.FromString(msg.data)
+            try:
+                wake = events_pb2.ModelWake.FromString(msg.data)
+            except DecodeError:
+                log.warning("wake_undecodable", subject=msg.subject)
+                return
             if self.is_leader:
-                await autoscaler.wake(wake.model)
+                scaled = await autoscaler.wake(wake.model)
+                if scaled is not None:
+                    await self._announce_model(scaled)
 
         self._subs = [
             await nc.subscribe(subjects.ALL_GATEWAY_LOAD, cb=on_load),
@@ -162,6 +219,57 @@ class AutoscalerApp:
             margin=settings.lease_ttl / 4,
         )
         self._supervisor.spawn("autoscaler-leadership", serve_while_leader(leases, lease, self._term))
+        await self._serve_metrics()
+
+    async def _serve_metrics(self) -> None:
+        async def metrics(_: web.Request) -> web.Response:
+            self.metrics.leading(self.is_leader)
+            return web.Response(
+                body=self.metrics.render(), headers={"Content-Type": self.metrics.content_type}
+            )
+
+        app = web.Application()
+        app.router.add_get("/metrics", metrics)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.metrics_port)
+        await site.start()
+        server = site._server  # aiohttp exposes the bound socket only here
+        sockets = getattr(server, "sockets", None) or ()
+        self.metrics_port = sockets[0].getsockname()[1] if sockets else self.settings.metrics_port
+        log.info(
+            "autoscaler_metrics_listening", url=f"http://{self.settings.host}:{self.metrics_port}/metrics"
+        )
+
+    async def _announce_model(self, scaled: Scaled) -> None:
+        """Metrics for every decision; an event for a change of replicas."""
+        self.metrics.model_decided(scaled)
+        d = scaled.decision
+        if d.changes:
+            await self._announce("Model", scaled.model, d.current, d.desired, d.reason)
+
+    async def _announce_server(self, decision: ServerDecision) -> None:
+        self.metrics.server_scaled(decision)
+        await self._announce("Server", decision.server, decision.current, decision.desired, decision.reason)
+
+    async def _announce(self, kind: str, name: str, current: int, desired: int, reason: str) -> None:
+        """A thin ``scaled`` event on ``modelplane.events.<kind>.<name>`` (best effort)."""
+        if self._nc is None:
+            return
+        event = events_pb2.Event(
+            id=uuid.uuid4().hex,
+            source="autoscaler",
+            type="scaled_up" if desired > current else "scaled_down",
+            schema_version=1,
+            kind=kind,
+            name=name,
+            time=now_rfc3339(),
+            attributes={"from": str(current), "to": str(desired), "reason": reason},
+        )
+        try:
+            await self._nc.publish(subjects.resource_event(kind, name), event.SerializeToString())
+        except Exception as exc:  # NATS is reconnecting: the change itself is in KV
+            log.warning("scaling_event_not_sent", kind=kind, name=name, error=str(exc) or repr(exc))
 
     @property
     def is_leader(self) -> bool:
@@ -175,6 +283,8 @@ class AutoscalerApp:
         self._election = election
         ticks = TaskSupervisor("autoscaler-term")
         ticks.spawn("autoscaler-ticks", self._ticks(self.autoscaler, election))
+        if self.settings.server_scaling and self.servers is not None:
+            ticks.spawn("autoscaler-servers", self._server_loop(self.servers, election))
         log.info("autoscaler_leading", term=election.term)
         try:
             yield
@@ -186,13 +296,28 @@ class AutoscalerApp:
         while True:
             await asyncio.sleep(self.settings.interval_seconds)
             if election.is_leader:  # stop acting at once when the lease runs short
-                await autoscaler.tick()
+                for scaled in await autoscaler.tick():
+                    await self._announce_model(scaled)
+
+    async def _server_loop(self, servers: ServerAutoscaler, election: LeaderElection) -> None:
+        """Decide for the servers as soon as a request, a server or its usage changes, and at
+        every interval (a held-back scale-down is looked at again)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._servers_changed.wait(), self.settings.interval_seconds)
+            self._servers_changed.clear()
+            if election.is_leader:
+                for decision in await servers.evaluate():
+                    await self._announce_server(decision)
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         await self._supervisor.close()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
         for sub in self._subs:
             try:
                 await sub.unsubscribe()

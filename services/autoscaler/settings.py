@@ -56,3 +56,24 @@ class AutoscalerSettings(CommonSettings):
         gt=0,
         description="Seconds between the leader's lease renewals (at most half of lease_ttl * 3/4).",
     )
+    server_scaling: bool = Field(
+        True,
+        description=(
+            "Act on the scheduler's server scale requests (Seldon semantics): set a Server's"
+            " replicas within its minReplicas/maxReplicas. Off: the requests stay visible in"
+            " `server status` and an operator acts on them."
+        ),
+    )
+    server_packing: bool = Field(
+        False,
+        description=(
+            "Also shrink a Server whose models fit on fewer replicas (consolidation), not only"
+            " when replicas are empty. Off by default: moving a model reloads it elsewhere."
+        ),
+    )
+    host: str = Field("127.0.0.1", description="Interface the /metrics endpoint listens on.")
+    metrics_port: int = Field(
+        9010,
+        ge=0,
+        description="Port of the autoscaler's Prometheus /metrics endpoint (0: any free port).",
+    )

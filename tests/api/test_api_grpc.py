@@ -173,3 +173,28 @@ async def test_close_ends_open_watches_and_is_idempotent(api_app: App, js: JetSt
             ended = True
         assert ended
     await api_app.close()
+
+
+async def test_scale_sets_only_the_replicas(stub: control_pb2_grpc.ControlServiceStub) -> None:
+    """Scale changes replicas (a new generation, the rest of the spec kept); out of bounds or a
+    kind without replicas is INVALID_ARGUMENT naming the field; an unknown model NOT_FOUND."""
+    await stub.Apply(
+        control_pb2.ApplyRequest(manifest=manifest(replicas=1, maxReplicas=3, requirements=["sklearn"]))
+    )
+    reply = await stub.Scale(control_pb2.ScaleRequest(kind="Model", name="iris", replicas=3, reason="busy"))
+    assert (reply.outcome, reply.resource.model.spec.replicas) == ("configured", 3)
+    assert reply.resource.model.meta.generation == 2
+    assert list(reply.resource.model.spec.requirements) == ["sklearn"]
+    again = await stub.Scale(control_pb2.ScaleRequest(kind="Model", name="iris", replicas=3))
+    assert again.outcome == "unchanged"
+    for request, field in (
+        (control_pb2.ScaleRequest(kind="Model", name="iris", replicas=4), "spec.replicas"),
+        (control_pb2.ScaleRequest(kind="ServerConfig", name="mlserver", replicas=1), "kind"),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.Scale(request)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field in (caught.value.details() or "")
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await stub.Scale(control_pb2.ScaleRequest(kind="Model", name="nope", replicas=1))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND

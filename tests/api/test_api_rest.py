@@ -94,3 +94,23 @@ async def test_errors_are_json_naming_the_field(http: aiohttp.ClientSession) -> 
         assert (await resp.json())["error"].startswith("kind: unknown kind 'pods'")
     async with http.get("/v1/health") as resp:
         assert await resp.json() == {"status": "ok"}
+
+
+async def test_scale_over_rest(http: aiohttp.ClientSession) -> None:
+    """POST /v1/models/{name}/scale sets the replicas; a body without a whole number is a 400
+    naming ``replicas``."""
+    manifest = {
+        "apiVersion": "mlops.seldon.io/v1alpha1",
+        "kind": "Server",
+        "metadata": {"name": "pool"},
+        "spec": {"serverConfig": "mlserver", "replicas": 1},
+    }
+    async with http.post("/v1/apply", json=manifest) as created:
+        assert created.status == 200
+    async with http.post("/v1/servers/pool/scale", json={"replicas": 2, "reason": "test"}) as scaled:
+        assert scaled.status == 200
+        body = await scaled.json()
+    assert (body["outcome"], body["resource"]["spec"]["replicas"]) == ("configured", 2)
+    async with http.post("/v1/servers/pool/scale", json={"replicas": "two"}) as bad:
+        assert bad.status == 400
+        assert "replicas" in await bad.text()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from modelplane.libs import subjects
@@ -43,6 +45,7 @@ def quick(nats_server: EmbeddedNats, api: ApiApp) -> AutoscalerApp:
             stale_after_seconds=0.3,
             lease_ttl=1.0,
             lease_renew_interval=0.2,
+            metrics_port=0,
         )
     )
 
@@ -143,6 +146,7 @@ async def test_a_wake_scales_a_model_at_zero_to_one_at_once(
             interval_seconds=3600,
             lease_ttl=1.0,
             lease_renew_interval=0.2,
+            metrics_port=0,
         )
     )
     zero = {**MODEL, "spec": {**MODEL["spec"], "replicas": 0, "minReplicas": 0}}  # type: ignore[dict-item]
@@ -188,3 +192,81 @@ async def test_an_unchanged_decision_is_not_written_again(js: JetStreamContext) 
     assert changed is not None
     assert changed.value.desired_replicas == 2
     assert changed.value.at
+
+
+SERVER = {
+    "apiVersion": "mlops.seldon.io/v1alpha1",
+    "kind": "Server",
+    "metadata": {"name": "pool"},
+    "spec": {"serverConfig": "mlserver", "replicas": 1, "minReplicas": 1, "maxReplicas": 3},
+}
+
+
+async def test_the_schedulers_scale_requests_set_the_servers_replicas(
+    api: ApiApp, autoscaler: AutoscalerApp, nc: NATS, js: JetStreamContext
+) -> None:
+    """Up to maxReplicas at once; down when replicas are empty, announced as events and counted
+    on /metrics."""
+    await api.handler.apply_manifest(SERVER)
+    servers = await TypedBucket.open(js, subjects.KV_SERVERS, resources_pb2.Server)
+    asks = await TypedBucket.open(js, subjects.KV_SCALE_REQUESTS, state_pb2.ServerScaleRequest)
+    usage = await TypedBucket.open(js, subjects.KV_SERVER_STATES, state_pb2.ServerState)
+    events: list[events_pb2.Event] = []
+
+    async def on_event(msg: Msg) -> None:
+        events.append(events_pb2.Event.FromString(msg.data))
+
+    sub = await nc.subscribe(subjects.resource_event("Server", "pool"), cb=on_event)
+
+    async def replicas_are(count: int) -> bool:
+        found = await servers.try_get("pool")
+        return found is not None and found.value.spec.replicas == count
+
+    try:
+        await asks.put(
+            "pool",
+            state_pb2.ServerScaleRequest(
+                server="pool", current_replicas=1, target_replicas=5, direction=state_pb2.SCALE_UP, reason="a"
+            ),
+        )
+        await eventually(lambda: replicas_are(3), 10, "the server to scale to its maxReplicas")
+        await asks.delete("pool")
+        await usage.put(
+            "pool",
+            state_pb2.ServerState(
+                server="pool",
+                replicas=[
+                    state_pb2.ReplicaUsage(index=0, available_bytes=1 << 30, models=["iris_1"]),
+                    state_pb2.ReplicaUsage(index=1, available_bytes=1 << 30),
+                    state_pb2.ReplicaUsage(index=2, available_bytes=1 << 30),
+                ],
+            ),
+        )
+        await asks.put(
+            "pool",
+            state_pb2.ServerScaleRequest(
+                server="pool",
+                current_replicas=3,
+                target_replicas=1,
+                direction=state_pb2.SCALE_DOWN,
+                reason="2 replicas are empty",
+            ),
+        )
+        await eventually(lambda: replicas_are(1), 10, "the server to scale back to 1")
+
+        async def both_announced() -> bool:
+            return [e.type for e in events if e.name == "pool" and e.source == "autoscaler"] == [
+                "scaled_up",
+                "scaled_down",
+            ]
+
+        await eventually(both_announced, 10, "both changes to be announced")
+        assert events[-1].attributes["reason"] == "scheduler asks for 1: 2 replicas are empty"
+    finally:
+        await sub.unsubscribe()
+    url = f"http://127.0.0.1:{autoscaler.metrics_port}/metrics"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        text = await response.text()
+    assert 'modelplane_autoscaler_scalings_total{direction="up",kind="Server"} 1.0' in text
+    assert 'modelplane_autoscaler_server_replicas{server="pool"} 1.0' in text
+    assert "modelplane_autoscaler_leader 1.0" in text
