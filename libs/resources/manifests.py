@@ -182,18 +182,34 @@ def _scaling_check(replicas: int | None, min_r: int | None, max_r: int | None) -
 
 class _Autoscaling(_Strict):
     """KubeAI's autoscaling fields (``targetRequests``, ``scaleDownDelaySeconds``,
-    ``autoscalingDisabled`` as ``disabled``), plus KServe's ``scaleMetric``."""
+    ``autoscalingDisabled`` as ``disabled``), plus KServe's ``scaleMetric`` and ``scaleTarget``
+    (the same number as ``targetRequests``, under KServe's name: either may be given)."""
 
     targetRequests: float | None = None
+    scaleTarget: float | None = None
     scaleDownDelaySeconds: float | None = None
     scaleMetric: str | None = None
     disabled: bool = False
 
     def to_domain(self) -> Autoscaling:
         defaults = Autoscaling()
-        target = defaults.target_requests if self.targetRequests is None else self.targetRequests
+        if (
+            self.targetRequests is not None
+            and self.scaleTarget is not None
+            and self.targetRequests != self.scaleTarget
+        ):
+            raise InvalidError(
+                f"targetRequests {self.targetRequests:g} and scaleTarget {self.scaleTarget:g} name the"
+                " same number differently; give one of them",
+                field="spec.autoscaling.scaleTarget",
+            )
+        given = self.targetRequests if self.targetRequests is not None else self.scaleTarget
+        name = (
+            "targetRequests" if self.targetRequests is not None or self.scaleTarget is None else "scaleTarget"
+        )
+        target = defaults.target_requests if given is None else given
         if target <= 0:
-            raise InvalidError(f"must be > 0, got {target:g}", field="spec.autoscaling.targetRequests")
+            raise InvalidError(f"must be > 0, got {target:g}", field=f"spec.autoscaling.{name}")
         delay = (
             defaults.scale_down_delay_seconds
             if self.scaleDownDelaySeconds is None

@@ -47,6 +47,8 @@ def test_round_trips_through_manifest_and_protobuf() -> None:
         ({"targetRequests": 0}, "spec.autoscaling.targetRequests"),
         ({"scaleDownDelaySeconds": -1}, "spec.autoscaling.scaleDownDelaySeconds"),
         ({"scaleMetric": "cpu"}, "spec.autoscaling.scaleMetric"),
+        ({"scaleTarget": -2}, "spec.autoscaling.scaleTarget"),
+        ({"scaleTarget": 2, "targetRequests": 3}, "spec.autoscaling.scaleTarget"),
     ],
 )
 def test_bad_values_name_the_field(block: dict[str, Any], field: str) -> None:
@@ -54,3 +56,15 @@ def test_bad_values_name_the_field(block: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidError) as refused:
         parse_manifest(model(block))
     assert refused.value.field == field
+
+
+def test_kserves_scale_target_and_metric() -> None:
+    """KServe's ``scaleMetric: rps`` with ``scaleTarget: 50`` sizes the model at 50 requests per
+    second per replica; the same number under both names is accepted."""
+    parsed = parse_manifest(model({"scaleMetric": "rps", "scaleTarget": 50}))
+    assert isinstance(parsed, Model)
+    assert parsed.spec.autoscaling == Autoscaling(target_requests=50, metric="rps")
+    both = parse_manifest(model({"scaleTarget": 5, "targetRequests": 5}))
+    assert isinstance(both, Model)
+    assert both.spec.autoscaling is not None
+    assert both.spec.autoscaling.target_requests == 5
