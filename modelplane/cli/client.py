@@ -115,6 +115,12 @@ class ApiClient:
         )
         return reply
 
+    def scale(self, kind: str, name: str, replicas: int) -> control_pb2.ApplyResponse:
+        """Set only the replicas of a Model or Server."""
+        request = control_pb2.ScaleRequest(kind=kind, name=name, replicas=replicas, reason="modelplane CLI")
+        reply: control_pb2.ApplyResponse = self._call(self._stub.Scale, request, f"{kind.lower()}/{name}")
+        return reply
+
     def get(self, kind: str, name: str) -> control_pb2.Resource:
         reply: control_pb2.Resource = self._call(
             self._stub.Get, control_pb2.ResourceRef(kind=kind, name=name)

@@ -236,3 +236,15 @@ def infer(name: str, data: str | None, filename: str | None, gateway_url: str) -
 def metadata(name: str, gateway_url: str) -> None:
     """Print a model's V2 metadata (inputs, outputs, platform) from the gateway."""
     click.echo(json.dumps(GatewayClient(gateway_url).request("GET", f"/v2/models/{name}"), indent=2))
+
+
+@model.command()
+@click.argument("name")
+@click.option("--replicas", type=click.IntRange(min=0), required=True, help="The replicas to run.")
+@api_option
+def scale(name: str, replicas: int, api_address: str) -> None:
+    """Set a Model's replicas, nothing else (like kubectl scale). An autoscaled model goes on
+    following its load from there."""
+    with ApiClient(api_address) as api:
+        reply = api.scale(KIND, name, replicas)
+    click.echo(f"{resource_ref(KIND, name)} scaled to {replicas} replicas ({reply.outcome})")

@@ -6,6 +6,7 @@ import click
 from google.protobuf import json_format
 
 from modelplane.cli.client import ApiClient, api_option
+from modelplane.cli.manifest_files import resource_ref
 from modelplane.cli.render import OUTPUT_FORMATS, replica_summary, structured, table
 
 KIND = "Server"
@@ -65,3 +66,15 @@ def status(name: str, output: str | None, api_address: str) -> None:
     booked = {r.index: r for r in current.replicas}
     lines.extend(replica_summary(r, booked.get(r.index)) for r in replicas)
     click.echo("\n".join(lines))
+
+
+@server.command()
+@click.argument("name")
+@click.option("--replicas", type=click.IntRange(min=0), required=True, help="The replicas to run.")
+@api_option
+def scale(name: str, replicas: int, api_address: str) -> None:
+    """Set a Server's replicas, nothing else (like kubectl scale). An autoscaled server goes on
+    following its load from there."""
+    with ApiClient(api_address) as api:
+        reply = api.scale(KIND, name, replicas)
+    click.echo(f"{resource_ref(KIND, name)} scaled to {replicas} replicas ({reply.outcome})")

@@ -387,3 +387,19 @@ async def test_model_status_yaml_shows_each_replica_state_reason_and_time(
         "reason": "bad",
         "updatedAt": "2026-01-01T00:00:00Z",
     }
+
+
+async def test_scale_sets_replicas_and_refuses_bounds_with_exit_2(run_cli: Cli, tmp_path: Path) -> None:
+    """`model scale` and `server scale` change only replicas; beyond maxReplicas is exit 2
+    naming the field, and the stored model keeps its replicas."""
+    await run_cli("apply", "-f", str(write(tmp_path, "iris.yaml", NATIVE_IRIS + "  maxReplicas: 3\n")))
+    await run_cli("apply", "-f", str(write(tmp_path, "server.yaml", SERVER)))
+    scaled = await run_cli("model", "scale", "iris", "--replicas", "3")
+    assert (scaled.exit_code, scaled.stdout) == (0, "model/iris scaled to 3 replicas (configured)\n")
+    server = await run_cli("server", "scale", "mlserver", "--replicas", "1")
+    assert (server.exit_code, server.stdout) == (0, "server/mlserver scaled to 1 replicas (configured)\n")
+    refused = await run_cli("model", "scale", "iris", "--replicas", "4")
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith("Error: model/iris: spec.replicas")
+    kept = await run_cli("model", "scale", "iris", "--replicas", "3")
+    assert kept.stdout == "model/iris scaled to 3 replicas (unchanged)\n"
