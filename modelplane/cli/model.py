@@ -23,6 +23,7 @@ from modelplane.cli.client import (
 from modelplane.cli.manifest_files import read_documents, resource_ref
 from modelplane.cli.progress import BarDisplay, Display, ModelDeleted, Outcome, PlainDisplay, follow_load
 from modelplane.cli.render import OUTPUT_FORMATS, status_summary, structured, table
+from modelplane.cli.scale import scale_command
 from modelplane.proto import control_pb2, state_pb2
 
 KIND = "Model"
@@ -238,13 +239,4 @@ def metadata(name: str, gateway_url: str) -> None:
     click.echo(json.dumps(GatewayClient(gateway_url).request("GET", f"/v2/models/{name}"), indent=2))
 
 
-@model.command()
-@click.argument("name")
-@click.option("--replicas", type=click.IntRange(min=0), required=True, help="The replicas to run.")
-@api_option
-def scale(name: str, replicas: int, api_address: str) -> None:
-    """Set a Model's replicas, nothing else (like kubectl scale). An autoscaled model goes on
-    following its load from there."""
-    with ApiClient(api_address) as api:
-        reply = api.scale(KIND, name, replicas)
-    click.echo(f"{resource_ref(KIND, name)} scaled to {replicas} replicas ({reply.outcome})")
+model.add_command(scale_command(KIND))

@@ -6,8 +6,8 @@ import click
 from google.protobuf import json_format
 
 from modelplane.cli.client import ApiClient, api_option
-from modelplane.cli.manifest_files import resource_ref
 from modelplane.cli.render import OUTPUT_FORMATS, replica_summary, structured, table
+from modelplane.cli.scale import scale_command
 
 KIND = "Server"
 
@@ -68,13 +68,4 @@ def status(name: str, output: str | None, api_address: str) -> None:
     click.echo("\n".join(lines))
 
 
-@server.command()
-@click.argument("name")
-@click.option("--replicas", type=click.IntRange(min=0), required=True, help="The replicas to run.")
-@api_option
-def scale(name: str, replicas: int, api_address: str) -> None:
-    """Set a Server's replicas, nothing else (like kubectl scale). An autoscaled server goes on
-    following its load from there."""
-    with ApiClient(api_address) as api:
-        reply = api.scale(KIND, name, replicas)
-    click.echo(f"{resource_ref(KIND, name)} scaled to {replicas} replicas ({reply.outcome})")
+server.add_command(scale_command(KIND))
