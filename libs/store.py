@@ -219,15 +219,20 @@ class TypedBucket(Generic[M]):
 
 
 async def _stop_watcher(watcher: KeyValue.KeyWatcher) -> None:
-    """Stop a KV watcher, also when its connection is already closed (e.g. at a hard shutdown).
+    """Stop a KV watcher, also when its connection is already closed (e.g. at a hard shutdown)
+    and when this stop is itself cancelled half-way (a shutdown cancelling a task that was
+    already finishing).
 
-    nats-py's ``stop()`` raises on a closed connection before it cancels the consumer's
-    heartbeat and flow-control tasks, which then linger for up to two idle-heartbeat intervals
-    (10 s); cancel them here so nothing outlives the watch.
+    nats-py's ``stop()`` cancels the consumer's heartbeat and flow-control tasks only after its
+    unsubscribe succeeded: when it raises (closed connection) or is interrupted, they would
+    linger for up to two idle-heartbeat intervals (10 s). They are cancelled here in any case
+    (cancelling a finished task does nothing).
     """
     try:
         await watcher.stop()  # type: ignore[no-untyped-call]
-    except Exception:
+    except Exception as exc:  # the connection is closed: nothing left to unsubscribe
+        log.debug("kv_watch_stop_failed", error=repr(exc))
+    finally:
         jsi = getattr(getattr(getattr(watcher, "_sub", None), "_sub", None), "_jsi", None)
         for attribute in ("_hbtask", "_fctask"):
             task = getattr(jsi, attribute, None)
