@@ -267,11 +267,15 @@ class GatewayHandler:
         target: Target,
         call: Callable[[RouteEndpoint], Awaitable[R]],
         hint: RequestHint = NO_HINT,
+        *,
+        reroute: bool = True,
     ) -> R:
         """Run ``call`` on a replica chosen by the balancer; retry on another replica only when
         nothing ran there (unreachable, or it answered 502/503/504), never after a model answered.
 
         ``hint`` carries what the request says about its replica (prompt prefix, adapter).
+        ``reroute``: when a replica no longer has the model and cannot get it back (a stale
+        route), wait for the route to change and go once more.
         """
         policy = self.policy(target)
         attempts = self._retries + 1
@@ -288,7 +292,7 @@ class GatewayHandler:
             try:
                 result = await self._counted(target, endpoint, call)
             except ModelNotResidentError as missing:
-                return await self._reload_and_retry(target, endpoint, call, missing)
+                return await self._reload_and_retry(target, endpoint, call, missing, hint, reroute)
             except (UpstreamUnreachableError, ReplicaBusyError) as exc:
                 last = exc
                 busy = exc if isinstance(exc, ReplicaBusyError) else None
@@ -329,6 +333,8 @@ class GatewayHandler:
         endpoint: RouteEndpoint,
         call: Callable[[RouteEndpoint], Awaitable[R]],
         missing: ModelNotResidentError,
+        hint: RequestHint,
+        reroute: bool,
     ) -> R:
         """The replica lacks a model its route lists: have its agent reload it, then ask again."""
         if self._residency is None:
@@ -340,13 +346,30 @@ class GatewayHandler:
             log.warning(
                 "model_reload_failed", replica=endpoint.replica, model=target.server_model_name, reason=reason
             )
-            return cast(R, missing.answer())
+            if not reroute or self._hold is None:
+                return cast(R, missing.answer())
+            # The agent refuses when the model is no longer assigned there (a scale-down is
+            # unloading it; the route update is on its way): the request waits for the new
+            # route, as a held request does, rather than getting the replica's 404.
+            stale = self._routes.get(target.model)
+            fresh = await self._hold.until_ready(target.model, lambda: self._rerouted(target, stale))
+            return await self.forward(fresh, call, hint, reroute=False)
         try:
             result = await self._counted(target, endpoint, call)
         except ModelNotResidentError as again:
             return cast(R, again.answer())
         self._residency.used(endpoint, target.server_model_name)
         return result
+
+    def _rerouted(self, target: Target, stale: Route | None) -> Target:
+        """``target``'s version as routed now, once the model's route is no longer ``stale``
+        (any update counts: the model may come back on the very replica that lost it)."""
+        if self._routes.get(target.model) is stale:
+            raise RetryableError(
+                f"model {target.model} is not on the replica its route names; waiting for the route",
+                delay=NO_REPLICA_RETRY_AFTER,
+            )
+        return self.ready_target(target.model, str(target.version))
 
     def hold_in_flight(self, target: Target, endpoint: RouteEndpoint) -> Callable[[], None]:
         """Count one more request in flight on ``endpoint`` until the returned function is called.

@@ -200,6 +200,11 @@ class AutoscalerApp:
             except DecodeError:
                 log.warning("wake_undecodable", subject=msg.subject)
                 return
+            # The held requests count from now on, not from the gateway's next load report: a
+            # tick in between must not read the model as idle and undo the wake.
+            self.book.record(
+                wake.model, wake.gateway, LoadSample(0, max(1, wake.held), 0, 0.0), time.monotonic()
+            )
             if self.is_leader:
                 scaled = await autoscaler.wake(wake.model)
                 if scaled is not None:

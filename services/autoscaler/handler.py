@@ -138,7 +138,12 @@ class Autoscaler:
         async with self._deciding:
             model = self._models.get(name)
             scaler = self._scalers.get(name)
-            if model is None or scaler is None or scaler.policy.disabled or model.spec.replicas > 0:
+            if model is None or scaler is None or scaler.policy.disabled:
+                return None
+            # Held requests are load: ticks wanting fewer replicas start counting again (the
+            # caller also records the held requests, so the next tick sees them).
+            scaler.woken()
+            if model.spec.replicas > 0:
                 return None
             desired = scaler.policy.clamp(1)
             decision = Decision(0, desired, scaler.average, f"request held at 0 replicas -> {desired}")

@@ -96,6 +96,10 @@ class ModelScaler:
             self._window = deque([average] * policy.samples, maxlen=policy.samples)
         self.policy = policy
 
+    def woken(self) -> None:
+        """A request is held for the model: a scale-down under way is called off."""
+        self._down_count = 0
+
     def tick(self, metric: float, current: int) -> Decision:
         """One interval passed with ``metric`` (missing metrics: pass 0)."""
         policy = self.policy

@@ -116,3 +116,18 @@ async def test_a_restart_keeps_the_saved_average() -> None:
     [scaled] = await autoscaler.tick()
     assert scaled.decision.desired == 4
     assert recorder.applied == []
+
+
+async def test_a_wake_calls_off_a_scale_down_under_way() -> None:
+    """One tick already wanted fewer replicas; a held request resets the count, so the next idle
+    tick does not take the model down (it needs two in a row)."""
+    autoscaler, _, _, recorder, clock = build()
+    autoscaler.model_changed("iris", model(1))
+    clock.now = 10
+    [first] = await autoscaler.tick()
+    assert "scale-down waits (1/2 ticks)" in first.decision.reason
+    assert await autoscaler.wake("iris") is None  # already at one replica: nothing to apply
+    clock.now = 20
+    [second] = await autoscaler.tick()
+    assert "scale-down waits (1/2 ticks)" in second.decision.reason
+    assert recorder.applied == []

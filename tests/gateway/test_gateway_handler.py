@@ -8,7 +8,13 @@ import pytest
 
 from modelplane.libs.dataplane.balancers import RequestHint
 from modelplane.libs.dataplane.balancers.round_robin import RoundRobin
-from modelplane.libs.dataplane.handler import GatewayHandler, ReplicaBusyError, UpstreamUnreachableError
+from modelplane.libs.dataplane.handler import (
+    GatewayHandler,
+    ModelNotResidentError,
+    ReplicaBusyError,
+    UpstreamUnreachableError,
+)
+from modelplane.libs.dataplane.holding import RequestHold
 from modelplane.libs.dataplane.routing import RouteTable
 from modelplane.libs.errors import NotFoundError, RetryableError
 from modelplane.libs.resources.types import LoadBalancing, PrefixHashOptions
@@ -243,3 +249,43 @@ async def test_a_missing_adapter_is_retryable_naming_it() -> None:
 
     with pytest.raises(RetryableError, match="adapter lora"):
         await handler.forward(handler.resolve("llm"), call, RequestHint(adapter="lora"))
+
+
+class RefusingAgents:
+    """Agents that cannot make the model resident again (it is being unloaded there)."""
+
+    async def ensure(self, endpoint: RouteEndpoint, model: str, version: int, server_model_name: str) -> str:
+        return f"model {server_model_name} is not loaded on this replica"
+
+    def used(self, endpoint: RouteEndpoint, server_model_name: str) -> None:
+        pass
+
+
+async def test_a_stale_route_to_a_replica_unloading_the_model_waits_for_the_new_route() -> None:
+    """The route lists a replica that is unloading the model (its agent refuses to reload): the
+    request waits for the route update and is answered by the replica it names, not with the
+    stale replica's 404. Without a hold the replica's answer goes back as before."""
+    gone = RouteEndpoint("s", 0, "127.0.0.1:1", "127.0.0.1:2")
+    fresh = RouteEndpoint("s", 1, "127.0.0.1:3", "127.0.0.1:4")
+    table = RouteTable()
+    table.put(Route("iris", (RouteVersion(1, "iris_1", (gone,)),)))
+    hold = RequestHold(table, hold_seconds=30, max_held=10)
+    handler = GatewayHandler(
+        table, RoundRobin(), retries=0, is_connected=lambda: True, residency=RefusingAgents(), hold=hold
+    )
+
+    async def call(endpoint: RouteEndpoint) -> str:
+        if endpoint == gone:
+            raise ModelNotResidentError("no such model", lambda: "404 from s.0")
+        return f"answered by {endpoint.replica}"
+
+    target = handler.ready_target("iris")
+    answering = asyncio.create_task(handler.forward(target, call), name="forward")
+    await asyncio.sleep(0.05)
+    assert not answering.done()
+    table.put(Route("iris", (RouteVersion(1, "iris_1", (fresh,)),)))
+    assert await asyncio.wait_for(answering, 5) == "answered by s.1"
+    unheld = GatewayHandler(
+        table, RoundRobin(), retries=0, is_connected=lambda: True, residency=RefusingAgents()
+    )
+    assert await unheld.forward(target, call) == "404 from s.0"
