@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ class Ports:
     api_http: int = field(default_factory=free_port)
     gateway_http: int = field(default_factory=free_port)
     gateway_grpc: int = field(default_factory=free_port)
+    autoscaler_metrics: int = field(default_factory=free_port)
 
 
 @dataclass
@@ -40,11 +42,21 @@ class CliResult:
 class UpProcess:
     """One `modelplane up` run in the background."""
 
-    def __init__(self, state_dir: Path, ports: Ports, log_path: Path, cwd: Path = REPO) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        ports: Ports,
+        log_path: Path,
+        cwd: Path = REPO,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
         self.state_dir = state_dir
         self.ports = ports
         self.log_path = log_path
         self.cwd = cwd
+        # Settings for the stack's processes (e.g. MODELPLANE_AUTOSCALER_INTERVAL_SECONDS): `up`
+        # gets them in its environment and its children inherit them.
+        self.extra_env = dict(extra_env or {})
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -66,8 +78,10 @@ class UpProcess:
             "--api-http-port", str(p.api_http),
             "--gateway-port", str(p.gateway_http),
             "--gateway-grpc-port", str(p.gateway_grpc),
+            "--autoscaler-metrics-port", str(p.autoscaler_metrics),
         ]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith("MODELPLANE_")}
+        env.update(self.extra_env)
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(
                 args, cwd=self.cwd, env=env, stdout=log, stderr=log, start_new_session=True
@@ -76,10 +90,14 @@ class UpProcess:
     def wait_ready(self, timeout: float = 120.0) -> None:
         """Until the default server has a registered replica (so models can be placed)."""
         deadline = time.monotonic() + timeout
-        last = None
+        last: CliResult | subprocess.TimeoutExpired | None = None
         while time.monotonic() < deadline:
             self._check_alive()
-            last = self.cli("server", "status", "mlserver", "-o", "json", timeout=10)
+            try:
+                last = self.cli("server", "status", "mlserver", "-o", "json", timeout=10)
+            except subprocess.TimeoutExpired as exc:  # a busy machine: ask again until the deadline
+                last = exc
+                continue
             if last.code == 0 and '"ServerReady"' in last.out:
                 return
             time.sleep(0.5)
