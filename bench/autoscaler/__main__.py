@@ -1,0 +1,5 @@
+"""``python -m bench.autoscaler``: see run.py."""
+
+from bench.autoscaler.run import main
+
+main()
