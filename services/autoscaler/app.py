@@ -56,6 +56,8 @@ class KvScalingStore:
         self._written: dict[str, state_pb2.ModelScaling] = {}
 
     async def load(self) -> dict[str, ScalerState]:
+        # Another instance may have written since our last write (it led meanwhile).
+        self._written.clear()
         return {
             item.key: ScalerState(average=item.value.average, down_count=item.value.down_count)
             for item in await self._bucket.items()
