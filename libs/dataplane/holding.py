@@ -92,8 +92,10 @@ class RequestHold:
                         raise RetryableError(
                             f"{last} (waited {self._hold_seconds:g}s for a ready replica)", delay=last.delay
                         ) from last
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(waiter, left)
+                        async with asyncio.timeout(left):
+                            await waiter
                 finally:
                     self._routes.drop_waiter(model, waiter)
         finally:

@@ -310,8 +310,10 @@ class AutoscalerApp:
         """Decide for the servers as soon as a request, a server or its usage changes, and at
         every interval (a held-back scale-down is looked at again)."""
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._servers_changed.wait(), self.settings.interval_seconds)
+                async with asyncio.timeout(self.settings.interval_seconds):
+                    await self._servers_changed.wait()
             self._servers_changed.clear()
             if election.is_leader:
                 for decision in await servers.evaluate():
