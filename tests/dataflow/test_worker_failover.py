@@ -12,6 +12,7 @@ from pathlib import Path
 
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import DeliverPolicy
+from nats.js.errors import NotFoundError as JsNotFoundError
 
 from modelplane.libs import subjects
 from modelplane.libs.embedded_nats import EmbeddedNats
@@ -68,7 +69,14 @@ async def test_killed_worker_loses_no_request(
         async def all_taken() -> bool:
             # Delivered to the worker process and not acknowledged: it is running them (the
             # model takes a second each).
-            info = await flow.js.consumer_info(subjects.DATAFLOW_STREAM, subjects.DATAFLOW_WORKERS_CONSUMER)
+            try:
+                info = await flow.js.consumer_info(
+                    subjects.DATAFLOW_STREAM, subjects.DATAFLOW_WORKERS_CONSUMER
+                )
+            except JsNotFoundError:
+                # The worker marks the pipeline Ready as soon as it knows it and joins the shared
+                # consumer a moment later (the requests wait in the stream meanwhile).
+                return False
             return bool(info.num_ack_pending == REQUESTS)
 
         await eventually(all_taken, 30, "the worker process to take every request")
