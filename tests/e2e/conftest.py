@@ -22,8 +22,11 @@ def _no_leaked_tasks() -> None:
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[UpProcess]:
-    up = UpProcess(tmp_path / "state", Ports(), tmp_path / "up.log")
+def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[UpProcess]:
+    """A real `modelplane up`; a test module's ``UP_ENV`` dict adds settings to its environment."""
+    up = UpProcess(
+        tmp_path / "state", Ports(), tmp_path / "up.log", extra_env=getattr(request.module, "UP_ENV", None)
+    )
     up.start()
     try:
         up.wait_ready()

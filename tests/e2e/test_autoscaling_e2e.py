@@ -26,13 +26,13 @@ import pytest
 
 from modelplane.cli.client import ApiClient
 from modelplane.proto import state_pb2
-from tests.e2e.stack import Ports, UpProcess, wait_until
+from tests.e2e.stack import UpProcess, wait_until
 from tests.helpers.iris import IrisModel, build_iris_model
 from tests.helpers.slow_iris import build_slow_iris_model
 
 # Fast autoscaler ticks for the test: decisions every 0.5 s over a 2 s moving average (a new
 # model's window starts full of zeros; a short one lets the average follow the load in seconds).
-AUTOSCALER_ENV = {
+UP_ENV = {
     "MODELPLANE_AUTOSCALER_INTERVAL_SECONDS": "0.5",
     "MODELPLANE_AUTOSCALER_WINDOW_SECONDS": "2",
 }
@@ -70,18 +70,6 @@ spec:
     targetRequests: {target}
     scaleDownDelaySeconds: {delay}
 """
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[UpProcess]:
-    """A `modelplane up` whose autoscaler ticks fast (this module's own, with AUTOSCALER_ENV)."""
-    up = UpProcess(tmp_path / "state", Ports(), tmp_path / "up.log", extra_env=AUTOSCALER_ENV)
-    up.start()
-    try:
-        up.wait_ready()
-        yield up
-    finally:
-        up.stop()
 
 
 @pytest.fixture

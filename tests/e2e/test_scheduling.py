@@ -16,6 +16,11 @@ from typing import Any
 from tests.e2e.stack import UpProcess, wait_until
 from tests.helpers.iris import IrisModel, build_iris_model
 
+# The scheduler's scale requests stay pending here, as in Seldon without an operator acting on
+# them: this test checks partial scheduling and the request itself; the autoscaler acting on it
+# is tests/e2e/test_autoscaling_e2e.py.
+UP_ENV = {"MODELPLANE_AUTOSCALER_SERVER_SCALING": "false"}
+
 SERVERS = """\
 apiVersion: mlops.seldon.io/v1alpha1
 kind: Server
