@@ -11,10 +11,10 @@ a download runs, writes for one model are throttled to one per ``progress_interv
 between only update the table and a timer (a loop callback, not a task) writes the latest one
 when the interval is over, so a fast download never turns into a KV write per chunk.
 
-The autoscaler's record of a model (KV_AUTOSCALER) is put again every autoscaler tick; it is kept
-per model and goes through the same path, so a record equal to the previous one (or one of a
-model whose spec does not autoscale) writes nothing: ``_write`` skips a status equal to the one
-last written.
+The autoscaler's record of a model (KV_AUTOSCALER, written when its decision or average
+changes) is kept per model and goes through the same path; a status that comes out equal to the
+one last written (e.g. the record of a model whose spec no longer autoscales) writes nothing:
+``_write`` skips it.
 """
 
 from __future__ import annotations
