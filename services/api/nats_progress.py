@@ -11,11 +11,11 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import structlog
-from google.protobuf.message import DecodeError
 from nats.aio.client import Client as NATS
 from nats.aio.subscription import Subscription
 
 from modelplane.libs import subjects
+from modelplane.libs.nats_messages import decoded
 from modelplane.proto import agent_pb2, state_pb2
 from modelplane.services.api import converters
 
@@ -44,10 +44,7 @@ class NatsProgressFeed:
 
 async def _reports(sub: Subscription) -> AsyncIterator[state_pb2.DownloadStatus]:
     async for msg in sub.messages:
-        event = agent_pb2.FetchProgress()
-        try:
-            event.ParseFromString(msg.data)
-        except DecodeError:
-            log.warning("progress_undecodable", subject=msg.subject)
+        event = decoded(agent_pb2.FetchProgress, msg)
+        if event is None:
             continue
         yield converters.download_from_progress(event)

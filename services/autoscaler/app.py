@@ -16,7 +16,6 @@ from contextlib import asynccontextmanager
 import grpc
 import structlog
 from aiohttp import web
-from google.protobuf.message import DecodeError
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -24,6 +23,7 @@ from nats.aio.subscription import Subscription
 from modelplane.libs import subjects
 from modelplane.libs.clock import now_rfc3339
 from modelplane.libs.lease import LeaderElection, LeaseConfig, serve_while_leader
+from modelplane.libs.nats_messages import decoded
 from modelplane.libs.resources import convert
 from modelplane.libs.resources.types import Model, Server
 from modelplane.libs.store import TypedBucket, connect, disconnect, ensure_buckets
@@ -184,10 +184,8 @@ class AutoscalerApp:
         )
 
         async def on_load(msg: Msg) -> None:
-            try:
-                sample = events_pb2.ModelLoad.FromString(msg.data)
-            except DecodeError:
-                log.warning("load_undecodable", subject=msg.subject)
+            sample = decoded(events_pb2.ModelLoad, msg)
+            if sample is None:
                 return
             self.book.record(
                 sample.model,
@@ -197,10 +195,8 @@ class AutoscalerApp:
             )
 
         async def on_wake(msg: Msg) -> None:
-            try:
-                wake = events_pb2.ModelWake.FromString(msg.data)
-            except DecodeError:
-                log.warning("wake_undecodable", subject=msg.subject)
+            wake = decoded(events_pb2.ModelWake, msg)
+            if wake is None:
                 return
             # The held requests count from now on, not from the gateway's next load report: a
             # tick in between must not read the model as idle and undo the wake.

@@ -11,6 +11,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from modelplane.libs import subjects
+from modelplane.libs.nats_messages import decoded
 from modelplane.libs.tasks import TaskSupervisor
 from modelplane.proto import agent_pb2
 from modelplane.services.placement import converters
@@ -123,11 +124,8 @@ class CommandSubscriber:
         await self._reply(msg, decision)
 
     async def _on_usage(self, msg: Msg) -> None:
-        usage = agent_pb2.ModelUsage()
-        try:
-            usage.ParseFromString(msg.data)
-        except DecodeError:
-            log.warning("usage_report_undecodable", subject=msg.subject)
+        usage = decoded(agent_pb2.ModelUsage, msg)
+        if usage is None:
             return
         self._handler.touch(usage.server_model_names)
 

@@ -8,12 +8,12 @@ A message that does not decode is logged and dropped (progress is best effort).
 from __future__ import annotations
 
 import structlog
-from google.protobuf.message import DecodeError
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from modelplane.libs import subjects
+from modelplane.libs.nats_messages import decoded
 from modelplane.proto import agent_pb2
 from modelplane.services.status import converters
 from modelplane.services.status.handler import StatusDeriver
@@ -43,11 +43,8 @@ class ProgressSubscriber:
                 log.debug("progress_unsubscribe_failed", error=repr(exc))
 
     async def _on_progress(self, msg: Msg) -> None:
-        event = agent_pb2.FetchProgress()
-        try:
-            event.ParseFromString(msg.data)
-        except DecodeError:
-            log.warning("progress_undecodable", subject=msg.subject)
+        event = decoded(agent_pb2.FetchProgress, msg)
+        if event is None:
             return
         model, download = converters.download_from_pb(event)
         if model:
