@@ -34,20 +34,20 @@ async def api(nats_server: EmbeddedNats) -> AsyncIterator[ApiApp]:
         await app.close()
 
 
-def quick(nats_server: EmbeddedNats, api: ApiApp) -> AutoscalerApp:
+def quick(nats_server: EmbeddedNats, api: ApiApp, **overrides: float) -> AutoscalerApp:
     # Short ticks, a two-sample window and a short lease keep the tests quick; the rules are the same.
-    return AutoscalerApp(
-        AutoscalerSettings(
-            nats_url=nats_server.url,
-            api_address=api.grpc_address,
-            interval_seconds=0.05,
-            window_seconds=0.1,
-            stale_after_seconds=0.3,
-            lease_ttl=1.0,
-            lease_renew_interval=0.2,
-            metrics_port=0,
-        )
-    )
+    settings: dict[str, object] = {
+        "nats_url": nats_server.url,
+        "api_address": api.grpc_address,
+        "interval_seconds": 0.05,
+        "window_seconds": 0.1,
+        "stale_after_seconds": 0.3,
+        "lease_ttl": 1.0,
+        "lease_renew_interval": 0.2,
+        "metrics_port": 0,
+        **overrides,
+    }
+    return AutoscalerApp(AutoscalerSettings.model_validate(settings))
 
 
 @pytest.fixture
@@ -139,16 +139,7 @@ async def test_a_wake_scales_a_model_at_zero_to_one_at_once(
 ) -> None:
     """A gateway holding a request for a model at zero replicas wakes it: one replica, applied
     without waiting for a tick (the ticks here are an hour apart)."""
-    app = AutoscalerApp(
-        AutoscalerSettings(
-            nats_url=nats_server.url,
-            api_address=api.grpc_address,
-            interval_seconds=3600,
-            lease_ttl=1.0,
-            lease_renew_interval=0.2,
-            metrics_port=0,
-        )
-    )
+    app = quick(nats_server, api, interval_seconds=3600)
     zero = {**MODEL, "spec": {**MODEL["spec"], "replicas": 0, "minReplicas": 0}}  # type: ignore[dict-item]
     await api.handler.apply_manifest(zero)
     models = await TypedBucket.open(js, subjects.KV_MODELS, resources_pb2.Model)
