@@ -146,6 +146,8 @@ class TypedBucket(Generic[M]):
             entry = await self._kv.get(key)
         except js_errors.KeyNotFoundError as exc:  # KeyDeletedError is a subclass
             raise NotFoundError(f"{key} not found in {self.name}") from exc
+        except js_errors.InvalidKeyError as exc:  # a name no resource can have (from a URL)
+            raise NotFoundError(f"{key!r} not found in {self.name} (not a valid key)") from exc
         return Versioned(key, self._decode(entry.value), entry.revision or 0)
 
     async def try_get(self, key: str) -> Versioned[M] | None:
@@ -174,6 +176,8 @@ class TypedBucket(Generic[M]):
     async def delete(self, key: str, revision: int | None = None) -> None:
         try:
             await self._kv.delete(key, last=revision)
+        except js_errors.InvalidKeyError as exc:
+            raise NotFoundError(f"{key!r} not found in {self.name} (not a valid key)") from exc
         except js_errors.KeyWrongLastSequenceError as exc:
             raise ConflictError(f"{key} in {self.name} changed since revision {revision}") from exc
 

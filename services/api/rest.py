@@ -61,7 +61,11 @@ def _status_json(message: Any) -> dict[str, Any]:
 
 
 async def _read_documents(request: web.Request) -> list[Any]:
-    body = await request.text()
+    charset = request.charset or "utf-8"
+    try:
+        body = (await request.read()).decode(charset)
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise InvalidError(f"the body is not {charset} text", field="body") from exc
     if request.content_type in YAML_TYPES:
         try:
             docs = [doc for doc in yaml.safe_load_all(body) if doc is not None]
