@@ -14,8 +14,10 @@ An ``https://`` api address or ``--ca`` (``MODELPLANE_CA``) selects TLS.
 from __future__ import annotations
 
 import json
+import os
 import re
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,10 +28,11 @@ import click
 import grpc
 from google.protobuf import struct_pb2
 
+from modelplane.libs.auth.bearer import authorization
 from modelplane.libs.auth.files import admin_token_path, read_private, state_dir_from_env
 from modelplane.libs.auth.grpc_metadata import bearer_metadata
 from modelplane.libs.errors import InvalidError
-from modelplane.libs.tls import grpc_channel_credentials
+from modelplane.libs.tls import client_ssl_context, grpc_channel_credentials
 from modelplane.proto import control_pb2, control_pb2_grpc
 
 DEFAULT_API = "127.0.0.1:9004"
@@ -60,6 +63,9 @@ class InvalidInput(CommandFailed):
     exit_code = EXIT_INVALID
 
 
+TOKEN_ENV = "MODELPLANE_TOKEN"
+CA_ENV = "MODELPLANE_CA"
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # Where --token and --ca are kept for ApiClient (the commands' own parameters stay unchanged).
 _TOKEN_META = "modelplane.token"
 _CA_META = "modelplane.ca"
@@ -79,7 +85,7 @@ def api_option(func: F) -> F:
     """--api, and the credentials every api call needs: --token and --ca."""
     func = click.option(
         "--ca",
-        envvar="MODELPLANE_CA",
+        envvar=CA_ENV,
         type=click.Path(dir_okay=False, path_type=Path),
         expose_value=False,
         callback=_remember(_CA_META),
@@ -87,7 +93,7 @@ def api_option(func: F) -> F:
     )(func)
     func = click.option(
         "--token",
-        envvar="MODELPLANE_TOKEN",
+        envvar=TOKEN_ENV,
         expose_value=False,
         callback=_remember(_TOKEN_META),
         help="Bearer token for the api [default: <state dir>/auth/admin.token].",
@@ -114,8 +120,13 @@ def credentials() -> Credentials:
     """--token/MODELPLANE_TOKEN, else the admin token `up` wrote; --ca/MODELPLANE_CA."""
     ctx = click.get_current_context(silent=True)
     meta = ctx.meta if ctx is not None else {}
-    token = meta.get(_TOKEN_META) or read_private(admin_token_path(state_dir_from_env()))
-    ca = meta.get(_CA_META)
+    # Commands without --token/--ca (the gateway's) read the same environment variables.
+    token = (
+        meta.get(_TOKEN_META)
+        or os.environ.get(TOKEN_ENV)
+        or read_private(admin_token_path(state_dir_from_env()))
+    )
+    ca = meta.get(_CA_META) or os.environ.get(CA_ENV)
     return Credentials(token, Path(ca) if ca else None)
 
 
@@ -286,16 +297,25 @@ class ApiClient:
 class GatewayClient:
     """Open Inference Protocol v2 REST calls to the gateway (stdlib HTTP: no extra dependency)."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, creds: Credentials | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        creds = creds if creds is not None else credentials()
+        url = urllib.parse.urlsplit(self.base_url)
+        self._headers = {"Content-Type": "application/json"}
+        # A gateway with MODELPLANE_GATEWAY_AUTH=required takes the same token; it is sent over
+        # TLS or to this machine only, never in clear text to another host.
+        if creds.token and (url.scheme == "https" or url.hostname in _LOOPBACK_HOSTS):
+            self._headers["Authorization"] = authorization(creds.token)
+        try:
+            self._ssl = client_ssl_context(creds.ca) if url.scheme == "https" else None
+        except InvalidError as exc:
+            raise InvalidInput(str(exc)) from None
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(
-            self.base_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
+        req = urllib.request.Request(self.base_url + path, data=data, method=method, headers=self._headers)
         try:
-            with urllib.request.urlopen(req, timeout=GATEWAY_TIMEOUT) as resp:
+            with urllib.request.urlopen(req, timeout=GATEWAY_TIMEOUT, context=self._ssl) as resp:
                 raw = resp.read()
         except urllib.error.HTTPError as exc:
             raise CommandFailed(f"gateway answered {exc.code}: {_error_text(exc.read())}") from None

@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from aiohttp import web
+
 from modelplane.libs.auth.files import admin_token_path, write_private
+from modelplane.libs.embedded_nats import free_port
 from modelplane.services.api.app import App
 from tests.helpers.auth import ADMIN
 
@@ -80,3 +83,26 @@ async def test_refusals_are_one_line_with_exit_codes(run_cli: Cli, api_app: App,
     assert as_deployer.exit_code == 2
     assert "spec.command: the deployer role may not set it" in as_deployer.stderr
     assert len(as_deployer.stderr.strip().splitlines()) == 1
+
+
+async def test_gateway_calls_carry_the_token(run_cli: Cli, admin_token: str) -> None:
+    """`model metadata` sends the CLI's token to a local gateway (for MODELPLANE_GATEWAY_AUTH)."""
+    seen: list[str | None] = []
+
+    async def metadata(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization"))
+        return web.json_response({"name": request.match_info["name"]})
+
+    app = web.Application()
+    app.router.add_get("/v2/models/{name}", metadata)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        done = await run_cli("model", "metadata", "iris", "--gateway", f"http://127.0.0.1:{port}")
+    finally:
+        await runner.cleanup()
+    assert done.exit_code == 0, done.output
+    assert seen == [f"Bearer {admin_token}"]
