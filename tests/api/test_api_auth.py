@@ -270,3 +270,26 @@ async def test_foreign_origin_is_403_and_no_cors(
 async def test_health_needs_no_token(http: aiohttp.ClientSession) -> None:
     async with http.get("/v1/health") as resp:
         assert resp.status == 200
+
+
+async def test_deployer_typed_resources_over_grpc(api_app: App) -> None:
+    """Typed resources go through the same rules: a Model is applied, a ServerConfig is not."""
+    deployer = await token_for(api_app, "deployer")
+    model = resources_pb2.Model(
+        meta=resources_pb2.ObjectMeta(name="iris"),
+        spec=resources_pb2.ModelSpec(storage_uri="gs://b/m", replicas=1),
+    )
+    config = resources_pb2.ServerConfig(
+        meta=resources_pb2.ObjectMeta(name="evil"),
+        spec=resources_pb2.ServerConfigSpec(runtime="custom", command=["sh"]),
+    )
+    async with grpc.aio.insecure_channel(
+        api_app.grpc_address, interceptors=bearer_interceptors(deployer)
+    ) as channel:
+        stub = control_pb2_grpc.ControlServiceStub(channel)
+        applied = await stub.Apply(control_pb2.ApplyRequest(resource=control_pb2.Resource(model=model)))
+        assert applied.outcome == "created"
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.Apply(control_pb2.ApplyRequest(resource=control_pb2.Resource(server_config=config)))
+        assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert caught.value.details() == "kind: the deployer role may not apply ServerConfigs"
