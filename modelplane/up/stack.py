@@ -104,18 +104,19 @@ class Stack:
             # Model.spec.secretName names <state>/secrets/<name>.env (or a folder of key files).
             "MODELPLANE_STORAGE_SECRETS_DIR": str(o.state_dir / "secrets"),
             "MODELPLANE_STORAGE_PVC_ROOT": str(o.state_dir / "volumes"),
-            **self._tls_env(),
         }
 
-    def _tls_env(self) -> dict[str, str]:
+    def _service_env(self, service: str) -> dict[str, str]:
+        """What only ``service`` gets: its token, and the TLS files of the api it serves or calls."""
         o = self.options
-        if o.tls_cert is None or o.tls_key is None:
-            return {}
-        return {
-            "MODELPLANE_API_TLS_CERT": str(o.tls_cert),
-            "MODELPLANE_API_TLS_KEY": str(o.tls_key),
-            "MODELPLANE_AUTOSCALER_API_CA": str(o.tls_cert),
-        }
+        assert self._credentials is not None
+        env = self._credentials.env_for(service)
+        if o.tls_cert is not None and o.tls_key is not None:
+            if service == "api":
+                env.update(MODELPLANE_API_TLS_CERT=str(o.tls_cert), MODELPLANE_API_TLS_KEY=str(o.tls_key))
+            elif service == "autoscaler":
+                env["MODELPLANE_AUTOSCALER_API_CA"] = str(o.tls_cert)
+        return env
 
     async def start(self) -> None:
         o = self.options
@@ -130,12 +131,10 @@ class Stack:
         self._nc = await connect(self.nats_url, name="modelplane-up")
         js = self._nc.jetstream()
         await ensure_buckets(js)
-        credentials = self._credentials = await bootstrap(js, o.state_dir)
+        self._credentials = await bootstrap(js, o.state_dir)
         env = self._env()
         for name in SERVICE_ORDER:
-            child = Child(
-                name, modelplane_argv("run", name), {**env, **credentials.env_for(name)}, self._tasks
-            )
+            child = Child(name, modelplane_argv("run", name), {**env, **self._service_env(name)}, self._tasks)
             self._services[name] = child
             await child.start()
         await _wait_for_port(o.host, o.api_grpc_port, o.start_timeout, "api")
