@@ -81,6 +81,18 @@ class TokenVerifier(Protocol):
         ...
 
 
+class TokenAdmin(TokenVerifier, Protocol):
+    """What the api needs: verification and administration (``TokenStore`` in production)."""
+
+    async def create(self, name: str, role: str) -> str: ...
+
+    async def list(self) -> list[TokenInfo]: ...
+
+    async def revoke(self, name: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 def check_token_name(name: str) -> str:
     if not NAME_PATTERN.match(name):
         raise InvalidError(

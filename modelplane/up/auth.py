@@ -65,7 +65,7 @@ async def bootstrap(js: JetStreamContext, state_dir: Path) -> UpCredentials:
         token = generate_token()
         await store.ensure(name, role, token)
         service_env.setdefault(service, {})[variable] = token
-    log.info("tokens_ready", admin_token_file=str(admin_token_path(state_dir)))
+    log.info("tokens_ready", admin_file=str(admin_token_path(state_dir)))
     return UpCredentials(admin_token, up_token, service_env)
 
 

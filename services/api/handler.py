@@ -37,7 +37,7 @@ from nats.js import JetStreamContext
 
 from modelplane.libs import subjects
 from modelplane.libs.auth.roles import parse_role
-from modelplane.libs.auth.tokens import Principal, TokenInfo, TokenStore, check_token_name
+from modelplane.libs.auth.tokens import Principal, TokenAdmin, TokenInfo, TokenStore, check_token_name
 from modelplane.libs.clock import now_rfc3339
 from modelplane.libs.errors import (
     ConflictError,
@@ -92,7 +92,7 @@ class ControlHandler:
         resources: Mapping[Kind, TypedBucket[Any]],
         statuses: StatusReader,
         publisher: Publisher,
-        tokens: TokenStore,
+        tokens: TokenAdmin,
         inspector: PipelineInspector | None = None,
     ) -> None:
         self._resources = resources
