@@ -27,6 +27,7 @@ import grpc
 import structlog
 from nats.aio.client import Client as NATS
 
+from modelplane.libs.auth.files import private_dir
 from modelplane.libs.auth.grpc_metadata import bearer_interceptors
 from modelplane.libs.embedded_nats import EmbeddedNats
 from modelplane.libs.errors import RetryableError
@@ -120,7 +121,7 @@ class Stack:
 
     async def start(self) -> None:
         o = self.options
-        o.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(o.state_dir)  # 0700 before anything is written into it
         (o.state_dir / "logs").mkdir(exist_ok=True)
         if not o.nats_url:
             self._nats = EmbeddedNats(
