@@ -67,3 +67,17 @@ class DeadlineError(RetryableError):
 
     http_status = 504
     grpc_code_name = "DEADLINE_EXCEEDED"
+
+
+class UnauthenticatedError(ModelplaneError):
+    """The caller presented no valid credentials (no token, an unknown or revoked one)."""
+
+    http_status = 401
+    grpc_code_name = "UNAUTHENTICATED"
+
+
+class PermissionDeniedError(ModelplaneError):
+    """The caller is known but its role may not do this; ``field`` names what it may not set."""
+
+    http_status = 403
+    grpc_code_name = "PERMISSION_DENIED"

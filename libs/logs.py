@@ -75,7 +75,10 @@ def configure(service: str, level: str | None = None, *, json: bool | None = Non
         _drop_secrets,
     ]
     renderer: Any = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer()
+        if json
+        # Plain tracebacks: rich's default shows every frame's locals, tokens and secrets included.
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
     )
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer] if json else [*shared, renderer],

@@ -37,6 +37,11 @@ KV_AUTOSCALER = "modelplane_autoscaler"
 # workers run, or why they cannot; written by every worker that takes the resource on.
 KV_DATAFLOW = "modelplane_dataflow"
 
+# ---- KV buckets (credentials) ----------------------------------------------------------------
+# key "<token name>" -> TokenRecord (role and SHA-256 of the token, never the token), written by
+# the api (and by `up` at bootstrap), read by the api and the gateways.
+KV_TOKENS = "modelplane_tokens"
+
 # The scheduler's leader lease (a key in KV_LEASES); agents read it to know a scheduler is active.
 SCHEDULER_LEASE = "scheduler"
 # The autoscaler's leader lease: one instance decides, the others keep warm on standby.
@@ -61,7 +66,8 @@ OBSERVED_BUCKETS = (
     KV_AUTOSCALER,
 )
 COORDINATION_BUCKETS = (KV_LEASES,)
-ALL_BUCKETS = DESIRED_BUCKETS + OBSERVED_BUCKETS + COORDINATION_BUCKETS
+AUTH_BUCKETS = (KV_TOKENS,)
+ALL_BUCKETS = DESIRED_BUCKETS + OBSERVED_BUCKETS + COORDINATION_BUCKETS + AUTH_BUCKETS
 
 # ---- Thin events ----------------------------------------------------------------------------
 EVENTS_PREFIX = "modelplane.events"

@@ -385,7 +385,7 @@ async def _bench_in(args: argparse.Namespace, root: Path) -> None:
         async with asyncio.TaskGroup() as group:  # the bare MLServer starts while the stack does
             group.create_task(asyncio.to_thread(up.wait_ready, READY_TIMEOUT), name="up-ready")
             group.create_task(bare.start(), name="bare-mlserver-start")
-        api = Api(up.api_address)
+        api = Api(up.api_address, up.admin_token)
         async with Observer(up.nats_url) as seen:
             await api.apply(server_manifest(SERVER, args.max_replicas))
             await seen.wait_for(

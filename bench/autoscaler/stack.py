@@ -25,6 +25,7 @@ import aiohttp
 import grpc
 
 from bench.gateway.stack import _alive, _poll, _status
+from modelplane.libs.auth.grpc_metadata import bearer_interceptors
 from modelplane.libs.embedded_nats import free_port
 from modelplane.libs.resources import convert, defaults
 from modelplane.libs.resources.manifests import parse_manifest
@@ -60,8 +61,8 @@ class BenchUp(UpProcess):
 class Api:
     """Applies manifests through the api's gRPC ControlService."""
 
-    def __init__(self, address: str) -> None:
-        self._channel = grpc.aio.insecure_channel(address)
+    def __init__(self, address: str, token: str) -> None:
+        self._channel = grpc.aio.insecure_channel(address, interceptors=bearer_interceptors(token))
         self._stub = control_pb2_grpc.ControlServiceStub(self._channel)
 
     async def apply(self, manifest: dict[str, Any]) -> None:

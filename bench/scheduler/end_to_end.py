@@ -27,6 +27,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from modelplane.libs import subjects
+from modelplane.libs.auth.tokens import Principal
 from modelplane.libs.embedded_nats import EmbeddedNats, free_port
 from modelplane.libs.resources.defaults import MLSERVER_CAPABILITIES
 from modelplane.libs.resources.types import Meta, Model, ModelSpec, Server, ServerSpec
@@ -40,6 +41,9 @@ MI = 1 << 20
 GI = 1 << 30
 # Bounded concurrency of the api applies (a CLI applying a directory of manifests).
 APPLY_CONCURRENCY = 32
+
+# The benchmark applies as an admin would (the handler checks the role of every call).
+BENCH_ADMIN = Principal("bench", "admin")
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,14 +159,14 @@ async def apply_rates(models: int = 1000) -> ApplyRates:
             api = await ControlHandler.open(nc.jetstream(), nc)
             start = time.perf_counter()
             for i in range(models):
-                await api.apply(_model(i, f"sequential-{i:05d}"))
+                await api.apply(BENCH_ADMIN, _model(i, f"sequential-{i:05d}"))
             sequential = models / (time.perf_counter() - start)
             gate = asyncio.Semaphore(APPLY_CONCURRENCY)
 
             async def apply(i: int) -> None:
                 assert api is not None
                 async with gate:
-                    await api.apply(_model(i, f"concurrent-{i:05d}"))
+                    await api.apply(BENCH_ADMIN, _model(i, f"concurrent-{i:05d}"))
 
             start = time.perf_counter()
             await asyncio.gather(*(apply(i) for i in range(models)))
@@ -192,7 +196,7 @@ async def run(
             api = await ControlHandler.open(js, nc)
             server_names = [f"mlserver-{i:02d}" for i in range(servers)]
             for name in server_names:
-                await api.apply(Server(Meta(name), ServerSpec("mlserver", replicas=replicas)))
+                await api.apply(BENCH_ADMIN, Server(Meta(name), ServerSpec("mlserver", replicas=replicas)))
             agents = StubAgents(nc)
             await agents.start()
             await _register_replicas(nc, server_names, replicas)
@@ -213,7 +217,7 @@ async def run(
             async def apply(i: int, name: str) -> None:
                 assert api is not None
                 async with gate:
-                    await api.apply(_model(i, name))
+                    await api.apply(BENCH_ADMIN, _model(i, name))
 
             start = time.perf_counter()
             try:

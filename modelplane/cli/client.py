@@ -2,21 +2,37 @@
 
 Design: a CLI command makes a handful of short calls, so a plain synchronous channel with short
 deadlines is simplest. Every failure becomes a ``CommandFailed`` (a click exception): exactly one
-line on stderr, exit 2 for invalid input and 1 for anything else, never a traceback.
+line on stderr, exit 2 for invalid input (and for a field the caller's role may not set) and 1
+for anything else, never a traceback.
+
+Every api call carries a bearer token: ``--token``, else ``MODELPLANE_TOKEN``, else the admin
+token `modelplane up` wrote to ``<state dir>/auth/admin.token`` (state dir from
+``MODELPLANE_STATE_DIR``, else ``.modelplane``), so commands run next to `up` need no setup.
+An ``https://`` api address or ``--ca`` (``MODELPLANE_CA``) selects TLS.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import click
 import grpc
 from google.protobuf import struct_pb2
 
+from modelplane.libs.auth.bearer import authorization
+from modelplane.libs.auth.files import admin_token_path, read_private, state_dir_from_env
+from modelplane.libs.auth.grpc_metadata import bearer_metadata
+from modelplane.libs.errors import InvalidError
+from modelplane.libs.tls import client_ssl_context, grpc_channel_credentials
 from modelplane.proto import control_pb2, control_pb2_grpc
 
 DEFAULT_API = "127.0.0.1:9004"
@@ -47,15 +63,79 @@ class InvalidInput(CommandFailed):
     exit_code = EXIT_INVALID
 
 
+TOKEN_ENV = "MODELPLANE_TOKEN"
+CA_ENV = "MODELPLANE_CA"
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# Where --token and --ca are kept for ApiClient (the commands' own parameters stay unchanged).
+_TOKEN_META = "modelplane.token"
+_CA_META = "modelplane.ca"
+# "spec.command: the deployer role may not set it": a refusal naming a field of the input.
+_NAMES_A_FIELD = re.compile(r"^[A-Za-z_][\w.\[\]-]*: ")
+
+
+def _remember(key: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def callback(ctx: click.Context, _: click.Parameter, value: Any) -> None:
+        if value is not None:
+            ctx.meta[key] = value
+
+    return callback
+
+
 def api_option(func: F) -> F:
+    """--api, and the credentials every api call needs: --token and --ca."""
+    func = click.option(
+        "--ca",
+        envvar=CA_ENV,
+        type=click.Path(dir_okay=False, path_type=Path),
+        expose_value=False,
+        callback=_remember(_CA_META),
+        help="CA bundle (PEM) to trust for an api served over TLS.",
+    )(func)
+    func = click.option(
+        "--token",
+        envvar=TOKEN_ENV,
+        expose_value=False,
+        callback=_remember(_TOKEN_META),
+        help="Bearer token for the api [default: <state dir>/auth/admin.token].",
+    )(func)
     return click.option(
         "--api",
         "api_address",
         envvar="MODELPLANE_API_ADDRESS",
         default=DEFAULT_API,
         show_default=True,
-        help="host:port of the modelplane api (gRPC).",
+        help="host:port of the modelplane api (gRPC); https://host:port for TLS.",
     )(func)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What the CLI presents to the api."""
+
+    token: str | None
+    ca: Path | None
+
+
+def credentials() -> Credentials:
+    """--token/MODELPLANE_TOKEN, else the admin token `up` wrote; --ca/MODELPLANE_CA."""
+    ctx = click.get_current_context(silent=True)
+    meta = ctx.meta if ctx is not None else {}
+    # Commands without --token/--ca (the gateway's) read the same environment variables.
+    token = (
+        meta.get(_TOKEN_META)
+        or os.environ.get(TOKEN_ENV)
+        or read_private(admin_token_path(state_dir_from_env()))
+    )
+    ca = meta.get(_CA_META) or os.environ.get(CA_ENV)
+    return Credentials(token, Path(ca) if ca else None)
+
+
+def _target(address: str) -> tuple[str, bool]:
+    """The host:port of an api address and whether it asks for TLS (https://)."""
+    for scheme, tls in (("https://", True), ("grpcs://", True), ("http://", False), ("grpc://", False)):
+        if address.startswith(scheme):
+            return address[len(scheme) :].rstrip("/"), tls
+    return address, False
 
 
 def gateway_option(func: F) -> F:
@@ -77,10 +157,20 @@ def _unreachable(details: str) -> bool:
 class ApiClient:
     """The ControlService over one synchronous channel; every error becomes CommandFailed."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, creds: Credentials | None = None) -> None:
         self.address = address
-        self._channel = grpc.insecure_channel(address)
+        creds = creds if creds is not None else credentials()
+        target, tls = _target(address)
+        if tls or creds.ca is not None:
+            try:
+                channel_credentials = grpc_channel_credentials(creds.ca)
+            except InvalidError as exc:
+                raise InvalidInput(str(exc)) from None
+            self._channel = grpc.secure_channel(target, channel_credentials)
+        else:
+            self._channel = grpc.insecure_channel(target)
         self._stub = control_pb2_grpc.ControlServiceStub(self._channel)
+        self._metadata = bearer_metadata(creds.token)
 
     def __enter__(self) -> ApiClient:
         return self
@@ -96,13 +186,21 @@ class ApiClient:
             return CommandFailed(f"cannot reach the modelplane api at {self.address} (is `make up` running?)")
         if code == grpc.StatusCode.INVALID_ARGUMENT:
             return InvalidInput(prefix + details)
+        if code == grpc.StatusCode.UNAUTHENTICATED:
+            return CommandFailed(
+                f"{prefix}the api at {self.address} refused the token ({details}); pass --token or "
+                "MODELPLANE_TOKEN, or run this where `modelplane up` keeps its state dir"
+            )
+        if code == grpc.StatusCode.PERMISSION_DENIED:
+            failure = InvalidInput if _NAMES_A_FIELD.match(details) else CommandFailed
+            return failure(f"{prefix}permission denied: {details}")
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             return CommandFailed(f"{prefix}the modelplane api at {self.address} did not answer in time")
         return CommandFailed(prefix + details)
 
     def _call(self, method: Callable[..., Any], request: Any, context: str = "") -> Any:
         try:
-            return method(request, timeout=CALL_TIMEOUT)
+            return method(request, timeout=CALL_TIMEOUT, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise self.failure(exc, context) from None
 
@@ -165,7 +263,7 @@ class ApiClient:
     def watch_status(self, kind: str, name: str, timeout: float) -> Iterator[control_pb2.WatchEvent]:
         """Status events until ``timeout`` seconds pass (then DEADLINE_EXCEEDED is raised as RpcError)."""
         stream: Iterator[control_pb2.WatchEvent] = self._stub.WatchStatus(
-            control_pb2.WatchRequest(kind=kind, name=name), timeout=timeout
+            control_pb2.WatchRequest(kind=kind, name=name), timeout=timeout, metadata=self._metadata
         )
         return stream
 
@@ -173,24 +271,51 @@ class ApiClient:
         """A model's status and download progress until ``timeout`` seconds pass (then
         DEADLINE_EXCEEDED is raised as RpcError)."""
         stream: Iterator[control_pb2.FollowModelEvent] = self._stub.FollowModel(
-            control_pb2.FollowModelRequest(name=name), timeout=timeout
+            control_pb2.FollowModelRequest(name=name), timeout=timeout, metadata=self._metadata
         )
         return stream
+
+    def create_token(self, role: str, name: str) -> control_pb2.CreateTokenResponse:
+        reply: control_pb2.CreateTokenResponse = self._call(
+            self._stub.CreateToken, control_pb2.CreateTokenRequest(role=role, name=name)
+        )
+        return reply
+
+    def list_tokens(self) -> control_pb2.ListTokensResponse:
+        reply: control_pb2.ListTokensResponse = self._call(
+            self._stub.ListTokens, control_pb2.ListTokensRequest()
+        )
+        return reply
+
+    def revoke_token(self, name: str) -> control_pb2.RevokeTokenResponse:
+        reply: control_pb2.RevokeTokenResponse = self._call(
+            self._stub.RevokeToken, control_pb2.RevokeTokenRequest(name=name), f"token/{name}"
+        )
+        return reply
 
 
 class GatewayClient:
     """Open Inference Protocol v2 REST calls to the gateway (stdlib HTTP: no extra dependency)."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, creds: Credentials | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        creds = creds if creds is not None else credentials()
+        url = urllib.parse.urlsplit(self.base_url)
+        self._headers = {"Content-Type": "application/json"}
+        # A gateway with MODELPLANE_GATEWAY_AUTH=required takes the same token; it is sent over
+        # TLS or to this machine only, never in clear text to another host.
+        if creds.token and (url.scheme == "https" or url.hostname in _LOOPBACK_HOSTS):
+            self._headers["Authorization"] = authorization(creds.token)
+        try:
+            self._ssl = client_ssl_context(creds.ca) if url.scheme == "https" else None
+        except InvalidError as exc:
+            raise InvalidInput(str(exc)) from None
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(
-            self.base_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
+        req = urllib.request.Request(self.base_url + path, data=data, method=method, headers=self._headers)
         try:
-            with urllib.request.urlopen(req, timeout=GATEWAY_TIMEOUT) as resp:
+            with urllib.request.urlopen(req, timeout=GATEWAY_TIMEOUT, context=self._ssl) as resp:
                 raw = resp.read()
         except urllib.error.HTTPError as exc:
             raise CommandFailed(f"gateway answered {exc.code}: {_error_text(exc.read())}") from None

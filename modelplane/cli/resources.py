@@ -15,8 +15,9 @@ from modelplane.cli.manifest_files import read_documents, resource_ref
 from modelplane.cli.model import model
 from modelplane.cli.pipeline import pipeline
 from modelplane.cli.server import server
+from modelplane.cli.token import token
 
-__all__ = ["apply", "delete", "experiment", "graph", "model", "pipeline", "server"]
+__all__ = ["apply", "delete", "experiment", "graph", "model", "pipeline", "server", "token"]
 
 # The kind named by each field of the api's Resource oneof.
 _KINDS_BY_FIELD = {

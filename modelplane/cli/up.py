@@ -48,6 +48,18 @@ log = structlog.get_logger(__name__)
     show_default=True,
     envvar="MODELPLANE_AUTOSCALER_METRICS_PORT",
 )
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    envvar="MODELPLANE_API_TLS_CERT",
+    help="PEM certificate: serve the api (gRPC and REST) over TLS; clients pass --ca.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    envvar="MODELPLANE_API_TLS_KEY",
+    help="PEM private key of --tls-cert.",
+)
 def up(
     state_dir: Path,
     nats_url: str | None,
@@ -58,8 +70,12 @@ def up(
     gateway_port: int,
     gateway_grpc_port: int,
     autoscaler_metrics_port: int,
+    tls_cert: Path | None,
+    tls_key: Path | None,
 ) -> None:
     """Start NATS, every service and a local MLServer replica; stop them all on Ctrl-C."""
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
     logs.configure("up")
     options = UpOptions(
         state_dir=state_dir.resolve(),
@@ -71,6 +87,8 @@ def up(
         gateway_http_port=gateway_port,
         gateway_grpc_port=gateway_grpc_port,
         autoscaler_metrics_port=autoscaler_metrics_port,
+        tls_cert=tls_cert.resolve() if tls_cert else None,
+        tls_key=tls_key.resolve() if tls_key else None,
     )
     code = asyncio.run(_run(options))
     sys.exit(code)

@@ -90,6 +90,21 @@ class ControlServiceStub:
                 request_serializer=modelplane_dot_v1_dot_control__pb2.FollowModelRequest.SerializeToString,
                 response_deserializer=modelplane_dot_v1_dot_control__pb2.FollowModelEvent.FromString,
                 _registered_method=True)
+        self.CreateToken = channel.unary_unary(
+                '/modelplane.v1.ControlService/CreateToken',
+                request_serializer=modelplane_dot_v1_dot_control__pb2.CreateTokenRequest.SerializeToString,
+                response_deserializer=modelplane_dot_v1_dot_control__pb2.CreateTokenResponse.FromString,
+                _registered_method=True)
+        self.ListTokens = channel.unary_unary(
+                '/modelplane.v1.ControlService/ListTokens',
+                request_serializer=modelplane_dot_v1_dot_control__pb2.ListTokensRequest.SerializeToString,
+                response_deserializer=modelplane_dot_v1_dot_control__pb2.ListTokensResponse.FromString,
+                _registered_method=True)
+        self.RevokeToken = channel.unary_unary(
+                '/modelplane.v1.ControlService/RevokeToken',
+                request_serializer=modelplane_dot_v1_dot_control__pb2.RevokeTokenRequest.SerializeToString,
+                response_deserializer=modelplane_dot_v1_dot_control__pb2.RevokeTokenResponse.FromString,
+                _registered_method=True)
 
 
 class ControlServiceServicer:
@@ -164,6 +179,25 @@ class ControlServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateToken(self, request, context):
+        """Every call needs "authorization: Bearer <token>" metadata; these three need the admin role.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTokens(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeToken(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -221,6 +255,21 @@ def add_ControlServiceServicer_to_server(servicer, server):
                     servicer.FollowModel,
                     request_deserializer=modelplane_dot_v1_dot_control__pb2.FollowModelRequest.FromString,
                     response_serializer=modelplane_dot_v1_dot_control__pb2.FollowModelEvent.SerializeToString,
+            ),
+            'CreateToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateToken,
+                    request_deserializer=modelplane_dot_v1_dot_control__pb2.CreateTokenRequest.FromString,
+                    response_serializer=modelplane_dot_v1_dot_control__pb2.CreateTokenResponse.SerializeToString,
+            ),
+            'ListTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTokens,
+                    request_deserializer=modelplane_dot_v1_dot_control__pb2.ListTokensRequest.FromString,
+                    response_serializer=modelplane_dot_v1_dot_control__pb2.ListTokensResponse.SerializeToString,
+            ),
+            'RevokeToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeToken,
+                    request_deserializer=modelplane_dot_v1_dot_control__pb2.RevokeTokenRequest.FromString,
+                    response_serializer=modelplane_dot_v1_dot_control__pb2.RevokeTokenResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -520,6 +569,87 @@ class ControlService:
             '/modelplane.v1.ControlService/FollowModel',
             modelplane_dot_v1_dot_control__pb2.FollowModelRequest.SerializeToString,
             modelplane_dot_v1_dot_control__pb2.FollowModelEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelplane.v1.ControlService/CreateToken',
+            modelplane_dot_v1_dot_control__pb2.CreateTokenRequest.SerializeToString,
+            modelplane_dot_v1_dot_control__pb2.CreateTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelplane.v1.ControlService/ListTokens',
+            modelplane_dot_v1_dot_control__pb2.ListTokensRequest.SerializeToString,
+            modelplane_dot_v1_dot_control__pb2.ListTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelplane.v1.ControlService/RevokeToken',
+            modelplane_dot_v1_dot_control__pb2.RevokeTokenRequest.SerializeToString,
+            modelplane_dot_v1_dot_control__pb2.RevokeTokenResponse.FromString,
             options,
             channel_credentials,
             insecure,

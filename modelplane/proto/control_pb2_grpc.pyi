@@ -45,6 +45,10 @@ class ControlServiceStub:
     """Streams status changes: the current statuses first, then every change."""
     FollowModel: _grpc.UnaryStreamMultiCallable[_control_pb2.FollowModelRequest, _control_pb2.FollowModelEvent]
     """Follows one Model while it loads: status changes and download progress, until cancelled."""
+    CreateToken: _grpc.UnaryUnaryMultiCallable[_control_pb2.CreateTokenRequest, _control_pb2.CreateTokenResponse]
+    """Every call needs "authorization: Bearer <token>" metadata; these three need the admin role."""
+    ListTokens: _grpc.UnaryUnaryMultiCallable[_control_pb2.ListTokensRequest, _control_pb2.ListTokensResponse]
+    RevokeToken: _grpc.UnaryUnaryMultiCallable[_control_pb2.RevokeTokenRequest, _control_pb2.RevokeTokenResponse]
 
 @_typing.type_check_only
 class ControlServiceAsyncStub(ControlServiceStub):
@@ -63,6 +67,10 @@ class ControlServiceAsyncStub(ControlServiceStub):
     """Streams status changes: the current statuses first, then every change."""
     FollowModel: _aio.UnaryStreamMultiCallable[_control_pb2.FollowModelRequest, _control_pb2.FollowModelEvent]  # type: ignore[assignment]
     """Follows one Model while it loads: status changes and download progress, until cancelled."""
+    CreateToken: _aio.UnaryUnaryMultiCallable[_control_pb2.CreateTokenRequest, _control_pb2.CreateTokenResponse]  # type: ignore[assignment]
+    """Every call needs "authorization: Bearer <token>" metadata; these three need the admin role."""
+    ListTokens: _aio.UnaryUnaryMultiCallable[_control_pb2.ListTokensRequest, _control_pb2.ListTokensResponse]  # type: ignore[assignment]
+    RevokeToken: _aio.UnaryUnaryMultiCallable[_control_pb2.RevokeTokenRequest, _control_pb2.RevokeTokenResponse]  # type: ignore[assignment]
 
 class ControlServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -144,5 +152,27 @@ class ControlServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_control_pb2.FollowModelEvent], _abc.AsyncIterator[_control_pb2.FollowModelEvent]]:
         """Follows one Model while it loads: status changes and download progress, until cancelled."""
+
+    @_abc_1.abstractmethod
+    def CreateToken(
+        self,
+        request: _control_pb2.CreateTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.CreateTokenResponse, _abc.Awaitable[_control_pb2.CreateTokenResponse]]:
+        """Every call needs "authorization: Bearer <token>" metadata; these three need the admin role."""
+
+    @_abc_1.abstractmethod
+    def ListTokens(
+        self,
+        request: _control_pb2.ListTokensRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.ListTokensResponse, _abc.Awaitable[_control_pb2.ListTokensResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RevokeToken(
+        self,
+        request: _control_pb2.RevokeTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.RevokeTokenResponse, _abc.Awaitable[_control_pb2.RevokeTokenResponse]]: ...
 
 def add_ControlServiceServicer_to_server(servicer: ControlServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -10,6 +10,10 @@ start), then the scheduler (so it does not reschedule models while replicas shut
 agents (then any model server a crashed agent left running is swept, see launcher.stop), the
 remaining services, and NATS last. Desired and observed state live in JetStream
 under the state directory, so the next `up` restores every model.
+
+Before any service starts, ``up.auth`` makes the state dir private and the api tokens (the admin
+token the CLI reads, and one per internal caller, given to that process only). With
+``tls_cert``/``tls_key`` the api serves TLS, and `up` and the autoscaler trust that certificate.
 """
 
 from __future__ import annotations
@@ -23,13 +27,17 @@ import grpc
 import structlog
 from nats.aio.client import Client as NATS
 
+from modelplane.libs.auth.files import private_dir
+from modelplane.libs.auth.grpc_metadata import bearer_interceptors
 from modelplane.libs.embedded_nats import EmbeddedNats
 from modelplane.libs.errors import RetryableError
 from modelplane.libs.resources import convert, defaults
 from modelplane.libs.resources.types import Resource
 from modelplane.libs.store import connect, disconnect, ensure_buckets
 from modelplane.libs.tasks import TaskSupervisor
+from modelplane.libs.tls import grpc_channel_credentials
 from modelplane.proto import control_pb2, control_pb2_grpc
+from modelplane.up.auth import UpCredentials, bootstrap
 from modelplane.up.children import Child, modelplane_argv
 from modelplane.up.launcher import ReplicaLauncher
 
@@ -51,6 +59,9 @@ class UpOptions:
     gateway_grpc_port: int = 9001
     autoscaler_metrics_port: int = 9010
     start_timeout: float = 60.0
+    # PEM certificate and key: the api serves gRPC and REST over TLS with them.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -62,6 +73,7 @@ class Stack:
         self._nc: NATS | None = None
         self._services: dict[str, Child] = {}
         self._launcher: ReplicaLauncher | None = None
+        self._credentials: UpCredentials | None = None
         self._closed = False
 
     @property
@@ -95,9 +107,21 @@ class Stack:
             "MODELPLANE_STORAGE_PVC_ROOT": str(o.state_dir / "volumes"),
         }
 
+    def _service_env(self, service: str) -> dict[str, str]:
+        """What only ``service`` gets: its token, and the TLS files of the api it serves or calls."""
+        o = self.options
+        assert self._credentials is not None
+        env = self._credentials.env_for(service)
+        if o.tls_cert is not None and o.tls_key is not None:
+            if service == "api":
+                env.update(MODELPLANE_API_TLS_CERT=str(o.tls_cert), MODELPLANE_API_TLS_KEY=str(o.tls_key))
+            elif service == "autoscaler":
+                env["MODELPLANE_AUTOSCALER_API_CA"] = str(o.tls_cert)
+        return env
+
     async def start(self) -> None:
         o = self.options
-        o.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(o.state_dir)  # 0700 before anything is written into it
         (o.state_dir / "logs").mkdir(exist_ok=True)
         if not o.nats_url:
             self._nats = EmbeddedNats(
@@ -108,9 +132,10 @@ class Stack:
         self._nc = await connect(self.nats_url, name="modelplane-up")
         js = self._nc.jetstream()
         await ensure_buckets(js)
+        self._credentials = await bootstrap(js, o.state_dir)
         env = self._env()
         for name in SERVICE_ORDER:
-            child = Child(name, modelplane_argv("run", name), env, self._tasks)
+            child = Child(name, modelplane_argv("run", name), {**env, **self._service_env(name)}, self._tasks)
             self._services[name] = child
             await child.start()
         await _wait_for_port(o.host, o.api_grpc_port, o.start_timeout, "api")
@@ -121,9 +146,8 @@ class Stack:
 
     async def _apply_defaults(self) -> None:
         """Create the built-in ServerConfigs and the default Server unless they already exist."""
-        target = f"{self.options.host}:{self.options.api_grpc_port}"
         resources: list[Resource] = [*defaults.builtin_server_configs(), defaults.default_server()]
-        async with grpc.aio.insecure_channel(target) as channel:
+        async with self._api_channel() as channel:
             stub = control_pb2_grpc.ControlServiceStub(channel)
             for resource in resources:
                 ref = control_pb2.ResourceRef(kind=resource.kind, name=resource.meta.name)
@@ -138,12 +162,26 @@ class Stack:
                 )
                 log.info("default_applied", kind=resource.kind, name=resource.meta.name)
 
+    def _api_channel(self) -> grpc.aio.Channel:
+        """A channel to the api with `up`'s own token (over TLS when the api serves it)."""
+        o = self.options
+        assert self._credentials is not None
+        target = f"{o.host}:{o.api_grpc_port}"
+        interceptors = bearer_interceptors(self._credentials.up_token)
+        if o.tls_cert is not None:
+            return grpc.aio.secure_channel(
+                target, grpc_channel_credentials(o.tls_cert), interceptors=interceptors
+            )
+        return grpc.aio.insecure_channel(target, interceptors=interceptors)
+
     def banner(self) -> str:
         o = self.options
+        api_scheme = "https" if o.tls_cert is not None else "http"
         return (
             f"modelplane is up (state in {o.state_dir})\n"
             f"  inference  REST http://{o.host}:{o.gateway_http_port}   gRPC {o.host}:{o.gateway_grpc_port}\n"
-            f"  control    gRPC {o.host}:{o.api_grpc_port}   REST http://{o.host}:{o.api_http_port}\n"
+            f"  control    gRPC {o.host}:{o.api_grpc_port}   REST {api_scheme}://{o.host}:{o.api_http_port}\n"
+            f"  admin token in {o.state_dir / 'auth' / 'admin.token'} (the CLI reads it)\n"
             f"  autoscaler metrics http://{o.host}:{o.autoscaler_metrics_port}/metrics\n"
             f"  NATS       {self.nats_url}\n"
             "Press Ctrl-C to stop."

@@ -9,6 +9,7 @@ from nats.aio.client import Client as NATS
 
 from modelplane.libs import store
 from modelplane.libs.store import disconnect
+from modelplane.libs.tls import TlsFiles, grpc_server_credentials, server_ssl_context, tls_files
 from modelplane.proto import control_pb2_grpc
 from modelplane.services.api import rest
 from modelplane.services.api.grpc_servicer import ControlServicer
@@ -17,6 +18,9 @@ from modelplane.services.api.nats_progress import NatsProgressFeed
 from modelplane.services.api.settings import ApiSettings
 
 log = structlog.get_logger(__name__)
+
+# Names of the loopback interface a browser may use for the same api.
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "[::1]"})
 
 
 class App:
@@ -48,7 +52,19 @@ class App:
 
     @property
     def http_url(self) -> str:
-        return f"http://{self.settings.host}:{self.http_port}"
+        return f"{self._scheme}://{self.settings.host}:{self.http_port}"
+
+    @property
+    def _scheme(self) -> str:
+        return "https" if self.settings.tls_cert else "http"
+
+    def _origins(self) -> frozenset[str]:
+        """The origins of this api's own REST address, as a browser would name them."""
+        host = self.settings.host
+        hosts = {f"[{host}]" if ":" in host else host}
+        if host in _LOOPBACK or f"[{host}]" in _LOOPBACK:
+            hosts |= _LOOPBACK
+        return frozenset(f"{self._scheme}://{host}:{self.http_port}" for host in hosts)
 
     async def start(self) -> None:
         s = self.settings
@@ -57,17 +73,35 @@ class App:
         await store.ensure_buckets(js)
         handler = self._handler = await ControlHandler.open(js, self._nc, NatsProgressFeed(self._nc))
 
-        self._grpc = grpc.aio.server()
+        tls = tls_files(s.tls_cert, s.tls_key, field="api_tls")
+
+        self._grpc = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", s.max_grpc_message_bytes),
+                ("grpc.max_send_message_length", -1),
+            ]
+        )
         control_pb2_grpc.add_ControlServiceServicer_to_server(ControlServicer(handler), self._grpc)
-        self.grpc_port = self._grpc.add_insecure_port(f"{s.host}:{s.grpc_port}")
+        self.grpc_port = self._add_grpc_port(f"{s.host}:{s.grpc_port}", tls)
         await self._grpc.start()
 
-        self._runner = web.AppRunner(rest.create_app(handler), access_log=None)
+        # The REST app needs its bound port to know its own origin: bind first, then serve.
+        rest_app = rest.create_app(handler, s.max_body_bytes)
+        self._runner = web.AppRunner(rest_app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, s.host, s.http_port)
+        site = web.TCPSite(
+            self._runner, s.host, s.http_port, ssl_context=server_ssl_context(tls) if tls else None
+        )
         await site.start()
         self.http_port = self._bound_http_port(site)
-        log.info("api_listening", grpc=self.grpc_address, http=self.http_url)
+        rest_app[rest.ORIGINS_KEY].update(self._origins())
+        log.info("api_listening", grpc=self.grpc_address, http=self.http_url, tls=tls is not None)
+
+    def _add_grpc_port(self, address: str, tls: TlsFiles | None) -> int:
+        assert self._grpc is not None
+        if tls is None:
+            return int(self._grpc.add_insecure_port(address))
+        return int(self._grpc.add_secure_port(address, grpc_server_credentials(tls)))
 
     def _bound_http_port(self, site: web.TCPSite) -> int:
         server = site._server  # aiohttp exposes the bound socket only here

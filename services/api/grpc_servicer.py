@@ -1,4 +1,8 @@
-"""The ControlService gRPC adapter: translate, call the handler, map errors. No logic here."""
+"""The ControlService gRPC adapter: authenticate, translate, call the handler, map errors.
+
+Every method reads the caller's token from the ``authorization`` metadata (``Bearer <token>``)
+and hands the handler's ``Principal`` to the call; the handler decides what the role may do.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,19 @@ from typing import Any, TypeVar
 import grpc
 import structlog
 
+from modelplane.libs.auth.bearer import AUTHORIZATION, bearer_token
+from modelplane.libs.auth.tokens import Principal
 from modelplane.libs.errors import InvalidError, ModelplaneError
 from modelplane.proto import control_pb2, control_pb2_grpc
 from modelplane.services.api import converters
-from modelplane.services.api.handler import ControlHandler, parse_kind
+from modelplane.services.api.handler import ControlHandler
+from modelplane.services.api.kinds import parse_kind
 
 log = structlog.get_logger(__name__)
 
 R = TypeVar("R")
 Unary = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[R]]
+Authenticated = Callable[[Any, Any, Principal], Awaitable[R]]
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:
@@ -28,13 +36,21 @@ async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:
     await context.abort(grpc.StatusCode.INTERNAL, "internal error (see the api logs)")
 
 
-def _mapped(method: Unary[R]) -> Unary[R]:
-    """Turn our errors into gRPC status codes with a message naming the field."""
+def _token(context: grpc.aio.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == AUTHORIZATION:
+            return bearer_token(value if isinstance(value, str) else value.decode("latin-1"))
+    return None
+
+
+def _mapped(method: Authenticated[R]) -> Unary[R]:
+    """Authenticate the caller, then turn our errors into gRPC status codes naming the field."""
 
     @wraps(method)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
+    async def wrapper(self: ControlServicer, request: Any, context: grpc.aio.ServicerContext) -> R:
         try:
-            return await method(self, request, context)
+            principal = await self._handler.authenticate(_token(context))
+            return await method(self, request, principal)
         except Exception as exc:
             if isinstance(exc, grpc.aio.AbortError):
                 raise
@@ -56,67 +72,67 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
 
     @_mapped
     async def Apply(
-        self, request: control_pb2.ApplyRequest, context: grpc.aio.ServicerContext
+        self, request: control_pb2.ApplyRequest, principal: Principal
     ) -> control_pb2.ApplyResponse:
         source = request.WhichOneof("source")
         if source == "manifest":
             resource, outcome = await self._handler.apply_manifest(
-                converters.manifest_from_struct(request.manifest)
+                principal, converters.manifest_from_struct(request.manifest)
             )
         elif source == "resource":
-            resource, outcome = await self._handler.apply(converters.resource_from_pb(request.resource))
+            resource, outcome = await self._handler.apply(
+                principal, converters.resource_from_pb(request.resource)
+            )
         else:
             raise InvalidError("set either resource or manifest", field="source")
         return converters.apply_response(resource, outcome)
 
     @_mapped
     async def Scale(
-        self, request: control_pb2.ScaleRequest, context: grpc.aio.ServicerContext
+        self, request: control_pb2.ScaleRequest, principal: Principal
     ) -> control_pb2.ApplyResponse:
         resource, outcome = await self._handler.scale(
-            parse_kind(request.kind), _name(request), request.replicas, request.reason
+            principal, parse_kind(request.kind), _name(request), request.replicas, request.reason
         )
         return converters.apply_response(resource, outcome)
 
     @_mapped
-    async def Get(
-        self, request: control_pb2.ResourceRef, context: grpc.aio.ServicerContext
-    ) -> control_pb2.Resource:
-        resource = await self._handler.get(parse_kind(request.kind), _name(request))
+    async def Get(self, request: control_pb2.ResourceRef, principal: Principal) -> control_pb2.Resource:
+        resource = await self._handler.get(principal, parse_kind(request.kind), _name(request))
         return converters.resource_to_pb(resource)
 
     @_mapped
-    async def List(
-        self, request: control_pb2.ListRequest, context: grpc.aio.ServicerContext
-    ) -> control_pb2.ListResponse:
-        return converters.resources_to_pb(await self._handler.list(parse_kind(request.kind)))
+    async def List(self, request: control_pb2.ListRequest, principal: Principal) -> control_pb2.ListResponse:
+        return converters.resources_to_pb(await self._handler.list(principal, parse_kind(request.kind)))
 
     @_mapped
     async def Delete(
-        self, request: control_pb2.ResourceRef, context: grpc.aio.ServicerContext
+        self, request: control_pb2.ResourceRef, principal: Principal
     ) -> control_pb2.DeleteResponse:
-        outcome = await self._handler.delete(parse_kind(request.kind), _name(request))
+        outcome = await self._handler.delete(principal, parse_kind(request.kind), _name(request))
         return control_pb2.DeleteResponse(outcome=outcome)
 
     @_mapped
     async def GetStatus(
-        self, request: control_pb2.ResourceRef, context: grpc.aio.ServicerContext
+        self, request: control_pb2.ResourceRef, principal: Principal
     ) -> control_pb2.StatusResponse:
-        status = await self._handler.get_status(parse_kind(request.kind), _name(request))
+        status = await self._handler.get_status(principal, parse_kind(request.kind), _name(request))
         return control_pb2.StatusResponse(status=status)
 
     @_mapped
     async def ListStatus(
-        self, request: control_pb2.ListRequest, context: grpc.aio.ServicerContext
+        self, request: control_pb2.ListRequest, principal: Principal
     ) -> control_pb2.ListStatusResponse:
-        statuses = await self._handler.list_status(parse_kind(request.kind))
+        statuses = await self._handler.list_status(principal, parse_kind(request.kind))
         return control_pb2.ListStatusResponse(statuses=statuses)
 
     @_mapped
     async def InspectPipeline(
-        self, request: control_pb2.InspectPipelineRequest, context: grpc.aio.ServicerContext
+        self, request: control_pb2.InspectPipelineRequest, principal: Principal
     ) -> control_pb2.InspectPipelineResponse:
-        found = await self._handler.inspect_pipeline(request.name, request.step, request.request_id)
+        found = await self._handler.inspect_pipeline(
+            principal, request.name, request.step, request.request_id
+        )
         return control_pb2.InspectPipelineResponse(
             request_id=found.request_id,
             records=[
@@ -127,17 +143,43 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
 
     @_mapped
     async def GetServerReplicas(
-        self, request: control_pb2.ResourceRef, context: grpc.aio.ServicerContext
+        self, request: control_pb2.ResourceRef, principal: Principal
     ) -> control_pb2.ServerReplicasResponse:
-        replicas = await self._handler.server_replicas(_name(request))
+        replicas = await self._handler.server_replicas(principal, _name(request))
         return control_pb2.ServerReplicasResponse(replicas=replicas)
+
+    @_mapped
+    async def CreateToken(
+        self, request: control_pb2.CreateTokenRequest, principal: Principal
+    ) -> control_pb2.CreateTokenResponse:
+        name, token = await self._handler.create_token(principal, request.role, request.name)
+        return control_pb2.CreateTokenResponse(name=name, role=request.role, token=token)
+
+    @_mapped
+    async def ListTokens(
+        self, request: control_pb2.ListTokensRequest, principal: Principal
+    ) -> control_pb2.ListTokensResponse:
+        tokens = await self._handler.list_tokens(principal)
+        return control_pb2.ListTokensResponse(
+            tokens=[control_pb2.TokenInfo(name=t.name, role=t.role, created=t.created) for t in tokens]
+        )
+
+    @_mapped
+    async def RevokeToken(
+        self, request: control_pb2.RevokeTokenRequest, principal: Principal
+    ) -> control_pb2.RevokeTokenResponse:
+        if not request.name:
+            raise InvalidError("is required", field="name")
+        await self._handler.revoke_token(principal, request.name)
+        return control_pb2.RevokeTokenResponse()
 
     async def WatchStatus(
         self, request: control_pb2.WatchRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[control_pb2.WatchEvent]:
         try:
+            principal = await self._handler.authenticate(_token(context))
             kind = parse_kind(request.kind)
-            stream = self._handler.watch_status(kind, request.name)
+            stream = self._handler.watch_status(principal, kind, request.name)
             try:
                 async for type_, status in stream:
                     yield control_pb2.WatchEvent(type=type_, status=status)
@@ -152,9 +194,10 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         self, request: control_pb2.FollowModelRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[control_pb2.FollowModelEvent]:
         try:
+            principal = await self._handler.authenticate(_token(context))
             if not request.name:
                 raise InvalidError("is required", field="name")
-            stream = self._handler.follow_model(request.name)
+            stream = self._handler.follow_model(principal, request.name)
             try:
                 async for item in stream:
                     yield converters.follow_event(item)

@@ -4,9 +4,17 @@ Routes: POST /v1/apply (a JSON manifest, a JSON list of them, or YAML documents 
 Content-Type is application/yaml); GET /v1/{kind}; GET|DELETE /v1/{kind}/{name};
 GET /v1/{kind}/{name}/status; POST /v1/{kind}/{name}/scale;
 GET /v1/servers/{name}/replicas;
-GET /v1/pipelines/{name}/inspect[?step=&request_id=]; GET /v1/health.
+GET /v1/pipelines/{name}/inspect[?step=&request_id=]; GET|POST /v1/tokens,
+DELETE /v1/tokens/{name}; GET /v1/health.
 ``kind`` is models | servers | serverconfigs | experiments | pipelines | inferencegraphs (or
-any spelling ``handler.parse_kind`` accepts). Errors are ``{"error": "<field>: <reason>"}``.
+any spelling ``kinds.parse_kind`` accepts). Errors are ``{"error": "<field>: <reason>"}``.
+
+Browsers may send some requests to any address without asking first (a ``text/plain`` POST, a
+form), so a web page must not be able to reach the api, authenticated or not. Middlewares, in
+order: a request whose ``Origin`` is not the api's own is 403; every route but /v1/health needs
+``Authorization: Bearer <token>`` (401 with ``WWW-Authenticate: Bearer``); a body must be
+``application/json`` or ``application/yaml`` (415). No CORS header is ever sent, so a preflight
+never succeeds. Bodies are capped (``client_max_size``, 413).
 """
 
 from __future__ import annotations
@@ -20,27 +28,44 @@ import yaml
 from aiohttp import web
 from google.protobuf import json_format
 
-from modelplane.libs.errors import InvalidError, ModelplaneError
+from modelplane.libs.auth.bearer import bearer_token
+from modelplane.libs.auth.tokens import Principal
+from modelplane.libs.errors import (
+    InvalidError,
+    ModelplaneError,
+    PermissionDeniedError,
+    UnauthenticatedError,
+)
 from modelplane.libs.resources.manifests import to_manifest
 from modelplane.libs.resources.types import Resource
-from modelplane.services.api.handler import ControlHandler, parse_kind
+from modelplane.services.api.handler import ControlHandler
+from modelplane.services.api.kinds import parse_kind
 
 log = structlog.get_logger(__name__)
 
 HANDLER_KEY: web.AppKey[ControlHandler] = web.AppKey("handler", ControlHandler)
-YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
+# The api's own origins; filled once the REST port is bound (the app is frozen by then, the set
+# is not).
+ORIGINS_KEY: web.AppKey[set[str]] = web.AppKey("origins", set)
+_PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
+YAML_TYPES = ("application/yaml", "application/x-yaml")
+BODY_TYPES = ("application/json", *YAML_TYPES)
+# Routes anyone may call (a load balancer's or `up`'s health check).
+_OPEN_PATHS = frozenset({"/v1/health"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
 
 
 @web.middleware
-async def _errors(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
+    except UnauthenticatedError as exc:
+        return _error(exc.http_status, str(exc), {"WWW-Authenticate": "Bearer"})
     except ModelplaneError as exc:
         return _error(exc.http_status, str(exc))
     except web.HTTPException as exc:
@@ -52,8 +77,41 @@ async def _errors(
         return _error(500, "internal error (see the api logs)")
 
 
+@web.middleware
+async def _same_origin(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A browser's cross-origin request (any Origin but the api's own) is refused."""
+    origin = request.headers.get("Origin")
+    if origin is not None and origin not in request.app[ORIGINS_KEY]:
+        raise PermissionDeniedError("cross-origin requests are refused", field="Origin")
+    return await handler(request)
+
+
+@web.middleware
+async def _authenticated(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path not in _OPEN_PATHS:
+        token = bearer_token(request.headers.get("Authorization"))
+        request[_PRINCIPAL] = await _handler(request).authenticate(token)
+    return await handler(request)
+
+
+@web.middleware
+async def _body_type(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bodies in JSON or YAML only: text/plain and forms are what pages may send unasked."""
+    if (request.method == "POST" or request.body_exists) and request.content_type not in BODY_TYPES:
+        raise web.HTTPUnsupportedMediaType(
+            reason=f"Content-Type must be one of {', '.join(BODY_TYPES)}, not {request.content_type}"
+        )
+    return await handler(request)
+
+
 def _handler(request: web.Request) -> ControlHandler:
     return request.app[HANDLER_KEY]
+
+
+def _principal(request: web.Request) -> Principal:
+    principal = request.get(_PRINCIPAL)
+    assert isinstance(principal, Principal)  # set by _authenticated for every route but health
+    return principal
 
 
 def _status_json(message: Any) -> dict[str, Any]:
@@ -95,34 +153,32 @@ def _applied(resource: Resource, outcome: str) -> dict[str, Any]:
 
 async def apply(request: web.Request) -> web.Response:
     """Apply every manifest of the body in order; each result says created/configured/unchanged."""
-    handler = _handler(request)
-    results = []
-    for doc in await _read_documents(request):
-        resource, outcome = await handler.apply_manifest(doc)
-        results.append(_applied(resource, outcome))
-    return web.json_response({"items": results})
+    applied = await _handler(request).apply_manifests(_principal(request), await _read_documents(request))
+    return web.json_response({"items": [_applied(resource, outcome) for resource, outcome in applied]})
 
 
 async def list_resources(request: web.Request) -> web.Response:
-    resources = await _handler(request).list(parse_kind(request.match_info["kind"]))
+    resources = await _handler(request).list(_principal(request), parse_kind(request.match_info["kind"]))
     return web.json_response({"items": [to_manifest(r) for r in resources]})
 
 
 async def get_resource(request: web.Request) -> web.Response:
     kind = parse_kind(request.match_info["kind"])
-    return web.json_response(to_manifest(await _handler(request).get(kind, request.match_info["name"])))
+    return web.json_response(
+        to_manifest(await _handler(request).get(_principal(request), kind, request.match_info["name"]))
+    )
 
 
 async def delete_resource(request: web.Request) -> web.Response:
     kind = parse_kind(request.match_info["kind"])
     name = request.match_info["name"]
-    outcome = await _handler(request).delete(kind, name)
+    outcome = await _handler(request).delete(_principal(request), kind, name)
     return web.json_response({"kind": kind, "name": name, "outcome": outcome})
 
 
 async def get_status(request: web.Request) -> web.Response:
     kind = parse_kind(request.match_info["kind"])
-    status = await _handler(request).get_status(kind, request.match_info["name"])
+    status = await _handler(request).get_status(_principal(request), kind, request.match_info["name"])
     return web.json_response(_status_json(status))
 
 
@@ -139,18 +195,23 @@ async def scale_resource(request: web.Request) -> web.Response:
     reason = body.get("reason", "")
     if not isinstance(reason, str):
         raise InvalidError("must be a string", field="reason")
-    resource, outcome = await _handler(request).scale(kind, request.match_info["name"], replicas, reason)
+    resource, outcome = await _handler(request).scale(
+        _principal(request), kind, request.match_info["name"], replicas, reason
+    )
     return web.json_response(_applied(resource, outcome))
 
 
 async def server_replicas(request: web.Request) -> web.Response:
-    replicas = await _handler(request).server_replicas(request.match_info["name"])
+    replicas = await _handler(request).server_replicas(_principal(request), request.match_info["name"])
     return web.json_response({"items": [_status_json(r) for r in replicas]})
 
 
 async def inspect_pipeline(request: web.Request) -> web.Response:
     found = await _handler(request).inspect_pipeline(
-        request.match_info["name"], request.query.get("step", ""), request.query.get("request_id", "")
+        _principal(request),
+        request.match_info["name"],
+        request.query.get("step", ""),
+        request.query.get("request_id", ""),
     )
     return web.json_response(
         {
@@ -162,15 +223,59 @@ async def inspect_pipeline(request: web.Request) -> web.Response:
     )
 
 
+async def list_tokens(request: web.Request) -> web.Response:
+    tokens = await _handler(request).list_tokens(_principal(request))
+    return web.json_response(
+        {"items": [{"name": t.name, "role": t.role, "created": t.created} for t in tokens]}
+    )
+
+
+async def create_token(request: web.Request) -> web.Response:
+    """``{"role": "...", "name": "..."}`` -> the token, shown this once."""
+    body = await _json_object(request)
+    role, name = body.get("role"), body.get("name", "")
+    if not isinstance(role, str):
+        raise InvalidError("is required (admin, deployer, viewer or inference)", field="role")
+    if not isinstance(name, str):
+        raise InvalidError("must be a string", field="name")
+    name, token = await _handler(request).create_token(_principal(request), role, name)
+    return web.json_response({"name": name, "role": role, "token": token}, status=201)
+
+
+async def revoke_token(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    await _handler(request).revoke_token(_principal(request), name)
+    return web.json_response({"name": name, "outcome": "revoked"})
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise InvalidError(f"the body is not JSON: {exc}", field="body") from exc
+    if not isinstance(body, dict):
+        raise InvalidError("must be a JSON object", field="body")
+    return body
+
+
 async def health(_: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def create_app(handler: ControlHandler) -> web.Application:
-    app = web.Application(middlewares=[_errors])
+def create_app(
+    handler: ControlHandler, max_body_bytes: int, origins: set[str] | None = None
+) -> web.Application:
+    """The REST app; ``origins`` are the api's own (``scheme://host:port``) that browsers may use."""
+    app = web.Application(
+        middlewares=[_errors, _same_origin, _authenticated, _body_type], client_max_size=max_body_bytes
+    )
     app[HANDLER_KEY] = handler
+    app[ORIGINS_KEY] = origins if origins is not None else set()
     app.router.add_post("/v1/apply", apply)
     app.router.add_get("/v1/health", health)
+    app.router.add_get("/v1/tokens", list_tokens)
+    app.router.add_post("/v1/tokens", create_token)
+    app.router.add_delete("/v1/tokens/{name}", revoke_token)
     app.router.add_get("/v1/servers/{name}/replicas", server_replicas)
     app.router.add_get("/v1/pipelines/{name}/inspect", inspect_pipeline)
     app.router.add_get("/v1/{kind}", list_resources)

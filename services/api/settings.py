@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from modelplane.libs.settings import CommonSettings
@@ -15,7 +17,10 @@ class ApiSettings(CommonSettings):
 
     host: str = Field(
         "127.0.0.1",
-        description="Interface both servers bind to. Loopback by default: the API has no auth yet.",
+        description=(
+            "Interface both servers bind to. Loopback by default; every call needs a bearer token, "
+            "so binding wider is safe, but serve TLS (tls_cert/tls_key) then: tokens travel in headers."
+        ),
     )
     grpc_port: int = Field(
         9004,
@@ -29,3 +34,31 @@ class ApiSettings(CommonSettings):
         le=65535,
         description="TCP port of the REST API (/v1/...); 9080 stays clear of the gateway's 9000.",
     )
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024,
+        gt=0,
+        description=(
+            "Largest REST request body in bytes (413 beyond it). 4 MiB holds thousands of "
+            "manifests; a bound stops one request from filling the api's memory."
+        ),
+    )
+    max_grpc_message_bytes: int = Field(
+        4 * 1024 * 1024,
+        gt=0,
+        description="Largest gRPC request message in bytes (RESOURCE_EXHAUSTED beyond it); grpc's own default, made explicit.",
+    )
+    tls_cert: Path | None = Field(
+        None,
+        description="PEM certificate chain: with tls_key, gRPC and REST are served over TLS only.",
+    )
+    tls_key: Path | None = Field(
+        None,
+        description="PEM private key of tls_cert (keep it 0600).",
+    )
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ApiSettings:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            missing = "tls_key" if self.tls_cert else "tls_cert"
+            raise ValueError(f"{missing} is required when the other TLS file is set")
+        return self

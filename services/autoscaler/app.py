@@ -21,6 +21,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from modelplane.libs import subjects
+from modelplane.libs.auth.grpc_metadata import bearer_interceptors
 from modelplane.libs.clock import now_rfc3339
 from modelplane.libs.lease import LeaderElection, LeaseConfig, serve_while_leader
 from modelplane.libs.nats_messages import decoded
@@ -28,6 +29,7 @@ from modelplane.libs.resources import convert
 from modelplane.libs.resources.types import Model, Server
 from modelplane.libs.store import TypedBucket, connect, disconnect, ensure_buckets
 from modelplane.libs.tasks import TaskSupervisor
+from modelplane.libs.tls import grpc_channel_credentials
 from modelplane.libs.watching import BucketWatch, watch_buckets
 from modelplane.proto import control_pb2, control_pb2_grpc, events_pb2, lease_pb2, resources_pb2, state_pb2
 from modelplane.services.autoscaler import converters
@@ -104,6 +106,16 @@ class ApiReplicaSetter:
         await self._stub.Scale(request, timeout=10)
 
 
+def _api_channel(settings: AutoscalerSettings) -> grpc.aio.Channel:
+    """A channel to the api carrying the autoscaler's token (over TLS when a CA is set)."""
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    interceptors = bearer_interceptors(token)
+    if settings.api_ca is not None:
+        credentials = grpc_channel_credentials(settings.api_ca)
+        return grpc.aio.secure_channel(settings.api_address, credentials, interceptors=interceptors)
+    return grpc.aio.insecure_channel(settings.api_address, interceptors=interceptors)
+
+
 class AutoscalerApp:
     name = "autoscaler"
 
@@ -130,7 +142,7 @@ class AutoscalerApp:
         self._nc = nc
         js = nc.jetstream()
         await ensure_buckets(js)
-        self._channel = grpc.aio.insecure_channel(settings.api_address)
+        self._channel = _api_channel(settings)
         store = KvScalingStore(await TypedBucket.open(js, subjects.KV_AUTOSCALER, state_pb2.ModelScaling))
         autoscaler = Autoscaler(
             self.book,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from modelplane.libs.settings import CommonSettings
@@ -21,6 +23,17 @@ class AutoscalerSettings(CommonSettings):
             "gRPC address of the api. Replica changes are applied through it, like a user's, so"
             " they are validated, versioned and announced as any change of desired state."
         ),
+    )
+    api_token: SecretStr | None = Field(
+        None,
+        description=(
+            "Bearer token for the api's Scale (it scales Servers too, so an admin token). "
+            "`modelplane up` makes a fresh one at each start and passes it here."
+        ),
+    )
+    api_ca: Path | None = Field(
+        None,
+        description="CA bundle (PEM) of an api served over TLS; unset: plaintext gRPC.",
     )
     interval_seconds: float = Field(
         10.0,

@@ -9,6 +9,7 @@ import pytest
 from modelplane.libs.embedded_nats import EmbeddedNats
 from modelplane.services.api.app import App
 from modelplane.services.api.settings import ApiSettings
+from tests.helpers.auth import ADMIN
 
 
 @pytest.fixture
@@ -19,3 +20,10 @@ async def api_app(nats_server: EmbeddedNats) -> AsyncIterator[App]:
         yield app
     finally:
         await app.close()
+
+
+@pytest.fixture
+async def admin_token(api_app: App) -> str:
+    """An admin token the api knows at once (created through its own handler)."""
+    _, token = await api_app.handler.create_token(ADMIN, "admin", "test-admin")
+    return token

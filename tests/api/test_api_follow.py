@@ -10,14 +10,17 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from modelplane.libs import subjects
+from modelplane.libs.auth.grpc_metadata import bearer_interceptors
 from modelplane.libs.store import TypedBucket
 from modelplane.proto import agent_pb2, control_pb2, control_pb2_grpc, resources_pb2, state_pb2
 from modelplane.services.api.app import App
 
 
 @pytest.fixture
-async def stub(api_app: App) -> AsyncIterator[control_pb2_grpc.ControlServiceStub]:
-    async with grpc.aio.insecure_channel(api_app.grpc_address) as channel:
+async def stub(api_app: App, admin_token: str) -> AsyncIterator[control_pb2_grpc.ControlServiceStub]:
+    async with grpc.aio.insecure_channel(
+        api_app.grpc_address, interceptors=bearer_interceptors(admin_token)
+    ) as channel:
         yield control_pb2_grpc.ControlServiceStub(channel)
 
 
@@ -88,9 +91,11 @@ async def test_follow_without_name_is_invalid(stub: control_pb2_grpc.ControlServ
     assert "name" in (info.value.details() or "")
 
 
-async def test_close_ends_open_follows(api_app: App, js: JetStreamContext) -> None:
+async def test_close_ends_open_follows(api_app: App, admin_token: str, js: JetStreamContext) -> None:
     """Closing the app ends an open FollowModel stream and its status pump (no leaked task)."""
-    async with grpc.aio.insecure_channel(api_app.grpc_address) as channel:
+    async with grpc.aio.insecure_channel(
+        api_app.grpc_address, interceptors=bearer_interceptors(admin_token)
+    ) as channel:
         stub = control_pb2_grpc.ControlServiceStub(channel)
         await apply_iris(stub)
         call = stub.FollowModel(control_pb2.FollowModelRequest(name="iris"))

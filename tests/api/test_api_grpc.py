@@ -11,14 +11,17 @@ from google.protobuf import struct_pb2
 from nats.js import JetStreamContext
 
 from modelplane.libs import subjects
+from modelplane.libs.auth.grpc_metadata import bearer_interceptors
 from modelplane.libs.store import TypedBucket
 from modelplane.proto import control_pb2, control_pb2_grpc, resources_pb2, state_pb2
 from modelplane.services.api.app import App
 
 
 @pytest.fixture
-async def stub(api_app: App) -> AsyncIterator[control_pb2_grpc.ControlServiceStub]:
-    async with grpc.aio.insecure_channel(api_app.grpc_address) as channel:
+async def stub(api_app: App, admin_token: str) -> AsyncIterator[control_pb2_grpc.ControlServiceStub]:
+    async with grpc.aio.insecure_channel(
+        api_app.grpc_address, interceptors=bearer_interceptors(admin_token)
+    ) as channel:
         yield control_pb2_grpc.ControlServiceStub(channel)
 
 
@@ -157,11 +160,15 @@ async def test_watch_status_streams_changes(
     call.cancel()
 
 
-async def test_close_ends_open_watches_and_is_idempotent(api_app: App, js: JetStreamContext) -> None:
+async def test_close_ends_open_watches_and_is_idempotent(
+    api_app: App, admin_token: str, js: JetStreamContext
+) -> None:
     """Closing the app ends a client's open WatchStatus stream; a second close() is a no-op."""
     bucket = await TypedBucket.open(js, subjects.KV_STATUS, state_pb2.ResourceStatus)
     await bucket.put(subjects.status_key("Model", "iris"), state_pb2.ResourceStatus(name="iris", state="X"))
-    async with grpc.aio.insecure_channel(api_app.grpc_address) as channel:
+    async with grpc.aio.insecure_channel(
+        api_app.grpc_address, interceptors=bearer_interceptors(admin_token)
+    ) as channel:
         call = control_pb2_grpc.ControlServiceStub(channel).WatchStatus(
             control_pb2.WatchRequest(kind="Model")
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -15,7 +16,9 @@ from modelplane.libs.errors import InvalidError, NotFoundError
 from modelplane.libs.resources.types import Model
 from modelplane.libs.store import TypedBucket
 from modelplane.proto import events_pb2, state_pb2
-from modelplane.services.api.handler import ControlHandler, parse_kind
+from modelplane.services.api.handler import ControlHandler
+from modelplane.services.api.kinds import parse_kind
+from tests.helpers.auth import ADMIN
 
 
 def iris(uri: str = "file:///models/iris", replicas: int = 1, **meta: Any) -> dict[str, Any]:
@@ -28,35 +31,37 @@ def iris(uri: str = "file:///models/iris", replicas: int = 1, **meta: Any) -> di
 
 
 @pytest.fixture
-async def handler(js: JetStreamContext, nc: NATS) -> ControlHandler:
-    return await ControlHandler.open(js, nc)
+async def handler(js: JetStreamContext, nc: NATS) -> AsyncIterator[ControlHandler]:
+    handler = await ControlHandler.open(js, nc)
+    yield handler
+    await handler.close()
 
 
 async def test_apply_creates_configures_and_leaves_unchanged(handler: ControlHandler) -> None:
     """A new resource gets generation 1, a changed spec bumps it, an identical apply keeps it."""
-    created, outcome = await handler.apply_manifest(iris())
+    created, outcome = await handler.apply_manifest(ADMIN, iris())
     assert outcome == "created"
     assert created.meta.generation == 1
     assert created.meta.created_at
-    same, outcome = await handler.apply_manifest(iris())
+    same, outcome = await handler.apply_manifest(ADMIN, iris())
     assert outcome == "unchanged"
     assert same.meta.generation == 1
-    changed, outcome = await handler.apply_manifest(iris(replicas=2))
+    changed, outcome = await handler.apply_manifest(ADMIN, iris(replicas=2))
     assert outcome == "configured"
     assert changed.meta.generation == 2
     assert changed.meta.created_at == created.meta.created_at
-    labelled, outcome = await handler.apply_manifest(iris(replicas=2, labels={"team": "a"}))
+    labelled, outcome = await handler.apply_manifest(ADMIN, iris(replicas=2, labels={"team": "a"}))
     assert (outcome, labelled.meta.generation) == ("configured", 3)
-    stored = await handler.get("Model", "iris")
+    stored = await handler.get(ADMIN, "Model", "iris")
     assert stored == labelled
 
 
 async def test_apply_publishes_thin_events(handler: ControlHandler, nc: NATS) -> None:
     """Each change publishes an Event naming the resource; an unchanged apply publishes nothing."""
     sub = await nc.subscribe(subjects.ALL_EVENTS)
-    await handler.apply_manifest(iris())
-    await handler.apply_manifest(iris())
-    await handler.delete("Model", "iris")
+    await handler.apply_manifest(ADMIN, iris())
+    await handler.apply_manifest(ADMIN, iris())
+    await handler.delete(ADMIN, "Model", "iris")
     events = []
     for _ in range(2):
         msg = await sub.next_msg(timeout=5)
@@ -72,56 +77,56 @@ async def test_apply_publishes_thin_events(handler: ControlHandler, nc: NATS) ->
 
 async def test_concurrent_applies_of_one_resource_all_land(handler: ControlHandler) -> None:
     """Concurrent configures of one resource retry on revision conflicts; none is lost."""
-    await handler.apply_manifest(iris())
-    results = await asyncio.gather(*(handler.apply_manifest(iris(replicas=n)) for n in range(2, 6)))
+    await handler.apply_manifest(ADMIN, iris())
+    results = await asyncio.gather(*(handler.apply_manifest(ADMIN, iris(replicas=n)) for n in range(2, 6)))
     generations = sorted(r.meta.generation for r, _ in results)
     assert generations == [2, 3, 4, 5]
-    assert (await handler.get("Model", "iris")).meta.generation == 5
+    assert (await handler.get(ADMIN, "Model", "iris")).meta.generation == 5
 
 
 async def test_invalid_manifest_is_refused_and_stored_resource_kept(handler: ControlHandler) -> None:
     """A bad manifest raises InvalidError naming the field and leaves the stored resource as it was."""
-    await handler.apply_manifest(iris())
+    await handler.apply_manifest(ADMIN, iris())
     bad = iris()
     bad["spec"]["replicas"] = -1
     with pytest.raises(InvalidError) as err:
-        await handler.apply_manifest(bad)
+        await handler.apply_manifest(ADMIN, bad)
     assert err.value.field == "spec.replicas"
-    stored = await handler.get("Model", "iris")
+    stored = await handler.get(ADMIN, "Model", "iris")
     assert isinstance(stored, Model)
     assert stored.spec.replicas == 1
 
 
 async def test_typed_resources_are_validated_like_manifests(handler: ControlHandler) -> None:
     """apply() of a typed resource checks the name rule that manifests check."""
-    model, _ = await handler.apply_manifest(iris())
+    model, _ = await handler.apply_manifest(ADMIN, iris())
     bad = replace(model, meta=replace(model.meta, name="Iris_1"))
     with pytest.raises(InvalidError) as err:
-        await handler.apply(bad)
+        await handler.apply(ADMIN, bad)
     assert err.value.field == "metadata.name"
 
 
 async def test_list_and_delete(handler: ControlHandler) -> None:
     """list() returns resources by name; delete() removes one; a second delete is NotFound."""
-    await handler.apply_manifest(iris())
+    await handler.apply_manifest(ADMIN, iris())
     other = iris()
     other["metadata"]["name"] = "aaa"
-    await handler.apply_manifest(other)
-    assert [r.meta.name for r in await handler.list("Model")] == ["aaa", "iris"]
-    assert await handler.delete("Model", "iris") == "deleted"
-    assert [r.meta.name for r in await handler.list("Model")] == ["aaa"]
+    await handler.apply_manifest(ADMIN, other)
+    assert [r.meta.name for r in await handler.list(ADMIN, "Model")] == ["aaa", "iris"]
+    assert await handler.delete(ADMIN, "Model", "iris") == "deleted"
+    assert [r.meta.name for r in await handler.list(ADMIN, "Model")] == ["aaa"]
     with pytest.raises(NotFoundError, match="Model 'iris' not found"):
-        await handler.delete("Model", "iris")
+        await handler.delete(ADMIN, "Model", "iris")
     with pytest.raises(NotFoundError, match="Model 'iris' not found"):
-        await handler.get("Model", "iris")
+        await handler.get(ADMIN, "Model", "iris")
 
 
 async def test_status_fallback_and_written_status(handler: ControlHandler, js: JetStreamContext) -> None:
     """Without a written status a stored resource reads as waiting; a written status wins."""
     with pytest.raises(NotFoundError):
-        await handler.get_status("Model", "iris")
-    await handler.apply_manifest(iris(replicas=2))
-    waiting = await handler.get_status("Model", "iris")
+        await handler.get_status(ADMIN, "Model", "iris")
+    await handler.apply_manifest(ADMIN, iris(replicas=2))
+    waiting = await handler.get_status(ADMIN, "Model", "iris")
     assert (waiting.state, waiting.reason, waiting.total_replicas) == (
         "ModelStateUnknown",
         "waiting for status",
@@ -132,21 +137,22 @@ async def test_status_fallback_and_written_status(handler: ControlHandler, js: J
         kind="Model", name="iris", state="ModelAvailable", available_replicas=2
     )
     await bucket.put(subjects.status_key("Model", "iris"), written)
-    assert (await handler.get_status("Model", "iris")).state == "ModelAvailable"
-    assert [s.state for s in await handler.list_status("Model")] == ["ModelAvailable"]
+    assert (await handler.get_status(ADMIN, "Model", "iris")).state == "ModelAvailable"
+    assert [s.state for s in await handler.list_status(ADMIN, "Model")] == ["ModelAvailable"]
 
 
 async def test_server_status_fallback_and_replicas(handler: ControlHandler, js: JetStreamContext) -> None:
     """A server without status is ServerNotReady; its replicas are the KV_REPLICAS keys '<name>.*'."""
     await handler.apply_manifest(
+        ADMIN,
         {
             "apiVersion": "mlops.seldon.io/v1alpha1",
             "kind": "Server",
             "metadata": {"name": "mlserver"},
             "spec": {"serverConfig": "mlserver"},
-        }
+        },
     )
-    assert (await handler.get_status("Server", "mlserver")).state == "ServerNotReady"
+    assert (await handler.get_status(ADMIN, "Server", "mlserver")).state == "ServerNotReady"
     bucket = await TypedBucket.open(js, subjects.KV_REPLICAS, state_pb2.ReplicaInfo)
     for key, server, index in (
         ("mlserver.1", "mlserver", 1),
@@ -154,7 +160,7 @@ async def test_server_status_fallback_and_replicas(handler: ControlHandler, js: 
         ("other.0", "other", 0),
     ):
         await bucket.put(key, state_pb2.ReplicaInfo(server=server, index=index))
-    assert [(r.server, r.index) for r in await handler.server_replicas("mlserver")] == [
+    assert [(r.server, r.index) for r in await handler.server_replicas(ADMIN, "mlserver")] == [
         ("mlserver", 0),
         ("mlserver", 1),
     ]
@@ -165,7 +171,7 @@ async def test_watch_status_replays_then_follows(handler: ControlHandler, js: Je
     bucket = await TypedBucket.open(js, subjects.KV_STATUS, state_pb2.ResourceStatus)
     key = subjects.status_key("Model", "iris")
     await bucket.put(key, state_pb2.ResourceStatus(kind="Model", name="iris", state="ModelProgressing"))
-    stream = handler.watch_status("Model", "iris")
+    stream = handler.watch_status(ADMIN, "Model", "iris")
     kind, status = await anext(stream)
     assert (kind, status.state) == ("PUT", "ModelProgressing")
     await bucket.put(subjects.status_key("Model", "other"), state_pb2.ResourceStatus(name="other"))

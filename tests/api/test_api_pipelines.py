@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -13,13 +14,16 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from modelplane.libs import subjects
+from modelplane.libs.auth.grpc_metadata import bearer_interceptors
 from modelplane.libs.errors import InvalidError, NotFoundError
 from modelplane.libs.resources.manifests import parse_manifest
 from modelplane.libs.resources.types import InferenceGraph, Pipeline
 from modelplane.libs.store import TypedBucket
 from modelplane.proto import control_pb2, control_pb2_grpc, resources_pb2, state_pb2
 from modelplane.services.api.app import App
-from modelplane.services.api.handler import ControlHandler, parse_kind
+from modelplane.services.api.handler import ControlHandler
+from modelplane.services.api.kinds import parse_kind
+from tests.helpers.auth import ADMIN, bearer
 
 
 def pipeline(name: str = "chain", second: str = "b") -> dict[str, Any]:
@@ -51,8 +55,10 @@ def graph(name: str = "g") -> dict[str, Any]:
 
 
 @pytest.fixture
-async def handler(js: JetStreamContext, nc: NATS) -> ControlHandler:
-    return await ControlHandler.open(js, nc)
+async def handler(js: JetStreamContext, nc: NATS) -> AsyncIterator[ControlHandler]:
+    handler = await ControlHandler.open(js, nc)
+    yield handler
+    await handler.close()
 
 
 async def set_model(js: JetStreamContext, name: str, state: str) -> None:
@@ -95,35 +101,35 @@ async def test_pipeline_is_stored_versioned_listed_and_deleted(
     handler: ControlHandler, js: JetStreamContext
 ) -> None:
     """Apply creates, re-apply is unchanged, a change bumps the generation; delete removes it."""
-    stored, outcome = await handler.apply_manifest(pipeline())
+    stored, outcome = await handler.apply_manifest(ADMIN, pipeline())
     assert (outcome, stored.meta.generation) == ("created", 1)
     assert isinstance(stored, Pipeline)
     bucket = await TypedBucket.open(js, subjects.KV_PIPELINES, resources_pb2.Pipeline)
     found = await bucket.try_get("chain")
     assert found is not None
     assert [s.name for s in found.value.spec.steps] == ["a", "b"]
-    assert (await handler.apply_manifest(pipeline()))[1] == "unchanged"
-    changed, outcome = await handler.apply_manifest(pipeline(second="c"))
+    assert (await handler.apply_manifest(ADMIN, pipeline()))[1] == "unchanged"
+    changed, outcome = await handler.apply_manifest(ADMIN, pipeline(second="c"))
     assert (outcome, changed.meta.generation) == ("configured", 2)
-    assert await handler.get("Pipeline", "chain") == changed
-    assert [p.meta.name for p in await handler.list("Pipeline")] == ["chain"]
-    assert await handler.delete("Pipeline", "chain") == "deleted"
+    assert await handler.get(ADMIN, "Pipeline", "chain") == changed
+    assert [p.meta.name for p in await handler.list(ADMIN, "Pipeline")] == ["chain"]
+    assert await handler.delete(ADMIN, "Pipeline", "chain") == "deleted"
     assert await bucket.try_get("chain") is None
     with pytest.raises(NotFoundError):
-        await handler.get_status("Pipeline", "chain")
+        await handler.get_status(ADMIN, "Pipeline", "chain")
 
 
 async def test_inference_graph_is_stored_in_its_bucket(handler: ControlHandler, js: JetStreamContext) -> None:
     """A KServe InferenceGraph lands in KV_INFERENCE_GRAPHS and reads back as applied."""
-    stored, outcome = await handler.apply_manifest(graph())
+    stored, outcome = await handler.apply_manifest(ADMIN, graph())
     assert outcome == "created"
     assert isinstance(stored, InferenceGraph)
     bucket = await TypedBucket.open(js, subjects.KV_INFERENCE_GRAPHS, resources_pb2.InferenceGraph)
     found = await bucket.try_get("g")
     assert found is not None
     assert found.value.spec.nodes["root"].router_type == "Splitter"
-    assert await handler.get("InferenceGraph", "g") == stored
-    assert await handler.delete("InferenceGraph", "g") == "deleted"
+    assert await handler.get(ADMIN, "InferenceGraph", "g") == stored
+    assert await handler.delete(ADMIN, "InferenceGraph", "g") == "deleted"
 
 
 async def test_typed_apply_is_validated_like_a_manifest(handler: ControlHandler) -> None:
@@ -135,7 +141,7 @@ async def test_typed_apply_is_validated_like_a_manifest(handler: ControlHandler)
     assert isinstance(cyclic, Pipeline)
     bad = dataclasses.replace(cyclic, spec=dataclasses.replace(cyclic.spec, allow_cycles=False))
     with pytest.raises(InvalidError) as caught:
-        await handler.apply(bad)
+        await handler.apply(ADMIN, bad)
     assert caught.value.field == "spec.steps"
     assert "cycle" in caught.value.message
 
@@ -145,8 +151,8 @@ async def test_pipeline_status_follows_dataflow_and_models(
 ) -> None:
     """Creating until a worker runs this generation and every model is available; Ready then;
     back to Creating when a model is not; Failed when the workers say so."""
-    await handler.apply_manifest(pipeline())
-    status = await handler.get_status("Pipeline", "chain")
+    await handler.apply_manifest(ADMIN, pipeline())
+    status = await handler.get_status(ADMIN, "Pipeline", "chain")
     assert status.state == "PipelineCreating"
     assert conditions(status)["PipelineReady"] == (False, "waiting for a dataflow worker")
     assert conditions(status)["ModelsReady"][0] is False
@@ -156,7 +162,7 @@ async def test_pipeline_status_follows_dataflow_and_models(
     await set_dataflow(js, "Pipeline", "chain", 1, "Ready")
     await set_model(js, "a", "ModelAvailable")
     await set_model(js, "b", "ModelProgressing")
-    status = await handler.get_status("Pipeline", "chain")
+    status = await handler.get_status(ADMIN, "Pipeline", "chain")
     assert status.state == "PipelineCreating"
     assert conditions(status)["PipelineReady"][0] is True
     assert conditions(status)["ModelsReady"] == (False, "model b is ModelProgressing")
@@ -164,28 +170,28 @@ async def test_pipeline_status_follows_dataflow_and_models(
     assert status.observed_generation == 1
 
     await set_model(js, "b", "ModelAvailable")
-    status = await handler.get_status("Pipeline", "chain")
+    status = await handler.get_status(ADMIN, "Pipeline", "chain")
     assert status.state == "PipelineReady"
     assert all(c.status for c in status.conditions)
     assert (status.available_replicas, status.total_replicas) == (2, 2)
 
     await set_model(js, "a", "ModelFailed")
-    assert (await handler.get_status("Pipeline", "chain")).state == "PipelineCreating"
+    assert (await handler.get_status(ADMIN, "Pipeline", "chain")).state == "PipelineCreating"
     await set_model(js, "a", "ModelAvailable")
 
     # A new generation is Creating until a worker takes it, even though the old one ran.
-    await handler.apply_manifest(pipeline(second="c"))
+    await handler.apply_manifest(ADMIN, pipeline(second="c"))
     await set_model(js, "c", "ModelAvailable")
-    status = await handler.get_status("Pipeline", "chain")
+    status = await handler.get_status(ADMIN, "Pipeline", "chain")
     assert (status.state, status.generation, status.observed_generation) == ("PipelineCreating", 2, 1)
     assert conditions(status)["PipelineReady"] == (False, "waiting for a dataflow worker")
 
     await set_dataflow(js, "Pipeline", "chain", 2, "Failed", "step c: unknown reference")
-    status = await handler.get_status("Pipeline", "chain")
+    status = await handler.get_status(ADMIN, "Pipeline", "chain")
     assert status.state == "PipelineFailed"
     assert status.reason == "step c: unknown reference"
     assert conditions(status)["PipelineReady"] == (False, "step c: unknown reference")
-    [listed] = await handler.list_status("Pipeline")
+    [listed] = await handler.list_status(ADMIN, "Pipeline")
     assert listed == status
 
 
@@ -193,37 +199,37 @@ async def test_deleted_pipeline_is_terminating_while_workers_hold_it(
     handler: ControlHandler, js: JetStreamContext
 ) -> None:
     """After delete, a dataflow record still there means PipelineTerminating; gone means not found."""
-    await handler.apply_manifest(pipeline())
+    await handler.apply_manifest(ADMIN, pipeline())
     await set_dataflow(js, "Pipeline", "chain", 1, "Ready")
-    await handler.delete("Pipeline", "chain")
-    status = await handler.get_status("Pipeline", "chain")
+    await handler.delete(ADMIN, "Pipeline", "chain")
+    status = await handler.get_status(ADMIN, "Pipeline", "chain")
     assert status.state == "PipelineTerminating"
-    assert [s.state for s in await handler.list_status("Pipeline")] == ["PipelineTerminating"]
+    assert [s.state for s in await handler.list_status(ADMIN, "Pipeline")] == ["PipelineTerminating"]
     bucket = await TypedBucket.open(js, subjects.KV_DATAFLOW, state_pb2.DataflowState)
     await bucket.delete(subjects.status_key("Pipeline", "chain"))
     with pytest.raises(NotFoundError):
-        await handler.get_status("Pipeline", "chain")
-    assert await handler.list_status("Pipeline") == []
+        await handler.get_status(ADMIN, "Pipeline", "chain")
+    assert await handler.list_status(ADMIN, "Pipeline") == []
 
 
 async def test_graph_status_uses_the_same_conditions(handler: ControlHandler, js: JetStreamContext) -> None:
     """An InferenceGraph is PipelineReady once its worker runs it and its models are available."""
-    await handler.apply_manifest(graph())
+    await handler.apply_manifest(ADMIN, graph())
     await set_dataflow(js, "InferenceGraph", "g", 1, "Ready")
     await set_model(js, "a", "ModelAvailable")
-    status = await handler.get_status("InferenceGraph", "g")
+    status = await handler.get_status(ADMIN, "InferenceGraph", "g")
     assert status.state == "PipelineCreating"
     assert "model b is" in conditions(status)["ModelsReady"][1]
     await set_model(js, "b", "ModelAvailable")
-    assert (await handler.get_status("InferenceGraph", "g")).state == "PipelineReady"
-    assert [s.name for s in await handler.list_status("InferenceGraph")] == ["g"]
+    assert (await handler.get_status(ADMIN, "InferenceGraph", "g")).state == "PipelineReady"
+    assert [s.name for s in await handler.list_status(ADMIN, "InferenceGraph")] == ["g"]
     # The other kind's records are not mixed in.
-    assert await handler.list_status("Pipeline") == []
+    assert await handler.list_status(ADMIN, "Pipeline") == []
 
 
-async def test_rest_serves_pipelines_and_graphs(api_app: App) -> None:
+async def test_rest_serves_pipelines_and_graphs(api_app: App, admin_token: str) -> None:
     """POST /v1/apply takes both kinds; list, get, status and delete by URL; a bad one is 400 naming the field."""
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=bearer(admin_token)) as http:
         base = api_app.http_url
         async with http.post(f"{base}/v1/apply", json=[pipeline(), graph()]) as resp:
             assert resp.status == 200
@@ -250,9 +256,11 @@ async def test_rest_serves_pipelines_and_graphs(api_app: App) -> None:
             assert (await resp.json())["outcome"] == "deleted"
 
 
-async def test_grpc_applies_and_reads_pipelines(api_app: App) -> None:
+async def test_grpc_applies_and_reads_pipelines(api_app: App, admin_token: str) -> None:
     """Apply a manifest, Get and GetStatus by kind over gRPC; a bad graph is INVALID_ARGUMENT naming the field."""
-    async with grpc.aio.insecure_channel(api_app.grpc_address) as channel:
+    async with grpc.aio.insecure_channel(
+        api_app.grpc_address, interceptors=bearer_interceptors(admin_token)
+    ) as channel:
         stub = control_pb2_grpc.ControlServiceStub(channel)
         struct = struct_pb2.Struct()
         struct.update(pipeline())

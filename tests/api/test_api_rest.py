@@ -8,6 +8,7 @@ import aiohttp
 import pytest
 
 from modelplane.services.api.app import App
+from tests.helpers.auth import bearer
 
 SELDON_YAML = """
 apiVersion: mlops.seldon.io/v1alpha1
@@ -29,8 +30,8 @@ spec:
 
 
 @pytest.fixture
-async def http(api_app: App) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(base_url=api_app.http_url) as session:
+async def http(api_app: App, admin_token: str) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(base_url=api_app.http_url, headers=bearer(admin_token)) as session:
         yield session
 
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from modelplane.libs.resources import manifests
 from modelplane.services.api.app import App
+from tests.helpers.auth import bearer
 
 # One schema-driven strategy per (apiVersion, kind): the spec the api validates that kind with.
 _SPECS: dict[tuple[str, str], type[BaseModel]] = {
@@ -99,13 +100,10 @@ def _manifests(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def http(api_app: App) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(base_url=api_app.http_url, headers=_auth_headers(api_app)) as session:
+async def http(api_app: App, admin_token: str) -> AsyncIterator[aiohttp.ClientSession]:
+    """An admin's session: the bodies must reach the validators, not stop at authentication."""
+    async with aiohttp.ClientSession(base_url=api_app.http_url, headers=bearer(admin_token)) as session:
         yield session
-
-
-def _auth_headers(api_app: App) -> dict[str, str]:
-    return {}
 
 
 async def _check(resp: aiohttp.ClientResponse) -> None:

@@ -12,6 +12,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from modelplane.libs import subjects
+from modelplane.libs.auth.tokens import TokenStore, generate_token
 from modelplane.libs.embedded_nats import EmbeddedNats
 from modelplane.libs.store import TypedBucket
 from modelplane.proto import events_pb2, resources_pb2, state_pb2
@@ -22,10 +23,15 @@ from modelplane.services.autoscaler.handler import Scaled
 from modelplane.services.autoscaler.model_scaling import Decision, ScalerState
 from modelplane.services.autoscaler.settings import AutoscalerSettings
 from tests.gateway.conftest import eventually
+from tests.helpers.auth import ADMIN
+
+# The autoscaler's own token, stored before the api starts (as `up` does).
+AUTOSCALER_TOKEN = generate_token()
 
 
 @pytest.fixture
-async def api(nats_server: EmbeddedNats) -> AsyncIterator[ApiApp]:
+async def api(nats_server: EmbeddedNats, js: JetStreamContext) -> AsyncIterator[ApiApp]:
+    await (await TokenStore.open(js)).ensure("autoscaler", "admin", AUTOSCALER_TOKEN)
     app = ApiApp(ApiSettings(nats_url=nats_server.url, grpc_port=0, http_port=0))
     await app.start()
     try:
@@ -39,6 +45,7 @@ def quick(nats_server: EmbeddedNats, api: ApiApp, **overrides: float) -> Autosca
     settings: dict[str, object] = {
         "nats_url": nats_server.url,
         "api_address": api.grpc_address,
+        "api_token": AUTOSCALER_TOKEN,
         "interval_seconds": 0.05,
         "window_seconds": 0.1,
         "stale_after_seconds": 0.3,
@@ -79,7 +86,7 @@ async def test_load_reports_drive_the_models_replicas(
 ) -> None:
     """7 requests in flight at one gateway and 1 held at another, target 2: 4 replicas, applied
     through the api; when the gateways go quiet the model goes back to minReplicas."""
-    await api.handler.apply_manifest(MODEL)
+    await api.handler.apply_manifest(ADMIN, MODEL)
     models = await TypedBucket.open(js, subjects.KV_MODELS, resources_pb2.Model)
     reporting = True
 
@@ -141,7 +148,7 @@ async def test_a_wake_scales_a_model_at_zero_to_one_at_once(
     without waiting for a tick (the ticks here are an hour apart)."""
     app = quick(nats_server, api, interval_seconds=3600)
     zero = {**MODEL, "spec": {**MODEL["spec"], "replicas": 0, "minReplicas": 0}}  # type: ignore[dict-item]
-    await api.handler.apply_manifest(zero)
+    await api.handler.apply_manifest(ADMIN, zero)
     models = await TypedBucket.open(js, subjects.KV_MODELS, resources_pb2.Model)
     await app.start()
     try:
@@ -198,7 +205,7 @@ async def test_the_schedulers_scale_requests_set_the_servers_replicas(
 ) -> None:
     """Up to maxReplicas at once; down when replicas are empty, announced as events and counted
     on /metrics."""
-    await api.handler.apply_manifest(SERVER)
+    await api.handler.apply_manifest(ADMIN, SERVER)
     servers = await TypedBucket.open(js, subjects.KV_SERVERS, resources_pb2.Server)
     asks = await TypedBucket.open(js, subjects.KV_SCALE_REQUESTS, state_pb2.ServerScaleRequest)
     usage = await TypedBucket.open(js, subjects.KV_SERVER_STATES, state_pb2.ServerState)

@@ -11,6 +11,7 @@ import structlog
 from modelplane.libs.embedded_nats import EmbeddedNats
 from modelplane.services.api.app import App
 from modelplane.services.api.settings import ApiSettings
+from tests.helpers.auth import ADMIN
 
 from .harness import Cli
 
@@ -34,5 +35,11 @@ async def api_app(nats_server: EmbeddedNats) -> AsyncIterator[App]:
 
 
 @pytest.fixture
-def run_cli(api_app: App) -> Cli:
-    return Cli(api_app.grpc_address)
+async def admin_token(api_app: App) -> str:
+    _, token = await api_app.handler.create_token(ADMIN, "admin", "test-admin")
+    return token
+
+
+@pytest.fixture
+def run_cli(api_app: App, admin_token: str) -> Cli:
+    return Cli(api_app.grpc_address, admin_token)

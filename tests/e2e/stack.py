@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modelplane.libs.auth.files import admin_token_path
 from modelplane.libs.embedded_nats import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,7 +67,14 @@ class UpProcess:
             **os.environ,
             "MODELPLANE_API_ADDRESS": f"127.0.0.1:{self.ports.api_grpc}",
             "MODELPLANE_GATEWAY_URL": f"http://127.0.0.1:{self.ports.gateway_http}",
+            # The CLI finds the admin token `up` wrote there, as a user's CLI does.
+            "MODELPLANE_STATE_DIR": str(self.state_dir),
         }
+
+    @property
+    def admin_token(self) -> str:
+        """The admin token `up` keeps in the state dir (for clients made in the test itself)."""
+        return admin_token_path(self.state_dir).read_text().strip()
 
     def start(self) -> None:
         p = self.ports

@@ -24,7 +24,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from modelplane.cli.client import ApiClient
+from modelplane.cli.client import ApiClient, Credentials
 from modelplane.proto import state_pb2
 from tests.e2e.stack import UpProcess, wait_until
 from tests.helpers.iris import IrisModel, build_iris_model
@@ -74,7 +74,7 @@ spec:
 
 @pytest.fixture
 def api(stack: UpProcess) -> Iterator[ApiClient]:
-    with ApiClient(f"127.0.0.1:{stack.ports.api_grpc}") as client:
+    with ApiClient(f"127.0.0.1:{stack.ports.api_grpc}", Credentials(stack.admin_token, None)) as client:
         yield client
 
 
