@@ -37,7 +37,7 @@ import httptools
 import structlog
 
 from modelplane.libs.http1 import responses
-from modelplane.libs.http1.limits import HttpLimits
+from modelplane.libs.http1.limits import HeadBounds, HttpLimits
 from modelplane.libs.http1.messages import Headers, HttpRequest, HttpResponse, Response, StreamingResponse
 
 log = structlog.get_logger(__name__)
@@ -110,11 +110,9 @@ class Connection(asyncio.Protocol):
         self._in_body = False
         # The request being parsed.
         self._url: list[bytes] = []
-        self._url_size = 0
+        self._bounds = HeadBounds(self._limits)
         self._headers: dict[str, str] = {}
         self._repeated: dict[str, list[str]] | None = None
-        self._header_count = 0
-        self._headers_size = 0
         self._body: list[bytes] = []
         self._body_size = 0
 
@@ -183,22 +181,13 @@ class Connection(asyncio.Protocol):
 
     def _head_waiting(self, now: float) -> None:
         """Part of a head arrived without its end: check its size so far and start its clock."""
-        limits = self._limits
-        buffer = self._head_buffer
         if self._head_started is None:
             self._head_started = now
-        if (
-            not self._message_started
-            and len(buffer) > limits.max_request_line_bytes + 2
-            and buffer.find(b"\n", 0, limits.max_request_line_bytes + 2) < 0
-        ):
-            buffer.clear()
-            self._reject(414, f"request line is longer than {limits.max_request_line_bytes} bytes")
-        elif len(buffer) > limits.max_head_bytes:
-            buffer.clear()
-            self._reject(431, f"request headers are larger than {limits.max_headers_bytes} bytes")
+        rejection = self._bounds.unfinished(self._head_buffer, not self._message_started)
+        if rejection is not None:
+            self._reject(*rejection)
         else:
-            self._arm(self._head_started + limits.header_timeout_seconds)
+            self._arm(self._head_started + self._limits.header_timeout_seconds)
 
     def pause_writing(self) -> None:
         self._writing_paused = True
@@ -216,36 +205,23 @@ class Connection(asyncio.Protocol):
         if self._head_started is None:
             self._head_started = self._last_active
         self._url = []
-        self._url_size = 0
+        self._bounds.reset()
         self._headers = {}
         self._repeated = None
-        self._header_count = 0
-        self._headers_size = 0
         self._body = []
         self._body_size = 0
 
     def on_url(self, url: bytes) -> None:
-        self._url_size += len(url)
-        if self._url_size > self._limits.max_request_line_bytes:
-            self._reject(414, f"request target is longer than {self._limits.max_request_line_bytes} bytes")
+        rejection = self._bounds.url(url)
+        if rejection is not None:
+            self._reject(*rejection)
             raise StopParsing
         self._url.append(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        limits = self._limits
-        size = len(name) + len(value)
-        self._header_count += 1
-        self._headers_size += size
-        if self._header_count > limits.max_headers:
-            self._reject(431, f"more than {limits.max_headers} request headers")
-            raise StopParsing
-        if size > limits.max_header_bytes:
-            # The name only, shortened: a value may be a credential, and neither is worth echoing.
-            shown = name[:64].decode("latin-1")
-            self._reject(431, f"request header {shown!r} is larger than {limits.max_header_bytes} bytes")
-            raise StopParsing
-        if self._headers_size > limits.max_headers_bytes:
-            self._reject(431, f"request headers are larger than {limits.max_headers_bytes} bytes")
+        rejection = self._bounds.header(name, value)
+        if rejection is not None:
+            self._reject(*rejection)
             raise StopParsing
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
@@ -288,7 +264,7 @@ class Connection(asyncio.Protocol):
         ):
             # The interim answer must not overtake answers still owed to earlier requests.
             if self.task is None and not self._queue:
-                self._write(responses.CONTINUE)
+                self.write(responses.CONTINUE)
             else:
                 self._continue_owed = True
 
@@ -381,9 +357,9 @@ class Connection(asyncio.Protocol):
                 try:
                     if isinstance(response, HttpResponse):
                         data, close = responses.complete(response, close, http10, head_only)
-                        self._write(data)
+                        self.write(data)
                     else:
-                        close = await self._write_stream(response, close, http10, head_only, path)
+                        close = await responses.write_stream(self, response, close, http10, head_only, path)
                 except Exception:
                     log.exception("response_failed", path=path)
                     close = True
@@ -399,7 +375,7 @@ class Connection(asyncio.Protocol):
                     self._transport.resume_reading()
             if self._continue_owed:
                 self._continue_owed = False
-                self._write(responses.CONTINUE)
+                self.write(responses.CONTINUE)
         finally:
             self.task = None
             self._last_active = self._loop.time()
@@ -411,38 +387,14 @@ class Connection(asyncio.Protocol):
             log.exception("request_crashed", path=request.raw_path)
             return responses.error_response(500, "internal error")
 
-    async def _write_stream(
-        self, response: StreamingResponse, close: bool, http10: bool, head_only: bool, path: str
-    ) -> bool:
-        chunks = response.chunks
-        # An HTTP/1.0 client knows no chunked encoding: the end of the body is the end of the connection.
-        chunked = not http10
-        framing = "transfer-encoding: chunked\r\n" if chunked else ""
-        head, close = responses.head(response.status, response.headers, framing, close or http10, False)
-        self._write(head)
-        if head_only:
-            await responses.aclose_quietly(chunks, path)
-            return close
-        try:
-            async for chunk in chunks:
-                if not chunk:
-                    continue
-                if self._writing_paused and not self._closed:
-                    await self._wait_writable()
-                if self._closed:
-                    break
-                self._write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
-        except Exception:
-            # The status line is out already: all that is left is to cut the body short.
-            log.exception("stream_crashed", path=path)
-            await responses.aclose_quietly(chunks, path)
-            return True
-        if self._closed:
-            await responses.aclose_quietly(chunks, path)
-            return True
-        if chunked:
-            self._write(responses.LAST_CHUNK)
-        return close
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def writable(self) -> None:
+        """Return once the transport takes more data (at once unless writing is paused)."""
+        if self._writing_paused and not self._closed:
+            await self._wait_writable()
 
     async def _wait_writable(self) -> None:
         waiter = self._writable
@@ -457,7 +409,7 @@ class Connection(asyncio.Protocol):
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _write(self, data: bytes) -> None:
+    def write(self, data: bytes) -> None:
         if not self._closed and self._transport is not None:
             self._transport.write(data)
 

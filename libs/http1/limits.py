@@ -59,3 +59,54 @@ class HttpLimits:
         """Bytes a request head may take on the wire: request line, headers and their separators."""
         # Each header line adds ": " and CRLF to its name and value; the head ends with CRLF.
         return self.max_request_line_bytes + 2 + self.max_headers_bytes + 4 * self.max_headers + 2
+
+
+# An answer to a request past a limit: its status and the reason given to the client.
+Rejection = tuple[int, str]
+
+
+class HeadBounds:
+    """Counts one request head against ``HttpLimits`` as the parser reports its pieces.
+
+    Each method returns the rejection (414 / 431) once a limit is passed, else None.
+    """
+
+    __slots__ = ("_count", "_limits", "_size", "_url")
+
+    def __init__(self, limits: HttpLimits) -> None:
+        self._limits = limits
+        self._url = self._count = self._size = 0
+
+    def reset(self) -> None:
+        self._url = self._count = self._size = 0
+
+    def unfinished(self, buffer: bytearray, from_line_start: bool) -> Rejection | None:
+        """Check a head whose end has not arrived (``from_line_start``: the buffer holds it all)."""
+        limits = self._limits
+        line = limits.max_request_line_bytes
+        if from_line_start and len(buffer) > line + 2 and buffer.find(b"\n", 0, line + 2) < 0:
+            return 414, f"request line is longer than {line} bytes"
+        if len(buffer) > limits.max_head_bytes:
+            return 431, f"request headers are larger than {limits.max_headers_bytes} bytes"
+        return None
+
+    def url(self, piece: bytes) -> Rejection | None:
+        self._url += len(piece)
+        if self._url > self._limits.max_request_line_bytes:
+            return 414, f"request target is longer than {self._limits.max_request_line_bytes} bytes"
+        return None
+
+    def header(self, name: bytes, value: bytes) -> Rejection | None:
+        limits = self._limits
+        size = len(name) + len(value)
+        self._count += 1
+        self._size += size
+        if self._count > limits.max_headers:
+            return 431, f"more than {limits.max_headers} request headers"
+        if size > limits.max_header_bytes:
+            # The name only, shortened: a value may be a credential, and neither is worth echoing.
+            shown = name[:64].decode("latin-1")
+            return 431, f"request header {shown!r} is larger than {limits.max_header_bytes} bytes"
+        if self._size > limits.max_headers_bytes:
+            return 431, f"request headers are larger than {limits.max_headers_bytes} bytes"
+        return None

@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from http import HTTPStatus
+from typing import Protocol
 
 import structlog
 
-from modelplane.libs.http1.messages import HttpResponse
+from modelplane.libs.http1.messages import HttpResponse, StreamingResponse
 
 log = structlog.get_logger(__name__)
 
@@ -81,3 +82,49 @@ async def aclose_quietly(chunks: AsyncIterator[bytes], path: str) -> None:
         await aclose()
     except Exception:
         log.exception("stream_close_failed", path=path)
+
+
+class StreamSink(Protocol):
+    """The connection a streamed answer is written to."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def write(self, data: bytes) -> None: ...
+
+    async def writable(self) -> None:
+        """Return once the transport takes more data."""
+
+
+async def write_stream(
+    sink: StreamSink, response: StreamingResponse, close: bool, http10: bool, head_only: bool, path: str
+) -> bool:
+    """Write a streamed answer chunk by chunk; True if the connection must close after it."""
+    chunks = response.chunks
+    # An HTTP/1.0 client knows no chunked encoding: the end of the body is the end of the connection.
+    chunked = not http10
+    framing = "transfer-encoding: chunked\r\n" if chunked else ""
+    data, close = head(response.status, response.headers, framing, close or http10, False)
+    sink.write(data)
+    if head_only:
+        await aclose_quietly(chunks, path)
+        return close
+    try:
+        async for chunk in chunks:
+            if not chunk:
+                continue
+            await sink.writable()
+            if sink.closed:
+                break
+            sink.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+    except Exception:
+        # The status line is out already: all that is left is to cut the body short.
+        log.exception("stream_crashed", path=path)
+        await aclose_quietly(chunks, path)
+        return True
+    if sink.closed:
+        await aclose_quietly(chunks, path)
+        return True
+    if chunked:
+        sink.write(LAST_CHUNK)
+    return close
