@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import aiohttp
+import httptools
+import pytest
 
 from modelplane.libs.http1.limits import HttpLimits
 from modelplane.libs.http1.server import HttpServer
@@ -227,3 +229,26 @@ async def test_pipelined_head_whose_blank_line_arrives_alone() -> None:
         assert b'"path": "/a"' in (await read_response(reader)).body
         writer.write(b"\r\n")
         assert b'"path": "/b"' in (await read_response(reader)).body
+
+
+async def test_a_trickled_head_reaches_the_parser_in_one_piece(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Header pieces are not joined by the parser: a head sent byte by byte is fed to it once.
+
+    httptools concatenates the pieces of a header that arrive in separate feeds, which costs
+    time quadratic in the header's size when it trickles; the server feeds whole heads only.
+    """
+    feeds: list[int] = []
+
+    class CountingParser(httptools.HttpRequestParser):  # type: ignore[misc]
+        def feed_data(self, data: bytes) -> None:
+            feeds.append(len(data))
+            super().feed_data(data)
+
+    monkeypatch.setattr(httptools, "HttpRequestParser", CountingParser)
+    head = b"GET / HTTP/1.1\r\nhost: x\r\nx-test: " + b"t" * 2000 + b"\r\n\r\n"
+    async with limited() as server, raw_connection(server.port) as (reader, writer):
+        for byte in head:
+            writer.write(bytes([byte]))
+            await writer.drain()
+        assert (await read_response(reader)).status == 200
+    assert feeds == [len(head)]
