@@ -56,6 +56,7 @@ from modelplane.libs.clock import now_rfc3339
 from modelplane.libs.errors import ConflictError, InvalidError, NotFoundError, RetryableError
 from modelplane.libs.resources import convert
 from modelplane.libs.resources.manifests import parse_manifest, to_manifest
+from modelplane.libs.resources.replica_cap import DEFAULT_MAX_SERVER_REPLICAS, check_server_replicas
 from modelplane.libs.resources.types import (
     KINDS,
     Experiment,
@@ -220,8 +221,11 @@ class ControlHandler:
         progress: ProgressFeed | None = None,
         dataflow: TypedBucket[state_pb2.DataflowState] | None = None,
         inspector: PipelineInspector | None = None,
+        max_server_replicas: int = DEFAULT_MAX_SERVER_REPLICAS,
     ) -> None:
         self._resources = resources
+        # Most replicas of a Server without maxReplicas (more is refused, naming spec.replicas).
+        self._max_server_replicas = max_server_replicas
         # Reads step records from the dataflow stream (None: inspect is unavailable).
         self._inspector = inspector
         # What the dataflow workers run (None: no dataflow, pipelines stay PipelineCreating).
@@ -241,7 +245,12 @@ class ControlHandler:
 
     @classmethod
     async def open(
-        cls, js: JetStreamContext, publisher: Publisher, progress: ProgressFeed | None = None
+        cls,
+        js: JetStreamContext,
+        publisher: Publisher,
+        progress: ProgressFeed | None = None,
+        *,
+        max_server_replicas: int = DEFAULT_MAX_SERVER_REPLICAS,
     ) -> ControlHandler:
         """Open the buckets the handler uses (they must exist: see ``store.ensure_buckets``)."""
         resources: dict[Kind, TypedBucket[Any]] = {
@@ -250,7 +259,16 @@ class ControlHandler:
         statuses = await TypedBucket.open(js, subjects.KV_STATUS, state_pb2.ResourceStatus)
         replicas = await TypedBucket.open(js, subjects.KV_REPLICAS, state_pb2.ReplicaInfo)
         dataflow = await TypedBucket.open(js, subjects.KV_DATAFLOW, state_pb2.DataflowState)
-        return cls(resources, statuses, replicas, publisher, progress, dataflow, PipelineInspector(js))
+        return cls(
+            resources,
+            statuses,
+            replicas,
+            publisher,
+            progress,
+            dataflow,
+            PipelineInspector(js),
+            max_server_replicas=max_server_replicas,
+        )
 
     # ---- desired state ------------------------------------------------------------------------
 
@@ -266,6 +284,8 @@ class ControlHandler:
         incoming = _normalized(resource)
         if isinstance(incoming, Experiment):
             await self._check_baseline(incoming)
+        if isinstance(incoming, Server):
+            check_server_replicas(incoming.spec, self._max_server_replicas)
         return await self._write(incoming.kind, incoming.meta.name, lambda _existing: incoming)
 
     async def scale(self, kind: Kind, name: str, replicas: int, reason: str = "") -> tuple[Resource, Outcome]:
@@ -285,9 +305,12 @@ class ControlHandler:
                     dataclasses.replace(existing, spec=dataclasses.replace(existing.spec, replicas=replicas))
                 )
             assert isinstance(existing, Server)
-            return validate(
+            server = validate(
                 dataclasses.replace(existing, spec=dataclasses.replace(existing.spec, replicas=replicas))
             )
+            assert isinstance(server, Server)
+            check_server_replicas(server.spec, self._max_server_replicas)
+            return server
 
         return await self._write(kind, name, scaled, {"replicas": str(replicas), "reason": reason})
 

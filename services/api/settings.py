@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
+from modelplane.libs.resources.replica_cap import DEFAULT_MAX_SERVER_REPLICAS, MAX_SERVER_REPLICAS_ENV
 from modelplane.libs.settings import CommonSettings
 
 
@@ -16,6 +17,15 @@ class ApiSettings(CommonSettings):
     host: str = Field(
         "127.0.0.1",
         description="Interface both servers bind to. Loopback by default: the API has no auth yet.",
+    )
+    max_server_replicas: int = Field(
+        DEFAULT_MAX_SERVER_REPLICAS,
+        gt=0,
+        validation_alias=AliasChoices(MAX_SERVER_REPLICAS_ENV, "max_server_replicas"),
+        description=(
+            "Most replicas of a Server that sets no maxReplicas; more is refused naming"
+            " spec.replicas. The scheduler's variable, so that one value holds everywhere."
+        ),
     )
     grpc_port: int = Field(
         9004,
