@@ -8,6 +8,8 @@ launcher starts no more), bounds that. A Server that sets maxReplicas has chosen
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from modelplane.libs.errors import InvalidError
 from modelplane.libs.resources.types import ServerSpec
 
@@ -32,3 +34,17 @@ def check_server_replicas(spec: ServerSpec, cap: int) -> None:
             f" ({MAX_SERVER_REPLICAS_ENV}); set spec.maxReplicas to allow more",
             field="spec.replicas",
         )
+
+
+def cap_from_env(env: Mapping[str, str]) -> int:
+    """The cap as set in ``env`` (the default when unset); InvalidError naming the variable if bad."""
+    raw = env.get(MAX_SERVER_REPLICAS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_SERVER_REPLICAS
+    try:
+        cap = int(raw)
+    except ValueError:
+        cap = 0
+    if cap <= 0:
+        raise InvalidError(f"must be a whole number > 0, got {raw!r}", field=MAX_SERVER_REPLICAS_ENV)
+    return cap
