@@ -10,16 +10,13 @@ task and an idle connection has none. Reading pauses while several requests wait
 A client that half-closes its side is treated as gone (as uvicorn does): a proxy must notice
 departed clients, and HTTP clients do not half-close to wait for an answer.
 
-Bounded input (``HttpLimits``): a request head is handed to the parser only once its end has
-arrived; until then its bytes wait in one buffer whose size is checked on every read. httptools
-joins the pieces of a header that arrive in separate reads by concatenating them, which for a
-header trickled a byte at a time costs time quadratic in its size; fed whole, each header is one
-piece. The callbacks then count the target's length and each header's size, their number and
-their sum (414 / 431). One timer per connection, not reset per request, enforces the deadlines
-of the current phase when it fires: the whole head within ``header_timeout_seconds`` of a new
-connection or of a later request's first byte, the next body piece within
-``body_timeout_seconds`` (408 and close), an idle keep-alive connection closed after
-``keepalive_seconds``.
+Bounded input (``HttpLimits``): a head goes to the parser only once its end has arrived (until
+then it waits in one buffer, checked on every read): httptools concatenates the pieces of a
+header that arrive in separate reads, quadratic for a header trickled byte by byte. The
+callbacks count the target, each header, their number and sum (414 / 431). One timer per
+connection, not reset per request, enforces the current phase's deadline when it fires: the
+head within ``header_timeout_seconds`` of a new connection or a later request's first byte, the
+next body piece within ``body_timeout_seconds`` (408 and close), idle keep-alive connections.
 
 Errors the client caused (a malformed request, an upgrade, a body over the limit) are answers
 put in the same queue, so they too come after the answers already owed, and they end the
