@@ -4,6 +4,11 @@ Design: every bucket holds one protobuf message type; ``TypedBucket`` hides byte
 nats-py exception zoo behind get/put/create/update/delete/watch returning our own errors
 (``ConflictError`` on a lost revision race, ``NotFoundError``). Writes that must not lose a
 concurrent change pass the revision they read (optimistic concurrency).
+
+A value that does not parse (written by a foreign client, or a future schema) never ends a
+watch: it is logged with its key (never its bytes), counted in
+``modelplane_kv_undecodable_values_total{bucket}`` and skipped, as ``items()`` skips it; only
+``get()`` of that very key fails (``PermanentError``).
 """
 
 from __future__ import annotations
@@ -11,21 +16,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator
+from collections import Counter
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import nats
 import nats.js.errors as js_errors
 import structlog
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from modelplane.libs import subjects
-from modelplane.libs.errors import ConflictError, NotFoundError, RetryableError
+from modelplane.libs.errors import ConflictError, NotFoundError, PermanentError, RetryableError
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +41,36 @@ M = TypeVar("M", bound=Message)
 
 # Seconds a cancelled watch waits for its half-made consumer, to stop it rather than leak it.
 _WATCH_CREATE_TIMEOUT = 5.0
+
+
+class UndecodableValues(Collector):
+    """Counts KV values that did not parse, per bucket, as a Prometheus counter.
+
+    One tally per process (``UNDECODABLE_VALUES``): every TypedBucket counts into it wherever it
+    was opened, and each service that serves /metrics registers it in its own registry.
+    """
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+
+    def count(self, bucket: str) -> None:
+        self._counts[bucket] += 1
+
+    def get(self, bucket: str) -> int:
+        return self._counts[bucket]
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "modelplane_kv_undecodable_values",
+            "KV values skipped because they did not parse as the bucket's message type.",
+            labels=["bucket"],
+        )
+        for bucket, count in sorted(self._counts.items()):
+            family.add_metric([bucket], count)
+        yield family
+
+
+UNDECODABLE_VALUES = UndecodableValues()
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,23 +174,48 @@ class TypedBucket(Generic[M]):
     async def open(cls, js: JetStreamContext, bucket: str, message_type: type[M]) -> TypedBucket[M]:
         return cls(await js.key_value(bucket), message_type)
 
-    def _decode(self, raw: bytes | None) -> M:
+    def _decode(self, key: str, raw: bytes | None, revision: int) -> M | None:
+        """The value as the bucket's message type, or None (logged and counted) if it does not parse."""
         msg = self._type()
-        msg.ParseFromString(raw or b"")
+        try:
+            msg.ParseFromString(raw or b"")
+        except DecodeError:
+            # The key and size only: the bytes may hold anything, secrets included.
+            log.warning(
+                "kv_value_undecodable",
+                bucket=self.name,
+                key=key,
+                revision=revision,
+                size=len(raw or b""),
+                expected=self._type.DESCRIPTOR.full_name,
+            )
+            UNDECODABLE_VALUES.count(self.name)
+            return None
         return msg
 
-    async def get(self, key: str) -> Versioned[M]:
+    async def _read(self, key: str) -> Versioned[M] | None:
+        """The key's value; NotFoundError if absent, None if it does not parse."""
         try:
             entry = await self._kv.get(key)
         except js_errors.KeyNotFoundError as exc:  # KeyDeletedError is a subclass
             raise NotFoundError(f"{key} not found in {self.name}") from exc
         except js_errors.InvalidKeyError as exc:  # a name no resource can have (from a URL)
             raise NotFoundError(f"{key!r} not found in {self.name} (not a valid key)") from exc
-        return Versioned(key, self._decode(entry.value), entry.revision or 0)
+        revision = entry.revision or 0
+        value = self._decode(key, entry.value, revision)
+        return None if value is None else Versioned(key, value, revision)
+
+    async def get(self, key: str) -> Versioned[M]:
+        """The key's value; NotFoundError if absent, PermanentError if it does not parse."""
+        found = await self._read(key)
+        if found is None:
+            raise PermanentError(f"{key} in {self.name} is not a valid {self._type.DESCRIPTOR.name}")
+        return found
 
     async def try_get(self, key: str) -> Versioned[M] | None:
+        """The key's value, or None when it is absent or does not parse."""
         try:
-            return await self.get(key)
+            return await self._read(key)
         except NotFoundError:
             return None
 
@@ -182,7 +245,7 @@ class TypedBucket(Generic[M]):
             raise ConflictError(f"{key} in {self.name} changed since revision {revision}") from exc
 
     async def items(self) -> list[Versioned[M]]:
-        """Every live key with its value (a snapshot)."""
+        """Every live key with its value (a snapshot); values that do not parse are left out."""
         try:
             keys = await self._kv.keys()
         except js_errors.NoKeysError:
@@ -217,7 +280,10 @@ class TypedBucket(Generic[M]):
                 elif entry.operation in ("DEL", "PURGE"):
                     yield Change(entry.key, None, entry.revision or 0)
                 else:
-                    yield Change(entry.key, self._decode(entry.value), entry.revision or 0)
+                    revision = entry.revision or 0
+                    value = self._decode(entry.key, entry.value, revision)
+                    if value is not None:  # a value that does not parse is skipped, not fatal
+                        yield Change(entry.key, value, revision)
         finally:
             await _stop_watcher(watcher)
 

@@ -15,6 +15,7 @@ import asyncio
 from collections import defaultdict
 
 import structlog
+from google.protobuf.message import DecodeError
 from nats.aio.client import Client as NATS
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -71,7 +72,10 @@ class NatsResidency:
                 f"the agent of replica {endpoint.replica} did not reload the model within {self._timeout:g}s"
             )
         reply = agent_pb2.CommandReply()
-        reply.ParseFromString(msg.data)
+        try:
+            reply.ParseFromString(msg.data)
+        except DecodeError:
+            return f"the agent of replica {endpoint.replica} sent an unreadable reply"
         return None if reply.accepted else reply.reason or "the agent refused"
 
     def used(self, endpoint: RouteEndpoint, server_model_name: str) -> None:

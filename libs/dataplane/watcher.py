@@ -4,7 +4,9 @@ Design: one long-lived task follows a KV watch: the replay of current keys is br
 ``begin_sync``/``end_sync`` on the table, then every change is applied as it arrives. If the
 watch breaks (NATS trouble), the loop starts a fresh watch after a short pause; the fresh replay
 re-syncs the table, dropping entries deleted in between, while requests keep using the last
-known entries. Records are taken as they are: their writers (scheduler, api) validated them.
+known entries. Records are taken as they are: their writers (scheduler, api) validated them;
+one that still cannot be converted is logged with its key, counted and skipped (a restarted
+watch would only meet it again).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from google.protobuf.message import Message
 
 from modelplane.libs.dataplane.routing import RouteTable
 from modelplane.libs.routes import Route, route_from_pb
-from modelplane.libs.store import TypedBucket
+from modelplane.libs.store import UNDECODABLE_VALUES, TypedBucket
 from modelplane.proto import state_pb2
 
 log = structlog.get_logger(__name__)
@@ -86,7 +88,17 @@ class BucketWatcher(Generic[M, V]):
                     self._table.delete(change.key)
                     log.info("table_entry_deleted", table=self._what, key=change.key)
                 else:
-                    self._table.put(self._decode(change.key, change.value))
+                    try:
+                        entry = self._decode(change.key, change.value)
+                    except Exception as exc:
+                        # Skipped, not fatal: a restarted watch would replay it and fail again,
+                        # and the table would never be in sync.
+                        log.warning(
+                            "table_entry_unusable", table=self._what, key=change.key, error=type(exc).__name__
+                        )
+                        UNDECODABLE_VALUES.count(self._bucket.name)
+                        continue
+                    self._table.put(entry)
                     log.debug("table_entry_updated", table=self._what, key=change.key)
         finally:
             await stream.aclose()

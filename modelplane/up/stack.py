@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from modelplane.libs.auth.grpc_metadata import bearer_interceptors
 from modelplane.libs.embedded_nats import EmbeddedNats
 from modelplane.libs.errors import RetryableError
 from modelplane.libs.resources import convert, defaults
+from modelplane.libs.resources.replica_cap import cap_from_env
 from modelplane.libs.resources.types import Resource
 from modelplane.libs.store import connect, disconnect, ensure_buckets
 from modelplane.libs.tasks import TaskSupervisor
@@ -121,6 +123,8 @@ class Stack:
 
     async def start(self) -> None:
         o = self.options
+        # Checked before anything starts: a bad value is the user's to fix, not a half-started stack.
+        replica_cap = cap_from_env({**os.environ, **o.extra_env})
         private_dir(o.state_dir)  # 0700 before anything is written into it
         (o.state_dir / "logs").mkdir(exist_ok=True)
         if not o.nats_url:
@@ -141,7 +145,7 @@ class Stack:
         await _wait_for_port(o.host, o.api_grpc_port, o.start_timeout, "api")
         await _wait_for_port(o.host, o.gateway_http_port, o.start_timeout, "gateway")
         await self._apply_defaults()
-        self._launcher = ReplicaLauncher(js, o.state_dir, env, self._tasks)
+        self._launcher = ReplicaLauncher(js, o.state_dir, env, self._tasks, max_server_replicas=replica_cap)
         await self._launcher.start()
 
     async def _apply_defaults(self) -> None:

@@ -71,7 +71,9 @@ class App:
         self._nc = await store.connect(s.nats_url, name="modelplane-api")
         js = self._nc.jetstream()
         await store.ensure_buckets(js)
-        handler = self._handler = await ControlHandler.open(js, self._nc, NatsProgressFeed(self._nc))
+        handler = self._handler = await ControlHandler.open(
+            js, self._nc, NatsProgressFeed(self._nc), max_server_replicas=s.max_server_replicas
+        )
 
         tls = tls_files(s.tls_cert, s.tls_key, field="api_tls")
 

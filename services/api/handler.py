@@ -47,6 +47,7 @@ from modelplane.libs.errors import (
     UnauthenticatedError,
 )
 from modelplane.libs.resources.manifests import parse_manifest, to_manifest
+from modelplane.libs.resources.replica_cap import DEFAULT_MAX_SERVER_REPLICAS, check_server_replicas
 from modelplane.libs.resources.types import KINDS, Experiment, Kind, Model, Pipeline, Resource, Server
 from modelplane.libs.store import TypedBucket
 from modelplane.proto import events_pb2, state_pb2
@@ -94,17 +95,25 @@ class ControlHandler:
         publisher: Publisher,
         tokens: TokenAdmin,
         inspector: PipelineInspector | None = None,
+        max_server_replicas: int = DEFAULT_MAX_SERVER_REPLICAS,
     ) -> None:
         self._resources = resources
         self._statuses = statuses
         self._publisher = publisher
         self._tokens = tokens
+        # Most replicas of a Server without maxReplicas (more is refused, naming spec.replicas).
+        self._max_server_replicas = max_server_replicas
         # Reads step records from the dataflow stream (None: inspect is unavailable).
         self._inspector = inspector
 
     @classmethod
     async def open(
-        cls, js: JetStreamContext, publisher: Publisher, progress: ProgressFeed | None = None
+        cls,
+        js: JetStreamContext,
+        publisher: Publisher,
+        progress: ProgressFeed | None = None,
+        *,
+        max_server_replicas: int = DEFAULT_MAX_SERVER_REPLICAS,
     ) -> ControlHandler:
         """Open the buckets the handler uses (they must exist: see ``store.ensure_buckets``) and
         load the tokens."""
@@ -120,7 +129,14 @@ class ControlHandler:
         )
         tokens = await TokenStore.open(js)
         await tokens.start()
-        return cls(resources, statuses, publisher, tokens, PipelineInspector(js))
+        return cls(
+            resources,
+            statuses,
+            publisher,
+            tokens,
+            PipelineInspector(js),
+            max_server_replicas=max_server_replicas,
+        )
 
     # ---- who is calling -----------------------------------------------------------------------
 
@@ -160,6 +176,8 @@ class ControlHandler:
         incoming = normalized(resource)
         if isinstance(incoming, Experiment):
             await self._check_baseline(incoming)
+        if isinstance(incoming, Server):
+            check_server_replicas(incoming.spec, self._max_server_replicas)
         return await self._write(incoming.kind, incoming.meta.name, lambda _existing: incoming)
 
     async def scale(
@@ -182,9 +200,12 @@ class ControlHandler:
                     dataclasses.replace(existing, spec=dataclasses.replace(existing.spec, replicas=replicas))
                 )
             assert isinstance(existing, Server)
-            return validate(
+            server = validate(
                 dataclasses.replace(existing, spec=dataclasses.replace(existing.spec, replicas=replicas))
             )
+            assert isinstance(server, Server)
+            check_server_replicas(server.spec, self._max_server_replicas)
+            return server
 
         return await self._write(kind, name, scaled, {"replicas": str(replicas), "reason": reason})
 

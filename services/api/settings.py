@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from modelplane.libs.resources.replica_cap import DEFAULT_MAX_SERVER_REPLICAS, MAX_SERVER_REPLICAS_ENV
 from modelplane.libs.settings import CommonSettings
 
 
@@ -20,6 +21,15 @@ class ApiSettings(CommonSettings):
         description=(
             "Interface both servers bind to. Loopback by default; every call needs a bearer token, "
             "so binding wider is safe, but serve TLS (tls_cert/tls_key) then: tokens travel in headers."
+        ),
+    )
+    max_server_replicas: int = Field(
+        DEFAULT_MAX_SERVER_REPLICAS,
+        gt=0,
+        validation_alias=AliasChoices(MAX_SERVER_REPLICAS_ENV, "max_server_replicas"),
+        description=(
+            "Most replicas of a Server that sets no maxReplicas; more is refused naming"
+            " spec.replicas. The scheduler's variable, so that one value holds everywhere."
         ),
     )
     grpc_port: int = Field(

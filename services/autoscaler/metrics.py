@@ -11,6 +11,7 @@ import contextlib
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
+from modelplane.libs.store import UNDECODABLE_VALUES
 from modelplane.services.autoscaler.handler import Scaled
 from modelplane.services.autoscaler.server_scaling import ServerDecision
 
@@ -20,6 +21,8 @@ class AutoscalerMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # KV values this process skipped because they did not parse (libs/store.py).
+        self.registry.register(UNDECODABLE_VALUES)
         self._model_current = Gauge(
             "modelplane_autoscaler_model_current_replicas",
             "A model's replicas when the autoscaler last decided.",

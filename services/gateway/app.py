@@ -26,7 +26,7 @@ from modelplane.libs.dataplane.routing import RouteTable
 from modelplane.libs.dataplane.upstream_http import HttpUpstream
 from modelplane.libs.dataplane.watcher import BucketWatcher, RouteWatcher
 from modelplane.libs.gc_tuning import tune_for_large_heap
-from modelplane.libs.http1.server import HttpServer
+from modelplane.libs.http1.server import HttpLimits, HttpServer
 from modelplane.libs.resources.convert import graph_from_pb, pipeline_from_pb
 from modelplane.libs.store import disconnect
 from modelplane.libs.tasks import TaskSupervisor
@@ -179,8 +179,17 @@ class App:
         OpenAIAdapter(handler, self._http_upstream).register(rest.router)
         self._http_server = HttpServer(
             rest.serve,
-            max_body_bytes=settings.max_request_bytes,
-            keepalive_seconds=settings.keepalive_seconds,
+            HttpLimits(
+                max_body_bytes=settings.max_request_bytes,
+                keepalive_seconds=settings.keepalive_seconds,
+                max_request_line_bytes=settings.max_request_line_bytes,
+                max_header_bytes=settings.max_header_bytes,
+                max_headers_bytes=settings.max_headers_bytes,
+                max_headers=settings.max_headers,
+                header_timeout_seconds=settings.header_timeout_seconds,
+                body_timeout_seconds=settings.body_timeout_seconds,
+                max_connections=settings.max_connections,
+            ),
         )
         await self._http_server.start(settings.host, settings.http_port)
 

@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 
 from modelplane.libs.dataplane.balancers.in_flight import InFlightView
 from modelplane.libs.dataplane.load_signals import LoadSignals, model_of_key
+from modelplane.libs.store import UNDECODABLE_VALUES
 
 # Label used for requests naming a model the gateway does not know: putting arbitrary client
 # input into a label would let any client grow the metric set without bound.
@@ -30,6 +31,8 @@ class GatewayMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # KV values this process skipped because they did not parse (libs/store.py).
+        self.registry.register(UNDECODABLE_VALUES)
         self._requests = Counter(
             "modelplane_gateway_requests",
             "Inference requests handled by the gateway, by model, protocol (rest|grpc) and result code.",

@@ -62,6 +62,51 @@ class GatewaySettings(DataPlaneSettings):
             " 60 s idle timeout of common load balancers, so they close first (as Envoy advises)."
         ),
     )
+    max_request_line_bytes: int = Field(
+        8 * 1024,
+        gt=0,
+        description="Longest REST request target in bytes (414 beyond it); nginx's default buffer is 8 KiB.",
+    )
+    max_header_bytes: int = Field(
+        16 * 1024,
+        gt=0,
+        description=(
+            "Largest single REST request header (name and value) in bytes (431 beyond it); room for"
+            " large cookies and tokens."
+        ),
+    )
+    max_headers_bytes: int = Field(
+        64 * 1024,
+        gt=0,
+        description="Largest sum of one REST request's header names and values in bytes (431 beyond it).",
+    )
+    max_headers: int = Field(
+        100,
+        gt=0,
+        description="Most headers in one REST request (431 beyond it); Envoy's default limit is 100.",
+    )
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description=(
+            "Seconds a REST request's whole head may take, from a new connection's start or a later"
+            " request's first byte (408 and close after it): a client trickling bytes cannot hold"
+            " a connection."
+        ),
+    )
+    body_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds the REST server waits for the next piece of a request body (408 and close).",
+    )
+    max_connections: int = Field(
+        1024,
+        gt=0,
+        description=(
+            "Most open REST client connections; one more is answered 503 and closed. 1024 stays"
+            " under a laptop's default limit of open files."
+        ),
+    )
     pipeline_timeout_seconds: float = Field(
         120.0,
         gt=0,

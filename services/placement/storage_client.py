@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import nats.errors
+from google.protobuf.message import DecodeError
 from nats.aio.client import Client as NATS
 
 from modelplane.libs import subjects
@@ -78,7 +79,10 @@ class StorageClient:
         except nats.errors.TimeoutError as exc:
             raise DeadlineError(f"the storage service did not answer within {self._timeout:g}s") from exc
         reply = agent_pb2.FetchReply()
-        reply.ParseFromString(msg.data)
+        try:
+            reply.ParseFromString(msg.data)
+        except DecodeError as exc:
+            raise PermanentError("the storage service sent an unreadable reply") from exc
         if reply.error:
             raise _ERRORS.get(reply.error_kind, PermanentError)(reply.error)
         if not reply.path:

@@ -131,7 +131,9 @@ class SchedulerApp:
             if msg is None:
                 handler.server_changed(key, None)
             else:
-                handler.server_changed(key, *converters.server_from_pb(msg))
+                handler.server_changed(
+                    key, *converters.server_from_pb(msg, self.settings.max_server_replicas)
+                )
 
         def on_config(key: str, msg: resources_pb2.ServerConfig | None) -> None:
             handler.server_config_changed(key, msg.spec.parallel_workers if msg is not None else None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from modelplane.libs.resources.convert import model_spec_from_pb, model_spec_to_pb
+from modelplane.libs.resources.replica_cap import replica_cap
 from modelplane.libs.resources.types import ModelSpec
 from modelplane.proto import agent_pb2, events_pb2, resources_pb2, state_pb2
 from modelplane.services.scheduler.cluster import ReplicaRecord, ServerRecord
@@ -123,11 +124,14 @@ def command_reply_from_pb(msg: agent_pb2.CommandReply) -> CommandResult:
     return CommandResult(accepted=msg.accepted, reason=msg.reason)
 
 
-def server_from_pb(msg: resources_pb2.Server) -> tuple[ServerRecord, ServerLimits]:
+def server_from_pb(msg: resources_pb2.Server, max_server_replicas: int) -> tuple[ServerRecord, ServerLimits]:
+    """The Server's record and limits; without maxReplicas it is bounded by ``max_server_replicas``
+    (a Server written past the api with more replicas counts as that many: no more will run)."""
     spec = msg.spec
+    cap = replica_cap(spec.max_replicas, max_server_replicas)
     return (
-        ServerRecord(msg.meta.name, spec.replicas, spec.server_config),
-        ServerLimits(min_replicas=spec.min_replicas, max_replicas=spec.max_replicas),
+        ServerRecord(msg.meta.name, min(spec.replicas, cap), spec.server_config),
+        ServerLimits(min_replicas=min(spec.min_replicas, cap), max_replicas=cap),
     )
 
 

@@ -7,9 +7,10 @@ import socket
 import uuid
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from modelplane.libs.resources.replica_cap import DEFAULT_MAX_SERVER_REPLICAS, MAX_SERVER_REPLICAS_ENV
 from modelplane.libs.settings import CommonSettings
 
 
@@ -18,6 +19,16 @@ class SchedulerSettings(CommonSettings):
         env_prefix="MODELPLANE_SCHEDULER_", extra="ignore", validate_default=True
     )
 
+    max_server_replicas: int = Field(
+        DEFAULT_MAX_SERVER_REPLICAS,
+        gt=0,
+        validation_alias=AliasChoices(MAX_SERVER_REPLICAS_ENV, "max_server_replicas"),
+        description=(
+            "Most replicas of a Server that sets no maxReplicas: the scheduler asks for no more,"
+            " the api refuses more and `up` starts no more (they all read this variable). 8 suits"
+            " a laptop; a Server's own maxReplicas overrides it."
+        ),
+    )
     command_timeout: float = Field(
         5.0,
         gt=0,

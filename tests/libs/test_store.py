@@ -6,11 +6,13 @@ import asyncio
 from collections.abc import AsyncGenerator
 
 import pytest
+import structlog
 from nats.js import JetStreamContext
+from prometheus_client import CollectorRegistry, generate_latest
 
 from modelplane.libs import subjects
-from modelplane.libs.errors import ConflictError, NotFoundError
-from modelplane.libs.store import TypedBucket
+from modelplane.libs.errors import ConflictError, NotFoundError, PermanentError
+from modelplane.libs.store import UNDECODABLE_VALUES, TypedBucket
 from modelplane.proto import resources_pb2 as pb
 
 
@@ -92,3 +94,53 @@ async def test_a_watch_cancelled_while_it_is_created_leaves_nothing_running(js: 
     before = {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
     names = sorted(t.get_name() for t in before)
     assert not [n for n in names if n.startswith("kv-watch-")], names
+
+
+_GARBAGE = b"\x0a\xff\xff\xff\x0fsecret-ish bytes that are no protobuf"
+
+
+async def test_a_value_that_does_not_parse_is_skipped_and_the_watch_goes_on(js: JetStreamContext) -> None:
+    """Garbage under a key (in the replay and live) is logged with its key, counted and skipped."""
+    bucket = await TypedBucket.open(js, subjects.KV_MODELS, pb.Model)
+    raw = await js.key_value(subjects.KV_MODELS)
+    before = UNDECODABLE_VALUES.get(subjects.KV_MODELS)
+    await raw.put("bad", _GARBAGE)
+    await bucket.put("a", pb.Model(meta=pb.ObjectMeta(name="a")))
+    stream = bucket.watch()
+    with structlog.testing.capture_logs() as logs:
+        first = await anext(stream)
+        assert first is not None
+        assert first.key == "a"
+        assert await anext(stream) is None
+        await raw.put("worse", _GARBAGE)
+        await bucket.put("b", pb.Model(meta=pb.ObjectMeta(name="b")))
+        change = await anext(stream)
+        assert change is not None
+        assert change.value is not None
+        assert (change.key, change.value.meta.name) == ("b", "b")
+    await stream.aclose()
+    assert UNDECODABLE_VALUES.get(subjects.KV_MODELS) == before + 2
+    skipped = [e for e in logs if e["event"] == "kv_value_undecodable"]
+    assert [e["key"] for e in skipped] == ["bad", "worse"]
+    assert all(e["bucket"] == subjects.KV_MODELS for e in skipped)
+    assert "secret-ish" not in repr(logs)
+
+
+async def test_items_skip_a_value_that_does_not_parse_and_get_names_it(js: JetStreamContext) -> None:
+    """items() leaves garbage out; get() of that key is a PermanentError naming key and bucket."""
+    bucket = await TypedBucket.open(js, subjects.KV_MODELS, pb.Model)
+    await (await js.key_value(subjects.KV_MODELS)).put("bad", _GARBAGE)
+    await bucket.put("a", pb.Model(meta=pb.ObjectMeta(name="a")))
+    assert [v.key for v in await bucket.items()] == ["a"]
+    assert await bucket.try_get("bad") is None
+    with pytest.raises(PermanentError, match=f"bad in {subjects.KV_MODELS}"):
+        await bucket.get("bad")
+
+
+def test_the_undecodable_counter_is_exposed_to_prometheus() -> None:
+    """The tally is a Prometheus counter labelled by bucket."""
+    registry = CollectorRegistry()
+    registry.register(UNDECODABLE_VALUES)
+    UNDECODABLE_VALUES.count("some_bucket")
+    text = generate_latest(registry).decode()
+    assert 'modelplane_kv_undecodable_values_total{bucket="some_bucket"}' in text

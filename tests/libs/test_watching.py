@@ -94,6 +94,30 @@ async def test_a_failing_callback_does_not_stop_the_watch(js: JetStreamContext) 
         await supervisor.close()
 
 
+async def test_garbage_in_a_bucket_does_not_stop_the_watch(js: JetStreamContext) -> None:
+    """Bytes that are no protobuf, before and after the replay, are skipped; later changes arrive."""
+    models = await TypedBucket.open(js, subjects.KV_MODELS, pb.Model)
+    raw = await js.key_value(subjects.KV_MODELS)
+    seen: asyncio.Queue[str] = asyncio.Queue()
+    await raw.put("garbage-before", b"\xff\xff\xff\xff")
+    supervisor = TaskSupervisor("test")
+    try:
+        await watch_buckets(
+            js,
+            supervisor,
+            [BucketWatch(subjects.KV_MODELS, pb.Model, lambda key, _: seen.put_nowait(key))],
+            10.0,
+            "test",
+        )
+        await raw.put("garbage-after", b"\xff\xff\xff\xff")
+        await models.put("good", pb.Model())
+        assert await asyncio.wait_for(seen.get(), 10) == "good"
+        assert seen.empty()
+        assert supervisor.running == 1
+    finally:
+        await supervisor.close()
+
+
 async def test_replay_not_finished_in_time_is_retryable(js: JetStreamContext) -> None:
     """A replay not finished within the timeout raises RetryableError; the watches stay supervised."""
     models, replicas = await _two_filled_buckets(js)

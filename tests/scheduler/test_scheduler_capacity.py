@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from modelplane.libs import states
-from modelplane.libs.resources.types import ModelSpec
-from modelplane.services.scheduler import capacity
+from modelplane.libs.resources import convert
+from modelplane.libs.resources.types import Meta, ModelSpec, Server, ServerSpec
+from modelplane.proto import resources_pb2
+from modelplane.services.scheduler import capacity, converters
 from modelplane.services.scheduler.backoff import Backoff
 from modelplane.services.scheduler.cluster import ReplicaRecord, ServerRecord
 from modelplane.services.scheduler.records import Assignment, ModelRecord, ServerLimits, VersionRecord
@@ -121,3 +123,26 @@ def test_backoff_doubles_to_the_maximum_and_resets() -> None:
     assert backoff.delay("m") is None
     assert not backoff.due("m", 100.0)
     assert backoff.due("m", 101.0)
+
+
+def test_a_server_without_max_replicas_is_asked_for_no_more_than_the_cap() -> None:
+    """A model wanting 300 replicas on a Server without maxReplicas gets a request for the cap (8);
+    a Server written with 300 replicas past the api counts as 8; its own maxReplicas wins."""
+    short = [capacity.Shortfall("iris", 1, 300)]
+    record, limits = converters.server_from_pb(_server_pb(replicas=1), 8)
+    up = capacity.scale_request(record, limits, [300], short, 0, "now")
+    assert up is not None
+    assert up.target_replicas == 8
+    record, limits = converters.server_from_pb(_server_pb(replicas=300), 8)
+    assert record.expected_replicas == 8
+    assert capacity.scale_request(record, limits, [300], short, 0, "now") is None
+    record, limits = converters.server_from_pb(_server_pb(replicas=1, max_replicas=20), 8)
+    up = capacity.scale_request(record, limits, [300], short, 0, "now")
+    assert up is not None
+    assert up.target_replicas == 20
+
+
+def _server_pb(replicas: int, max_replicas: int = 0) -> resources_pb2.Server:
+    return convert.server_to_pb(
+        Server(Meta(name="s"), ServerSpec("mlserver", replicas=replicas, max_replicas=max_replicas))
+    )

@@ -14,7 +14,7 @@ import aiohttp
 import yarl
 
 from modelplane.libs.http1.messages import HttpRequest, HttpResponse, Response, StreamingResponse
-from modelplane.libs.http1.server import HttpServer, RequestHandler
+from modelplane.libs.http1.server import HttpLimits, HttpServer, RequestHandler
 
 HOST = "127.0.0.1"
 DEADLINE = 10.0
@@ -24,7 +24,9 @@ DEADLINE = 10.0
 async def serving(
     handler: RequestHandler, *, max_body_bytes: int = 1 << 20, keepalive_seconds: float = 75.0
 ) -> AsyncIterator[HttpServer]:
-    server = HttpServer(handler, max_body_bytes=max_body_bytes, keepalive_seconds=keepalive_seconds)
+    server = HttpServer(
+        handler, HttpLimits(max_body_bytes=max_body_bytes, keepalive_seconds=keepalive_seconds)
+    )
     await server.start(HOST, 0)
     try:
         yield server
@@ -489,7 +491,7 @@ async def test_stop_waits_for_in_flight_request_and_is_idempotent() -> None:
             await release.wait()
         return HttpResponse(200, b"done")
 
-    server = HttpServer(handler, max_body_bytes=1024)
+    server = HttpServer(handler, HttpLimits(max_body_bytes=1024))
     await server.start(HOST, 0)
     port = server.port
     async with raw_connection(port) as (idle_reader, idle_writer), raw_connection(port) as (reader, writer):
@@ -539,7 +541,7 @@ async def test_stop_aborts_requests_past_the_grace_period() -> None:
             raise
         return HttpResponse(200)
 
-    server = HttpServer(handler, max_body_bytes=1024)
+    server = HttpServer(handler, HttpLimits(max_body_bytes=1024))
     await server.start(HOST, 0)
     async with raw_connection(server.port) as (reader, writer):
         writer.write(b"GET /stuck HTTP/1.1\r\nHost: x\r\n\r\n")
