@@ -16,6 +16,9 @@ KV_EXPERIMENTS = "modelplane_experiments"
 KV_PIPELINES = "modelplane_pipelines"
 # key "<graph>" -> InferenceGraph, written by the api, read by dataflow workers and gateways.
 KV_INFERENCE_GRAPHS = "modelplane_inferencegraphs"
+# key "<token name>" -> the token's role and sha256 (never the token), written by the api (and
+# `up` for the first admin token), read by gateways to check inference tokens.
+KV_TOKENS = "modelplane_tokens"
 # ---- KV buckets (observed state) ------------------------------------------------------------
 # key "<server>.<index>" -> ReplicaInfo, written by the replica's placement agent.
 KV_REPLICAS = "modelplane_replicas"
@@ -199,3 +202,14 @@ def replica_key(server: str, index: int) -> str:
 def status_key(kind: str, name: str) -> str:
     """KV key of a resource's status in KV_STATUS."""
     return f"{kind}.{name}"
+
+
+# ---- Per-user inboxes ---------------------------------------------------------------------
+# Each NATS user receives replies (request/reply, JetStream API answers, consumer deliveries) only
+# under its own prefix, so no user can subscribe to another's replies (nats_permissions.py).
+INBOX_ROOT = "_INBOX"
+
+
+def user_inbox_prefix(user: str) -> str:
+    """The inbox prefix of one NATS user, e.g. ``_INBOX.gateway`` (no dots in user names)."""
+    return f"{INBOX_ROOT}.{user}"

@@ -31,6 +31,13 @@ log = structlog.get_logger(__name__)
 @click.option(
     "--nats-url", envvar="MODELPLANE_NATS_URL", help="Use this NATS server instead of an embedded one."
 )
+@click.option(
+    "--nats-creds",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    envvar="MODELPLANE_NATS_CREDS",
+    help="Credentials for --nats-url: a NATS .creds file or a 'user:password' file (mode 0600). "
+    "The embedded server ignores it: it generates one user per service.",
+)
 @click.option("--nats-port", type=int, default=4222, show_default=True, envvar="MODELPLANE_UP_NATS_PORT")
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="MODELPLANE_UP_HOST")
 @click.option("--api-port", type=int, default=9004, show_default=True, envvar="MODELPLANE_API_GRPC_PORT")
@@ -51,6 +58,7 @@ log = structlog.get_logger(__name__)
 def up(
     state_dir: Path,
     nats_url: str | None,
+    nats_creds: Path | None,
     nats_port: int,
     host: str,
     api_port: int,
@@ -64,6 +72,7 @@ def up(
     options = UpOptions(
         state_dir=state_dir.resolve(),
         nats_url=nats_url,
+        nats_creds=nats_creds.resolve() if nats_creds is not None else None,
         nats_port=nats_port,
         host=host,
         api_grpc_port=api_port,

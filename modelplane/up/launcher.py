@@ -21,6 +21,7 @@ from modelplane.libs.store import TypedBucket
 from modelplane.libs.tasks import TaskSupervisor
 from modelplane.proto import resources_pb2
 from modelplane.up.children import Child, modelplane_argv
+from modelplane.up.nats_access import NatsAccess, SharedCredentials
 
 log = structlog.get_logger(__name__)
 
@@ -41,12 +42,15 @@ class ReplicaLauncher:
         base_env: Mapping[str, str],
         supervisor: TaskSupervisor,
         make_child: Callable[..., Child] = Child,
+        nats_access: NatsAccess | None = None,
     ) -> None:
         self._js = js
         self._state_dir = state_dir
         self._base_env = dict(base_env)
         self._supervisor = supervisor
         self._make_child = make_child
+        # Each agent connects to NATS as its own user (or with base_env's shared credentials).
+        self._nats_access: NatsAccess = nats_access or SharedCredentials(None)
         self._agents: dict[tuple[str, int], Child] = {}
         self._lock = asyncio.Lock()
         self.caught_up = asyncio.Event()
@@ -74,6 +78,7 @@ class ReplicaLauncher:
                     child = self._agents.pop((server, index))
                     log.info("replica_stopping", server=server, index=index)
                     await child.stop()
+                    await self._nats_access.forget_agent(server, index)
 
     async def _start_agent(self, server: str, index: int) -> None:
         env = {
@@ -81,6 +86,7 @@ class ReplicaLauncher:
             "MODELPLANE_PLACEMENT_SERVER": server,
             "MODELPLANE_PLACEMENT_INDEX": str(index),
             "MODELPLANE_PLACEMENT_STATE_DIR": str(self._state_dir / "replicas" / f"{server}-{index}"),
+            **await self._nats_access.agent_env(server, index),
         }
         child = self._make_child(
             f"placement/{server}-{index}",

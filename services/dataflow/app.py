@@ -82,7 +82,7 @@ class DataflowApp:
 
     async def start(self) -> None:
         settings = self.settings
-        nc = await connect(settings.nats_url, name="modelplane-dataflow")
+        nc = await connect(settings.nats_url, name="modelplane-dataflow", creds=settings.nats_creds)
         self._nc = nc
         js = nc.jetstream()
         await ensure_buckets(js)

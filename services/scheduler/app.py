@@ -74,7 +74,9 @@ class SchedulerApp:
         return self._election is not None and self._election.is_leader
 
     async def start(self) -> None:
-        nc = await connect(self.settings.nats_url, name="modelplane-scheduler")
+        nc = await connect(
+            self.settings.nats_url, name="modelplane-scheduler", creds=self.settings.nats_creds
+        )
         self._nc = nc
         js = nc.jetstream()
         await ensure_buckets(js)
