@@ -173,6 +173,8 @@ def service_permissions(user: str) -> Permissions:
         # The only writer of desired state and of the tokens; reads what it reports.
         r.open_buckets(_every_bucket())
         r.kv_read_write(*subjects.DESIRED_BUCKETS, subjects.KV_TOKENS)
+        # The tokens bucket is the api's own: it may create it when `up` has not.
+        r.create_buckets((subjects.KV_TOKENS,))
         r.kv_read(subjects.KV_STATUS, subjects.KV_REPLICAS, subjects.KV_DATAFLOW)
         # Thin events about the resources it changed.
         r.pub(subjects.ALL_EVENTS)

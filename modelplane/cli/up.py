@@ -11,7 +11,8 @@ import click
 import structlog
 
 from modelplane.libs import logs
-from modelplane.libs.errors import ModelplaneError
+from modelplane.libs.errors import InvalidError, ModelplaneError
+from modelplane.libs.nats_credentials import load_credentials
 from modelplane.up.stack import Stack, UpOptions
 
 __all__ = ["up"]
@@ -69,6 +70,11 @@ def up(
 ) -> None:
     """Start NATS, every service and a local MLServer replica; stop them all on Ctrl-C."""
     logs.configure("up")
+    if nats_creds is not None:
+        try:
+            load_credentials(nats_creds)
+        except InvalidError as exc:
+            raise click.BadParameter(str(exc), param_hint="--nats-creds") from exc
     options = UpOptions(
         state_dir=state_dir.resolve(),
         nats_url=nats_url,
