@@ -247,6 +247,8 @@ def service_permissions(user: str) -> Permissions:
             f"{_JS_API}.CONSUMER.CREATE.{workers}",
             f"{_JS_API}.CONSUMER.CREATE.{workers}.>",
             f"{_JS_API}.CONSUMER.INFO.{workers}",
+            # Replace a consumer of an older `up` that delivers outside the dataflow inbox.
+            f"{_JS_API}.CONSUMER.DELETE.{workers}",
             f"$JS.ACK.{workers}.>",
         )
     elif user == "autoscaler":
