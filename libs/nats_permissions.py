@@ -22,10 +22,13 @@ How JetStream maps onto subjects (nats-py 2.x against nats-server 2.10+):
   the reply subject of a request it received, once, and to no other inbox. So an agent cannot
   answer for another agent, and cannot publish another agent's commands.
 
-Known limits (the operator's job, or a later issue): a user allowed to create consumers on a
-stream chooses their delivery subject in the request body, which subject permissions cannot
-check; heartbeats and reports are one shared subject for all agents, so an agent could send a
-report naming another replica (the scheduler trusts the replica id in it).
+Known limits: a user allowed to create consumers on a stream (every KV reader, for its
+watches) chooses their delivery subject in the request body, which subject permissions cannot
+check, so it can have a stream's content pushed into any subject; the subscribers of commands,
+reports, heartbeats, fetches and load signals therefore skip messages a JetStream consumer
+delivered (``nats_messages.peer_only``). Heartbeats and reports are one shared subject for all
+agents, so an agent could send a report naming another replica (the scheduler trusts the
+replica id in it).
 """
 
 from __future__ import annotations

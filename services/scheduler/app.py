@@ -25,6 +25,7 @@ from nats.aio.subscription import Subscription
 from modelplane.libs import subjects
 from modelplane.libs.gc_tuning import tune_for_large_heap
 from modelplane.libs.lease import LeaderElection, LeaseConfig, serve_while_leader
+from modelplane.libs.nats_messages import peer_only
 from modelplane.libs.resources.convert import model_from_pb
 from modelplane.libs.store import TypedBucket, connect, disconnect, ensure_buckets
 from modelplane.libs.tasks import KeyedWorkers, TaskSupervisor
@@ -154,8 +155,10 @@ class SchedulerApp:
             "scheduler",
         )
 
-        self._subscriptions.append(await nc.subscribe(subjects.AGENT_REPORTS, cb=self._on_report))
-        self._subscriptions.append(await nc.subscribe(subjects.AGENT_HEARTBEATS, cb=self._on_heartbeat))
+        self._subscriptions.append(await nc.subscribe(subjects.AGENT_REPORTS, cb=peer_only(self._on_report)))
+        self._subscriptions.append(
+            await nc.subscribe(subjects.AGENT_HEARTBEATS, cb=peer_only(self._on_heartbeat))
+        )
         handler.start()
         self._supervisor.spawn("retry", _every(self.settings.retry_interval, handler.retry))
         self._supervisor.spawn(
