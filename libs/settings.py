@@ -4,6 +4,8 @@ env prefix ``MODELPLANE_<SERVICE>_``; the fields here are common and read from `
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -19,6 +21,15 @@ class CommonSettings(BaseSettings):
         DEFAULT_NATS_URL,
         validation_alias=AliasChoices("MODELPLANE_NATS_URL", "nats_url"),
         description="NATS server to use (JetStream on). `modelplane up` sets it to its embedded server.",
+    )
+    nats_creds: Path | None = Field(
+        None,
+        validation_alias=AliasChoices("MODELPLANE_NATS_CREDS", "nats_creds"),
+        description=(
+            "File with this process's NATS credentials (not readable by other users): a NATS "
+            ".creds file, or a 'user:password' line (see libs/nats_credentials.py). "
+            "`modelplane up` gives each service its own; unset means an anonymous connection."
+        ),
     )
     log_level: str = Field(
         "info",

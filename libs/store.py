@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import nats
@@ -34,6 +35,7 @@ from prometheus_client.registry import Collector
 
 from modelplane.libs import subjects
 from modelplane.libs.errors import ConflictError, NotFoundError, PermanentError, RetryableError
+from modelplane.libs.nats_credentials import load_credentials, redact_url
 
 log = structlog.get_logger(__name__)
 
@@ -96,7 +98,7 @@ class _ConnectionLog:
 
     def __init__(self, name: str, url: str, every: float = 5.0) -> None:
         self._name = name
-        self._url = url
+        self._url = redact_url(url)
         self._every = every
         self._last = -every
         self._suppressed = 0
@@ -123,13 +125,17 @@ class _ConnectionLog:
         log.info("nats_reconnected", client=self._name, url=self._url)
 
 
-async def connect(url: str, name: str, **options: Any) -> NATS:
+async def connect(url: str, name: str, creds: Path | None = None, **options: Any) -> NATS:
     """Connect to NATS; until the server answers, keep trying (services may start before it).
 
-    Failed attempts are logged as one line every few seconds rather than nats-py's default
-    traceback per attempt. Callers bound the wait themselves (the service runner cancels
-    ``start()`` on SIGTERM).
+    ``creds`` is the credentials file of this process (``MODELPLANE_NATS_CREDS``, see
+    ``nats_credentials``): its user and password go to nats-py as options, never into the URL,
+    and the URL is logged without its password. Failed attempts are logged as one line every
+    few seconds rather than nats-py's default traceback per attempt. Callers bound the wait
+    themselves (the service runner cancels ``start()`` on SIGTERM).
     """
+    if creds is not None:
+        options = {**load_credentials(creds).connect_options(), **options}
     events = _ConnectionLog(name, url)
     try:
         nc: NATS = await nats.connect(
@@ -145,7 +151,7 @@ async def connect(url: str, name: str, **options: Any) -> NATS:
             **options,
         )
     except Exception as exc:  # nats-py raises several unrelated types here
-        raise RetryableError(f"cannot connect to NATS at {url}: {exc}") from exc
+        raise RetryableError(f"cannot connect to NATS at {redact_url(url)}: {exc}") from exc
     return nc
 
 

@@ -205,3 +205,14 @@ def replica_key(server: str, index: int) -> str:
 def status_key(kind: str, name: str) -> str:
     """KV key of a resource's status in KV_STATUS."""
     return f"{kind}.{name}"
+
+
+# ---- Per-user inboxes ---------------------------------------------------------------------
+# Each NATS user receives replies (request/reply, JetStream API answers, consumer deliveries) only
+# under its own prefix, so no user can subscribe to another's replies (nats_permissions.py).
+INBOX_ROOT = "_INBOX"
+
+
+def user_inbox_prefix(user: str) -> str:
+    """The inbox prefix of one NATS user, e.g. ``_INBOX.gateway`` (no dots in user names)."""
+    return f"{INBOX_ROOT}.{user}"

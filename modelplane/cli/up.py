@@ -11,7 +11,8 @@ import click
 import structlog
 
 from modelplane.libs import logs
-from modelplane.libs.errors import ModelplaneError
+from modelplane.libs.errors import InvalidError, ModelplaneError
+from modelplane.libs.nats_credentials import load_credentials
 from modelplane.up.stack import Stack, UpOptions
 
 __all__ = ["up"]
@@ -30,6 +31,13 @@ log = structlog.get_logger(__name__)
 )
 @click.option(
     "--nats-url", envvar="MODELPLANE_NATS_URL", help="Use this NATS server instead of an embedded one."
+)
+@click.option(
+    "--nats-creds",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    envvar="MODELPLANE_NATS_CREDS",
+    help="Credentials for --nats-url: a NATS .creds file or a 'user:password' file (mode 0600). "
+    "The embedded server ignores it: it generates one user per service.",
 )
 @click.option("--nats-port", type=int, default=4222, show_default=True, envvar="MODELPLANE_UP_NATS_PORT")
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="MODELPLANE_UP_HOST")
@@ -63,6 +71,7 @@ log = structlog.get_logger(__name__)
 def up(
     state_dir: Path,
     nats_url: str | None,
+    nats_creds: Path | None,
     nats_port: int,
     host: str,
     api_port: int,
@@ -77,9 +86,15 @@ def up(
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
     logs.configure("up")
+    if nats_creds is not None:
+        try:
+            load_credentials(nats_creds)
+        except InvalidError as exc:
+            raise click.BadParameter(str(exc), param_hint="--nats-creds") from exc
     options = UpOptions(
         state_dir=state_dir.resolve(),
         nats_url=nats_url,
+        nats_creds=nats_creds.resolve() if nats_creds is not None else None,
         nats_port=nats_port,
         host=host,
         api_grpc_port=api_port,

@@ -35,6 +35,7 @@ from modelplane.libs.store import TypedBucket
 from modelplane.libs.tasks import TaskSupervisor
 from modelplane.proto import resources_pb2, state_pb2
 from modelplane.up.children import Child, modelplane_argv
+from modelplane.up.nats_access import NatsAccess, SharedCredentials
 
 log = structlog.get_logger(__name__)
 
@@ -74,6 +75,7 @@ class ReplicaLauncher:
         *,
         max_server_replicas: int = DEFAULT_MAX_SERVER_REPLICAS,
         available_memory: Callable[[], int | None] = available_memory_bytes,
+        nats_access: NatsAccess | None = None,
     ) -> None:
         self._js = js
         self._state_dir = state_dir
@@ -82,6 +84,8 @@ class ReplicaLauncher:
         self._make_child = make_child
         self._max_server_replicas = max_server_replicas
         self._available_memory = available_memory
+        # Each agent connects to NATS as its own user (or with base_env's shared credentials).
+        self._nats_access: NatsAccess = nats_access or SharedCredentials(None)
         self._agents: dict[tuple[str, int], Child] = {}
         # Per Server, the index of the replica registered as "not started" (see _refuse).
         self._refused: dict[str, int] = {}
@@ -148,6 +152,7 @@ class ReplicaLauncher:
                     child = self._agents.pop((server, index))
                     log.info("replica_stopping", server=server, index=index)
                     await child.stop()
+                    await self._nats_access.forget_agent(server, index)
 
     async def _refuse(self, server: str, index: int, reason: str) -> None:
         """Register replica ``index`` as unavailable with ``reason`` (what the Server's status shows)."""
@@ -172,6 +177,7 @@ class ReplicaLauncher:
             "MODELPLANE_PLACEMENT_SERVER": server,
             "MODELPLANE_PLACEMENT_INDEX": str(index),
             "MODELPLANE_PLACEMENT_STATE_DIR": str(self._state_dir / "replicas" / f"{server}-{index}"),
+            **await self._nats_access.agent_env(server, index),
         }
         child = self._make_child(
             f"placement/{server}-{index}",

@@ -32,6 +32,7 @@ from modelplane.libs.auth.files import private_dir
 from modelplane.libs.auth.grpc_metadata import bearer_interceptors
 from modelplane.libs.embedded_nats import EmbeddedNats
 from modelplane.libs.errors import RetryableError
+from modelplane.libs.nats_credentials import redact_url
 from modelplane.libs.resources import convert, defaults
 from modelplane.libs.resources.replica_cap import cap_from_env
 from modelplane.libs.resources.types import Resource
@@ -42,6 +43,7 @@ from modelplane.proto import control_pb2, control_pb2_grpc
 from modelplane.up.auth import UpCredentials, bootstrap
 from modelplane.up.children import Child, modelplane_argv
 from modelplane.up.launcher import ReplicaLauncher
+from modelplane.up.nats_access import EmbeddedUsers, NatsAccess, SharedCredentials, service_env
 
 log = structlog.get_logger(__name__)
 
@@ -53,6 +55,8 @@ SERVICE_ORDER = ("storage", "scheduler", "status", "api", "gateway", "dataflow",
 class UpOptions:
     state_dir: Path
     nats_url: str | None = None
+    # Credentials for an external server (nats_url); the embedded one gets generated users.
+    nats_creds: Path | None = None
     nats_port: int = 4222
     host: str = "127.0.0.1"
     api_grpc_port: int = 9004
@@ -72,6 +76,7 @@ class Stack:
         self.options = options
         self._tasks = TaskSupervisor("up")
         self._nats: EmbeddedNats | None = None
+        self._nats_access: NatsAccess = SharedCredentials(options.nats_creds)
         self._nc: NATS | None = None
         self._services: dict[str, Child] = {}
         self._launcher: ReplicaLauncher | None = None
@@ -128,24 +133,41 @@ class Stack:
         private_dir(o.state_dir)  # 0700 before anything is written into it
         (o.state_dir / "logs").mkdir(exist_ok=True)
         if not o.nats_url:
+            # No anonymous access: one user per service, generated at each start (nats_access).
+            users = EmbeddedUsers(o.state_dir / "auth")
             self._nats = EmbeddedNats(
-                store_dir=o.state_dir / "nats", port=o.nats_port, log_file=o.state_dir / "logs" / "nats.log"
+                store_dir=o.state_dir / "nats",
+                port=o.nats_port,
+                log_file=o.state_dir / "logs" / "nats.log",
+                config_file=users.write_service_users(),
             )
             await self._nats.start()
+            users.attach(self._nats)
+            self._nats_access = users
             log.info("nats_started", url=self._nats.url, pid=self._nats.pid, store=str(o.state_dir / "nats"))
-        self._nc = await connect(self.nats_url, name="modelplane-up")
+        self._nc = await connect(
+            self.nats_url, name="modelplane-up", creds=self._nats_access.creds_file("up")
+        )
         js = self._nc.jetstream()
         await ensure_buckets(js)
         self._credentials = await bootstrap(js, o.state_dir)
         env = self._env()
         for name in SERVICE_ORDER:
-            child = Child(name, modelplane_argv("run", name), {**env, **self._service_env(name)}, self._tasks)
+            child_env = {**env, **self._service_env(name), **service_env(self._nats_access, name)}
+            child = Child(name, modelplane_argv("run", name), child_env, self._tasks)
             self._services[name] = child
             await child.start()
         await _wait_for_port(o.host, o.api_grpc_port, o.start_timeout, "api")
         await _wait_for_port(o.host, o.gateway_http_port, o.start_timeout, "gateway")
         await self._apply_defaults()
-        self._launcher = ReplicaLauncher(js, o.state_dir, env, self._tasks, max_server_replicas=replica_cap)
+        self._launcher = ReplicaLauncher(
+            js,
+            o.state_dir,
+            env,
+            self._tasks,
+            max_server_replicas=replica_cap,
+            nats_access=self._nats_access,
+        )
         await self._launcher.start()
 
     async def _apply_defaults(self) -> None:
@@ -187,7 +209,7 @@ class Stack:
             f"  control    gRPC {o.host}:{o.api_grpc_port}   REST {api_scheme}://{o.host}:{o.api_http_port}\n"
             f"  admin token in {o.state_dir / 'auth' / 'admin.token'} (the CLI reads it)\n"
             f"  autoscaler metrics http://{o.host}:{o.autoscaler_metrics_port}/metrics\n"
-            f"  NATS       {self.nats_url}\n"
+            f"  NATS       {redact_url(self.nats_url)}\n"
             "Press Ctrl-C to stop."
         )
 

@@ -68,7 +68,7 @@ class App:
 
     async def start(self) -> None:
         s = self.settings
-        self._nc = await store.connect(s.nats_url, name="modelplane-api")
+        self._nc = await store.connect(s.nats_url, name="modelplane-api", creds=s.nats_creds)
         js = self._nc.jetstream()
         await store.ensure_buckets(js)
         handler = self._handler = await ControlHandler.open(

@@ -138,7 +138,7 @@ class AutoscalerApp:
 
     async def start(self) -> None:
         settings = self.settings
-        nc = await connect(settings.nats_url, name="modelplane-autoscaler")
+        nc = await connect(settings.nats_url, name="modelplane-autoscaler", creds=settings.nats_creds)
         self._nc = nc
         js = nc.jetstream()
         await ensure_buckets(js)

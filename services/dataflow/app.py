@@ -26,7 +26,11 @@ from modelplane.services.dataflow.gateway_client import GatewayClient
 from modelplane.services.dataflow.graph.run import GraphRunner
 from modelplane.services.dataflow.graph_calls import GraphCalls
 from modelplane.services.dataflow.handler import DataflowHandler
-from modelplane.services.dataflow.nats_adapter import JetStreamPublisher, RequestConsumer
+from modelplane.services.dataflow.nats_adapter import (
+    JetStreamPublisher,
+    RequestConsumer,
+    replace_foreign_consumer,
+)
 from modelplane.services.dataflow.settings import DataflowSettings
 from modelplane.services.dataflow.table import FlowTable
 
@@ -82,11 +86,12 @@ class DataflowApp:
 
     async def start(self) -> None:
         settings = self.settings
-        nc = await connect(settings.nats_url, name="modelplane-dataflow")
+        nc = await connect(settings.nats_url, name="modelplane-dataflow", creds=settings.nats_creds)
         self._nc = nc
         js = nc.jetstream()
         await ensure_buckets(js)
         await dataflow_stream.ensure_stream(js, settings.stream_max_age_seconds, settings.stream_max_bytes)
+        await replace_foreign_consumer(nc, js)
         # Graph steps go through the gateway (their bodies may be V1 or any JSON, which the
         # gateway translates); pipeline steps too when step_calls = gateway.
         client = GatewayClient(settings.gateway_url, timeout=settings.upstream_timeout_seconds)

@@ -22,6 +22,7 @@ import structlog
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError as JsNotFoundError
 
 from modelplane.libs import dataflow_stream, subjects
 from modelplane.libs.tasks import TaskSupervisor, cancel_and_wait
@@ -93,6 +94,30 @@ def parse_request_subject(subject: str) -> tuple[str, str, str] | None:
     if len(parts) != 4 or parts[2] != "inputs":
         return None
     return parts[0], parts[1], parts[3]
+
+
+async def replace_foreign_consumer(nc: NATS, js: JetStreamContext) -> None:
+    """Delete the shared workers' consumer when it delivers outside this user's inbox prefix.
+
+    A consumer made before the workers had their own NATS user (state from an older `up`)
+    delivers to an inbox the ``dataflow`` user may not subscribe to (``nats_permissions``):
+    the workers would never get a request. Deleted, it is made again by the next subscribe,
+    which offers every request still in the stream again (deliver policy all): those past
+    their deadline are dropped by the handler, the others answered once more (de-duplicated
+    in the stream by message id).
+    """
+    own_prefix = nc.new_inbox().rsplit(".", 1)[0] + "."
+    stream, durable = subjects.DATAFLOW_STREAM, subjects.DATAFLOW_WORKERS_CONSUMER
+    try:
+        info = await js.consumer_info(stream, durable)
+    except JsNotFoundError:
+        return
+    deliver = info.config.deliver_subject or ""
+    if deliver.startswith(own_prefix):
+        return
+    log.warning("dataflow_consumer_replaced", consumer=durable, deliver_subject=deliver)
+    with contextlib.suppress(JsNotFoundError):  # another worker replaced it first
+        await js.delete_consumer(stream, durable)
 
 
 class RequestConsumer:

@@ -98,7 +98,7 @@ class App:
         setup_tracing(SERVICE_NAME)
         tracer = trace.get_tracer("modelplane.gateway")
 
-        self._nc = await store.connect(settings.nats_url, name=SERVICE_NAME)
+        self._nc = await store.connect(settings.nats_url, name=SERVICE_NAME, creds=settings.nats_creds)
         js = self._nc.jetstream()
         # The scheduler normally creates the bucket; creating it here too lets the gateway start first.
         await store.ensure_buckets(

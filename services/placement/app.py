@@ -65,7 +65,11 @@ class App:
 
     async def start(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self._nc = await connect(self.settings.nats_url, name=f"modelplane-placement-{self.replica.server}")
+        self._nc = await connect(
+            self.settings.nats_url,
+            name=f"modelplane-placement-{self.replica.server}",
+            creds=self.settings.nats_creds,
+        )
         self._session = aiohttp.ClientSession()
         self._started = asyncio.get_running_loop().create_future()
         self._failed = asyncio.get_running_loop().create_future()

@@ -11,7 +11,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from modelplane.libs import subjects
-from modelplane.libs.nats_messages import decoded
+from modelplane.libs.nats_messages import decoded, peer_only
 from modelplane.libs.tasks import TaskSupervisor
 from modelplane.proto import agent_pb2
 from modelplane.services.placement import converters
@@ -63,10 +63,16 @@ class CommandSubscriber:
     async def start(self) -> None:
         server, index = self._replica.server, self._replica.index
         self._subs = [
-            await self._nc.subscribe(subjects.agent_command(server, index, "load"), cb=self._on_load),
-            await self._nc.subscribe(subjects.agent_command(server, index, "unload"), cb=self._on_unload),
-            await self._nc.subscribe(subjects.agent_command(server, index, "ensure"), cb=self._on_ensure),
-            await self._nc.subscribe(subjects.agent_usage(server, index), cb=self._on_usage),
+            await self._nc.subscribe(
+                subjects.agent_command(server, index, "load"), cb=peer_only(self._on_load)
+            ),
+            await self._nc.subscribe(
+                subjects.agent_command(server, index, "unload"), cb=peer_only(self._on_unload)
+            ),
+            await self._nc.subscribe(
+                subjects.agent_command(server, index, "ensure"), cb=peer_only(self._on_ensure)
+            ),
+            await self._nc.subscribe(subjects.agent_usage(server, index), cb=peer_only(self._on_usage)),
         ]
         # Subscriptions reach the server asynchronously; flush so a scheduler that sees the
         # registration in KV never meets "no responders".

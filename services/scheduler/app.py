@@ -25,6 +25,7 @@ from nats.aio.subscription import Subscription
 from modelplane.libs import subjects
 from modelplane.libs.gc_tuning import tune_for_large_heap
 from modelplane.libs.lease import LeaderElection, LeaseConfig, serve_while_leader
+from modelplane.libs.nats_messages import peer_only
 from modelplane.libs.resources.convert import model_from_pb
 from modelplane.libs.store import TypedBucket, connect, disconnect, ensure_buckets
 from modelplane.libs.tasks import KeyedWorkers, TaskSupervisor
@@ -74,7 +75,9 @@ class SchedulerApp:
         return self._election is not None and self._election.is_leader
 
     async def start(self) -> None:
-        nc = await connect(self.settings.nats_url, name="modelplane-scheduler")
+        nc = await connect(
+            self.settings.nats_url, name="modelplane-scheduler", creds=self.settings.nats_creds
+        )
         self._nc = nc
         js = nc.jetstream()
         await ensure_buckets(js)
@@ -154,8 +157,10 @@ class SchedulerApp:
             "scheduler",
         )
 
-        self._subscriptions.append(await nc.subscribe(subjects.AGENT_REPORTS, cb=self._on_report))
-        self._subscriptions.append(await nc.subscribe(subjects.AGENT_HEARTBEATS, cb=self._on_heartbeat))
+        self._subscriptions.append(await nc.subscribe(subjects.AGENT_REPORTS, cb=peer_only(self._on_report)))
+        self._subscriptions.append(
+            await nc.subscribe(subjects.AGENT_HEARTBEATS, cb=peer_only(self._on_heartbeat))
+        )
         handler.start()
         self._supervisor.spawn("retry", _every(self.settings.retry_interval, handler.retry))
         self._supervisor.spawn(

@@ -43,7 +43,7 @@ class StatusApp:
         self._closed = False
 
     async def start(self) -> None:
-        nc = await connect(self.settings.nats_url, name="modelplane-status")
+        nc = await connect(self.settings.nats_url, name="modelplane-status", creds=self.settings.nats_creds)
         self._nc = nc
         js = nc.jetstream()
         await ensure_buckets(js)

@@ -34,7 +34,9 @@ class App:
 
     async def start(self) -> None:
         await self.cache.start()
-        self._nc = await connect(self.settings.nats_url, name="modelplane-storage")
+        self._nc = await connect(
+            self.settings.nats_url, name="modelplane-storage", creds=self.settings.nats_creds
+        )
         self.handler = StorageHandler(
             self.registry, self.cache, self.secrets, progress=NatsProgressPublisher(self._nc)
         )

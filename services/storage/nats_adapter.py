@@ -24,6 +24,7 @@ from nats.aio.subscription import Subscription
 
 from modelplane.libs import subjects
 from modelplane.libs.errors import InvalidError, ModelplaneError
+from modelplane.libs.nats_messages import peer_only
 from modelplane.libs.tasks import TaskSupervisor
 from modelplane.proto import agent_pb2
 from modelplane.services.storage import converters
@@ -60,8 +61,10 @@ class StorageNatsAdapter:
 
     async def start(self) -> None:
         self._subs = [
-            await self._nc.subscribe(subjects.STORAGE_RELEASE, cb=self._on_release),
-            await self._nc.subscribe(subjects.STORAGE_FETCH, queue=subjects.STORAGE_QUEUE, cb=self._on_fetch),
+            await self._nc.subscribe(subjects.STORAGE_RELEASE, cb=peer_only(self._on_release)),
+            await self._nc.subscribe(
+                subjects.STORAGE_FETCH, queue=subjects.STORAGE_QUEUE, cb=peer_only(self._on_fetch)
+            ),
         ]
         # The subscription reaches the server asynchronously; flush so start() means "serving".
         await self._nc.flush()

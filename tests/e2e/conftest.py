@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import Ports, UpProcess
+from tests.e2e.stack import Ports, UpProcess, nats_permission_violations
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -23,7 +23,10 @@ def _no_leaked_tasks() -> None:
 
 @pytest.fixture
 def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[UpProcess]:
-    """A real `modelplane up`; a test module's ``UP_ENV`` dict adds settings to its environment."""
+    """A real `modelplane up`; a test module's ``UP_ENV`` dict adds settings to its environment.
+
+    After the test, the embedded nats-server's log must show no permission violation: every
+    service did all it needed as its own NATS user."""
     up = UpProcess(
         tmp_path / "state", Ports(), tmp_path / "up.log", extra_env=getattr(request.module, "UP_ENV", None)
     )
@@ -33,3 +36,7 @@ def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[UpProcess]
         yield up
     finally:
         up.stop()
+    # A module that provokes a violation on purpose lists it in ALLOWED_NATS_VIOLATIONS.
+    allowed = getattr(request.module, "ALLOWED_NATS_VIOLATIONS", ())
+    violations = [v for v in nats_permission_violations(up.state_dir) if not any(a in v for a in allowed)]
+    assert not violations, "NATS permission violations:\n" + "\n".join(violations[:20])

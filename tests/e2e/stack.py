@@ -152,6 +152,18 @@ class UpProcess:
         return proc.returncode
 
 
+def nats_permission_violations(state_dir: Path) -> list[str]:
+    """Lines of the embedded nats-server's log where a user was denied a subject: a normal run
+    has none (each service's user may do exactly what the service needs)."""
+    try:
+        text = (state_dir / "logs" / "nats.log").read_text(errors="replace")
+    except OSError:
+        return []
+    # nats-server logs '... - "$G/user:gateway" - Publish Violation - Subject "..."' (or
+    # Subscription Violation); refused logins are "authentication error" lines instead.
+    return [line for line in text.splitlines() if "Violation" in line]
+
+
 def wait_until(predicate: object, timeout: float, what: str, interval: float = 0.25) -> None:
     """Poll ``predicate()`` until it is truthy; fail naming ``what`` after ``timeout`` seconds."""
     assert callable(predicate)
