@@ -14,12 +14,13 @@ from collections.abc import Mapping
 from typing import Final
 
 from modelplane.libs.auth.bearer import bearer_token
+from modelplane.libs.auth.roles import ADMIN, INFERENCE
 from modelplane.libs.auth.tokens import Principal, TokenVerifier
 from modelplane.libs.errors import ModelplaneError
 
 AUTHORIZATION: Final = "authorization"
 # Roles that may run inference on the gateway.
-INFERENCE_ROLES: Final = frozenset({"inference", "admin"})
+INFERENCE_ROLES: Final = frozenset({INFERENCE, ADMIN})
 
 
 class UnauthenticatedError(ModelplaneError):

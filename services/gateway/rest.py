@@ -272,6 +272,8 @@ class RestAdapter:
                 log.exception("request_crashed", path=request.path)
                 response = json_response({"error": "internal error"}, status=500)
             response.headers[REQUEST_ID_HEADER] = request_id
+            if response.status == HTTPStatus.UNAUTHORIZED:
+                response.headers["www-authenticate"] = 'Bearer realm="modelplane-gateway"'
             routed = request.state.get(ROUTE_STATE)
             if routed is not None:
                 response.headers[ROUTE_HEADER] = str(routed)
