@@ -96,6 +96,9 @@ class _AdmittingConnection(_Connection):
             if reservation is not None:
                 reservation.release()
             raise
+        # The base class keeps the body's pieces until the next request begins: while this one
+        # is held that would hold its bytes twice (the pieces and their join).
+        self._body = []
         if reservation is None:
             return
         item = self._queue[-1][0] if len(self._queue) > queued else None

@@ -364,14 +364,17 @@ class RestAdapter:
                 request.headers.get(binary_tensors.HEADER_LENGTH), len(body)
             )
             parsed = validate_infer_json(body, json_length)
-            # Held (bounded) while the model has no ready replica: a bad body is refused first.
-            target = await self._target(request, name, params.get("version"))
             binary_outputs = binary_tensors.binary_output_choice(parsed)
             if json_length is None and binary_outputs is None:
-                # Plain JSON, the common case: the body goes to the replica as it came.
+                # Plain JSON, the common case: the body goes to the replica as it came. The
+                # parsed copy is dropped before a hold, so a held request holds its body once.
+                del parsed
+                # Held (bounded) while the model has no ready replica: a bad body is refused first.
+                target = await self._target(request, name, params.get("version"))
                 if plan.mirror is not None and self._mirror is not None:
                     self._send_mirror(request, plan.mirror, body)
                 return _reply_response(await self._call_replica(request, target, "POST", "/infer", body))
+            target = await self._target(request, name, params.get("version"))
             binary = _BinaryRequest(request, parsed, json_length, binary_outputs)
             if plan.mirror is not None and self._mirror is not None:
                 self._send_mirror(request, plan.mirror, binary.translated())
