@@ -47,6 +47,12 @@ class Access:
     def required(self) -> bool:
         return self._verifier is not None
 
+    def precheck(self, headers: Mapping[str, str]) -> None:
+        """401 for a request that carries no bearer token at all when auth is required: asked
+        from the head alone, so such a request's body is never read."""
+        if self._verifier is not None and bearer_token(headers.get(AUTHORIZATION)) is None:
+            raise UnauthenticatedError("a bearer token is required (Authorization: Bearer <token>)")
+
     async def check(self, headers: Mapping[str, str]) -> Principal | None:
         """The caller's principal; raises 401/403 errors when auth is required and not met."""
         if self._verifier is None:

@@ -11,7 +11,7 @@ the CORS headers that let the page read the answer, and its preflight (``OPTIONS
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 import orjson
@@ -34,14 +34,18 @@ class CorsPolicy:
         return self._any or origin in self._origins
 
     @staticmethod
-    def _own(request: HttpRequest, origin: str) -> bool:
-        host = request.headers.get("host")
+    def _own(headers: Mapping[str, str], origin: str) -> bool:
+        host = headers.get("host")
         return host is not None and origin in (f"http://{host}", f"https://{host}")
 
     def refusal(self, request: HttpRequest) -> HttpResponse | None:
         """403 for a browser request from an origin neither the gateway's own nor listed."""
-        origin = request.headers.get("origin")
-        if origin is None or self._own(request, origin) or self._listed(origin.rstrip("/")):
+        return self.refusal_for(request.headers)
+
+    def refusal_for(self, headers: Mapping[str, str]) -> HttpResponse | None:
+        """``refusal`` from a request's headers alone (asked before its body is read)."""
+        origin = headers.get("origin")
+        if origin is None or self._own(headers, origin) or self._listed(origin.rstrip("/")):
             return None
         body = orjson.dumps(
             {

@@ -75,7 +75,7 @@ class _AdmittingConnection(_Connection):
         verdict = self._admit(
             self._parser.get_method().decode("latin-1"),
             self._url.decode("latin-1"),
-            Headers.lowered(dict(self._headers)),
+            Headers.lowered(self._headers),
         )
         if isinstance(verdict, HttpResponse):
             self._refuse(verdict)

@@ -91,6 +91,10 @@ class RequestPlanner:
         """The caller, when auth is required (401 / 403 raised); None when the gateway is open."""
         return await self._access.check(headers)
 
+    def precheck(self, headers: Mapping[str, str]) -> None:
+        """What ``authenticate`` can refuse from a request's head alone (no token at all)."""
+        self._access.precheck(headers)
+
     def model_name(self, requested: str, headers: Mapping[str, str]) -> str:
         """The name a request asks for: the ``seldon-model`` header wins over the URL/field."""
         return self._handler.model_name(requested, headers.get(SELDON_MODEL_HEADER))

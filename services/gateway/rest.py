@@ -43,6 +43,7 @@ from modelplane.libs.logs import log_scope
 from modelplane.libs.routes import RouteEndpoint
 from modelplane.libs.telemetry import server_span
 from modelplane.services.gateway import binary_tensors, kserve_v1
+from modelplane.services.gateway.binary_tensors import BinaryRequest
 from modelplane.services.gateway.cors import CorsPolicy
 from modelplane.services.gateway.dataflow import GRAPH, PIPELINE, flow_of
 from modelplane.services.gateway.experiments import ROUTE_HEADER
@@ -70,6 +71,9 @@ _METADATA_TIMEOUT: Final = 5.0
 METRIC_MODEL: Final = "metric_model"
 ROUTE_STATE: Final = "seldon_route"
 
+# WWW-Authenticate of a 401 (RFC 6750).
+_CHALLENGE: Final = 'Bearer realm="modelplane-gateway"'
+
 Endpoint = Callable[[HttpRequest, Params], Awaitable[Response]]
 
 
@@ -94,44 +98,6 @@ def _reply_response(reply: HttpReply) -> HttpResponse:
     if json_length is not None:
         headers[_HEADER_LENGTH] = json_length
     return HttpResponse(reply.status, reply.body, headers)
-
-
-class _BinaryRequest:
-    """An infer request that uses the binary tensor extension, in the two forms a replica may get."""
-
-    def __init__(
-        self,
-        request: HttpRequest,
-        parsed: dict[str, Any],
-        json_length: int | None,
-        outputs: Callable[[str], bool] | None,
-    ) -> None:
-        self._request = request
-        self._parsed = parsed
-        self._json_length = json_length
-        self.outputs = outputs
-        self._translated: bytes | None = None
-
-    def as_sent(self, forwarded: dict[str, str]) -> tuple[dict[str, str], bytes]:
-        """Headers and body for a replica that speaks the extension: the client's own bytes."""
-        if self._json_length is None:
-            return forwarded, self._request.body
-        headers = {**forwarded, _HEADER_LENGTH: str(self._json_length)}
-        content_type = self._request.headers.get("content-type")
-        if content_type:
-            headers["content-type"] = content_type
-        return headers, self._request.body
-
-    def translated(self) -> bytes:
-        """The body as plain JSON, binary inputs moved into ``data`` (computed once)."""
-        if self._translated is None:
-            body = self._request.body
-            if self._json_length is not None and binary_tensors.decode_inputs(
-                self._parsed, memoryview(body)[self._json_length :]
-            ):
-                body = orjson.dumps(self._parsed)
-            self._translated = body
-        return self._translated
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,10 +175,23 @@ class RestAdapter:
 
     def admit(self, method: str, target: str, headers: Headers) -> Reservation | HttpResponse | None:
         """Looked at once a request's head arrived, before its body is read (http_admission.py):
-        a model infer that would be held reserves its declared size, or gets 503 unread."""
+        a foreign origin (403) or a missing token (401) is refused unread, and a model infer that
+        would be held reserves its declared size, or gets 503 unread."""
+        refused = self._cors.refusal_for(headers)
+        if refused is not None:
+            refused.headers["connection"] = "close"
+            return refused
         found = self.router.match(method, target.partition("?")[0])
         if found is None or isinstance(found, MethodNotAllowed):
             return None
+        if not found.endpoint.open:
+            try:
+                self._planner.precheck(headers)
+            except ModelplaneError as exc:
+                response = found.endpoint.errors(exc)
+                response.headers["www-authenticate"] = _CHALLENGE
+                response.headers["connection"] = "close"
+                return response
         endpoint = found.endpoint.endpoint
         if endpoint not in (self.infer, self.v1_predict):
             return None
@@ -273,7 +252,7 @@ class RestAdapter:
                 response = json_response({"error": "internal error"}, status=500)
             response.headers[REQUEST_ID_HEADER] = request_id
             if response.status == HTTPStatus.UNAUTHORIZED:
-                response.headers["www-authenticate"] = 'Bearer realm="modelplane-gateway"'
+                response.headers["www-authenticate"] = _CHALLENGE
             routed = request.state.get(ROUTE_STATE)
             if routed is not None:
                 response.headers[ROUTE_HEADER] = str(routed)
@@ -375,7 +354,7 @@ class RestAdapter:
                     self._send_mirror(request, plan.mirror, body)
                 return _reply_response(await self._call_replica(request, target, "POST", "/infer", body))
             target = await self._target(request, name, params.get("version"))
-            binary = _BinaryRequest(request, parsed, json_length, binary_outputs)
+            binary = BinaryRequest(request, parsed, json_length, binary_outputs)
             if plan.mirror is not None and self._mirror is not None:
                 self._send_mirror(request, plan.mirror, binary.translated())
             return await self._infer_binary(request, target, binary)
@@ -423,7 +402,7 @@ class RestAdapter:
         self._mirror.send(mirror, lambda to: self._call_replica(request, to, "POST", "/infer", body))
 
     async def _infer_binary(
-        self, request: HttpRequest, target: Target, binary: _BinaryRequest
+        self, request: HttpRequest, target: Target, binary: BinaryRequest
     ) -> HttpResponse:
         """A request using the binary tensor extension: passed through as it is to replicas
         whose server declares the extension, translated to and from JSON for the others."""

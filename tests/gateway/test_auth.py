@@ -280,3 +280,22 @@ async def test_auth_is_off_by_default(js: JetStreamContext, nats_server: Embedde
             assert resp.status == 200
     finally:
         await app.close()
+
+
+async def test_a_request_without_a_token_is_refused_before_its_body_is_read(gateway: App) -> None:
+    """From the head alone: a client announcing a 50 MiB body with ``Expect: 100-continue`` gets
+    the 401 instead of the invitation to send it."""
+    host, port = gateway.http_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(
+            b"POST /v2/models/iris/infer HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 52428800\r\nExpect: 100-continue\r\n\r\n"
+        )
+        await writer.drain()
+        status_line = await reader.readline()
+        head = (await reader.readuntil(b"\r\n\r\n")).decode().lower()
+    finally:
+        writer.close()
+    assert status_line.startswith(b"HTTP/1.1 401"), status_line
+    assert "www-authenticate: bearer" in head

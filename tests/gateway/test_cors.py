@@ -3,6 +3,7 @@ origin; listed origins get their preflights answered and CORS headers on answers
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import aiohttp
@@ -85,3 +86,19 @@ def test_origins_come_from_the_environment_as_a_list_or_comma_separated() -> Non
     """MODELPLANE_GATEWAY_CORS_ORIGINS takes "a,b" as well as a JSON list."""
     assert GatewaySettings(cors_origins="http://a:1, http://b").cors_origins == ["http://a:1", "http://b"]
     assert GatewaySettings(cors_origins='["http://a"]').cors_origins == ["http://a"]
+
+
+async def test_a_foreign_origin_is_refused_before_its_body_is_read(gateway: App) -> None:
+    """From the head alone: the 403 comes instead of the invitation to send a 50 MiB body."""
+    host, port = gateway.http_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(
+            f"POST /v2/models/iris/infer HTTP/1.1\r\nHost: {host}:{port}\r\nOrigin: {EVIL}\r\n"
+            "Content-Type: text/plain\r\nContent-Length: 52428800\r\nExpect: 100-continue\r\n\r\n".encode()
+        )
+        await writer.drain()
+        status_line = await reader.readline()
+    finally:
+        writer.close()
+    assert status_line.startswith(b"HTTP/1.1 403"), status_line
