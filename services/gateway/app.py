@@ -145,6 +145,7 @@ class App:
         )
         assert plane.hold is not None
         self.metrics.watch(handler.in_flight, plane.hold.all_held)
+        self.metrics.watch_held_bytes(self.held_bytes.by_model)
         access = Access(await self._token_store(js) if settings.auth == "required" else None)
         await self._http_upstream.start()
         router = ExperimentRouter(self.experiments, self.routes)

@@ -66,6 +66,10 @@ class HeldBytes:
         """Bytes reserved now, over all models."""
         return self._held
 
+    def by_model(self) -> dict[str, int]:
+        """Model -> bytes reserved now (models with none are absent)."""
+        return dict(self._by_model)
+
     def held_for(self, model: str) -> int:
         return self._by_model.get(model, 0)
 

@@ -168,7 +168,12 @@ async def test_held_bodies_are_bounded_and_refused_unread(
                 held = re.findall(
                     r'^modelplane_gateway_held_requests\{model="cold[ab]"\} (\d+)', text, re.MULTILINE
                 )
-                return sum(int(float(n)) for n in held) == admitted.qsize()
+                reserved = re.findall(
+                    r'^modelplane_gateway_held_bytes\{model="cold[ab]"\} (\S+)', text, re.MULTILINE
+                )
+                # Every admitted body is counted, and never more than the total bound.
+                held_bytes = sum(float(n) for n in reserved)
+                return sum(int(float(n)) for n in held) == admitted.qsize() and 0 < held_bytes <= TOTAL
 
             await eventually(all_held, 60, "the admitted requests to be held")
             held_rss = gateway_process.memory_kib("VmRSS")
