@@ -105,6 +105,9 @@ class App:
 
     async def start(self) -> None:
         settings = self.settings
+        # Unreadable or mismatched TLS files fail the start at once, naming the setting.
+        tls = tls_files(settings.tls_cert, settings.tls_key, field="tls")
+        ssl_context = server_ssl_context(tls) if tls is not None else None
         setup_tracing(SERVICE_NAME)
         tracer = trace.get_tracer("modelplane.gateway")
 
@@ -167,13 +170,12 @@ class App:
         )
         # OpenAI-compatible routes share the REST server (and its tracing/request-id handling).
         OpenAIAdapter(planner, self._http_upstream, self.mirror).register(rest.router)
-        tls = tls_files(settings.tls_cert, settings.tls_key, field="tls")
         self._http_server = GatewayHttpServer(
             rest.serve,
             max_body_bytes=settings.max_request_bytes,
             keepalive_seconds=settings.keepalive_seconds,
             admit=rest.admit,
-            ssl_context=server_ssl_context(tls) if tls is not None else None,
+            ssl_context=ssl_context,
         )
         await self._http_server.start(settings.host, settings.http_port)
 
@@ -198,6 +200,9 @@ class App:
             http=self.http_url,
             grpc=self.grpc_target,
             balancer=RoundRobin().describe(),
+            auth=settings.auth,
+            tls=tls is not None,
+            cors_origins=len(settings.cors_origins),
         )
 
     async def _token_store(self, js: JetStreamContext) -> TokenStore:
