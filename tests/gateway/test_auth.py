@@ -299,3 +299,13 @@ async def test_a_request_without_a_token_is_refused_before_its_body_is_read(gate
         writer.close()
     assert status_line.startswith(b"HTTP/1.1 401"), status_line
     assert "www-authenticate: bearer" in head
+
+
+def test_the_callers_token_is_never_forwarded_to_replicas() -> None:
+    """Model code must not see gateway tokens: replicas get the request id and trace context only."""
+    from modelplane.libs.dataplane.upstream_http import forwarded_headers
+
+    sent = forwarded_headers({"authorization": "Bearer mpt_secret", "x-request-id": "r-1", "cookie": "c"})
+    assert sent["x-request-id"] == "r-1"
+    assert "authorization" not in sent
+    assert "mpt_secret" not in repr(sent)
