@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import grpc
@@ -26,6 +27,7 @@ from modelplane.proto import open_inference_pb2 as oip
 from modelplane.proto import open_inference_pb2_grpc as oip_grpc
 from modelplane.services.gateway.app import App
 from tests.gateway.conftest import MLServerReplica, eventually, iris_route, put_route, start_gateway
+from tests.gateway.test_held_bytes import run_gateway
 
 
 @dataclass(frozen=True)
@@ -309,3 +311,41 @@ def test_the_callers_token_is_never_forwarded_to_replicas() -> None:
     assert sent["x-request-id"] == "r-1"
     assert "authorization" not in sent
     assert "mpt_secret" not in repr(sent)
+
+
+async def test_tokens_never_appear_in_the_gateway_process_log(
+    js: JetStreamContext, nats_server: EmbeddedNats, mlserver: MLServerReplica, tokens: Tokens, tmp_path: Path
+) -> None:
+    """``modelplane run gateway`` at debug level: accepted, refused and unknown tokens alike are
+    absent from everything it writes."""
+    await put_route(js, iris_route(mlserver))
+    bogus = "mpt_" + "q" * 43
+    log = tmp_path / "gateway.log"
+    with run_gateway(nats_server.url, log, log_level="debug", auth="required") as gateway:
+        url = f"http://{gateway.http}"
+        async with aiohttp.ClientSession() as http:
+
+            async def served() -> bool:
+                if gateway.proc.poll() is not None:
+                    pytest.fail(f"gateway exited: {log.read_text()}")
+                try:
+                    async with http.get(
+                        f"{url}/v2/models/iris/ready", headers=bearer(tokens.inference)
+                    ) as resp:
+                        return resp.status == 200
+                except aiohttp.ClientConnectionError:
+                    return False
+
+            await eventually(served, 30, "the gateway process to serve iris")
+            for token in (tokens.inference, tokens.viewer, bogus):
+                for path, body in (
+                    ("/v2/models/iris/infer", mlserver.iris.v2_request(1)),
+                    ("/v2/models/iris/infer", {"inputs": "not a list"}),
+                    ("/v2/pipelines/none/infer", {}),
+                ):
+                    async with http.post(f"{url}{path}", json=body, headers=bearer(token)) as resp:
+                        await resp.read()
+    text = log.read_text()
+    assert "gateway_listening" in text  # the process wrote its log at debug level
+    for token in (tokens.inference, tokens.viewer, bogus):
+        assert token[4:] not in text

@@ -9,6 +9,7 @@ a body is sent only when the gateway invites it: the refused ones never send the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import subprocess
@@ -55,22 +56,22 @@ class GatewayProcess:
         return int(found.group(1))
 
 
-@pytest.fixture
-def gateway_process(nats_server: EmbeddedNats, tmp_path: Path) -> Iterator[GatewayProcess]:
+@contextlib.contextmanager
+def run_gateway(
+    nats_url: str, log: Path, log_level: str = "warning", **settings: str
+) -> Iterator[GatewayProcess]:
+    """``modelplane run gateway`` as its own process, with ``MODELPLANE_GATEWAY_<KEY>`` settings."""
     http_port = free_port()
     env = {
         **os.environ,
-        "MODELPLANE_NATS_URL": nats_server.url,
-        "MODELPLANE_LOG_LEVEL": "warning",
+        "MODELPLANE_NATS_URL": nats_url,
+        "MODELPLANE_LOG_LEVEL": log_level,
         "MODELPLANE_GATEWAY_HOST": "127.0.0.1",
         "MODELPLANE_GATEWAY_HTTP_PORT": str(http_port),
         "MODELPLANE_GATEWAY_GRPC_PORT": str(free_port()),
-        "MODELPLANE_GATEWAY_HOLD_SECONDS": "120",
-        "MODELPLANE_GATEWAY_MAX_HELD_BYTES_PER_MODEL": str(PER_MODEL),
-        "MODELPLANE_GATEWAY_MAX_HELD_BYTES": str(TOTAL),
+        **{f"MODELPLANE_GATEWAY_{key.upper()}": value for key, value in settings.items()},
     }
     env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
-    log = tmp_path / "gateway.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "modelplane", "run", "gateway"],
@@ -83,6 +84,18 @@ def gateway_process(nats_server: EmbeddedNats, tmp_path: Path) -> Iterator[Gatew
         yield GatewayProcess(proc, f"127.0.0.1:{http_port}", log)
     finally:
         stop_process_group(proc, timeout=20)
+
+
+@pytest.fixture
+def gateway_process(nats_server: EmbeddedNats, tmp_path: Path) -> Iterator[GatewayProcess]:
+    with run_gateway(
+        nats_server.url,
+        tmp_path / "gateway.log",
+        hold_seconds="120",
+        max_held_bytes_per_model=str(PER_MODEL),
+        max_held_bytes=str(TOTAL),
+    ) as gateway:
+        yield gateway
 
 
 async def _send(http: str, model: str, admitted: asyncio.Queue[str]) -> tuple[int, str | None]:
