@@ -150,7 +150,9 @@ class RequestPlanner:
             return self._handler.ready_target(model, version)
         except RetryableError:
             pass
-        if reserved is not None and reserved.model == model:
+        if reserved is not None:
+            # Counted once: an experiment may have drawn another cold candidate at the head than
+            # now, the bytes stay under the first one's name (the total is right either way).
             return await self._handler.wait_ready_target(model, version)
         with self._held_bytes.reserve(model, size):
             return await self._handler.wait_ready_target(model, version)
