@@ -36,7 +36,11 @@ class DataPlane:
         self._settings = settings
         self.routes = routes if routes is not None else RouteTable()
         self.handler: GatewayHandler | None = None
-        self.hold: RequestHold | None = None
+        self._hold: RequestHold | None = None
+
+    def held(self) -> dict[str, int]:
+        """Model -> requests held now (empty before ``start``)."""
+        return self._hold.all_held() if self._hold is not None else {}
 
     async def start(
         self,
@@ -61,7 +65,7 @@ class DataPlane:
             max_held=settings.max_held_per_model,
             on_first_hold=wakes.wake,
         )
-        self.hold = hold
+        self._hold = hold
         tasks.spawn(f"{task_prefix}wake-signals", wakes.run(nc))
         handler = GatewayHandler(
             self.routes,

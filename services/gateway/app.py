@@ -146,8 +146,7 @@ class App:
         handler = await plane.start(
             self._nc, js, self._tasks, self.metrics.load, is_connected=self._connected
         )
-        assert plane.hold is not None
-        self.metrics.watch(handler.in_flight, plane.hold.all_held)
+        self.metrics.watch(handler.in_flight, plane.held)
         self.metrics.watch_held_bytes(self.held_bytes.by_model)
         access = Access(await self._token_store(js) if settings.auth == "required" else None)
         await self._http_upstream.start()
