@@ -94,7 +94,8 @@ class DataflowApp:
         await replace_foreign_consumer(nc, js)
         # Graph steps go through the gateway (their bodies may be V1 or any JSON, which the
         # gateway translates); pipeline steps too when step_calls = gateway.
-        client = GatewayClient(settings.gateway_url, timeout=settings.upstream_timeout_seconds)
+        token = settings.gateway_token.get_secret_value() if settings.gateway_token is not None else None
+        client = GatewayClient(settings.gateway_url, timeout=settings.upstream_timeout_seconds, token=token)
         self._client = client
         step_caller: StepCaller
         if settings.step_calls == "direct":

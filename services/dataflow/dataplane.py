@@ -1,7 +1,7 @@
-"""The worker's own copy of the data plane, assembled as the gateway assembles its own (see
-services/gateway/app.py): the route table kept in step with KV_ROUTES, the handler with holds,
-retries and reloads, the HTTP client to replicas, usage reports to the agents and load signals
-for the autoscaler. Step calls are timed into the load signals (step_calls.py)."""
+"""The worker's own data plane, assembled by libs/dataplane/assembly.py exactly as the gateway's:
+the route table kept in step with KV_ROUTES, the handler with holds, retries and reloads, usage
+reports to the agents and load signals for the autoscaler; plus the HTTP client to replicas.
+Step calls are timed into the load signals (step_calls.py)."""
 
 from __future__ import annotations
 
@@ -11,18 +11,11 @@ from typing import Any
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
-from modelplane.libs import subjects
-from modelplane.libs.dataplane.balancers.round_robin import RoundRobin
+from modelplane.libs.dataplane.assembly import DataPlane
 from modelplane.libs.dataplane.handler import GatewayHandler
-from modelplane.libs.dataplane.holding import RequestHold
-from modelplane.libs.dataplane.load_signals import LoadSignals, WakeSignals, publish_loop
-from modelplane.libs.dataplane.residency import NatsResidency
-from modelplane.libs.dataplane.routing import RouteTable
+from modelplane.libs.dataplane.load_signals import LoadSignals
 from modelplane.libs.dataplane.upstream_http import HttpUpstream
-from modelplane.libs.dataplane.watcher import RouteWatcher
-from modelplane.libs.store import TypedBucket
 from modelplane.libs.tasks import TaskSupervisor
-from modelplane.proto import state_pb2
 from modelplane.services.dataflow.settings import DataflowSettings
 from modelplane.services.dataflow.step_calls import DirectStepCalls
 
@@ -46,45 +39,15 @@ class TimedStepCalls:
 class WorkerDataPlane:
     def __init__(self, settings: DataflowSettings) -> None:
         self._settings = settings
-        self.routes = RouteTable()
+        self._plane = DataPlane(settings)
+        self.routes = self._plane.routes
         self.upstream = HttpUpstream(settings.upstream_timeout_seconds)
         self.signals = LoadSignals(time.monotonic)
         self.handler: GatewayHandler | None = None
 
     async def start(self, nc: NATS, js: JetStreamContext, tasks: TaskSupervisor) -> TimedStepCalls:
-        settings = self._settings
-        bucket = await TypedBucket.open(js, subjects.KV_ROUTES, state_pb2.ModelRoute)
-        tasks.spawn("dataflow-route-watcher", RouteWatcher(bucket, self.routes).run())
-        residency = NatsResidency(nc, settings.reload_timeout_seconds)
-        tasks.spawn("dataflow-usage-reports", residency.report_usage(settings.usage_report_interval))
-        wakes = WakeSignals(settings.instance_id, lambda model: hold.held(model))
-        hold = RequestHold(
-            self.routes,
-            hold_seconds=settings.hold_seconds,
-            max_held=settings.max_held_per_model,
-            on_first_hold=wakes.wake,
-        )
-        tasks.spawn("dataflow-wake-signals", wakes.run(nc))
-        handler = GatewayHandler(
-            self.routes,
-            RoundRobin(),
-            retries=settings.retries,
-            is_connected=lambda: nc.is_connected,
-            residency=residency,
-            hold=hold,
-        )
+        handler = await self._plane.start(nc, js, tasks, self.signals, task_prefix="dataflow-")
         self.handler = handler
-        tasks.spawn(
-            "dataflow-load-signals",
-            publish_loop(
-                nc,
-                self.signals,
-                handler.in_flight,
-                hold.all_held,
-                settings.instance_id,
-                settings.load_report_interval,
-            ),
-        )
         await self.upstream.start()
         return TimedStepCalls(DirectStepCalls(handler, self.upstream), self.signals)
 

@@ -31,8 +31,11 @@ _MAX_ERROR_TEXT = 2000
 class GatewayClient:
     """Model calls through the gateway at ``base_url``; ``timeout`` bounds each call (seconds)."""
 
-    def __init__(self, base_url: str, *, timeout: float) -> None:
+    def __init__(self, base_url: str, *, timeout: float, token: str | None = None) -> None:
         address, prefix = _split_http_url(base_url, "gateway_url")
+        # The worker's own token (role inference) for a gateway that requires auth: sent to the
+        # gateway only, never to an inference graph's serviceUrl hosts.
+        self._auth = {"authorization": f"Bearer {token}"} if token else {}
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
         self._address = address
@@ -50,6 +53,7 @@ class GatewayClient:
                 value = headers.get(name)
                 if value:
                     call_headers[name] = value
+        call_headers.update(self._auth)
         status, body = await self._post(
             model, self._address, self._v2_target(model), orjson.dumps(request), call_headers
         )
@@ -68,7 +72,10 @@ class GatewayClient:
         other JSON to KServe V1's ``/v1/models/{model}:predict``. Raises ``StepCallError`` only
         when nothing was answered."""
         target = self._v2_target(model) if _is_v2_request(body) else self._v1_target(model)
-        return await self._post(model, self._address, target, body, _with_json_type(headers))
+        sent = _with_json_type(headers)
+        if self._auth:
+            sent = {k: v for k, v in sent.items() if k.lower() != "authorization"} | self._auth
+        return await self._post(model, self._address, target, body, sent)
 
     async def call_url(self, url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
         """GraphCaller: POST ``body`` to an ``http://`` URL; ``StepCallError`` when nothing answered."""

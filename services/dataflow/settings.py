@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from modelplane.libs.dataplane.settings import DataPlaneSettings
@@ -32,6 +32,14 @@ class DataflowSettings(DataPlaneSettings):
     gateway_url: str = Field(
         "http://127.0.0.1:9000",
         description="Base URL of the gateway's V2 REST API (step_calls = gateway only).",
+    )
+    gateway_token: SecretStr | None = Field(
+        None,
+        description=(
+            "Bearer token (role inference) the worker sends with its calls through the gateway,"
+            " for a gateway with MODELPLANE_GATEWAY_AUTH=required; `up` passes the worker its own."
+            " Never logged."
+        ),
     )
     max_concurrent_requests: int = Field(
         256,

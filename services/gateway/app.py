@@ -14,32 +14,37 @@ from collections.abc import Callable
 import grpc
 import structlog
 from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
 from opentelemetry import trace
 
 from modelplane.libs import dataflow_stream, store, subjects
+from modelplane.libs.auth.tokens import TokenStore
+from modelplane.libs.dataplane.assembly import DataPlane
 from modelplane.libs.dataplane.balancers.round_robin import RoundRobin
-from modelplane.libs.dataplane.handler import GatewayHandler
-from modelplane.libs.dataplane.holding import RequestHold
-from modelplane.libs.dataplane.load_signals import WakeSignals, publish_loop
-from modelplane.libs.dataplane.residency import NatsResidency
 from modelplane.libs.dataplane.routing import RouteTable
 from modelplane.libs.dataplane.upstream_http import HttpUpstream
-from modelplane.libs.dataplane.watcher import BucketWatcher, RouteWatcher
+from modelplane.libs.dataplane.watcher import BucketWatcher
 from modelplane.libs.gc_tuning import tune_for_large_heap
-from modelplane.libs.http1.server import HttpLimits, HttpServer
+from modelplane.libs.http1.server import HttpLimits
 from modelplane.libs.resources.convert import graph_from_pb, pipeline_from_pb
 from modelplane.libs.store import disconnect
 from modelplane.libs.tasks import TaskSupervisor
 from modelplane.libs.telemetry import setup_tracing
+from modelplane.libs.tls import grpc_server_credentials, server_ssl_context, tls_files
 from modelplane.proto import open_inference_pb2_grpc as oip_grpc
-from modelplane.proto import resources_pb2, state_pb2
+from modelplane.proto import resources_pb2
+from modelplane.services.gateway.access import Access
+from modelplane.services.gateway.cors import CorsPolicy
 from modelplane.services.gateway.dataflow import DataflowInvoker, FlowNames
 from modelplane.services.gateway.experiment_watcher import ExperimentWatcher
 from modelplane.services.gateway.experiments import ExperimentRouter, ExperimentTable
 from modelplane.services.gateway.grpc_servicer import InferenceServicer
+from modelplane.services.gateway.held_bytes import HeldBytes
+from modelplane.services.gateway.http_admission import GatewayHttpServer
 from modelplane.services.gateway.metrics import GatewayMetrics
 from modelplane.services.gateway.mirroring import Mirror
 from modelplane.services.gateway.openai_routes import OpenAIAdapter
+from modelplane.services.gateway.planner import RequestPlanner
 from modelplane.services.gateway.rest import RestAdapter
 from modelplane.services.gateway.settings import GatewaySettings
 from modelplane.services.gateway.upstream_grpc import GrpcUpstream
@@ -64,18 +69,24 @@ class App:
         self.graphs = FlowNames()
         self.mirror: Mirror | None = None
         self.metrics = GatewayMetrics()
+        # Bytes of bodies held for models with no ready replica (held_bytes.py).
+        self.held_bytes = HeldBytes(
+            per_model=settings.max_held_bytes_per_model, total=settings.max_held_bytes
+        )
         self._tasks = TaskSupervisor("gateway")
         self._http_upstream = HttpUpstream(settings.upstream_timeout_seconds)
         self._grpc_upstream = GrpcUpstream(settings.upstream_timeout_seconds, settings.max_request_bytes)
         self._nc: NATS | None = None
         self._dataflow: DataflowInvoker | None = None
-        self._http_server: HttpServer | None = None
+        self._http_server: GatewayHttpServer | None = None
         self._grpc_server: grpc.aio.Server | None = None
         self._closed = False
+        self._token_store_: TokenStore | None = None
 
     @property
     def http_url(self) -> str:
-        return f"http://{self.settings.host}:{self.settings.http_port}"
+        scheme = "https" if self.settings.tls_cert is not None else "http"
+        return f"{scheme}://{self.settings.host}:{self.settings.http_port}"
 
     @property
     def grpc_target(self) -> str:
@@ -95,6 +106,9 @@ class App:
 
     async def start(self) -> None:
         settings = self.settings
+        # Unreadable or mismatched TLS files fail the start at once, naming the setting.
+        tls = tls_files(settings.tls_cert, settings.tls_key, field="tls")
+        ssl_context = server_ssl_context(tls) if tls is not None else None
         setup_tracing(SERVICE_NAME)
         tracer = trace.get_tracer("modelplane.gateway")
 
@@ -110,8 +124,6 @@ class App:
                 subjects.KV_INFERENCE_GRAPHS,
             ),
         )
-        bucket = await store.TypedBucket.open(js, subjects.KV_ROUTES, state_pb2.ModelRoute)
-        self._tasks.spawn("route-watcher", RouteWatcher(bucket, self.routes).run())
         experiments = await store.TypedBucket.open(js, subjects.KV_EXPERIMENTS, resources_pb2.Experiment)
         self._tasks.spawn("experiment-watcher", ExperimentWatcher(experiments, self.experiments).run())
         await dataflow_stream.ensure_stream(js)
@@ -131,53 +143,34 @@ class App:
         await dataflow.start()
         self._dataflow = dataflow
 
-        residency = NatsResidency(self._nc, settings.reload_timeout_seconds)
-        self._tasks.spawn("usage-reports", residency.report_usage(settings.usage_report_interval))
-        wakes = WakeSignals(settings.instance_id, lambda model: hold.held(model))
-        hold = RequestHold(
-            self.routes,
-            hold_seconds=settings.hold_seconds,
-            max_held=settings.max_held_per_model,
-            on_first_hold=wakes.wake,
+        plane = DataPlane(settings, self.routes)
+        handler = await plane.start(
+            self._nc, js, self._tasks, self.metrics.load, is_connected=self._connected
         )
-        self._tasks.spawn("wake-signals", wakes.run(self._nc))
-        handler = GatewayHandler(
-            self.routes,
-            RoundRobin(),
-            retries=settings.retries,
-            is_connected=self._connected,
-            residency=residency,
-            hold=hold,
-        )
-        self.metrics.watch(handler.in_flight, hold.all_held)
-        self._tasks.spawn(
-            "load-signals",
-            publish_loop(
-                self._nc,
-                self.metrics.load,
-                handler.in_flight,
-                hold.all_held,
-                settings.instance_id,
-                settings.load_report_interval,
-            ),
-        )
+        self.metrics.watch(handler.in_flight, plane.held)
+        self.metrics.watch_held_bytes(self.held_bytes.by_model)
+        access = Access(await self._token_store(js) if settings.auth == "required" else None)
         await self._http_upstream.start()
         router = ExperimentRouter(self.experiments, self.routes)
         self.mirror = Mirror(handler.ready_target)
         self.metrics.watch_mirror(self.mirror.counts)
+        # The one place that decides about a request, whatever its transport (planner.py).
+        planner = RequestPlanner(
+            handler, access=access, experiments=router, dataflow=dataflow, held_bytes=self.held_bytes
+        )
 
         rest = RestAdapter(
-            handler,
+            planner,
             self._http_upstream,
             self.metrics,
             tracer,
-            experiments=router,
             mirror=self.mirror,
-            dataflow=dataflow,
+            cors=CorsPolicy(settings.cors_origins),
+            max_body_bytes=settings.max_request_bytes,
         )
         # OpenAI-compatible routes share the REST server (and its tracing/request-id handling).
-        OpenAIAdapter(handler, self._http_upstream).register(rest.router)
-        self._http_server = HttpServer(
+        OpenAIAdapter(planner, self._http_upstream, self.mirror).register(rest.router)
+        self._http_server = GatewayHttpServer(
             rest.serve,
             HttpLimits(
                 max_body_bytes=settings.max_request_bytes,
@@ -190,6 +183,8 @@ class App:
                 body_timeout_seconds=settings.body_timeout_seconds,
                 max_connections=settings.max_connections,
             ),
+            admit=rest.admit,
+            ssl_context=ssl_context,
         )
         await self._http_server.start(settings.host, settings.http_port)
 
@@ -200,25 +195,33 @@ class App:
             ]
         )
         oip_grpc.add_GRPCInferenceServiceServicer_to_server(
-            InferenceServicer(
-                handler,
-                self._grpc_upstream,
-                self.metrics,
-                tracer,
-                experiments=router,
-                mirror=self.mirror,
-                dataflow=dataflow,
-            ),
+            InferenceServicer(planner, self._grpc_upstream, self.metrics, tracer, mirror=self.mirror),
             self._grpc_server,
         )
-        self._grpc_server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
+        address = f"{settings.host}:{settings.grpc_port}"
+        if tls is not None:
+            self._grpc_server.add_secure_port(address, grpc_server_credentials(tls))
+        else:
+            self._grpc_server.add_insecure_port(address)
         await self._grpc_server.start()
         log.info(
             "gateway_listening",
             http=self.http_url,
             grpc=self.grpc_target,
             balancer=RoundRobin().describe(),
+            auth=settings.auth,
+            tls=tls is not None,
+            cors_origins=len(settings.cors_origins),
         )
+
+    async def _token_store(self, js: JetStreamContext) -> TokenStore:
+        """The api's tokens (hashed), read from their KV bucket and kept current by a watch;
+        the gateway only reads them (its NATS user may not write the bucket, so it does not
+        create it either: `up` and the api do, before the gateway needs it)."""
+        tokens = await TokenStore.open(js)
+        self._token_store_ = tokens
+        await tokens.start()
+        return tokens
 
     async def close(self) -> None:
         if self._closed:
@@ -230,6 +233,8 @@ class App:
         if self._http_server is not None:
             await self._http_server.stop(self.settings.grpc_grace_seconds)
         await self._tasks.close()
+        if self._token_store_ is not None:
+            await self._token_store_.close()
         if self._dataflow is not None:
             await self._dataflow.close()
         if self.mirror is not None:

@@ -28,6 +28,7 @@ import numpy as np
 import orjson
 
 from modelplane.libs.errors import InvalidError, PermanentError
+from modelplane.libs.http1.messages import HttpRequest
 from modelplane.services.gateway.validation import flat_data
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -181,3 +182,41 @@ def encode_outputs(response: dict[str, Any], wanted: Callable[[str], bool]) -> t
         return None
     header = orjson.dumps(response)
     return b"".join((header, *chunks)), len(header)
+
+
+class BinaryRequest:
+    """An infer request that uses the binary tensor extension, in the two forms a replica may get."""
+
+    def __init__(
+        self,
+        request: HttpRequest,
+        parsed: dict[str, Any],
+        json_length: int | None,
+        outputs: Callable[[str], bool] | None,
+    ) -> None:
+        self._request = request
+        self._parsed = parsed
+        self._json_length = json_length
+        self.outputs = outputs
+        self._translated: bytes | None = None
+
+    def as_sent(self, forwarded: dict[str, str]) -> tuple[dict[str, str], bytes]:
+        """Headers and body for a replica that speaks the extension: the client's own bytes."""
+        if self._json_length is None:
+            return forwarded, self._request.body
+        headers = {**forwarded, HEADER_LENGTH.lower(): str(self._json_length)}
+        content_type = self._request.headers.get("content-type")
+        if content_type:
+            headers["content-type"] = content_type
+        return headers, self._request.body
+
+    def translated(self) -> bytes:
+        """The body as plain JSON, binary inputs moved into ``data`` (computed once)."""
+        if self._translated is None:
+            body = self._request.body
+            if self._json_length is not None and decode_inputs(
+                self._parsed, memoryview(body)[self._json_length :]
+            ):
+                body = orjson.dumps(self._parsed)
+            self._translated = body
+        return self._translated

@@ -44,6 +44,19 @@ PIPELINE_SUFFIX: Final = ".pipeline"
 GRAPH_SUFFIX: Final = ".graph"
 
 
+class PayloadTooLargeError(InvalidError):
+    """A request larger than one NATS message may be: sending it again cannot help (413)."""
+
+    http_status = 413
+    grpc_code_name = "RESOURCE_EXHAUSTED"
+
+
+def message_size(body: bytes, headers: Mapping[str, str]) -> int:
+    """Bytes NATS counts against its payload limit: the body plus the header block
+    (``NATS/1.0\r\n``, one ``name: value\r\n`` per header, a closing ``\r\n``)."""
+    return len(body) + 12 + sum(len(k) + len(v) + 4 for k, v in headers.items())
+
+
 def flow_of(name: str) -> tuple[str, str] | None:
     """(kind, name) when ``name`` addresses a pipeline or a graph, else None."""
     if name.endswith(PIPELINE_SUFFIX):
@@ -164,6 +177,15 @@ class DataflowInvoker:
         out[dataflow_stream.MSG_ID] = dataflow_stream.request_msg_id(kind, name, request_id)
         out[dataflow_stream.DEADLINE] = f"{time.time() + timeout:.3f}"
         out[dataflow_stream.REPLY_TO] = f"{self._inbox}.{request_id}"
+        # Over the server's limit the publish would fail the same way every time: not a 503 to
+        # retry but the client's 413 (the request never enters the stream).
+        limit = self._nc.max_payload
+        size = message_size(body, out)
+        if limit and size > limit:
+            raise PayloadTooLargeError(
+                f"{kind} {name}: the request is {size} bytes; pipeline and inference-graph requests "
+                f"travel as one NATS message of at most {limit} bytes (the server's max_payload)"
+            )
         waiter: asyncio.Future[FlowAnswer] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = waiter
         try:

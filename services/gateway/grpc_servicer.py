@@ -19,7 +19,6 @@ import structlog
 from opentelemetry import trace
 
 from modelplane.libs import v2_json
-from modelplane.libs.dataplane.handler import GatewayHandler
 from modelplane.libs.errors import ModelplaneError
 from modelplane.libs.logs import log_scope
 from modelplane.libs.routes import RouteEndpoint
@@ -27,23 +26,17 @@ from modelplane.libs.telemetry import inject_context, server_span
 from modelplane.proto import open_inference_pb2 as oip
 from modelplane.proto import open_inference_pb2_grpc as oip_grpc
 from modelplane.services.gateway.converters import input_headers_from_proto
-from modelplane.services.gateway.dataflow import (
-    GRAPH,
-    DataflowInvoker,
-    answer_error,
-    flow_of,
-    graph_answer_as_v2,
-)
-from modelplane.services.gateway.experiments import ROUTE_HEADER, ExperimentRouter, ExperimentTable
+from modelplane.services.gateway.dataflow import GRAPH, answer_error, flow_of, graph_answer_as_v2
+from modelplane.services.gateway.experiments import ROUTE_HEADER
 from modelplane.services.gateway.metrics import UNKNOWN_MODEL, GatewayMetrics
 from modelplane.services.gateway.mirroring import Mirror, grpc_infer_copy
+from modelplane.services.gateway.planner import Inbound, RequestPlanner
 from modelplane.services.gateway.upstream_grpc import GrpcUpstream
 from modelplane.services.gateway.validation import validate_inputs
 
 log = structlog.get_logger(__name__)
 
 REQUEST_ID_KEY = "x-request-id"
-SELDON_MODEL_KEY = "seldon-model"
 PROTOCOL = "grpc"
 
 T = TypeVar("T")
@@ -62,19 +55,17 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
 
     def __init__(
         self,
-        handler: GatewayHandler,
+        planner: RequestPlanner,
         upstream: GrpcUpstream,
         metrics: GatewayMetrics,
         tracer: trace.Tracer,
-        experiments: ExperimentRouter | None = None,
         mirror: Mirror | None = None,
-        dataflow: DataflowInvoker | None = None,
     ) -> None:
-        self._handler = handler
+        # Auth, experiments, flows and the bounded hold are decided there (planner.py).
+        self._planner = planner
+        self._handler = planner.handler
         # Pipelines and inference graphs (dataflow.py); None: the gateway serves models only.
-        self._dataflow = dataflow
-        # Experiments (experiments.py): which candidate serves, and the mirror copy, if any.
-        self._experiments = experiments if experiments is not None else ExperimentRouter(ExperimentTable())
+        self._dataflow = planner.dataflow
         self._mirror = mirror
         self._upstream = upstream
         self._metrics = metrics
@@ -96,8 +87,12 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
         context: grpc.aio.ServicerContext,
         work: Callable[[dict[str, str]], Awaitable[T]],
         metric_model: Callable[[], str] | None = None,
+        *,
+        open: bool = False,
     ) -> T:
-        """Run ``work`` and map its failure to a gRPC status (abort raises out of here)."""
+        """Run ``work`` and map its failure to a gRPC status (abort raises out of here).
+
+        ``open`` calls (the health probes) need no token when the gateway requires auth."""
         metadata = _metadata(context)
         started = time.perf_counter()
         code = grpc.StatusCode.OK
@@ -105,6 +100,9 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
         result: T | None = None
         with self._span(method, metadata) as span:
             try:
+                if not open:
+                    # The one auth check of a gRPC call (the planner decides: access.py).
+                    await self._planner.authenticate(metadata)
                 result = await work(metadata)
             except ModelplaneError as exc:
                 code, details = grpc.StatusCode[exc.grpc_code_name], str(exc)
@@ -131,7 +129,7 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
         return list(carrier.items())
 
     def _name(self, requested: str, metadata: dict[str, str]) -> str:
-        return self._handler.model_name(requested, metadata.get(SELDON_MODEL_KEY))
+        return self._planner.model_name(requested, metadata)
 
     # ---- methods ------------------------------------------------------------------------------
     async def ServerLive(
@@ -140,7 +138,7 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
         async def work(_: dict[str, str]) -> oip.ServerLiveResponse:
             return oip.ServerLiveResponse(live=self._handler.live())
 
-        return await self._run("ServerLive", context, work)
+        return await self._run("ServerLive", context, work, open=True)
 
     async def ServerReady(
         self, request: oip.ServerReadyRequest, context: grpc.aio.ServicerContext
@@ -148,7 +146,7 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
         async def work(_: dict[str, str]) -> oip.ServerReadyResponse:
             return oip.ServerReadyResponse(ready=self._handler.ready())
 
-        return await self._run("ServerReady", context, work)
+        return await self._run("ServerReady", context, work, open=True)
 
     async def ServerMetadata(
         self, request: oip.ServerMetadataRequest, context: grpc.aio.ServicerContext
@@ -218,29 +216,25 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
 
         async def work(metadata: dict[str, str]) -> oip.ModelInferResponse:
             nonlocal label
-            routed = self._experiments.route(self._name(request.model_name, metadata), metadata)
-            name = routed.model
-            if routed.route_header is not None:
-                await context.send_initial_metadata(((ROUTE_HEADER, routed.route_header),))
-            flow = flow_of(name)
-            if flow is not None and self._dataflow is not None:
-                if self._dataflow.knows(*flow):
-                    label = name
-                return await self._flow_infer(request, *flow, mirror=routed.mirror)
-            if self._handler.knows(name):
-                label = name
+            plan = await self._planner.plan(Inbound(request.model_name, metadata, request.model_version))
+            label = plan.metric_label
+            if plan.route_header is not None:
+                await context.send_initial_metadata(((ROUTE_HEADER, plan.route_header),))
+            if plan.flow is not None:
+                return await self._flow_infer(request, *plan.flow, mirror=plan.mirror)
+            name = plan.name
             with log_scope(model=name):
                 self._handler.check_known(name, request.model_version)
                 validate_inputs(input_headers_from_proto(request))
                 # Held (bounded) while the model has no ready replica: bad inputs are refused first.
-                target = await self._handler.wait_ready_target(name, request.model_version)
+                target = await self._planner.target(name, request.model_version, request.ByteSize())
                 # Rewritten in place: the request is ours, and copying would copy the tensors.
                 request.model_name = target.server_model_name
                 request.model_version = ""
                 upstream_metadata = self._upstream_metadata(metadata)
-                if routed.mirror is not None and self._mirror is not None:
+                if plan.mirror is not None and self._mirror is not None:
                     copy = grpc_infer_copy(self._handler, self._upstream, request, upstream_metadata)
-                    self._mirror.send(routed.mirror, copy)
+                    self._mirror.send(plan.mirror, copy)
 
                 async def call(endpoint: RouteEndpoint) -> oip.ModelInferResponse:
                     trace.get_current_span().set_attribute("modelplane.replica", endpoint.replica)

@@ -55,6 +55,10 @@ class GatewayMetrics:
         """Report in-flight and held requests from these sources at every scrape."""
         self.registry.register(_LiveCounts(in_flight, held))
 
+    def watch_held_bytes(self, held_bytes: Callable[[], dict[str, int]]) -> None:
+        """Report the bytes held for held requests, per model (``HeldBytes.by_model``), at every scrape."""
+        self.registry.register(_HeldBytes(held_bytes))
+
     def watch_mirror(self, counts: Callable[[], dict[str, int]]) -> None:
         """Report the mirror's copies by result (``Mirror.counts``) at every scrape."""
         self.registry.register(_MirrorCounts(counts))
@@ -110,6 +114,23 @@ class _LiveCounts(Collector):
         for model, count in sorted(self._held().items()):
             held.add_metric([model], count)
         yield held
+
+
+class _HeldBytes(Collector):
+    """Bytes reserved for held requests, per model, read at scrape time."""
+
+    def __init__(self, held_bytes: Callable[[], dict[str, int]]) -> None:
+        self._held_bytes = held_bytes
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "modelplane_gateway_held_bytes",
+            "Bytes of request bodies held for models with no ready replica (bounded per model and in total).",
+            labels=["model"],
+        )
+        for model, size in sorted(self._held_bytes().items()):
+            family.add_metric([model], size)
+        yield family
 
 
 class _MirrorCounts(Collector):

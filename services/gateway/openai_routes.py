@@ -38,7 +38,7 @@ import structlog
 from opentelemetry import trace
 
 from modelplane.libs.dataplane.balancers import RequestHint
-from modelplane.libs.dataplane.handler import GatewayHandler, ModelNotResidentError, Target
+from modelplane.libs.dataplane.handler import ModelNotResidentError, Target
 from modelplane.libs.dataplane.upstream_http import (
     HttpStream,
     HttpUpstream,
@@ -55,8 +55,12 @@ from modelplane.libs.http1.messages import HttpRequest, HttpResponse, Response, 
 from modelplane.libs.http1.router import Params, Router
 from modelplane.libs.logs import log_scope
 from modelplane.libs.routes import RouteEndpoint
+from modelplane.services.gateway.held_bytes import Reservation
+from modelplane.services.gateway.http_admission import RESERVATION
 from modelplane.services.gateway.metrics import UNKNOWN_MODEL
-from modelplane.services.gateway.rest import METRIC_MODEL, RestRoute, json_response
+from modelplane.services.gateway.mirroring import Mirror
+from modelplane.services.gateway.planner import Inbound, RequestPlanner
+from modelplane.services.gateway.rest import METRIC_MODEL, ROUTE_STATE, RestRoute, json_response
 from modelplane.services.gateway.validation import load_json_object
 
 log = structlog.get_logger(__name__)
@@ -182,9 +186,12 @@ async def _buffered(reply: HttpStream) -> HttpResponse:
 class OpenAIAdapter:
     """The OpenAI-compatible routes of the gateway (registered on the REST router)."""
 
-    def __init__(self, handler: GatewayHandler, upstream: HttpUpstream) -> None:
-        self._handler = handler
+    def __init__(self, planner: RequestPlanner, upstream: HttpUpstream, mirror: Mirror | None = None) -> None:
+        # Auth, experiments and the bounded hold are decided there (planner.py), as for V2.
+        self._planner = planner
+        self._handler = planner.handler
         self._upstream = upstream
+        self._mirror = mirror
 
     def register(self, router: Router[RestRoute]) -> None:
         """Add the routes under every prefix of ``PATH_PREFIXES`` to ``router``."""
@@ -203,17 +210,45 @@ class OpenAIAdapter:
         async def relay(request: HttpRequest, params: Params) -> Response:
             body, name = parse_body(request.body)
             request.state[METRIC_MODEL] = UNKNOWN_MODEL
-            model, adapter = split_adapter(name, self._handler.knows)
+            # Experiments and mirrors apply as for V2: the body's model is the requested name.
+            plan = await self._planner.plan(Inbound(name, request.headers))
+            if plan.route_header is not None:
+                request.state[ROUTE_STATE] = plan.route_header
+            model, adapter = split_adapter(plan.name, self._handler.knows)
             request.state[METRIC_MODEL] = model
             with log_scope(model=model, adapter=adapter or None):
-                target = await self._handler.wait_ready_target(model)
+                reserved = request.state.get(RESERVATION)
+                target = await self._planner.target(
+                    model, None, len(request.body), reserved if isinstance(reserved, Reservation) else None
+                )
                 if adapter and not any(adapter in e.adapters for e in target.endpoints):
                     raise NotFoundError(f"model {model} has no adapter {adapter}", field="model")
+                path = REPLICA_PREFIX + operation.path
+                if plan.mirror is not None and self._mirror is not None:
+                    self._send_mirror(request, plan.mirror, path, body)
                 body["model"] = adapter or target.server_model_name
                 hint = RequestHint(prefix=operation.prefix_of(body), adapter=adapter)
-                return await self._relay(request, target, REPLICA_PREFIX + operation.path, body, hint)
+                return await self._relay(request, target, path, body, hint)
 
         return relay
+
+    def _send_mirror(self, request: HttpRequest, mirror: str, path: str, body: dict[str, Any]) -> None:
+        """A copy of the request to the experiment's mirror model; its answer is read and dropped."""
+        assert self._mirror is not None
+        headers = forwarded_headers(request.headers)
+        copy = dict(body)
+
+        async def send(to: Target) -> object:
+            copy["model"] = to.server_model_name
+            payload = orjson.dumps(copy)
+            return await self._handler.forward(
+                to,
+                lambda endpoint: self._upstream.request(
+                    "POST", endpoint, path, headers=headers, body=payload, timeout=to.timeout_seconds
+                ),
+            )
+
+        self._mirror.send(mirror, send)
 
     async def _relay(
         self, request: HttpRequest, target: Target, path: str, body: dict[str, Any], hint: RequestHint

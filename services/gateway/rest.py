@@ -28,11 +28,7 @@ import orjson
 import structlog
 from opentelemetry import trace
 
-from modelplane.libs.dataplane.handler import (
-    GatewayHandler,
-    Target,
-)
-from modelplane.libs.dataplane.routing import RouteTable
+from modelplane.libs.dataplane.handler import Target
 from modelplane.libs.dataplane.upstream_http import (
     REQUEST_ID_HEADER,
     HttpReply,
@@ -41,23 +37,27 @@ from modelplane.libs.dataplane.upstream_http import (
     forwarded_headers,
 )
 from modelplane.libs.errors import InvalidError, ModelplaneError, NotFoundError, RetryableError
-from modelplane.libs.http1.messages import HttpRequest, HttpResponse, Response
+from modelplane.libs.http1.messages import Headers, HttpRequest, HttpResponse, Response
 from modelplane.libs.http1.router import MethodNotAllowed, Params, Router
 from modelplane.libs.logs import log_scope
 from modelplane.libs.routes import RouteEndpoint
 from modelplane.libs.telemetry import server_span
 from modelplane.services.gateway import binary_tensors, kserve_v1
-from modelplane.services.gateway.dataflow import GRAPH, PIPELINE, DataflowInvoker, flow_of
-from modelplane.services.gateway.experiments import ROUTE_HEADER, ExperimentRouter, ExperimentTable
+from modelplane.services.gateway.binary_tensors import BinaryRequest
+from modelplane.services.gateway.cors import CorsPolicy
+from modelplane.services.gateway.dataflow import GRAPH, PIPELINE, flow_of
+from modelplane.services.gateway.experiments import ROUTE_HEADER
+from modelplane.services.gateway.held_bytes import Reservation
+from modelplane.services.gateway.http_admission import RESERVATION
 from modelplane.services.gateway.metrics import UNKNOWN_MODEL, GatewayMetrics
 from modelplane.services.gateway.mirroring import Mirror
 from modelplane.services.gateway.model_list import list_models
+from modelplane.services.gateway.planner import Inbound, Plan, RequestPlanner
 from modelplane.services.gateway.replica_extensions import BINARY_TENSOR_DATA, ReplicaExtensions
 from modelplane.services.gateway.validation import load_json_object, validate_infer_json
 
 log = structlog.get_logger(__name__)
 
-SELDON_MODEL_HEADER = "seldon-model"
 PROTOCOL = "rest"
 JSON: Final = "application/json"
 # Server model names whose V1 input name is remembered (bounded; cleared when full).
@@ -69,7 +69,10 @@ _METADATA_TIMEOUT: Final = 5.0
 # HttpRequest.state keys: the model label of an inference request (set only on infer routes)
 # and the x-seldon-route value of a request an experiment routed.
 METRIC_MODEL: Final = "metric_model"
-_ROUTE: Final = "seldon_route"
+ROUTE_STATE: Final = "seldon_route"
+
+# WWW-Authenticate of a 401 (RFC 6750).
+_CHALLENGE: Final = 'Bearer realm="modelplane-gateway"'
 
 Endpoint = Callable[[HttpRequest, Params], Awaitable[Response]]
 
@@ -97,44 +100,6 @@ def _reply_response(reply: HttpReply) -> HttpResponse:
     return HttpResponse(reply.status, reply.body, headers)
 
 
-class _BinaryRequest:
-    """An infer request that uses the binary tensor extension, in the two forms a replica may get."""
-
-    def __init__(
-        self,
-        request: HttpRequest,
-        parsed: dict[str, Any],
-        json_length: int | None,
-        outputs: Callable[[str], bool] | None,
-    ) -> None:
-        self._request = request
-        self._parsed = parsed
-        self._json_length = json_length
-        self.outputs = outputs
-        self._translated: bytes | None = None
-
-    def as_sent(self, forwarded: dict[str, str]) -> tuple[dict[str, str], bytes]:
-        """Headers and body for a replica that speaks the extension: the client's own bytes."""
-        if self._json_length is None:
-            return forwarded, self._request.body
-        headers = {**forwarded, _HEADER_LENGTH: str(self._json_length)}
-        content_type = self._request.headers.get("content-type")
-        if content_type:
-            headers["content-type"] = content_type
-        return headers, self._request.body
-
-    def translated(self) -> bytes:
-        """The body as plain JSON, binary inputs moved into ``data`` (computed once)."""
-        if self._translated is None:
-            body = self._request.body
-            if self._json_length is not None and binary_tensors.decode_inputs(
-                self._parsed, memoryview(body)[self._json_length :]
-            ):
-                body = orjson.dumps(self._parsed)
-            self._translated = body
-        return self._translated
-
-
 @dataclass(frozen=True, slots=True)
 class RestRoute:
     """One route: its endpoint, how its errors are shaped, and its metrics protocol label."""
@@ -142,6 +107,9 @@ class RestRoute:
     endpoint: Endpoint
     errors: Callable[[ModelplaneError], HttpResponse] = error_response
     protocol: str = PROTOCOL
+    # Open routes need no token when the gateway requires auth: health probes and /metrics,
+    # which load balancers and Prometheus call without one.
+    open: bool = False
 
 
 class RestAdapter:
@@ -149,31 +117,30 @@ class RestAdapter:
 
     def __init__(
         self,
-        handler: GatewayHandler,
+        planner: RequestPlanner,
         upstream: HttpUpstream,
         metrics: GatewayMetrics,
         tracer: trace.Tracer,
-        routes: RouteTable | None = None,
-        experiments: ExperimentRouter | None = None,
         mirror: Mirror | None = None,
-        dataflow: DataflowInvoker | None = None,
+        cors: CorsPolicy | None = None,
+        max_body_bytes: int = 100 * 1024 * 1024,
     ) -> None:
-        self._handler = handler
+        self._max_body_bytes = max_body_bytes
+        # Auth, experiments, flows and the bounded hold are decided there (planner.py).
+        self._planner = planner
+        self._handler = planner.handler
         # Pipelines and inference graphs (dataflow.py); None: the gateway serves models only.
-        self._dataflow = dataflow
-        # Experiments (experiments.py): which candidate serves, and the mirror copy, if any.
-        self._experiments = experiments if experiments is not None else ExperimentRouter(ExperimentTable())
+        self._dataflow = planner.dataflow
         self._mirror = mirror
+        self._cors = cors if cors is not None else CorsPolicy(())
         self._upstream = upstream
         self._metrics = metrics
         self._tracer = tracer
-        self._routes: RouteTable = routes if routes is not None else handler.routes
+        self._routes = self._handler.routes
         self._v1_input_names: dict[str, str] = {}
         self._extensions = ReplicaExtensions(self._server_metadata_of)
         self.router: Router[RestRoute] = Router()
         for method, template, endpoint in (
-            ("GET", "/v2/health/live", self.live),
-            ("GET", "/v2/health/ready", self.ready),
             ("GET", "/v2", self.server_metadata),
             ("GET", "/v2/models", self.list_models),
             ("GET", "/v2/models/{model}", self.model_metadata),
@@ -186,13 +153,75 @@ class RestAdapter:
             ("POST", "/graphs/{graph}", self.graph_infer),
             ("GET", "/v1/models/{model}", self.v1_model_ready),
             ("POST", "/v1/models/{model}:predict", self.v1_predict),
-            ("GET", "/metrics", self.metrics),
         ):
             self.router.add(method, template, RestRoute(endpoint))
+        for template, endpoint in (
+            ("/v2/health/live", self.live),
+            ("/v2/health/ready", self.ready),
+            ("/metrics", self.metrics),
+        ):
+            self.router.add("GET", template, RestRoute(endpoint, open=True))
 
     # ---- cross-cutting ------------------------------------------------------------------------
     async def serve(self, request: HttpRequest) -> Response:
-        """The HTTP server's handler: route, trace, map errors, count."""
+        """The HTTP server's handler: cross-origin policy, route, auth, trace, map errors, count."""
+        try:
+            return await self._serve_allowed(request)
+        finally:
+            # Bytes the server reserved before reading a held request's body (http_admission.py).
+            reserved = request.state.pop(RESERVATION, None)
+            if isinstance(reserved, Reservation):
+                reserved.release()
+
+    def admit(self, method: str, target: str, headers: Headers) -> Reservation | HttpResponse | None:
+        """Looked at once a request's head arrived, before its body is read (http_admission.py):
+        a foreign origin (403) or a missing token (401) is refused unread, and a model infer that
+        would be held reserves its declared size, or gets 503 unread."""
+        refused = self._cors.refusal_for(headers)
+        if refused is not None:
+            refused.headers["connection"] = "close"
+            return refused
+        found = self.router.match(method, target.partition("?")[0])
+        if found is None or isinstance(found, MethodNotAllowed):
+            return None
+        if not found.endpoint.open:
+            try:
+                self._planner.precheck(headers)
+            except ModelplaneError as exc:
+                response = found.endpoint.errors(exc)
+                response.headers["www-authenticate"] = _CHALLENGE
+                response.headers["connection"] = "close"
+                return response
+        endpoint = found.endpoint.endpoint
+        if endpoint not in (self.infer, self.v1_predict):
+            return None
+        model = self._planner.held_model(Inbound(found.params["model"], headers, found.params.get("version")))
+        if model is None:
+            return None
+        try:
+            declared = int(headers.get("content-length") or "")
+        except ValueError:
+            # Chunked: the size is unknown until read, so the largest body is reserved.
+            declared = self._max_body_bytes
+        try:
+            return self._planner.held_bytes.reserve(model, declared)
+        except ModelplaneError as exc:
+            log.warning("held_bytes_refused", model=model, bytes=declared, error=str(exc))
+            response = error_response(exc)
+            response.headers["connection"] = "close"
+            return response
+
+    async def _serve_allowed(self, request: HttpRequest) -> Response:
+        refused = self._cors.refusal(request)
+        if refused is not None:
+            return refused
+        if self._cors.is_preflight(request):
+            return self._cors.preflight(request)
+        response = await self._serve_routed(request)
+        self._cors.decorate(request, response)
+        return response
+
+    async def _serve_routed(self, request: HttpRequest) -> Response:
         found = self.router.match(request.method, request.raw_path)
         if found is None:
             return json_response({"error": f"no route for {request.method} {request.path}"}, 404)
@@ -210,6 +239,9 @@ class RestAdapter:
             server_span(self._tracer, f"{request.method} {found.template}", request.headers) as span,
         ):
             try:
+                if not route.open:
+                    # The one auth check of a REST request (the planner decides: access.py).
+                    await self._planner.authenticate(request.headers)
                 response = await route.endpoint(request, found.params)
             except ModelplaneError as exc:
                 if exc.http_status >= 500:
@@ -219,7 +251,9 @@ class RestAdapter:
                 log.exception("request_crashed", path=request.path)
                 response = json_response({"error": "internal error"}, status=500)
             response.headers[REQUEST_ID_HEADER] = request_id
-            routed = request.state.get(_ROUTE)
+            if response.status == HTTPStatus.UNAUTHORIZED:
+                response.headers["www-authenticate"] = _CHALLENGE
+            routed = request.state.get(ROUTE_STATE)
             if routed is not None:
                 response.headers[ROUTE_HEADER] = str(routed)
             span.set_attribute("http.response.status_code", response.status)
@@ -231,7 +265,23 @@ class RestAdapter:
         return response
 
     def _model_name(self, request: HttpRequest, params: Params) -> str:
-        return self._handler.model_name(params["model"], request.headers.get(SELDON_MODEL_HEADER))
+        return self._planner.model_name(params["model"], request.headers)
+
+    async def _plan(self, request: HttpRequest, requested: str, version: str | None = None) -> Plan:
+        """The planner's decision for an inference request, its label and route header noted."""
+        request.state[METRIC_MODEL] = UNKNOWN_MODEL
+        plan = await self._planner.plan(Inbound(requested, request.headers, version))
+        request.state[METRIC_MODEL] = plan.metric_label
+        if plan.route_header is not None:
+            request.state[ROUTE_STATE] = plan.route_header
+        return plan
+
+    async def _target(self, request: HttpRequest, model: str, version: str | None) -> Target:
+        """The model's ready target, held (bounded in bytes too) while it has none."""
+        reserved = request.state.get(RESERVATION)
+        return await self._planner.target(
+            model, version, len(request.body), reserved if isinstance(reserved, Reservation) else None
+        )
 
     async def _call_replica(
         self, request: HttpRequest, target: Target, method: str, suffix: str, body: bytes | None
@@ -282,14 +332,10 @@ class RestAdapter:
         return json_response({"models": [m.to_json() for m in list_models(self._routes)]})
 
     async def infer(self, request: HttpRequest, params: Params) -> HttpResponse:
-        routed = self._experiments.route(self._model_name(request, params), request.headers)
-        name = routed.model
-        if routed.route_header is not None:
-            request.state[_ROUTE] = routed.route_header
-        flow = flow_of(name)
-        if flow is not None and self._dataflow is not None:
-            return await self._flow_infer(request, *flow, mirror=routed.mirror)
-        request.state[METRIC_MODEL] = name if self._handler.knows(name) else UNKNOWN_MODEL
+        plan = await self._plan(request, params["model"], params.get("version"))
+        if plan.flow is not None:
+            return await self._flow_infer(request, *plan.flow, mirror=plan.mirror)
+        name = plan.name
         with log_scope(model=name):
             self._handler.check_known(name, params.get("version"))
             body = request.body
@@ -297,17 +343,20 @@ class RestAdapter:
                 request.headers.get(binary_tensors.HEADER_LENGTH), len(body)
             )
             parsed = validate_infer_json(body, json_length)
-            # Held (bounded) while the model has no ready replica: a bad body is refused first.
-            target = await self._handler.wait_ready_target(name, params.get("version"))
             binary_outputs = binary_tensors.binary_output_choice(parsed)
             if json_length is None and binary_outputs is None:
-                # Plain JSON, the common case: the body goes to the replica as it came.
-                if routed.mirror is not None and self._mirror is not None:
-                    self._send_mirror(request, routed.mirror, body)
+                # Plain JSON, the common case: the body goes to the replica as it came. The
+                # parsed copy is dropped before a hold, so a held request holds its body once.
+                del parsed
+                # Held (bounded) while the model has no ready replica: a bad body is refused first.
+                target = await self._target(request, name, params.get("version"))
+                if plan.mirror is not None and self._mirror is not None:
+                    self._send_mirror(request, plan.mirror, body)
                 return _reply_response(await self._call_replica(request, target, "POST", "/infer", body))
-            binary = _BinaryRequest(request, parsed, json_length, binary_outputs)
-            if routed.mirror is not None and self._mirror is not None:
-                self._send_mirror(request, routed.mirror, binary.translated())
+            target = await self._target(request, name, params.get("version"))
+            binary = BinaryRequest(request, parsed, json_length, binary_outputs)
+            if plan.mirror is not None and self._mirror is not None:
+                self._send_mirror(request, plan.mirror, binary.translated())
             return await self._infer_binary(request, target, binary)
 
     async def pipeline_infer(self, request: HttpRequest, params: Params) -> HttpResponse:
@@ -353,7 +402,7 @@ class RestAdapter:
         self._mirror.send(mirror, lambda to: self._call_replica(request, to, "POST", "/infer", body))
 
     async def _infer_binary(
-        self, request: HttpRequest, target: Target, binary: _BinaryRequest
+        self, request: HttpRequest, target: Target, binary: BinaryRequest
     ) -> HttpResponse:
         """A request using the binary tensor extension: passed through as it is to replicas
         whose server declares the extension, translated to and from JSON for the others."""
@@ -408,7 +457,7 @@ class RestAdapter:
         with log_scope(model=name):
             self._handler.check_known(name)
             tensor = kserve_v1.parse_instances(request.body)
-            target = await self._handler.wait_ready_target(name)
+            target = await self._target(request, name, None)
             input_name = await self._v1_input_name(request, target)
             body = orjson.dumps(tensor.v2_request(input_name))
             reply = await self._call_replica(request, target, "POST", "/infer", body)

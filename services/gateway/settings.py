@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from modelplane.libs.dataplane.settings import DataPlaneSettings
 
@@ -116,3 +120,62 @@ class GatewaySettings(DataPlaneSettings):
             "call: a pipeline makes several, each possibly held while its model scales from zero."
         ),
     )
+    auth: Literal["off", "required"] = Field(
+        "off",
+        description=(
+            "off: anyone who reaches the gateway may run inference (local `up`'s default, as"
+            " Seldon, KServe and KubeAI ship). required: every route but the health probes and"
+            " /metrics needs a bearer token of role inference or admin (401 without, 403 for"
+            " another role), checked against the api's token bucket."
+        ),
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Browser origins (scheme://host[:port], or *) allowed to call the gateway cross-origin;"
+            " their preflights are answered and their answers carry CORS headers. Empty: a request"
+            " whose Origin is not the gateway's own is 403, so a web page cannot use it."
+            " JSON list or comma-separated."
+        ),
+    )
+    max_held_bytes_per_model: int = Field(
+        256 * 1024 * 1024,
+        ge=0,
+        description=(
+            "Bytes of request bodies held for one model with no ready replica (scaled to zero,"
+            " loading); beyond it 503 with Retry-After, refused before the body is read when it"
+            " declares its length. 256 MiB fits a laptop."
+        ),
+    )
+    max_held_bytes: int = Field(
+        512 * 1024 * 1024,
+        ge=0,
+        description=(
+            "Bytes of request bodies held over all models with no ready replica; beyond it 503"
+            " with Retry-After. 512 MiB bounds the gateway's memory on a laptop."
+        ),
+    )
+    tls_cert: Path | None = Field(
+        None,
+        description="PEM certificate (chain) to serve REST and gRPC over TLS; with tls_key. Unset: plain TCP.",
+    )
+    tls_key: Path | None = Field(
+        None,
+        description="PEM private key of tls_cert (keep it 0600).",
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        # "a,b" from the environment as well as a JSON list.
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> GatewaySettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: set both or neither")
+        return self

@@ -21,9 +21,20 @@ import pytest
 from aiohttp import web
 from nats.js import JetStreamContext
 
+from modelplane.libs import subjects
 from modelplane.libs.embedded_nats import EmbeddedNats, free_port
-from modelplane.libs.resources.types import LoadBalancing
+from modelplane.libs.resources.convert import experiment_to_pb
+from modelplane.libs.resources.types import (
+    Experiment,
+    ExperimentCandidate,
+    ExperimentMirror,
+    ExperimentSpec,
+    LoadBalancing,
+    Meta,
+)
 from modelplane.libs.routes import Route, RouteEndpoint, RouteVersion
+from modelplane.libs.store import TypedBucket
+from modelplane.proto import resources_pb2
 from modelplane.services.gateway.app import App
 from tests.gateway.conftest import eventually, put_route, start_gateway
 
@@ -419,3 +430,50 @@ async def test_bad_bodies_are_400_naming_the_field(gateway: App) -> None:
                 error = (await resp.json())["error"]
                 assert (error["type"], error["param"]) == ("invalid_request_error", param)
                 assert error["message"].startswith(f"{param}: ")
+
+
+async def test_experiments_and_mirrors_apply_to_openai_requests(
+    gateway: App, js: JetStreamContext, stand_ins: list[StandIn]
+) -> None:
+    """A request naming an experiment's default model goes to its candidate (x-seldon-route
+    says which) and a copy goes to its mirror, as for V2 requests."""
+    await _route(
+        js, gateway, Route(model="base", versions=(RouteVersion(1, "base_1", (stand_ins[0].endpoint(0),)),))
+    )
+    await _route(
+        js, gateway, Route(model="cand", versions=(RouteVersion(1, "cand_1", (stand_ins[1].endpoint(0),)),))
+    )
+    await _route(
+        js,
+        gateway,
+        Route(model="shadow", versions=(RouteVersion(1, "shadow_1", (stand_ins[0].endpoint(1),)),)),
+    )
+    experiment = Experiment(
+        meta=Meta(name="ab"),
+        spec=ExperimentSpec(
+            candidates=(ExperimentCandidate("cand", 100),),
+            default="base",
+            mirror=ExperimentMirror("shadow", 100),
+        ),
+    )
+    bucket = await TypedBucket.open(js, subjects.KV_EXPERIMENTS, resources_pb2.Experiment)
+    await bucket.put("ab", experiment_to_pb(experiment))
+
+    async def known() -> bool:
+        return gateway.experiments.with_default("base") is not None
+
+    await eventually(known, STEP_TIMEOUT, "the experiment")
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{gateway.http_url}/v1/completions", json={"model": "base", "prompt": "p"}) as resp,
+    ):
+        answer = await resp.json()
+        assert resp.status == 200, answer
+        assert resp.headers["x-seldon-route"] == ":cand_1:"
+    assert answer["choices"][0]["text"] == "vllm1 model=cand_1 prompt=p"
+
+    async def mirrored() -> bool:
+        return any(body["model"] == "shadow_1" for body in stand_ins[0].received)
+
+    await eventually(mirrored, STEP_TIMEOUT, "the mirror copy")
+    assert not any(body["model"] == "base_1" for body in _received(stand_ins))

@@ -1,0 +1,158 @@
+"""The gateway's one transport-neutral request planner: what a request may do and where it goes.
+
+Design (as MLServer's ``handlers/dataplane.py``): the REST, gRPC and OpenAI adapters only
+translate. Each turns its request into an ``Inbound`` (the name it asks for, its version, its
+headers or metadata) and asks ``RequestPlanner.plan`` once; the ``Plan`` says who is asking
+(auth), which model, pipeline or graph serves (the ``seldon-model`` header, then experiments),
+the ``x-seldon-route`` value to answer with, the mirror to copy to, and the metric label. Then
+``target`` resolves the model's replicas, holding the request (bounded in time, in number and
+in bytes: held_bytes.py) while the model has none ready. Every transport gets the same checks,
+the same experiments and the same mirrors, because there is only this one place that decides.
+
+Auth: each adapter calls ``authenticate`` once per request at its entry, for every route but
+the health probes and /metrics (load balancers and Prometheus carry no token); the decision is
+``Access``'s (access.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from modelplane.libs.auth.tokens import Principal
+from modelplane.libs.dataplane.handler import GatewayHandler, Target
+from modelplane.libs.errors import RetryableError
+from modelplane.services.gateway.access import Access
+from modelplane.services.gateway.dataflow import DataflowInvoker, flow_of
+from modelplane.services.gateway.experiments import ExperimentRouter, ExperimentTable
+from modelplane.services.gateway.held_bytes import HeldBytes, Reservation
+from modelplane.services.gateway.metrics import UNKNOWN_MODEL
+
+SELDON_MODEL_HEADER = "seldon-model"
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One request as its adapter read it: the name it asks for and its headers (lower-case)."""
+
+    requested: str
+    headers: Mapping[str, str]
+    version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Where one request goes and what its answer carries."""
+
+    # The model (or ``<name>.pipeline`` / ``<name>.graph``) that answers, after experiments.
+    name: str
+    # (kind, name) when a pipeline or an inference graph answers; None for a model.
+    flow: tuple[str, str] | None
+    # The metric label: ``name`` when it exists, else the shared "unknown" label.
+    metric_label: str
+    # Value of the x-seldon-route response header; None when no experiment was involved.
+    route_header: str | None = None
+    # Model or ``<name>.pipeline`` to send a fire-and-forget copy to, if any.
+    mirror: str | None = None
+
+
+class RequestPlanner:
+    """Auth, naming, experiments, flows, mirrors and the bounded hold, for every transport."""
+
+    def __init__(
+        self,
+        handler: GatewayHandler,
+        *,
+        access: Access | None = None,
+        experiments: ExperimentRouter | None = None,
+        dataflow: DataflowInvoker | None = None,
+        held_bytes: HeldBytes | None = None,
+    ) -> None:
+        self._handler = handler
+        self._access = access if access is not None else Access(None)
+        self._experiments = experiments if experiments is not None else ExperimentRouter(ExperimentTable())
+        # None: the gateway serves models only (pipelines and graphs are then unknown names).
+        self._dataflow = dataflow
+        self._held_bytes = held_bytes if held_bytes is not None else HeldBytes.unbounded()
+
+    @property
+    def handler(self) -> GatewayHandler:
+        return self._handler
+
+    @property
+    def dataflow(self) -> DataflowInvoker | None:
+        return self._dataflow
+
+    @property
+    def held_bytes(self) -> HeldBytes:
+        return self._held_bytes
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Principal | None:
+        """The caller, when auth is required (401 / 403 raised); None when the gateway is open."""
+        return await self._access.check(headers)
+
+    def precheck(self, headers: Mapping[str, str]) -> None:
+        """What ``authenticate`` can refuse from a request's head alone (no token at all)."""
+        self._access.precheck(headers)
+
+    def model_name(self, requested: str, headers: Mapping[str, str]) -> str:
+        """The name a request asks for: the ``seldon-model`` header wins over the URL/field."""
+        return self._handler.model_name(requested, headers.get(SELDON_MODEL_HEADER))
+
+    async def plan(self, inbound: Inbound) -> Plan:
+        """Where an inference request goes; raises only for an unknown ``x.experiment``.
+
+        The adapters call ``authenticate`` first, once per request, at their entry (every route
+        but the probes needs it, not only those that plan)."""
+        routed = self._experiments.route(self.model_name(inbound.requested, inbound.headers), inbound.headers)
+        name = routed.model
+        flow = flow_of(name)
+        if flow is not None and self._dataflow is not None:
+            known = self._dataflow.knows(*flow)
+        else:
+            flow = None
+            known = self._handler.knows(name)
+        return Plan(
+            name=name,
+            flow=flow,
+            metric_label=name if known else UNKNOWN_MODEL,
+            route_header=routed.route_header,
+            mirror=routed.mirror,
+        )
+
+    def held_model(self, inbound: Inbound) -> str | None:
+        """The model a request would wait for right now (known, no ready replica), else None.
+
+        Asked before a body is read (held_bytes.py reserves its size); no auth here: the
+        request is refused or planned once it is complete."""
+        name = self.model_name(inbound.requested, inbound.headers)
+        try:
+            name = self._experiments.route(name, inbound.headers).model
+        except Exception:  # an unknown experiment is refused later, with the whole request
+            return None
+        if flow_of(name) is not None or not self._handler.knows(name):
+            return None
+        try:
+            self._handler.ready_target(name, inbound.version)
+        except RetryableError:
+            return name
+        except Exception:  # an unknown version: refused later
+            return None
+        return None
+
+    async def target(
+        self, model: str, version: str | None, size: int, reserved: Reservation | None = None
+    ) -> Target:
+        """The model's ready target; while it has none the request is held, its ``size`` bytes
+        counted against the held-bytes bounds (503 with Retry-After beyond them) unless the
+        server reserved them already (``reserved``, taken before the body was read)."""
+        try:
+            return self._handler.ready_target(model, version)
+        except RetryableError:
+            pass
+        if reserved is not None:
+            # Counted once: an experiment may have drawn another cold candidate at the head than
+            # now, the bytes stay under the first one's name (the total is right either way).
+            return await self._handler.wait_ready_target(model, version)
+        with self._held_bytes.reserve(model, size):
+            return await self._handler.wait_ready_target(model, version)
