@@ -14,6 +14,7 @@ registry and never reach this one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -42,8 +43,14 @@ class HttpFetcher:
     in_place = False
 
     def __init__(
-        self, *, connect_timeout: float = CONNECT_TIMEOUT_S, read_timeout: float = READ_TIMEOUT_S
+        self,
+        *,
+        connect_timeout: float = CONNECT_TIMEOUT_S,
+        read_timeout: float = READ_TIMEOUT_S,
+        max_unpacked_bytes: int | None = None,
     ) -> None:
+        # The download itself is capped by the cache's meter; this bounds what an archive unpacks to.
+        self._max_unpacked = max_unpacked_bytes
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=connect_timeout, sock_connect=connect_timeout, sock_read=read_timeout
         )
@@ -82,7 +89,9 @@ class HttpFetcher:
         try:
             await self._stream(target.uri, path, progress)
             if scratch is not None:
-                await asyncio.to_thread(unpack, path, dest, source=target.uri)
+                await asyncio.to_thread(
+                    functools.partial(unpack, path, dest, source=_shown(target.uri), max_bytes=self._max_unpacked)
+                )
         finally:
             if scratch is not None:
                 await asyncio.to_thread(shutil.rmtree, scratch, True)

@@ -99,6 +99,8 @@ class ThreadedDownload:
         self._progress = progress
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        # What a progress report raised (the size cap): the thread stops and ``run`` raises it.
+        self._error: Exception | None = None
 
     async def run(self, work: Callable[[ThreadedDownload], None]) -> None:
         """Await ``work(self)`` in a thread; cancelling the caller stops the thread, then re-raises."""
@@ -114,6 +116,13 @@ class ThreadedDownload:
             worker.add_done_callback(_retrieve)
             await asyncio.wait({worker}, timeout=STOP_WAIT_S)
             raise
+        except Exception:
+            # The SDK may wrap what our callback raised in the thread; the report's error wins.
+            if self._error is not None:
+                raise self._error from None
+            raise
+        if self._error is not None:
+            raise self._error
 
     @property
     def stopped(self) -> bool:
@@ -129,6 +138,7 @@ class ThreadedDownload:
         if self._stop.is_set():
             raise Cancelled
         self._call(self._progress.advance, n_bytes)
+        # The report runs on the loop; a cap it enforces stops us at the next chunk at the latest.
 
     def open(self, dest: Path, obj: RemoteObject) -> CountingFile:
         """A new file for ``obj`` under ``dest`` (parents created) that reports its writes."""
@@ -140,7 +150,16 @@ class ThreadedDownload:
         assert self._loop is not None, "run() sets the loop before the thread starts"
         # Scheduled in order and before the thread's result is delivered, so every report lands
         # before ``run`` returns.
-        self._loop.call_soon_threadsafe(fn, n)
+        self._loop.call_soon_threadsafe(self._report, fn, n)
+
+    def _report(self, fn: Callable[[int], None], n: int) -> None:
+        if self._error is not None:
+            return
+        try:
+            fn(n)
+        except Exception as exc:
+            self._error = exc
+            self._stop.set()
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:
