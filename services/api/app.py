@@ -15,6 +15,7 @@ from modelplane.services.api.grpc_servicer import ControlServicer
 from modelplane.services.api.handler import ControlHandler
 from modelplane.services.api.nats_progress import NatsProgressFeed
 from modelplane.services.api.settings import ApiSettings
+from modelplane.services.api.storage_policy import StoragePolicy
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +56,8 @@ class App:
         self._nc = await store.connect(s.nats_url, name="modelplane-api")
         js = self._nc.jetstream()
         await store.ensure_buckets(js)
-        handler = self._handler = await ControlHandler.open(js, self._nc, NatsProgressFeed(self._nc))
+        policy = StoragePolicy(s.local_storage_roots())
+        handler = self._handler = await ControlHandler.open(js, self._nc, NatsProgressFeed(self._nc), policy)
 
         self._grpc = grpc.aio.server()
         control_pb2_grpc.add_ControlServiceServicer_to_server(ControlServicer(handler), self._grpc)

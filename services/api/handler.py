@@ -70,6 +70,7 @@ from modelplane.libs.store import TypedBucket
 from modelplane.libs.tasks import TaskSupervisor, cancel_and_wait
 from modelplane.proto import events_pb2, resources_pb2, state_pb2
 from modelplane.services.api.inspect import Inspection, PipelineInspector
+from modelplane.services.api.storage_policy import StoragePolicy
 
 log = structlog.get_logger(__name__)
 
@@ -220,8 +221,11 @@ class ControlHandler:
         progress: ProgressFeed | None = None,
         dataflow: TypedBucket[state_pb2.DataflowState] | None = None,
         inspector: PipelineInspector | None = None,
+        storage_policy: StoragePolicy | None = None,
     ) -> None:
         self._resources = resources
+        # Where a Model's storageUri may point (None: not checked; the app always passes one).
+        self._storage_policy = storage_policy
         # Reads step records from the dataflow stream (None: inspect is unavailable).
         self._inspector = inspector
         # What the dataflow workers run (None: no dataflow, pipelines stay PipelineCreating).
@@ -241,7 +245,11 @@ class ControlHandler:
 
     @classmethod
     async def open(
-        cls, js: JetStreamContext, publisher: Publisher, progress: ProgressFeed | None = None
+        cls,
+        js: JetStreamContext,
+        publisher: Publisher,
+        progress: ProgressFeed | None = None,
+        storage_policy: StoragePolicy | None = None,
     ) -> ControlHandler:
         """Open the buckets the handler uses (they must exist: see ``store.ensure_buckets``)."""
         resources: dict[Kind, TypedBucket[Any]] = {
@@ -250,7 +258,8 @@ class ControlHandler:
         statuses = await TypedBucket.open(js, subjects.KV_STATUS, state_pb2.ResourceStatus)
         replicas = await TypedBucket.open(js, subjects.KV_REPLICAS, state_pb2.ReplicaInfo)
         dataflow = await TypedBucket.open(js, subjects.KV_DATAFLOW, state_pb2.DataflowState)
-        return cls(resources, statuses, replicas, publisher, progress, dataflow, PipelineInspector(js))
+        inspector = PipelineInspector(js)
+        return cls(resources, statuses, replicas, publisher, progress, dataflow, inspector, storage_policy)
 
     # ---- desired state ------------------------------------------------------------------------
 
@@ -264,6 +273,8 @@ class ControlHandler:
 
     async def _apply_valid(self, resource: Resource) -> tuple[Resource, Outcome]:
         incoming = _normalized(resource)
+        if self._storage_policy is not None:
+            await self._storage_policy.check(incoming)
         if isinstance(incoming, Experiment):
             await self._check_baseline(incoming)
         return await self._write(incoming.kind, incoming.meta.name, lambda _existing: incoming)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
+from modelplane.libs.local_paths import LocalRoots, default_roots, parse_roots
 from modelplane.libs.settings import CommonSettings
 
 
@@ -29,3 +32,35 @@ class ApiSettings(CommonSettings):
         le=65535,
         description="TCP port of the REST API (/v1/...); 9080 stays clear of the gateway's 9000.",
     )
+    state_dir: Path = Field(
+        default=Path(".modelplane"),
+        validation_alias=AliasChoices("MODELPLANE_STATE_DIR", "state_dir"),
+        description=(
+            "The local run's state directory (path; `modelplane up` sets MODELPLANE_STATE_DIR). A "
+            "Model's local storageUri may not resolve into it (tokens, secrets, NATS store, cache) "
+            "except under an allowed root inside it, such as <state dir>/models."
+        ),
+    )
+    storage_local_roots: str = Field(
+        default="",
+        validation_alias=AliasChoices("MODELPLANE_STORAGE_LOCAL_ROOTS", "storage_local_roots"),
+        description=(
+            "Folders (os.pathsep- or comma-separated) that a Model's local or file:// storageUri "
+            "may name, checked at apply time (the storage service reads the same variable and "
+            "checks again at fetch time). Empty: the working directory and <state dir>/models."
+        ),
+    )
+    storage_secrets_dir: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MODELPLANE_STORAGE_SECRETS_DIR", "storage_secrets_dir"),
+        description=(
+            "The storage service's secrets folder (path), protected like the state directory when "
+            "it lives elsewhere. None: only the state directory's own secrets/ (inside it anyway)."
+        ),
+    )
+
+    def local_storage_roots(self) -> LocalRoots:
+        """The allowed roots, and the folders no local storageUri may reach."""
+        roots = parse_roots(self.storage_local_roots) or default_roots(self.state_dir)
+        protected = [self.state_dir] + ([self.storage_secrets_dir] if self.storage_secrets_dir else [])
+        return LocalRoots.of(roots, protected=protected)
