@@ -32,6 +32,9 @@ from pathlib import Path
 from modelplane.libs.errors import InvalidError
 
 STORAGE_FIELD = "spec.storageUri"
+LOCAL_ROOTS_ENV = "MODELPLANE_STORAGE_LOCAL_ROOTS"
+# Folders of the state dir that hold credentials: owner-only (0700), like the state dir itself.
+PRIVATE_FOLDERS = ("secrets", "auth")
 FILE_PREFIX = "file://"
 # The folder under the state dir that is an allowed root by default (models kept with the state).
 MODELS_FOLDER = "models"
@@ -99,6 +102,21 @@ class LocalRoots:
         return path
 
 
+def prepare_state_dir(state_dir: Path) -> None:
+    """Create the state dir, its secrets/ and auth/ folders (0700) and models/ (an allowed root).
+
+    Existing folders are tightened to 0700 too: they hold tokens, credentials and the NATS store,
+    and nothing but this user's processes needs to read them. Blocking.
+    """
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    state_dir.chmod(0o700)
+    for name in PRIVATE_FOLDERS:
+        folder = state_dir / name
+        folder.mkdir(mode=0o700, exist_ok=True)
+        folder.chmod(0o700)
+    (state_dir / MODELS_FOLDER).mkdir(exist_ok=True)
+
+
 def _real(path: Path) -> Path:
     return Path(os.path.realpath(path))
 
@@ -136,7 +154,9 @@ def _copy_tree(folder: Path, dest: Path, root: Path, chain: Sequence[Path]) -> N
         try:
             mode = os.stat(real).st_mode
         except FileNotFoundError:
-            raise InvalidError(f"model folder entry {shown} is a broken symlink", field=STORAGE_FIELD) from None
+            raise InvalidError(
+                f"model folder entry {shown} is a broken symlink", field=STORAGE_FIELD
+            ) from None
         if stat.S_ISDIR(mode):
             if real in chain:
                 raise InvalidError(f"model folder entry {shown} is a symlink loop", field=STORAGE_FIELD)

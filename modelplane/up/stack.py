@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from nats.aio.client import Client as NATS
 
 from modelplane.libs.embedded_nats import EmbeddedNats
 from modelplane.libs.errors import RetryableError
+from modelplane.libs.local_paths import LOCAL_ROOTS_ENV, default_roots, prepare_state_dir
 from modelplane.libs.resources import convert, defaults
 from modelplane.libs.resources.types import Resource
 from modelplane.libs.store import connect, disconnect, ensure_buckets
@@ -52,6 +54,8 @@ class UpOptions:
     autoscaler_metrics_port: int = 9010
     start_timeout: float = 60.0
     extra_env: dict[str, str] = field(default_factory=dict)
+    # The folder `up` was started from: an allowed root of local storageUris (with <state>/models).
+    work_dir: Path = field(default_factory=Path.cwd)
 
 
 class Stack:
@@ -93,11 +97,15 @@ class Stack:
             # Model.spec.secretName names <state>/secrets/<name>.env (or a folder of key files).
             "MODELPLANE_STORAGE_SECRETS_DIR": str(o.state_dir / "secrets"),
             "MODELPLANE_STORAGE_PVC_ROOT": str(o.state_dir / "volumes"),
+            # Passed explicitly so the api and storage agree whatever their working directory.
+            LOCAL_ROOTS_ENV: o.extra_env.get(LOCAL_ROOTS_ENV)
+            or os.environ.get(LOCAL_ROOTS_ENV)
+            or os.pathsep.join(str(r) for r in default_roots(o.state_dir, o.work_dir)),
         }
 
     async def start(self) -> None:
         o = self.options
-        o.state_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(prepare_state_dir, o.state_dir)
         (o.state_dir / "logs").mkdir(exist_ok=True)
         if not o.nats_url:
             self._nats = EmbeddedNats(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import Ports, UpProcess
+from modelplane.libs.local_paths import LOCAL_ROOTS_ENV
+from tests.e2e.stack import REPO, Ports, UpProcess
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -24,9 +26,13 @@ def _no_leaked_tasks() -> None:
 @pytest.fixture
 def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[UpProcess]:
     """A real `modelplane up`; a test module's ``UP_ENV`` dict adds settings to its environment."""
-    up = UpProcess(
-        tmp_path / "state", Ports(), tmp_path / "up.log", extra_env=getattr(request.module, "UP_ENV", None)
-    )
+    # The tests keep their model folders in tmp_path (which also holds the state dir, as a
+    # checkout holds .modelplane): it is an allowed local storage root beside the repo.
+    env = {
+        LOCAL_ROOTS_ENV: os.pathsep.join([str(REPO), str(tmp_path)]),
+        **getattr(request.module, "UP_ENV", {}),
+    }
+    up = UpProcess(tmp_path / "state", Ports(), tmp_path / "up.log", extra_env=env)
     up.start()
     try:
         up.wait_ready()

@@ -90,7 +90,9 @@ class HttpFetcher:
             await self._stream(target.uri, path, progress)
             if scratch is not None:
                 await asyncio.to_thread(
-                    functools.partial(unpack, path, dest, source=_shown(target.uri), max_bytes=self._max_unpacked)
+                    functools.partial(
+                        unpack, path, dest, source=_shown(target.uri), max_bytes=self._max_unpacked
+                    )
                 )
         finally:
             if scratch is not None:
