@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp
 import grpc
 import pytest
+from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
 
 from modelplane.libs.embedded_nats import EmbeddedNats
@@ -110,8 +111,7 @@ async def test_secret_names_cannot_walk_out_of_the_secrets_folder(api: App, work
 
 async def test_grpc_apply_is_invalid_argument(api: App) -> None:
     """The gRPC Apply answers INVALID_ARGUMENT naming spec.storageUri."""
-    manifest = Struct()
-    manifest.update(model("/etc"))
+    manifest = json_format.ParseDict(model("/etc"), Struct())
     async with grpc.aio.insecure_channel(api.grpc_address) as channel:
         stub = control_pb2_grpc.ControlServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
