@@ -75,6 +75,11 @@ class Meter:
         self._started = time.monotonic()
         self._limit = limit
 
+    @property
+    def max_bytes(self) -> int | None:
+        """The cap (``base.SizeCapped``); None: unbounded."""
+        return self._limit
+
     def total(self, total_bytes: int) -> None:
         with self._lock:
             self._total = total_bytes

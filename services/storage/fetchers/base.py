@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from modelplane.libs.errors import PermanentError
 
@@ -61,6 +61,19 @@ class Progress(Protocol):
 
     def advance(self, n_bytes: int) -> None:
         """``n_bytes`` more were written; may raise (ArtifactTooLarge) to stop the download."""
+
+
+@runtime_checkable
+class SizeCapped(Protocol):
+    """A ``Progress`` that also bounds the bytes written (the cache's meter).
+
+    Downloads running in a thread (``objects.ThreadedDownload``) count their own bytes against
+    ``max_bytes`` as they write, so the cap stops the writing thread itself, not a report that
+    the event loop gets to later.
+    """
+
+    @property
+    def max_bytes(self) -> int | None: ...
 
 
 class NoProgress:

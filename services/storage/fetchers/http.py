@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 import aiohttp
 
 from modelplane.libs.errors import InvalidError, NotFoundError, RetryableError
+from modelplane.libs.uris import redact_uri
 from modelplane.services.storage.fetchers.archives import is_archive, unpack
 from modelplane.services.storage.fetchers.base import FetchTarget, Progress
 
@@ -127,11 +128,8 @@ def _file_name(uri: str) -> str:
 
 
 def _shown(uri: str) -> str:
-    """The URI for messages: without a ``user:password@`` part, should someone write one."""
-    parts = urlsplit(uri)
-    if "@" not in parts.netloc:
-        return uri
-    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
+    """The URI for messages: without userinfo or query string (a presigned URL's signature)."""
+    return redact_uri(uri)
 
 
 def _raise_for_status(status: int, uri: str) -> None:

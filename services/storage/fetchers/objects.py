@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import BinaryIO
 
 from modelplane.libs.errors import InvalidError, NotFoundError
-from modelplane.services.storage.fetchers.base import Progress
+from modelplane.services.storage.fetchers.base import ArtifactTooLarge, Progress, SizeCapped
 
 FIELD = "spec.storageUri"
 # Seconds a cancelled download waits for its thread to notice (it does at the next chunk it
@@ -101,6 +101,10 @@ class ThreadedDownload:
         self._loop: asyncio.AbstractEventLoop | None = None
         # What a progress report raised (the size cap): the thread stops and ``run`` raises it.
         self._error: Exception | None = None
+        # The cap, counted here as well: the writing threads stop themselves at the next chunk.
+        self._max_bytes = progress.max_bytes if isinstance(progress, SizeCapped) else None
+        self._written = 0
+        self._count_lock = threading.Lock()
 
     async def run(self, work: Callable[[ThreadedDownload], None]) -> None:
         """Await ``work(self)`` in a thread; cancelling the caller stops the thread, then re-raises."""
@@ -136,9 +140,16 @@ class ThreadedDownload:
     def advance(self, n_bytes: int) -> None:
         """From the worker thread: report bytes written; raises Cancelled when told to stop."""
         if self._stop.is_set():
-            raise Cancelled
+            raise self._error if self._error is not None else Cancelled
+        if self._max_bytes is not None:
+            with self._count_lock:
+                self._written += n_bytes
+                over = self._written > self._max_bytes
+            if over:
+                self._error = ArtifactTooLarge(self._max_bytes)
+                self._stop.set()
+                raise self._error
         self._call(self._progress.advance, n_bytes)
-        # The report runs on the loop; a cap it enforces stops us at the next chunk at the latest.
 
     def open(self, dest: Path, obj: RemoteObject) -> CountingFile:
         """A new file for ``obj`` under ``dest`` (parents created) that reports its writes."""
