@@ -8,15 +8,23 @@ environment is polluted with modelplane settings, NATS credentials and cloud key
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+from nats.js import JetStreamContext
 
-from modelplane.libs.embedded_nats import free_port
+from modelplane.libs.embedded_nats import EmbeddedNats, free_port
+from modelplane.libs.resources import defaults
+from modelplane.services.placement.app import App as PlacementApp
 from modelplane.services.placement.runtimes.custom import CustomRuntime
+from modelplane.services.placement.runtimes.mlserver import MLServerRuntime
 from modelplane.services.placement.types import ReplicaProfile
+from modelplane.services.storage.app import App as StorageApp
+from tests.placement.conftest import agent_settings, put_server
 
 # Written to <cwd>/env.json, then an HTTP server on the given port (the readiness probe's target).
 DUMP_ENV = (
@@ -81,3 +89,40 @@ async def test_a_custom_runtime_sees_no_credentials(tmp_path: Path, monkeypatch:
     assert seen["PATH"]
     assert seen["LC_ALL"] == "C.UTF-8"
     assert seen["MY_SETTING"] == "from-the-server-config"
+
+
+@pytest.fixture
+async def polluted_mlserver_agent(
+    nats_server: EmbeddedNats,
+    js: JetStreamContext,
+    storage: StorageApp,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[PlacementApp]:
+    """An agent (with a real MLServer it launches) whose own environment holds credentials."""
+    for name, value in POLLUTION.items():
+        monkeypatch.setenv(name, value)
+    await put_server(js, defaults.default_server())
+    app = PlacementApp(agent_settings(nats_server, tmp_path))
+    await app.start()
+    try:
+        await app.wait_started()
+        yield app
+    finally:
+        await app.close()
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(entry.split("=", 1) for entry in raw.decode(errors="replace").split("\0") if "=" in entry)
+
+
+async def test_mlserver_sees_no_credentials(polluted_mlserver_agent: PlacementApp) -> None:
+    """The MLServer process the agent launched has none of the agent's credentials (/proc/<pid>/environ)."""
+    runtime = polluted_mlserver_agent.runtime
+    assert isinstance(runtime, MLServerRuntime)
+    assert runtime.pid is not None
+    seen = environ_of(runtime.pid)
+    assert os.environ["AWS_SECRET_ACCESS_KEY"] == POLLUTION["AWS_SECRET_ACCESS_KEY"]  # the agent has it
+    assert {name for name in seen if name in POLLUTION or name.startswith("MODELPLANE_")} == set()
+    assert seen["PATH"]
