@@ -71,7 +71,7 @@ async def stored(api: App) -> bool:
 @pytest.mark.parametrize(
     "uri",
     ["/etc", "file:///etc/passwd", "/", "{work}/.modelplane/secrets", "file://{work}/.modelplane/secrets/s3.env",
-     "{work}/.modelplane", "{work}/.modelplane/models/../auth", "{work}/../"],
+     "{work}/.modelplane", "{work}/.modelplane/models/../auth", "{work}/../", "pvc://claim/../other"],
 )  # fmt: skip
 async def test_host_paths_are_refused(api: App, work: Path, uri: str) -> None:
     """/etc, the state dir and its secrets are 400 naming spec.storageUri, and nothing is stored."""
