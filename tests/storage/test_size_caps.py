@@ -23,9 +23,11 @@ from modelplane.libs.errors import ModelplaneError
 from modelplane.services.placement.storage_client import StorageClient
 from modelplane.services.storage.app import App
 from modelplane.services.storage.cache import PARTIAL, Meter
-from modelplane.services.storage.fetchers.base import ArtifactTooLarge
+from modelplane.services.storage.fetchers.base import ArtifactTooLarge, FetchTarget
+from modelplane.services.storage.fetchers.gcs import GcsFetcher
 from modelplane.services.storage.fetchers.objects import RemoteObject, ThreadedDownload
 from modelplane.services.storage.settings import StorageSettings
+from tests.helpers.gcs_emulator import GcsEmulator, running_gcs_emulator
 from tests.helpers.http_server import FileServer
 from tests.helpers.s3_emulator import S3Emulator, running_s3
 
@@ -160,3 +162,24 @@ async def test_a_threaded_download_stops_at_the_next_chunk(tmp_path: Path) -> No
     with pytest.raises(ArtifactTooLarge):
         await ThreadedDownload(meter).run(work)
     assert (tmp_path / "model.bin").stat().st_size <= LIMIT + chunk
+
+
+@pytest.fixture(scope="module")
+def gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsEmulator]:
+    with running_gcs_emulator(tmp_path_factory.mktemp("gcs")) as emulator:
+        yield emulator
+
+
+async def test_an_oversize_gcs_artifact_is_refused(gcs: GcsEmulator, tmp_path: Path) -> None:
+    """A GCS folder over the limit fails with ArtifactTooLarge and writes at most the limit."""
+    bucket = gcs.client().create_bucket(f"b-{uuid.uuid4().hex[:12]}")
+    bucket.blob("big/a.bin").upload_from_string(os.urandom(MIB + MIB // 2))
+    bucket.blob("big/b.bin").upload_from_string(os.urandom(MIB + MIB // 2))
+    target = FetchTarget(
+        uri=f"gs://{bucket.name}/big", scheme="gs", credentials={"STORAGE_EMULATOR_HOST": gcs.url}
+    )
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(ArtifactTooLarge):
+        await GcsFetcher().download(target, dest, Meter(limit=LIMIT))
+    assert sum(p.stat().st_size for p in dest.rglob("*") if p.is_file()) <= LIMIT
