@@ -10,7 +10,11 @@ therefore confined:
 - it must not resolve into a protected folder (the state dir: auth tokens, secrets, NATS store,
   replicas, cache, logs, volumes), even when an allowed root contains it (the default root ``.``
   contains ``.modelplane``!), unless an allowed root lies inside that protected folder and holds
-  the path (``<state dir>/models`` is allowed, the rest of ``<state dir>`` is not).
+  the path (``<state dir>/models`` is allowed, the rest of ``<state dir>`` is not);
+- it must never resolve into a forbidden folder (the state dir's auth, secrets, nats, cache,
+  replicas and logs, and the storage service's secrets and cache folders wherever they are),
+  whatever the roots say: an operator who lists the state dir itself as a root still does not
+  hand out its tokens.
 
 The api checks this at apply time (400 naming ``spec.storageUri``) and the storage service again
 at fetch time, because a symlink can be created after the apply. ``copy_confined`` is the copy
@@ -35,6 +39,8 @@ STORAGE_FIELD = "spec.storageUri"
 LOCAL_ROOTS_ENV = "MODELPLANE_STORAGE_LOCAL_ROOTS"
 # Folders of the state dir that hold credentials: owner-only (0700), like the state dir itself.
 PRIVATE_FOLDERS = ("secrets", "auth")
+# Folders of the state dir no storageUri may reach, even under a root that contains them.
+STATE_FORBIDDEN = ("auth", "secrets", "nats", "cache", "replicas", "logs")
 FILE_PREFIX = "file://"
 # The folder under the state dir that is an allowed root by default (models kept with the state).
 MODELS_FOLDER = "models"
@@ -63,15 +69,28 @@ def local_path_of(uri: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class LocalRoots:
-    """The allowed roots and the protected folders; ``confine`` applies the rule above."""
+    """The allowed roots, the protected and the forbidden folders; ``confine`` applies the rule above."""
 
     roots: tuple[Path, ...]
     protected: tuple[Path, ...] = ()
+    forbidden: tuple[Path, ...] = ()
 
     @classmethod
-    def of(cls, roots: Iterable[Path], protected: Iterable[Path] = ()) -> LocalRoots:
+    def of(
+        cls, roots: Iterable[Path], protected: Iterable[Path] = (), forbidden: Iterable[Path] = ()
+    ) -> LocalRoots:
         # Resolved once: a root given through a symlink still contains what it points at.
-        return cls(tuple(_real(r) for r in roots), tuple(_real(p) for p in protected))
+        return cls(
+            tuple(_real(r) for r in roots),
+            tuple(_real(p) for p in protected),
+            tuple(_real(f) for f in forbidden),
+        )
+
+    @classmethod
+    def for_state(cls, roots: Iterable[Path], state_dir: Path, forbidden: Iterable[Path] = ()) -> LocalRoots:
+        """``roots``, with ``state_dir`` protected and its credential and state folders forbidden."""
+        inside = [state_dir / name for name in STATE_FORBIDDEN]
+        return cls.of(roots, protected=[state_dir], forbidden=[*inside, *forbidden])
 
     def describe(self) -> str:
         return ", ".join(str(r) for r in self.roots) or "(none)"
@@ -92,8 +111,16 @@ class LocalRoots:
                 "set MODELPLANE_STORAGE_LOCAL_ROOTS to allow another folder",
                 field=STORAGE_FIELD,
             )
+        for never in self.forbidden:
+            if path.is_relative_to(never):
+                raise InvalidError(
+                    f"{raw} is inside {never}, which holds credentials or state models may not read",
+                    field=STORAGE_FIELD,
+                )
         for guarded in self.protected:
-            if path.is_relative_to(guarded) and not any(r.is_relative_to(guarded) for r in holders):
+            # Only a root inside the protected folder (such as <state>/models) opens it.
+            inner = [r for r in holders if r.is_relative_to(guarded)]
+            if path.is_relative_to(guarded) and not inner:
                 raise InvalidError(
                     f"{raw} is inside the state directory {guarded}, which models may not read "
                     f"(keep models in {guarded / MODELS_FOLDER} or outside the state directory)",

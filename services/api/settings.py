@@ -54,13 +54,14 @@ class ApiSettings(CommonSettings):
         default=None,
         validation_alias=AliasChoices("MODELPLANE_STORAGE_SECRETS_DIR", "storage_secrets_dir"),
         description=(
-            "The storage service's secrets folder (path), protected like the state directory when "
-            "it lives elsewhere. None: only the state directory's own secrets/ (inside it anyway)."
+            "The storage service's secrets folder (path; `up` sets MODELPLANE_STORAGE_SECRETS_DIR), "
+            "which no storageUri may name wherever it lives. None: only <state dir>/secrets, which "
+            "is refused anyway."
         ),
     )
 
     def local_storage_roots(self) -> LocalRoots:
         """The allowed roots, and the folders no local storageUri may reach."""
         roots = parse_roots(self.storage_local_roots) or default_roots(self.state_dir)
-        protected = [self.state_dir] + ([self.storage_secrets_dir] if self.storage_secrets_dir else [])
-        return LocalRoots.of(roots, protected=protected)
+        secrets = [self.storage_secrets_dir] if self.storage_secrets_dir else []
+        return LocalRoots.for_state(roots, self.state_dir, forbidden=secrets)

@@ -99,6 +99,4 @@ class StorageSettings(CommonSettings):
     def local_storage_roots(self) -> LocalRoots:
         """The allowed roots and the folders no local storageUri may reach."""
         roots = parse_roots(self.local_roots) or default_roots(self.state_dir)
-        return LocalRoots.of(
-            roots, protected=(self.state_dir, self.secrets_dir, self.cache_dir, self.pvc_root)
-        )
+        return LocalRoots.for_state(roots, self.state_dir, forbidden=(self.secrets_dir, self.cache_dir))

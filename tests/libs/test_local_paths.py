@@ -23,7 +23,7 @@ def work(tmp_path: Path) -> Path:
 @pytest.fixture
 def roots(work: Path) -> LocalRoots:
     state = work / ".modelplane"
-    return LocalRoots.of(default_roots(state, cwd=work), protected=[state])
+    return LocalRoots.for_state(default_roots(state, cwd=work), state)
 
 
 def test_roots_parse_from_pathsep_or_commas(tmp_path: Path) -> None:
@@ -57,6 +57,16 @@ def test_host_and_state_paths_are_refused(roots: LocalRoots, work: Path, path: s
     with pytest.raises(InvalidError) as caught:
         roots.confine(path.format(work=work))
     assert caught.value.field == "spec.storageUri"
+
+
+def test_a_root_at_the_state_dir_still_hides_its_credentials(work: Path) -> None:
+    """Listing the state dir itself as a root opens its models, never auth/ or secrets/."""
+    state = work / ".modelplane"
+    roots = LocalRoots.for_state([state], state)
+    assert roots.confine(str(state / "models" / "iris")) == state / "models" / "iris"
+    for name in ("auth", "secrets", "nats"):
+        with pytest.raises(InvalidError):
+            roots.confine(str(state / name))
 
 
 def test_symlinks_are_resolved_before_the_check(roots: LocalRoots, work: Path) -> None:
