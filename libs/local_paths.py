@@ -148,6 +148,20 @@ def _real(path: Path) -> Path:
     return Path(os.path.realpath(path))
 
 
+def ensure_unchanged(path: Path) -> None:
+    """InvalidError unless ``path`` is still its own real path (no symlink on the way).
+
+    The storage service answers with real paths it checked; if one has become (or now passes
+    through) a symlink, someone swapped it since, and copying it would copy what it points at.
+    Blocking.
+    """
+    if _real(path) != path.absolute():
+        raise InvalidError(
+            f"{path} changed into a symlink after the storage service checked it; refused",
+            field=STORAGE_FIELD,
+        )
+
+
 def copy_confined(source: Path, dest: Path) -> None:
     """Copy the folder ``source`` to the new folder ``dest`` without leaving ``source``.
 

@@ -137,7 +137,8 @@ class StorageCache:
     def __init__(self, root: Path, max_bytes: int, max_artifact_bytes: int | None = None) -> None:
         if max_bytes <= 0:
             raise ValueError("max_bytes must be positive")
-        self.root = root
+        # Real path: the agent refuses an artifact path that is not its own real path.
+        self.root = Path(os.path.realpath(root))
         self.max_bytes = max_bytes
         # Bytes one download may write (None: unbounded); enforced by its Meter while it streams.
         self.max_artifact_bytes = max_artifact_bytes

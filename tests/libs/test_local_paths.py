@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from modelplane.libs.errors import InvalidError
-from modelplane.libs.local_paths import LocalRoots, copy_confined, default_roots, local_path_of, parse_roots
+from modelplane.libs.local_paths import (
+    LocalRoots,
+    copy_confined,
+    default_roots,
+    ensure_unchanged,
+    local_path_of,
+    parse_roots,
+)
 
 
 @pytest.fixture
@@ -116,6 +123,17 @@ def test_copy_follows_links_that_stay_inside(tmp_path: Path) -> None:
     assert (tmp_path / "repo" / "current" / "model.joblib").read_bytes() == b"weights"
     assert not (tmp_path / "repo" / "model.joblib").is_symlink()
     assert (tmp_path / "repo" / "model.joblib").read_bytes() == b"weights"
+
+
+def test_a_path_swapped_for_a_symlink_is_refused(tmp_path: Path) -> None:
+    """A checked real path that has become a symlink (to /etc) since the check is refused."""
+    model = tmp_path / "model"
+    model.mkdir()
+    ensure_unchanged(model)
+    model.rmdir()
+    model.symlink_to("/etc")
+    with pytest.raises(InvalidError, match="symlink"):
+        ensure_unchanged(model)
 
 
 def test_copy_refuses_fifos_and_loops(tmp_path: Path) -> None:
