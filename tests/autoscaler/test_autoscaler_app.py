@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -25,8 +26,16 @@ from tests.gateway.conftest import eventually
 
 
 @pytest.fixture
-async def api(nats_server: EmbeddedNats) -> AsyncIterator[ApiApp]:
-    app = ApiApp(ApiSettings(nats_url=nats_server.url, grpc_port=0, http_port=0))
+async def api(nats_server: EmbeddedNats, tmp_path: Path) -> AsyncIterator[ApiApp]:
+    # The model's storageUri (/models/iris) is never fetched here: any path outside the state dir.
+    settings = ApiSettings(
+        nats_url=nats_server.url,
+        grpc_port=0,
+        http_port=0,
+        storage_local_roots="/",
+        state_dir=tmp_path / "state",
+    )
+    app = ApiApp(settings)
     await app.start()
     try:
         yield app
