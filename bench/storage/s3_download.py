@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 import boto3
 
 from modelplane.libs.embedded_nats import free_port
+from modelplane.libs.local_paths import LocalRoots
 from modelplane.services.storage.cache import StorageCache
 from modelplane.services.storage.fetchers import FetcherRegistry, default_registry
 from modelplane.services.storage.handler import StorageHandler
@@ -162,7 +163,8 @@ async def _ours(
 
 def new_registry(work_dir: Path | None) -> FetcherRegistry:
     """The storage service's fetchers, shared by every round as in a long-running service."""
-    return default_registry(Path(tempfile.gettempdir() if work_dir is None else work_dir) / "bench-volumes")
+    base = Path(tempfile.gettempdir() if work_dir is None else work_dir)
+    return default_registry(base / "bench-volumes", LocalRoots.of([base]))
 
 
 def warm_up(registry: FetcherRegistry, secrets_dir: Path, size_mib: int, work_dir: Path | None) -> None:

@@ -28,10 +28,10 @@ import grpc
 import structlog
 from nats.aio.client import Client as NATS
 
-from modelplane.libs.auth.files import private_dir
 from modelplane.libs.auth.grpc_metadata import bearer_interceptors
 from modelplane.libs.embedded_nats import EmbeddedNats
 from modelplane.libs.errors import RetryableError
+from modelplane.libs.local_paths import LOCAL_ROOTS_ENV, default_roots, prepare_state_dir
 from modelplane.libs.nats_credentials import redact_url
 from modelplane.libs.resources import convert, defaults
 from modelplane.libs.resources.replica_cap import cap_from_env
@@ -69,6 +69,8 @@ class UpOptions:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    # The folder `up` was started from: an allowed root of local storageUris (with <state>/models).
+    work_dir: Path = field(default_factory=Path.cwd)
 
 
 class Stack:
@@ -112,6 +114,10 @@ class Stack:
             # Model.spec.secretName names <state>/secrets/<name>.env (or a folder of key files).
             "MODELPLANE_STORAGE_SECRETS_DIR": str(o.state_dir / "secrets"),
             "MODELPLANE_STORAGE_PVC_ROOT": str(o.state_dir / "volumes"),
+            # Passed explicitly so the api and storage agree whatever their working directory.
+            LOCAL_ROOTS_ENV: o.extra_env.get(LOCAL_ROOTS_ENV)
+            or os.environ.get(LOCAL_ROOTS_ENV)
+            or os.pathsep.join(str(r) for r in default_roots(o.state_dir, o.work_dir)),
         }
 
     def _service_env(self, service: str) -> dict[str, str]:
@@ -130,7 +136,8 @@ class Stack:
         o = self.options
         # Checked before anything starts: a bad value is the user's to fix, not a half-started stack.
         replica_cap = cap_from_env({**os.environ, **o.extra_env})
-        private_dir(o.state_dir)  # 0700 before anything is written into it
+        # 0700 state dir, secrets and auth folders before anything is written into them.
+        await asyncio.to_thread(prepare_state_dir, o.state_dir)
         (o.state_dir / "logs").mkdir(exist_ok=True)
         if not o.nats_url:
             # No anonymous access: one user per service, generated at each start (nats_access).

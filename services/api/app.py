@@ -16,6 +16,7 @@ from modelplane.services.api.grpc_servicer import ControlServicer
 from modelplane.services.api.handler import ControlHandler
 from modelplane.services.api.nats_progress import NatsProgressFeed
 from modelplane.services.api.settings import ApiSettings
+from modelplane.services.api.storage_policy import StoragePolicy
 
 log = structlog.get_logger(__name__)
 
@@ -71,8 +72,13 @@ class App:
         self._nc = await store.connect(s.nats_url, name="modelplane-api", creds=s.nats_creds)
         js = self._nc.jetstream()
         await store.ensure_buckets(js)
+        policy = StoragePolicy(s.local_storage_roots())
         handler = self._handler = await ControlHandler.open(
-            js, self._nc, NatsProgressFeed(self._nc), max_server_replicas=s.max_server_replicas
+            js,
+            self._nc,
+            NatsProgressFeed(self._nc),
+            max_server_replicas=s.max_server_replicas,
+            storage_policy=policy,
         )
 
         tls = tls_files(s.tls_cert, s.tls_key, field="api_tls")

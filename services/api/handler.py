@@ -63,6 +63,7 @@ from modelplane.services.api.kinds import (
     validate,
 )
 from modelplane.services.api.statuses import FollowItem, ProgressFeed, StatusReader, WatchType
+from modelplane.services.api.storage_policy import StoragePolicy
 
 log = structlog.get_logger(__name__)
 
@@ -96,6 +97,7 @@ class ControlHandler:
         tokens: TokenAdmin,
         inspector: PipelineInspector | None = None,
         max_server_replicas: int = DEFAULT_MAX_SERVER_REPLICAS,
+        storage_policy: StoragePolicy | None = None,
     ) -> None:
         self._resources = resources
         self._statuses = statuses
@@ -103,6 +105,8 @@ class ControlHandler:
         self._tokens = tokens
         # Most replicas of a Server without maxReplicas (more is refused, naming spec.replicas).
         self._max_server_replicas = max_server_replicas
+        # Where a Model's storageUri may point (None: not checked; the app always passes one).
+        self._storage_policy = storage_policy
         # Reads step records from the dataflow stream (None: inspect is unavailable).
         self._inspector = inspector
 
@@ -114,6 +118,7 @@ class ControlHandler:
         progress: ProgressFeed | None = None,
         *,
         max_server_replicas: int = DEFAULT_MAX_SERVER_REPLICAS,
+        storage_policy: StoragePolicy | None = None,
     ) -> ControlHandler:
         """Open the buckets the handler uses (they must exist: see ``store.ensure_buckets``) and
         load the tokens."""
@@ -136,6 +141,7 @@ class ControlHandler:
             tokens,
             PipelineInspector(js),
             max_server_replicas=max_server_replicas,
+            storage_policy=storage_policy,
         )
 
     # ---- who is calling -----------------------------------------------------------------------
@@ -174,6 +180,8 @@ class ControlHandler:
 
     async def _apply_valid(self, resource: Resource) -> tuple[Resource, Outcome]:
         incoming = normalized(resource)
+        if self._storage_policy is not None:
+            await self._storage_policy.check(incoming)
         if isinstance(incoming, Experiment):
             await self._check_baseline(incoming)
         if isinstance(incoming, Server):

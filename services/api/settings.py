@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from modelplane.libs.local_paths import LocalRoots, default_roots, parse_roots
 from modelplane.libs.resources.replica_cap import DEFAULT_MAX_SERVER_REPLICAS, MAX_SERVER_REPLICAS_ENV
 from modelplane.libs.settings import CommonSettings
 
@@ -66,9 +67,43 @@ class ApiSettings(CommonSettings):
         description="PEM private key of tls_cert (keep it 0600).",
     )
 
+    state_dir: Path = Field(
+        default=Path(".modelplane"),
+        validation_alias=AliasChoices("MODELPLANE_STATE_DIR", "state_dir"),
+        description=(
+            "The local run's state directory (path; `modelplane up` sets MODELPLANE_STATE_DIR). A "
+            "Model's local storageUri may not resolve into it (tokens, secrets, NATS store, cache) "
+            "except under an allowed root inside it, such as <state dir>/models."
+        ),
+    )
+    storage_local_roots: str = Field(
+        default="",
+        validation_alias=AliasChoices("MODELPLANE_STORAGE_LOCAL_ROOTS", "storage_local_roots"),
+        description=(
+            "Folders (os.pathsep- or comma-separated) that a Model's local or file:// storageUri "
+            "may name, checked at apply time (the storage service reads the same variable and "
+            "checks again at fetch time). Empty: the working directory and <state dir>/models."
+        ),
+    )
+    storage_secrets_dir: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MODELPLANE_STORAGE_SECRETS_DIR", "storage_secrets_dir"),
+        description=(
+            "The storage service's secrets folder (path; `up` sets MODELPLANE_STORAGE_SECRETS_DIR), "
+            "which no storageUri may name wherever it lives. None: only <state dir>/secrets, which "
+            "is refused anyway."
+        ),
+    )
+
     @model_validator(mode="after")
     def _tls_pair(self) -> ApiSettings:
         if bool(self.tls_cert) != bool(self.tls_key):
             missing = "tls_key" if self.tls_cert else "tls_cert"
             raise ValueError(f"{missing} is required when the other TLS file is set")
         return self
+
+    def local_storage_roots(self) -> LocalRoots:
+        """The allowed roots, and the folders no local storageUri may reach."""
+        roots = parse_roots(self.storage_local_roots) or default_roots(self.state_dir)
+        secrets = [self.storage_secrets_dir] if self.storage_secrets_dir else []
+        return LocalRoots.for_state(roots, self.state_dir, forbidden=secrets)

@@ -31,6 +31,7 @@ from typing import Protocol
 import structlog
 
 from modelplane.libs.errors import ModelplaneError
+from modelplane.libs.local_paths import copy_confined, ensure_unchanged
 from modelplane.libs.tasks import KeyedWorkers
 from modelplane.services.placement.model_server import RepositoryEntry
 from modelplane.services.placement.runtimes import ModelLayout
@@ -352,8 +353,11 @@ def _copy_artifact(artifact: Path, folder: Path) -> str:
     """Copy a folder's content (or one file) into ``folder``; return the file name, "" for a folder."""
     if folder.exists():
         shutil.rmtree(folder)
+    ensure_unchanged(artifact)
     if artifact.is_dir():
-        shutil.copytree(artifact, folder, symlinks=False)
+        # Symlinks are followed only inside the artifact: one leading out (to /etc/passwd, or a
+        # folder elsewhere) fails the load instead of copying host files where model code reads.
+        copy_confined(artifact, folder)
         return ""
     folder.mkdir(parents=True)
     shutil.copy2(artifact, folder / artifact.name)

@@ -24,9 +24,15 @@ class App:
     def __init__(self, settings: StorageSettings, registry: FetcherRegistry | None = None) -> None:
         self.settings = settings
         self.shutdown_timeout = settings.shutdown_timeout
-        self.cache = StorageCache(settings.cache_dir, settings.cache_max_bytes)
+        self.cache = StorageCache(settings.cache_dir, settings.cache_max_bytes, settings.max_artifact_bytes)
         self.secrets = SecretStore(settings.secrets_dir, settings.default_secret_name)
-        self.registry = registry if registry is not None else default_registry(settings.pvc_root)
+        self.registry = (
+            registry
+            if registry is not None
+            else default_registry(
+                settings.pvc_root, settings.local_storage_roots(), settings.max_artifact_bytes
+            )
+        )
         self.handler: StorageHandler | None = None
         self._nc: NATS | None = None
         self._adapter: StorageNatsAdapter | None = None

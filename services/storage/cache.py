@@ -39,7 +39,7 @@ import structlog
 
 from modelplane.libs.errors import PermanentError, RetryableError
 from modelplane.libs.tasks import TaskSupervisor
-from modelplane.services.storage.fetchers.base import FetchTarget
+from modelplane.services.storage.fetchers.base import ArtifactTooLarge, FetchTarget
 from modelplane.services.storage.fetchers.registry import RemoteFetcher
 
 log = structlog.get_logger(__name__)
@@ -62,21 +62,36 @@ class MeterReading:
 
 
 class Meter:
-    """The cache's ``Progress``: counts what a download reports (fetchers may call from threads)."""
+    """The cache's ``Progress``: counts what a download reports (fetchers may call from threads).
 
-    def __init__(self) -> None:
+    With a ``limit`` it is also the size cap: an announced total or a running count above it
+    raises ArtifactTooLarge in the fetcher, which stops writing (at most one chunk too many).
+    """
+
+    def __init__(self, limit: int | None = None) -> None:
         self._lock = threading.Lock()
         self._done = 0
         self._total: int | None = None
         self._started = time.monotonic()
+        self._limit = limit
+
+    @property
+    def max_bytes(self) -> int | None:
+        """The cap (``base.SizeCapped``); None: unbounded."""
+        return self._limit
 
     def total(self, total_bytes: int) -> None:
         with self._lock:
             self._total = total_bytes
+        if self._limit is not None and total_bytes > self._limit:
+            raise ArtifactTooLarge(self._limit)
 
     def advance(self, n_bytes: int) -> None:
         with self._lock:
             self._done += n_bytes
+            done = self._done
+        if self._limit is not None and done > self._limit:
+            raise ArtifactTooLarge(self._limit)
 
     @property
     def announced_total(self) -> int | None:
@@ -119,11 +134,14 @@ class Checkout:
 class StorageCache:
     """Directory cache shared by every fetch of this process (and safe to share across processes)."""
 
-    def __init__(self, root: Path, max_bytes: int) -> None:
+    def __init__(self, root: Path, max_bytes: int, max_artifact_bytes: int | None = None) -> None:
         if max_bytes <= 0:
             raise ValueError("max_bytes must be positive")
-        self.root = root
+        # Real path: the agent refuses an artifact path that is not its own real path.
+        self.root = Path(os.path.realpath(root))
         self.max_bytes = max_bytes
+        # Bytes one download may write (None: unbounded); enforced by its Meter while it streams.
+        self.max_artifact_bytes = max_artifact_bytes
         self._partial = root / PARTIAL
         self._inflight: dict[str, tuple[asyncio.Future[Path], Meter]] = {}
         self._in_use: Counter[str] = Counter()
@@ -181,7 +199,7 @@ class StorageCache:
         future = asyncio.get_running_loop().create_future()
         # Nobody may be waiting when a download fails (all callers gave up): mark it retrieved.
         future.add_done_callback(_retrieve)
-        meter = Meter()
+        meter = Meter(self.max_artifact_bytes)
         self._inflight[key] = (future, meter)
         self._tasks.spawn(f"download[{key[:12]}]", self._download(key, fetcher, target, meter, future))
         return Checkout(key, future, meter, cached=False)

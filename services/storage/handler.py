@@ -20,11 +20,11 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 
 from modelplane.libs.errors import ModelplaneError, PermanentError
+from modelplane.libs.uris import redact_in, redact_uri
 from modelplane.services.storage.cache import Checkout, MeterReading, StorageCache
 from modelplane.services.storage.fetchers import FetcherRegistry
 from modelplane.services.storage.fetchers.base import FetchTarget
@@ -116,7 +116,8 @@ class StorageHandler:
                 log.info("artifact_located", path=str(path))
                 yield path
                 return
-            credentials = await self._secrets.resolve(secret_name)
+            model = progress_key.model if progress_key is not None else ""
+            credentials = await self._secrets.resolve(secret_name, model)
             # Route again with the secret: it may configure an Azure blob endpoint (path-style URLs).
             target = self._registry.target(uri, artifact_version, secret_name, credentials)
             _, remote = self._registry.fetcher_for(target)
@@ -127,12 +128,12 @@ class StorageHandler:
                     path = await self._await_entry(checkout, target, progress_key)
                     yield path
             except ModelplaneError as exc:
-                if _leaks(exc.message, credentials):
+                if _leaks(exc.message, credentials) or redact_in(exc.message, target.uri) != exc.message:
                     # from None: the cause (an SDK error) may quote the credential too.
-                    raise _scrubbed(exc, credentials) from None
+                    raise _scrubbed(exc, credentials, target.uri) from None
                 raise
             except Exception as exc:
-                if _leaks(str(exc), credentials):
+                if _leaks(str(exc), credentials) or redact_in(str(exc), target.uri) != str(exc):
                     raise PermanentError(f"fetching {shown} failed ({type(exc).__name__})") from None
                 raise
 
@@ -178,24 +179,17 @@ class StorageHandler:
 
 
 def display_uri(uri: str) -> str:
-    """``uri`` without userinfo (https://user:password@host/... keeps only the host)."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return uri
-    if "@" not in parts.netloc:
-        return uri
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    """``uri`` without userinfo, query string (presigned URLs, SAS tokens) or fragment."""
+    return redact_uri(uri)
 
 
 def _leaks(text: str, credentials: Mapping[str, str]) -> bool:
     return any(len(v) >= _MIN_SCRUBBED_LEN and v in text for v in credentials.values())
 
 
-def _scrubbed(exc: ModelplaneError, credentials: Mapping[str, str]) -> ModelplaneError:
-    """``exc`` with every credential value in its message replaced by ``***``."""
-    message = exc.message
+def _scrubbed(exc: ModelplaneError, credentials: Mapping[str, str], uri: str) -> ModelplaneError:
+    """``exc`` with every credential value in its message replaced by ``***``, the URI redacted."""
+    message = redact_in(exc.message, uri)
     for value in credentials.values():
         if len(value) >= _MIN_SCRUBBED_LEN:
             message = message.replace(value, "***")

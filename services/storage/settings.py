@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
+from modelplane.libs.local_paths import LocalRoots, default_roots, parse_roots
 from modelplane.libs.settings import CommonSettings
 
 
@@ -66,3 +67,36 @@ class StorageSettings(CommonSettings):
             "under .modelplane/ so volumes are plain folders of the local run."
         ),
     )
+    state_dir: Path = Field(
+        default=Path(".modelplane"),
+        validation_alias=AliasChoices("MODELPLANE_STATE_DIR", "state_dir"),
+        description=(
+            "The local run's state directory (path; `modelplane up` sets MODELPLANE_STATE_DIR). "
+            "Local storageUris never resolve into it (auth, secrets, NATS store, cache, replicas), "
+            "except under an allowed root inside it such as <state dir>/models."
+        ),
+    )
+    local_roots: str = Field(
+        default="",
+        description=(
+            "Folders (os.pathsep- or comma-separated paths) that local and file:// storageUris may "
+            "name; a path is resolved (symlinks followed) before the check. Empty: the working "
+            "directory and <state dir>/models, which is what `modelplane up` passes explicitly "
+            "(the folder it was started from)."
+        ),
+    )
+    max_artifact_bytes: int = Field(
+        default=50 * 1024**3,
+        gt=0,
+        description=(
+            "Largest artifact (bytes) one remote fetch may write: downloads and the unpacked size "
+            "of archives are counted while they stream, and the fetch fails (partial files "
+            "removed) as soon as it is exceeded, so a hostile or mistaken URI cannot fill the "
+            "disk. 50 GiB holds a 7B-parameter LLM in fp32 with room to spare."
+        ),
+    )
+
+    def local_storage_roots(self) -> LocalRoots:
+        """The allowed roots and the folders no local storageUri may reach."""
+        roots = parse_roots(self.local_roots) or default_roots(self.state_dir)
+        return LocalRoots.for_state(roots, self.state_dir, forbidden=(self.secrets_dir, self.cache_dir))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -13,8 +14,17 @@ from tests.helpers.auth import ADMIN
 
 
 @pytest.fixture
-async def api_app(nats_server: EmbeddedNats) -> AsyncIterator[App]:
-    app = App(ApiSettings(nats_url=nats_server.url, grpc_port=0, http_port=0))  # port 0: the OS picks
+async def api_app(nats_server: EmbeddedNats, tmp_path: Path) -> AsyncIterator[App]:
+    # Any absolute path outside the (temporary) state dir may be a storageUri here: these tests
+    # use paths such as /m; tests/api/test_storage_admission.py checks the default roots.
+    settings = ApiSettings(
+        nats_url=nats_server.url,
+        grpc_port=0,
+        http_port=0,
+        storage_local_roots="/",
+        state_dir=tmp_path / "state",
+    )
+    app = App(settings)  # port 0: the OS picks
     await app.start()
     try:
         yield app

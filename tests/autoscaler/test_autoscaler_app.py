@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -30,9 +31,17 @@ AUTOSCALER_TOKEN = generate_token()
 
 
 @pytest.fixture
-async def api(nats_server: EmbeddedNats, js: JetStreamContext) -> AsyncIterator[ApiApp]:
+async def api(nats_server: EmbeddedNats, js: JetStreamContext, tmp_path: Path) -> AsyncIterator[ApiApp]:
     await (await TokenStore.open(js)).ensure("autoscaler", "admin", AUTOSCALER_TOKEN)
-    app = ApiApp(ApiSettings(nats_url=nats_server.url, grpc_port=0, http_port=0))
+    # The model's storageUri (/models/iris) is never fetched here: any path outside the state dir.
+    settings = ApiSettings(
+        nats_url=nats_server.url,
+        grpc_port=0,
+        http_port=0,
+        storage_local_roots="/",
+        state_dir=tmp_path / "state",
+    )
+    app = ApiApp(settings)
     await app.start()
     try:
         yield app

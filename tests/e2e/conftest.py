@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import Ports, UpProcess, nats_permission_violations
+from modelplane.libs.local_paths import LOCAL_ROOTS_ENV
+from tests.e2e.stack import REPO, Ports, UpProcess, nats_permission_violations
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -27,9 +29,13 @@ def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[UpProcess]
 
     After the test, the embedded nats-server's log must show no permission violation: every
     service did all it needed as its own NATS user."""
-    up = UpProcess(
-        tmp_path / "state", Ports(), tmp_path / "up.log", extra_env=getattr(request.module, "UP_ENV", None)
-    )
+    # The tests keep their model folders in tmp_path (which also holds the state dir, as a
+    # checkout holds .modelplane): it is an allowed local storage root beside the repo.
+    env = {
+        LOCAL_ROOTS_ENV: os.pathsep.join([str(REPO), str(tmp_path)]),
+        **getattr(request.module, "UP_ENV", {}),
+    }
+    up = UpProcess(tmp_path / "state", Ports(), tmp_path / "up.log", extra_env=env)
     up.start()
     try:
         up.wait_ready()

@@ -87,7 +87,11 @@ async def reports(nc: NATS) -> AsyncIterator[Reports]:
 
 @pytest.fixture
 async def storage(nats_server: EmbeddedNats, tmp_path: Path) -> AsyncIterator[StorageApp]:
-    app = StorageApp(StorageSettings(nats_url=nats_server.url, cache_dir=tmp_path / "storage-cache"))
+    # The tests' model folders live under tmp_path: that is the one allowed local root.
+    settings = StorageSettings(
+        nats_url=nats_server.url, cache_dir=tmp_path / "storage-cache", local_roots=str(tmp_path)
+    )
+    app = StorageApp(settings)
     await app.start()
     try:
         yield app

@@ -189,3 +189,23 @@ async def test_close_deregisters_and_stops_mlserver(
         return False
 
     await eventually(group_gone, timeout=5)
+
+
+async def test_host_files_never_reach_the_model_repository(
+    mlserver_agent: PlacementApp, nc: NATS, reports: Reports, tmp_path: Path
+) -> None:
+    """/etc, and a model folder with a symlink to /etc/passwd, fail to load; nothing is copied."""
+    assert (await _command(nc, "load", _load("etc", 1, "/etc"))).accepted
+    etc = await reports.wait_for("etc", LOAD_OUTCOMES)
+    assert etc.outcome == agent_pb2.OUTCOME_LOAD_FAILED
+    assert "spec.storageUri" in etc.message
+    iris = build_iris_model(tmp_path / "artifacts" / "linked")
+    (iris.path / "passwd").symlink_to("/etc/passwd")
+    assert (await _command(nc, "load", _load("linked", 1, str(iris.path), requirements=["sklearn"]))).accepted
+    linked = await reports.wait_for("linked", LOAD_OUTCOMES)
+    assert linked.outcome == agent_pb2.OUTCOME_LOAD_FAILED
+    assert "symlink" in linked.message
+    repo = mlserver_agent.state_dir / "models"
+    assert not (repo / "etc_1").exists()
+    assert not (repo / "linked_1").exists()
+    assert not list(repo.rglob("passwd"))

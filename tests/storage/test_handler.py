@@ -11,6 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from modelplane.libs.errors import InvalidError, NotFoundError
+from modelplane.libs.local_paths import LocalRoots
 from modelplane.services.storage.cache import StorageCache
 from modelplane.services.storage.fetchers.base import FetchTarget, Progress
 from modelplane.services.storage.fetchers.local import LocalFetcher
@@ -83,8 +84,12 @@ def sink() -> ListSink:
 
 
 @pytest.fixture
-def handler(fetcher: MemoryFetcher, cache: StorageCache, secrets_dir: Path, sink: ListSink) -> StorageHandler:
-    registry = FetcherRegistry([LocalFetcher(), fetcher])
+def handler(
+    fetcher: MemoryFetcher, cache: StorageCache, secrets_dir: Path, sink: ListSink, tmp_path: Path
+) -> StorageHandler:
+    # Local paths may name anything under tmp_path except the service's own folders.
+    roots = LocalRoots.of([tmp_path], protected=[secrets_dir, tmp_path / "cache"])
+    registry = FetcherRegistry([LocalFetcher(roots), fetcher])
     return StorageHandler(registry, cache, SecretStore(secrets_dir), progress=sink, progress_interval=0.01)
 
 
@@ -166,7 +171,7 @@ def test_azure_blob_urls_get_their_own_scheme() -> None:
 
 def test_default_registry_serves_every_documented_scheme(tmp_path: Path) -> None:
     """The default registry covers paths, file, s3, gs, azure blob, http(s), hf and pvc."""
-    assert set(default_registry(tmp_path).schemes()) >= {
+    assert set(default_registry(tmp_path, LocalRoots.of([tmp_path])).schemes()) >= {
         "",
         "file",
         "s3",

@@ -13,6 +13,7 @@ from nats.aio.msg import Msg
 from modelplane.libs import subjects
 from modelplane.libs.embedded_nats import EmbeddedNats
 from modelplane.libs.errors import NotFoundError
+from modelplane.libs.local_paths import LocalRoots
 from modelplane.proto import agent_pb2
 from modelplane.services.placement.storage_client import StorageClient
 from modelplane.services.storage.app import App
@@ -33,7 +34,7 @@ async def storage(nats_server: EmbeddedNats, tmp_path: Path, fetcher: MemoryFetc
     settings = StorageSettings(
         nats_url=nats_server.url, cache_dir=tmp_path / "cache", secrets_dir=tmp_path / "secrets"
     )
-    app = App(settings, registry=FetcherRegistry([LocalFetcher(), fetcher]))
+    app = App(settings, registry=FetcherRegistry([LocalFetcher(LocalRoots.of([tmp_path])), fetcher]))
     await app.start()
     try:
         yield app

@@ -41,6 +41,7 @@ from modelplane.libs.process import (
     write_record,
 )
 from modelplane.services.placement.runtimes.base import ReadyProbe, RuntimeExit, ready_within
+from modelplane.services.placement.runtimes.environment import server_environment
 from modelplane.services.placement.runtimes.process import (
     AdoptedProcess,
     ManagedProcess,
@@ -77,7 +78,8 @@ class LaunchSpec:
     argv: tuple[str, ...]
     cwd: Path
     log_path: Path
-    # Environment entries that matter (the ServerConfig's), set over the agent's own environment.
+    # Environment entries that matter (the ServerConfig's), set over the allowed part of the
+    # agent's environment (runtimes/environment.py).
     env: Mapping[str, str] = field(default_factory=dict)
     ports: Mapping[str, int] = field(default_factory=dict)
     endpoints: Mapping[str, str] = field(default_factory=dict)
@@ -119,7 +121,8 @@ class ServerProcess:
             self.spec.name,
             self.spec.argv,
             cwd=self.spec.cwd,
-            env={**os.environ, **self.spec.env},
+            # Never the agent's whole environment: it holds NATS and cloud credentials.
+            env=server_environment(os.environ, self.spec.env),
             log_path=self.spec.log_path,
         )
         self._handle = process

@@ -8,6 +8,12 @@ directory, and any device or FIFO member. The first bad member stops the whole u
 which re-checks each path against the real file system while extracting (a second, independent
 guard against link tricks the name checks cannot see).
 
+The sizes the members declare are added up before anything is written: an archive whose
+unpacked total exceeds ``max_bytes`` (MODELPLANE_STORAGE_MAX_ARTIFACT_BYTES) is refused, so a
+small archive of zeros cannot fill the disk. The declared sizes bound what is written: tarfile
+writes exactly ``size`` bytes per member, and zipfile stops a member at its declared size (and
+fails its CRC check if the data was longer).
+
 Zip files cannot create symlinks through ``zipfile`` (a symlink member is written as a small
 regular file holding the target), but a symlink member pointing outside is still rejected so a
 tool that later honours it cannot be led astray.
@@ -22,6 +28,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from modelplane.libs.errors import InvalidError
+from modelplane.services.storage.fetchers.base import ArtifactTooLarge
 
 # Longest first, so "x.tar.gz" is a tar.gz and not a ".gz" of something.
 ARCHIVE_SUFFIXES: tuple[str, ...] = (".tar.gz", ".tgz", ".tar", ".zip")
@@ -32,25 +39,27 @@ def is_archive(name: str) -> bool:
     return name.lower().endswith(ARCHIVE_SUFFIXES)
 
 
-def unpack(archive: Path, dest: Path, *, source: str) -> None:
+def unpack(archive: Path, dest: Path, *, source: str, max_bytes: int | None = None) -> None:
     """Unpack ``archive`` into the existing directory ``dest``; ``source`` names it in errors.
 
+    ``max_bytes``: the most the unpacked members may add up to (ArtifactTooLarge beyond it).
     Blocking: call it through ``asyncio.to_thread``.
     """
     name = archive.name.lower()
     try:
         if name.endswith(".zip"):
-            _unpack_zip(archive, dest, source)
+            _unpack_zip(archive, dest, source, max_bytes)
         else:
-            _unpack_tar(archive, dest, source)
+            _unpack_tar(archive, dest, source, max_bytes)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
         # tarfile's data filter errors (OutsideDestinationError, ...) are TarErrors too.
         raise InvalidError(f"{source} is not a valid archive: {exc}", field="spec.storageUri") from exc
 
 
-def _unpack_tar(archive: Path, dest: Path, source: str) -> None:
+def _unpack_tar(archive: Path, dest: Path, source: str, max_bytes: int | None) -> None:
     with tarfile.open(archive, mode="r:*") as tar:
         members = tar.getmembers()
+        _check_total(sum(m.size for m in members if m.isfile()), max_bytes, source)
         symlinks = {_clean(m.name) for m in members if m.issym()}
         for member in members:
             _check_name(member.name, symlinks, source)
@@ -64,9 +73,10 @@ def _unpack_tar(archive: Path, dest: Path, source: str) -> None:
         tar.extractall(dest, members=members, filter="data")
 
 
-def _unpack_zip(archive: Path, dest: Path, source: str) -> None:
+def _unpack_zip(archive: Path, dest: Path, source: str, max_bytes: int | None) -> None:
     with zipfile.ZipFile(archive) as zf:
         infos = zf.infolist()
+        _check_total(sum(i.file_size for i in infos), max_bytes, source)
         symlinks = {_clean(i.filename) for i in infos if _zip_is_symlink(i)}
         for info in infos:
             _check_name(info.filename, symlinks, source)
@@ -74,6 +84,11 @@ def _unpack_zip(archive: Path, dest: Path, source: str) -> None:
                 target = zf.read(info).decode("utf-8", errors="replace")
                 _check_link(info.filename, target, relative_to_member=True, source=source)
         zf.extractall(dest)
+
+
+def _check_total(total: int, max_bytes: int | None, source: str) -> None:
+    if max_bytes is not None and total > max_bytes:
+        raise ArtifactTooLarge(max_bytes, what=f"archive {source} unpacked ({total} bytes)")
 
 
 def _zip_is_symlink(info: zipfile.ZipInfo) -> bool:

@@ -20,7 +20,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
+
+from modelplane.libs.errors import PermanentError
+
+# The setting that bounds one artifact, named in the error so the operator knows what to raise.
+MAX_ARTIFACT_SETTING = "MODELPLANE_STORAGE_MAX_ARTIFACT_BYTES"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +41,18 @@ class FetchTarget:
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
 
+class ArtifactTooLarge(PermanentError):
+    """The artifact (downloaded or unpacked) exceeds the configured maximum; retrying won't help."""
+
+    def __init__(self, limit: int, *, what: str = "the artifact") -> None:
+        super().__init__(
+            f"{what} is larger than the limit of {limit} bytes ({MAX_ARTIFACT_SETTING}); "
+            "the download was stopped and its files removed",
+            field="spec.storageUri",
+        )
+        self.limit = limit
+
+
 class Progress(Protocol):
     """Where a download reports how far it got (the cache turns this into progress events)."""
 
@@ -43,7 +60,20 @@ class Progress(Protocol):
         """The artifact's size in bytes, once known (may be called again if it grows)."""
 
     def advance(self, n_bytes: int) -> None:
-        """``n_bytes`` more were written."""
+        """``n_bytes`` more were written; may raise (ArtifactTooLarge) to stop the download."""
+
+
+@runtime_checkable
+class SizeCapped(Protocol):
+    """A ``Progress`` that also bounds the bytes written (the cache's meter).
+
+    Downloads running in a thread (``objects.ThreadedDownload``) count their own bytes against
+    ``max_bytes`` as they write, so the cap stops the writing thread itself, not a report that
+    the event loop gets to later.
+    """
+
+    @property
+    def max_bytes(self) -> int | None: ...
 
 
 class NoProgress:

@@ -14,6 +14,7 @@ registry and never reach this one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -23,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 import aiohttp
 
 from modelplane.libs.errors import InvalidError, NotFoundError, RetryableError
+from modelplane.libs.uris import redact_uri
 from modelplane.services.storage.fetchers.archives import is_archive, unpack
 from modelplane.services.storage.fetchers.base import FetchTarget, Progress
 
@@ -42,8 +44,14 @@ class HttpFetcher:
     in_place = False
 
     def __init__(
-        self, *, connect_timeout: float = CONNECT_TIMEOUT_S, read_timeout: float = READ_TIMEOUT_S
+        self,
+        *,
+        connect_timeout: float = CONNECT_TIMEOUT_S,
+        read_timeout: float = READ_TIMEOUT_S,
+        max_unpacked_bytes: int | None = None,
     ) -> None:
+        # The download itself is capped by the cache's meter; this bounds what an archive unpacks to.
+        self._max_unpacked = max_unpacked_bytes
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=connect_timeout, sock_connect=connect_timeout, sock_read=read_timeout
         )
@@ -82,7 +90,11 @@ class HttpFetcher:
         try:
             await self._stream(target.uri, path, progress)
             if scratch is not None:
-                await asyncio.to_thread(unpack, path, dest, source=target.uri)
+                await asyncio.to_thread(
+                    functools.partial(
+                        unpack, path, dest, source=_shown(target.uri), max_bytes=self._max_unpacked
+                    )
+                )
         finally:
             if scratch is not None:
                 await asyncio.to_thread(shutil.rmtree, scratch, True)
@@ -116,11 +128,8 @@ def _file_name(uri: str) -> str:
 
 
 def _shown(uri: str) -> str:
-    """The URI for messages: without a ``user:password@`` part, should someone write one."""
-    parts = urlsplit(uri)
-    if "@" not in parts.netloc:
-        return uri
-    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
+    """The URI for messages: without userinfo or query string (a presigned URL's signature)."""
+    return redact_uri(uri)
 
 
 def _raise_for_status(status: int, uri: str) -> None:

@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import BinaryIO
 
 from modelplane.libs.errors import InvalidError, NotFoundError
-from modelplane.services.storage.fetchers.base import Progress
+from modelplane.services.storage.fetchers.base import ArtifactTooLarge, Progress, SizeCapped
 
 FIELD = "spec.storageUri"
 # Seconds a cancelled download waits for its thread to notice (it does at the next chunk it
@@ -99,6 +99,12 @@ class ThreadedDownload:
         self._progress = progress
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        # What a progress report raised (the size cap): the thread stops and ``run`` raises it.
+        self._error: Exception | None = None
+        # The cap, counted here as well: the writing threads stop themselves at the next chunk.
+        self._max_bytes = progress.max_bytes if isinstance(progress, SizeCapped) else None
+        self._written = 0
+        self._count_lock = threading.Lock()
 
     async def run(self, work: Callable[[ThreadedDownload], None]) -> None:
         """Await ``work(self)`` in a thread; cancelling the caller stops the thread, then re-raises."""
@@ -114,6 +120,13 @@ class ThreadedDownload:
             worker.add_done_callback(_retrieve)
             await asyncio.wait({worker}, timeout=STOP_WAIT_S)
             raise
+        except Exception:
+            # The SDK may wrap what our callback raised in the thread; the report's error wins.
+            if self._error is not None:
+                raise self._error from None
+            raise
+        if self._error is not None:
+            raise self._error
 
     @property
     def stopped(self) -> bool:
@@ -127,7 +140,15 @@ class ThreadedDownload:
     def advance(self, n_bytes: int) -> None:
         """From the worker thread: report bytes written; raises Cancelled when told to stop."""
         if self._stop.is_set():
-            raise Cancelled
+            raise self._error if self._error is not None else Cancelled
+        if self._max_bytes is not None:
+            with self._count_lock:
+                self._written += n_bytes
+                over = self._written > self._max_bytes
+            if over:
+                self._error = ArtifactTooLarge(self._max_bytes)
+                self._stop.set()
+                raise self._error
         self._call(self._progress.advance, n_bytes)
 
     def open(self, dest: Path, obj: RemoteObject) -> CountingFile:
@@ -140,7 +161,16 @@ class ThreadedDownload:
         assert self._loop is not None, "run() sets the loop before the thread starts"
         # Scheduled in order and before the thread's result is delivered, so every report lands
         # before ``run`` returns.
-        self._loop.call_soon_threadsafe(fn, n)
+        self._loop.call_soon_threadsafe(self._report, fn, n)
+
+    def _report(self, fn: Callable[[int], None], n: int) -> None:
+        if self._error is not None:
+            return
+        try:
+            fn(n)
+        except Exception as exc:
+            self._error = exc
+            self._stop.set()
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:

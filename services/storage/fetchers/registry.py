@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol, cast
 
 from modelplane.libs.errors import InvalidError
+from modelplane.libs.local_paths import LocalRoots
 from modelplane.services.storage.fetchers import azure
 from modelplane.services.storage.fetchers.azure import AzureBlobFetcher
 from modelplane.services.storage.fetchers.base import FetchTarget, Progress
@@ -134,16 +135,19 @@ class FetcherRegistry:
         return None, cast(RemoteFetcher, fetcher)
 
 
-def default_registry(pvc_root: Path) -> FetcherRegistry:
-    """Every scheme this build supports; ``pvc://<claim>/<path>`` resolves under ``pvc_root``."""
+def default_registry(
+    pvc_root: Path, local_roots: LocalRoots, max_artifact_bytes: int | None = None
+) -> FetcherRegistry:
+    """Every scheme this build supports; ``pvc://<claim>/<path>`` resolves under ``pvc_root``,
+    local paths only inside ``local_roots``; archives unpack to at most ``max_artifact_bytes``."""
     return FetcherRegistry(
         [
-            LocalFetcher(),
+            LocalFetcher(local_roots),
             PvcFetcher(pvc_root),
             S3Fetcher(),
             GcsFetcher(),
             AzureBlobFetcher(),
-            HttpFetcher(),
+            HttpFetcher(max_unpacked_bytes=max_artifact_bytes),
             HuggingFaceFetcher(),
         ]
     )
