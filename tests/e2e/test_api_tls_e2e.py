@@ -89,6 +89,19 @@ def post_json(url: str, body: Any, context: ssl.SSLContext, token: str | None = 
     return answer
 
 
+def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The CLI with an environment of the test's choosing (``TlsUp.cli`` uses the stack's)."""
+    return subprocess.run(
+        [str(BIN / "modelplane"), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_api_over_tls_end_to_end(tls_stack: TlsUp) -> None:
     """CLI and REST work over TLS with the CA; plaintext and untrusted clients do not."""
     listed = tls_stack.cli("server", "list")
@@ -141,17 +154,19 @@ def test_gateway_over_tls_end_to_end(tls_stack: TlsUp) -> None:
     assert answered.code == 0, f"{answered}\n{stack.log_tail()}"
     assert outputs_by_name(json.loads(answered.out)) == EXAMPLE_ANSWER, answered.out
 
+    # MODELPLANE_CA alone selects TLS: plain addresses (as a user's defaults are) work too.
+    plain_addresses = {
+        **stack.env,
+        "MODELPLANE_API_ADDRESS": f"127.0.0.1:{stack.ports.api_grpc}",
+        "MODELPLANE_GATEWAY_URL": f"http://127.0.0.1:{stack.ports.gateway_http}",
+    }
+    for args in (["model", "list"], ["model", "infer", "double", body]):
+        with_ca = run_cli(args, plain_addresses)
+        assert with_ca.returncode == 0, with_ca
+
     # Without the CA the CLI refuses the certificate and says what to pass.
     without_ca = {k: v for k, v in stack.env.items() if k != "MODELPLANE_CA"}
-    untrusted = subprocess.run(
-        [str(BIN / "modelplane"), "model", "infer", "double", body],
-        cwd=REPO,
-        env=without_ca,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    untrusted = run_cli(["model", "infer", "double", body], without_ca)
     assert untrusted.returncode == 1, untrusted
     assert "pass --ca" in untrusted.stderr, untrusted.stderr
 
