@@ -39,6 +39,8 @@ _MAX_ERROR_TEXT = 2000
 # (libs/http1 limits, 75 s), so the client, not the server, closes it and no call is sent on a
 # connection the server is closing.
 _TLS_IDLE_SECONDS = 30.0
+# Headers aiohttp writes itself for the body it sends (as libs/http1's client does).
+_FRAMING_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
 
 class GatewayClient:
@@ -168,7 +170,7 @@ class _TlsGateway:
             async with self._session.post(
                 self._base + target,
                 data=body,
-                headers=dict(headers),
+                headers={k: v for k, v in headers.items() if k.lower() not in _FRAMING_HEADERS},
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
             ) as resp:
                 return resp.status, await resp.read()
