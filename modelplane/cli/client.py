@@ -8,7 +8,8 @@ for anything else, never a traceback.
 Every api call carries a bearer token: ``--token``, else ``MODELPLANE_TOKEN``, else the admin
 token `modelplane up` wrote to ``<state dir>/auth/admin.token`` (state dir from
 ``MODELPLANE_STATE_DIR``, else ``.modelplane``), so commands run next to `up` need no setup.
-An ``https://`` api address or ``--ca`` (``MODELPLANE_CA``) selects TLS.
+An ``https://`` address or ``--ca`` (``MODELPLANE_CA``) selects TLS, for the api and the gateway
+alike: `up --tls-cert` serves both over TLS, so one CA setting is all the CLI needs then.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -37,6 +39,7 @@ from modelplane.proto import control_pb2, control_pb2_grpc
 
 DEFAULT_API = "127.0.0.1:9004"
 DEFAULT_GATEWAY = "http://127.0.0.1:9000"
+DEFAULT_GATEWAY_TLS = "https://127.0.0.1:9000"
 # Seconds one unary api call may take; the api answers from KV in milliseconds.
 CALL_TIMEOUT = 10.0
 # Seconds one gateway request may take (a model may be loading on demand).
@@ -81,23 +84,28 @@ def _remember(key: str) -> Callable[[click.Context, click.Parameter, Any], None]
     return callback
 
 
-def api_option(func: F) -> F:
-    """--api, and the credentials every api call needs: --token and --ca."""
+def _credential_options(func: F, service: str) -> F:
+    """--token and --ca, kept in the click context for ``credentials()``."""
     func = click.option(
         "--ca",
         envvar=CA_ENV,
         type=click.Path(dir_okay=False, path_type=Path),
         expose_value=False,
         callback=_remember(_CA_META),
-        help="CA bundle (PEM) to trust for an api served over TLS.",
+        help=f"CA bundle (PEM) to trust; selects TLS to the {service} (`up --tls-cert`).",
     )(func)
-    func = click.option(
+    return click.option(
         "--token",
         envvar=TOKEN_ENV,
         expose_value=False,
         callback=_remember(_TOKEN_META),
-        help="Bearer token for the api [default: <state dir>/auth/admin.token].",
+        help=f"Bearer token for the {service} [default: <state dir>/auth/admin.token].",
     )(func)
+
+
+def api_option(func: F) -> F:
+    """--api, and the credentials every api call needs: --token and --ca."""
+    func = _credential_options(func, "api")
     return click.option(
         "--api",
         "api_address",
@@ -139,14 +147,26 @@ def _target(address: str) -> tuple[str, bool]:
 
 
 def gateway_option(func: F) -> F:
+    """--gateway, and --token and --ca (a gateway may require tokens and serve TLS)."""
+    func = _credential_options(func, "gateway")
     return click.option(
         "--gateway",
         "gateway_url",
         envvar="MODELPLANE_GATEWAY_URL",
-        default=DEFAULT_GATEWAY,
-        show_default=True,
-        help="Base URL of the modelplane gateway (Open Inference Protocol v2 REST).",
+        help=(
+            "Base URL of the modelplane gateway (Open Inference Protocol v2 REST) "
+            f"[default: {DEFAULT_GATEWAY}, {DEFAULT_GATEWAY_TLS} with --ca]."
+        ),
     )(func)
+
+
+def gateway_url(url: str | None, ca: Path | None) -> str:
+    """The gateway's base URL: ``url`` or the local default; a CA selects https, as it selects
+    TLS for the api (`up --tls-cert` serves both with one certificate)."""
+    url = (url or DEFAULT_GATEWAY).rstrip("/")
+    if ca is not None and url.startswith("http://"):
+        return "https://" + url[len("http://") :]
+    return url
 
 
 def _unreachable(details: str) -> bool:
@@ -297,9 +317,9 @@ class ApiClient:
 class GatewayClient:
     """Open Inference Protocol v2 REST calls to the gateway (stdlib HTTP: no extra dependency)."""
 
-    def __init__(self, base_url: str, creds: Credentials | None = None) -> None:
-        self.base_url = base_url.rstrip("/")
+    def __init__(self, base_url: str | None, creds: Credentials | None = None) -> None:
         creds = creds if creds is not None else credentials()
+        self.base_url = gateway_url(base_url, creds.ca)
         url = urllib.parse.urlsplit(self.base_url)
         self._headers = {"Content-Type": "application/json"}
         # A gateway with MODELPLANE_GATEWAY_AUTH=required takes the same token; it is sent over
@@ -321,6 +341,11 @@ class GatewayClient:
             raise CommandFailed(f"gateway answered {exc.code}: {_error_text(exc.read())}") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
+            if isinstance(reason, ssl.SSLError):
+                raise CommandFailed(
+                    f"TLS with the modelplane gateway at {self.base_url} failed ({reason}); "
+                    "pass --ca (MODELPLANE_CA) with the certificate it serves"
+                ) from None
             raise CommandFailed(
                 f"cannot reach the modelplane gateway at {self.base_url} ({reason}; is `make up` running?)"
             ) from None

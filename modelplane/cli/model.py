@@ -224,7 +224,7 @@ def infer_body(data: str | None, filename: str | None) -> Any:
 @click.argument("data", required=False)
 @click.option("-f", "--filename", help="File holding the V2 JSON request body; - for stdin.")
 @gateway_option
-def infer(name: str, data: str | None, filename: str | None, gateway_url: str) -> None:
+def infer(name: str, data: str | None, filename: str | None, gateway_url: str | None) -> None:
     """Send a V2 inference request (JSON) to a model through the gateway; print the response."""
     body = infer_body(data, filename)
     response = GatewayClient(gateway_url).request("POST", f"/v2/models/{name}/infer", body)
@@ -234,7 +234,7 @@ def infer(name: str, data: str | None, filename: str | None, gateway_url: str) -
 @model.command()
 @click.argument("name")
 @gateway_option
-def metadata(name: str, gateway_url: str) -> None:
+def metadata(name: str, gateway_url: str | None) -> None:
     """Print a model's V2 metadata (inputs, outputs, platform) from the gateway."""
     click.echo(json.dumps(GatewayClient(gateway_url).request("GET", f"/v2/models/{name}"), indent=2))
 

@@ -29,7 +29,7 @@ pipeline = dataflow_group(
 @click.argument("data", required=False)
 @click.option("-f", "--filename", help="File holding the V2 JSON request body; - for stdin.")
 @gateway_option
-def infer(name: str, data: str | None, filename: str | None, gateway_url: str) -> None:
+def infer(name: str, data: str | None, filename: str | None, gateway_url: str | None) -> None:
     """Send a V2 inference request (JSON) to a pipeline through the gateway; print its answer."""
     body = infer_body(data, filename)
     response = GatewayClient(gateway_url).request("POST", f"/v2/pipelines/{name}/infer", body)

@@ -60,7 +60,7 @@ log = structlog.get_logger(__name__)
     "--tls-cert",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     envvar="MODELPLANE_API_TLS_CERT",
-    help="PEM certificate: serve the api (gRPC and REST) over TLS; clients pass --ca.",
+    help="PEM certificate: serve the api and the gateway (gRPC and REST) over TLS only; clients pass --ca.",
 )
 @click.option(
     "--tls-key",

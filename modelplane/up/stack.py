@@ -13,7 +13,9 @@ under the state directory, so the next `up` restores every model.
 
 Before any service starts, ``up.auth`` makes the state dir private and the api tokens (the admin
 token the CLI reads, and one per internal caller, given to that process only). With
-``tls_cert``/``tls_key`` the api serves TLS, and `up` and the autoscaler trust that certificate.
+``tls_cert``/``tls_key`` the api and the gateway serve TLS only (gRPC and REST), and their
+internal callers trust that certificate: `up` and the autoscaler (api), the dataflow workers
+(gateway, https://). The autoscaler's metrics port stays plain HTTP: it is read-only.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ class UpOptions:
     gateway_grpc_port: int = 9001
     autoscaler_metrics_port: int = 9010
     start_timeout: float = 60.0
-    # PEM certificate and key: the api serves gRPC and REST over TLS with them.
+    # PEM certificate and key: the api and the gateway serve gRPC and REST over TLS with them.
     tls_cert: Path | None = None
     tls_key: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -107,7 +109,7 @@ class Stack:
             "MODELPLANE_AUTOSCALER_HOST": o.host,
             "MODELPLANE_AUTOSCALER_METRICS_PORT": str(o.autoscaler_metrics_port),
             # Graph steps (and pipeline steps, if asked) call their models through the gateway.
-            "MODELPLANE_DATAFLOW_GATEWAY_URL": f"http://{o.host}:{o.gateway_http_port}",
+            "MODELPLANE_DATAFLOW_GATEWAY_URL": f"{self._http_scheme}://{o.host}:{o.gateway_http_port}",
             # The autoscaler applies replica changes through the api.
             "MODELPLANE_AUTOSCALER_API_ADDRESS": f"{o.host}:{o.api_grpc_port}",
             "MODELPLANE_STORAGE_CACHE_DIR": str(o.state_dir / "cache"),
@@ -120,16 +122,26 @@ class Stack:
             or os.pathsep.join(str(r) for r in default_roots(o.state_dir, o.work_dir)),
         }
 
+    @property
+    def _http_scheme(self) -> str:
+        return "https" if self.options.tls_cert is not None else "http"
+
     def _service_env(self, service: str) -> dict[str, str]:
-        """What only ``service`` gets: its token, and the TLS files of the api it serves or calls."""
+        """What only ``service`` gets: its token, and the TLS files of what it serves or calls."""
         o = self.options
         assert self._credentials is not None
         env = self._credentials.env_for(service)
         if o.tls_cert is not None and o.tls_key is not None:
+            cert, key = str(o.tls_cert), str(o.tls_key)
             if service == "api":
-                env.update(MODELPLANE_API_TLS_CERT=str(o.tls_cert), MODELPLANE_API_TLS_KEY=str(o.tls_key))
+                env.update(MODELPLANE_API_TLS_CERT=cert, MODELPLANE_API_TLS_KEY=key)
+            elif service == "gateway":
+                env.update(MODELPLANE_GATEWAY_TLS_CERT=cert, MODELPLANE_GATEWAY_TLS_KEY=key)
             elif service == "autoscaler":
-                env["MODELPLANE_AUTOSCALER_API_CA"] = str(o.tls_cert)
+                env["MODELPLANE_AUTOSCALER_API_CA"] = cert
+            elif service == "dataflow":
+                # The certificate is its own CA here (or its chain is the bundle to trust).
+                env["MODELPLANE_DATAFLOW_GATEWAY_CA"] = cert
         return env
 
     async def start(self) -> None:
@@ -209,11 +221,14 @@ class Stack:
 
     def banner(self) -> str:
         o = self.options
-        api_scheme = "https" if o.tls_cert is not None else "http"
+        scheme = self._http_scheme
+        # gRPC has no URL scheme: say TLS in words (clients need their CA then).
+        grpc_tls = " (TLS)" if o.tls_cert is not None else ""
         return (
             f"modelplane is up (state in {o.state_dir})\n"
-            f"  inference  REST http://{o.host}:{o.gateway_http_port}   gRPC {o.host}:{o.gateway_grpc_port}\n"
-            f"  control    gRPC {o.host}:{o.api_grpc_port}   REST {api_scheme}://{o.host}:{o.api_http_port}\n"
+            f"  inference  REST {scheme}://{o.host}:{o.gateway_http_port}   "
+            f"gRPC {o.host}:{o.gateway_grpc_port}{grpc_tls}\n"
+            f"  control    gRPC {o.host}:{o.api_grpc_port}{grpc_tls}   REST {scheme}://{o.host}:{o.api_http_port}\n"
             f"  admin token in {o.state_dir / 'auth' / 'admin.token'} (the CLI reads it)\n"
             f"  autoscaler metrics http://{o.host}:{o.autoscaler_metrics_port}/metrics\n"
             f"  NATS       {redact_url(self.nats_url)}\n"

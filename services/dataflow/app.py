@@ -95,7 +95,12 @@ class DataflowApp:
         # Graph steps go through the gateway (their bodies may be V1 or any JSON, which the
         # gateway translates); pipeline steps too when step_calls = gateway.
         token = settings.gateway_token.get_secret_value() if settings.gateway_token is not None else None
-        client = GatewayClient(settings.gateway_url, timeout=settings.upstream_timeout_seconds, token=token)
+        client = GatewayClient(
+            settings.gateway_url,
+            timeout=settings.upstream_timeout_seconds,
+            token=token,
+            ca=settings.gateway_ca,
+        )
         self._client = client
         step_caller: StepCaller
         if settings.step_calls == "direct":

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from modelplane.libs.dataplane.settings import DataPlaneSettings
@@ -31,7 +32,18 @@ class DataflowSettings(DataPlaneSettings):
     )
     gateway_url: str = Field(
         "http://127.0.0.1:9000",
-        description="Base URL of the gateway's V2 REST API (step_calls = gateway only).",
+        description=(
+            "Base URL of the gateway's V2 REST API: graph steps, and pipeline steps with"
+            " step_calls = gateway, call their models there. https:// for a gateway served over"
+            " TLS (`up --tls-cert`), trusting gateway_ca."
+        ),
+    )
+    gateway_ca: Path | None = Field(
+        None,
+        description=(
+            "CA bundle (PEM) trusted for an https:// gateway_url; `up --tls-cert` passes its"
+            " certificate. Unset: the system's trust store."
+        ),
     )
     gateway_token: SecretStr | None = Field(
         None,
@@ -79,3 +91,10 @@ class DataflowSettings(DataPlaneSettings):
         gt=0,
         description="Size bound of the dataflow stream in bytes; the oldest messages go first.",
     )
+
+    @model_validator(mode="after")
+    def _ca_needs_tls(self) -> DataflowSettings:
+        # A CA for a plaintext gateway is a mistake worth a start failure: the caller meant TLS.
+        if self.gateway_ca is not None and not self.gateway_url.startswith("https://"):
+            raise ValueError("gateway_ca is set but gateway_url is not an https:// URL")
+        return self

@@ -3,6 +3,8 @@ makes (``cryptography``); the clients are aiohttp, tritonclient.http and grpc, t
 
 from __future__ import annotations
 
+import asyncio
+import json
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,8 +14,10 @@ import grpc
 import numpy as np
 import pytest
 import tritonclient.http.aio as triton_http
+from click.testing import CliRunner
 from nats.js import JetStreamContext
 
+from modelplane.cli.main import cli
 from modelplane.libs.embedded_nats import EmbeddedNats
 from modelplane.libs.errors import InvalidError
 from modelplane.libs.tls import client_ssl_context, grpc_channel_credentials
@@ -109,3 +113,23 @@ async def test_a_missing_key_file_is_a_clear_error(
     with pytest.raises(InvalidError) as raised:
         await start_gateway(nats_server, tls_cert=cert.cert, tls_key=tmp_path / "missing.key")
     assert raised.value.field == "tls_key"
+
+
+async def test_cli_infers_over_tls_with_its_ca(
+    gateway: App, mlserver: MLServerReplica, cert: CertFiles
+) -> None:
+    """`model infer --ca` speaks https (an http:// URL too: the CA selects TLS, as for the api);
+    without the CA the CLI exits 1 saying to pass --ca."""
+    runner = CliRunner()
+    plain_url = gateway.http_url.replace("https://", "http://")
+    body = json.dumps(mlserver.iris.v2_request(2))
+    env = {"MODELPLANE_TOKEN": "", "MODELPLANE_CA": ""}
+    for url in (gateway.http_url, plain_url):
+        args = ["model", "infer", "iris", body, "--gateway", url, "--ca", str(cert.ca)]
+        result = await asyncio.to_thread(runner.invoke, cli, args, env=env)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["outputs"][0]["data"] == mlserver.iris.expected[:2].tolist()
+    untrusted = ["model", "infer", "iris", body, "--gateway", gateway.http_url]
+    result = await asyncio.to_thread(runner.invoke, cli, untrusted, env=env)
+    assert result.exit_code == 1, result.output
+    assert "pass --ca" in result.output
