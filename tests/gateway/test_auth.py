@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from modelplane.proto import open_inference_pb2_grpc as oip_grpc
 from modelplane.services.gateway.app import App
 from tests.gateway.conftest import MLServerReplica, eventually, iris_route, put_route, start_gateway
 from tests.gateway.test_held_bytes import run_gateway
+from tests.helpers.processes import run_python_json
 
 
 @dataclass(frozen=True)
@@ -218,24 +218,12 @@ async def test_tritonclient_grpc_sends_its_token(
     gateway: App, mlserver: MLServerReplica, tokens: Tokens
 ) -> None:
     """tritonclient.grpc with the token in its headers infers; without it is UNAUTHENTICATED."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
+    answer = await run_python_json(
         TRITON_GRPC_CLIENT,
         gateway.grpc_target,
         tokens.inference,
         json.dumps(mlserver.iris.X[:2].tolist()),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )
-    try:
-        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0, stderr.decode()
-    answer = json.loads(stdout)
     assert answer == {
         "predictions": mlserver.iris.expected[:2].tolist(),
         "refused": "StatusCode.UNAUTHENTICATED",

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -18,6 +16,7 @@ from modelplane.proto import open_inference_pb2 as oip
 from modelplane.proto import open_inference_pb2_grpc as oip_grpc
 from modelplane.services.gateway.app import App
 from tests.gateway.conftest import MLServerReplica, eventually, iris_route, put_route
+from tests.helpers.processes import run_python_json
 
 
 @pytest.fixture
@@ -217,23 +216,11 @@ async def test_tritonclient_grpc_infers_with_raw_tensors_and_versions(
 ) -> None:
     """tritonclient.grpc (raw tensor contents) infers through the gateway, the request id comes
     back, and versioned ready/metadata answer for version 1."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
+    answer = await run_python_json(
         TRITON_GRPC_CLIENT,
         gateway.grpc_target,
         json.dumps(mlserver.iris.X[:4].tolist()),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )
-    try:
-        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0, stderr.decode()
-    answer = json.loads(stdout)
     assert answer == {
         "predictions": mlserver.iris.expected[:4].tolist(),
         "id": "grpc-req-1",
