@@ -2,12 +2,8 @@
 
 Design: the parser's callbacks collect one request at a time (url pieces, headers in a dict with
 lower-case names, body pieces) and, when the message is complete, append it to the connection's
-small queue. One worker task per busy connection takes requests from the queue in order, awaits
-the handler for each and writes the answer, so pipelined requests are answered strictly in the
-order they arrived and at most one request per connection is in the handler. The worker ends
-when the queue is empty and the next request starts a new one: pipelined requests share one
-task and an idle connection has none. Reading pauses while several requests wait in the queue.
-A client that half-closes its side is treated as gone (as uvicorn does): a proxy must notice
+small queue, which answering.py's worker answers in order. Reading pauses while several
+requests wait in the queue. A client that half-closes its side is treated as gone (as uvicorn does): a proxy must notice
 departed clients, and HTTP clients do not half-close to wait for an answer.
 
 Bounded input (``HttpLimits``): a head goes to the parser only once its end has arrived (until
@@ -18,6 +14,12 @@ connection, not reset per request, enforces the current phase's deadline when it
 head within ``header_timeout_seconds`` of a new connection or a later request's first byte, the
 next body piece within ``body_timeout_seconds`` (408 and close), idle keep-alive connections.
 
+Admission (``Admit``, optional): once a head is complete and passed the server's own checks,
+the owner's hook sees it (``RequestHead``) before any body byte is read; an answer from it is
+queued like an error and ends the connection, the body unread (no "100 Continue" is sent). The
+head's ``on_finish`` callbacks run when its handler returns or when the request is dropped
+before reaching it. A body's pieces are released once joined: the handler holds it once.
+
 Errors the client caused (a malformed request, an upgrade, a body over the limit) are answers
 put in the same queue, so they too come after the answers already owed, and they end the
 connection. A handler that raises is logged and answered with 500; the connection stays usable.
@@ -26,26 +28,18 @@ connection. A handler that raises is logged and answered with 500; the connectio
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from collections.abc import Awaitable, Callable
 from typing import cast
 
 import httptools
 import structlog
 
 from modelplane.libs.http1 import responses
-from modelplane.libs.http1.limits import HeadBounds, HttpLimits
-from modelplane.libs.http1.messages import Headers, HttpRequest, HttpResponse, Response, StreamingResponse
+from modelplane.libs.http1.answering import PIPELINE_DEPTH, Answering, ConnectionOwner
+from modelplane.libs.http1.limits import HeadBounds
+from modelplane.libs.http1.messages import Admit, Headers, HttpRequest, RequestHead, Response
 
 log = structlog.get_logger(__name__)
 
-RequestHandler = Callable[[HttpRequest], Awaitable[Response]]
-
-# Complete requests one connection may have waiting before it stops reading more: pipelining
-# clients are rare, and a bound keeps one connection from queueing unbounded work.
-_PIPELINE_DEPTH = 4
-# Seconds a rejected connection keeps reading (and dropping) input after its answer, at most.
-_LINGER_SECONDS = 2.0
 _METHODS = {m: m.decode("ascii") for m in (b"GET", b"POST", b"PUT", b"DELETE", b"HEAD", b"OPTIONS", b"PATCH")}
 _OVERLOADED, _ = responses.complete(
     responses.error_response(503, "too many connections", {"retry-after": "1"}), True, False, False
@@ -62,40 +56,15 @@ def _head_ends(data: bytes | bytearray, start: int) -> bool:
     return data.find(b"\n\r\n", start) >= 0 or data.find(b"\n\n", start) >= 0
 
 
-class ConnectionOwner:
-    """What a connection needs from its server: the handler, the limits and the connection set."""
-
-    def __init__(self, handler: RequestHandler, limits: HttpLimits) -> None:
-        self.handler = handler
-        self.limits = limits
-        self.connections: set[Connection] = set()
-        self.stopping = False
-
-
-class Connection(asyncio.Protocol):
-    """One client connection: parses requests, queues them, answers them in order."""
+class Connection(Answering):
+    """One client connection: parses requests and queues them (answering.py answers them in order)."""
 
     def __init__(self, owner: ConnectionOwner) -> None:
-        self._owner = owner
-        self._handler = owner.handler
+        super().__init__(owner)
         self._limits = owner.limits
-        self._loop = asyncio.get_running_loop()
         self._parser = httptools.HttpRequestParser(self)
-        self._transport: asyncio.Transport | None = None
-        # (request or a rejection answer, keep-alive, HTTP/1.0)
-        self._queue: deque[tuple[HttpRequest | HttpResponse, bool, bool]] = deque()
-        self.task: asyncio.Task[None] | None = None
-        self._closed = False
         # Set once no further request will be read (rejected input, or a request without keep-alive).
         self._ignore_input = False
-        self._reading_paused = False
-        self._writing_paused = False
-        self._writable: asyncio.Future[None] | None = None
-        self._continue_owed = False
-        self._timer: asyncio.TimerHandle | None = None
-        # Rejected and half-closed: input is read and dropped until the client closes (see _linger).
-        self._lingering = False
-        self._last_active = 0.0
         # Bytes of a head whose end has not arrived yet (not fed to the parser).
         self._head_buffer = bytearray()
         # When the head being read began (None between requests): its deadline runs from here.
@@ -110,6 +79,8 @@ class Connection(asyncio.Protocol):
         self._bounds = HeadBounds(self._limits)
         self._headers: dict[str, str] = {}
         self._repeated: dict[str, list[str]] | None = None
+        # The request whose body is being read (its head complete), else None.
+        self._head: RequestHead | None = None
         self._body: list[bytes] = []
         self._body_size = 0
 
@@ -135,6 +106,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self._owner.connections.discard(self)
+        self._drop_head()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -186,13 +158,6 @@ class Connection(asyncio.Protocol):
         else:
             self._arm(self._head_started + self._limits.header_timeout_seconds)
 
-    def pause_writing(self) -> None:
-        self._writing_paused = True
-
-    def resume_writing(self) -> None:
-        self._writing_paused = False
-        self._wake_writer()
-
     # -- parser callbacks
 
     def on_message_begin(self) -> None:
@@ -205,7 +170,6 @@ class Connection(asyncio.Protocol):
         self._bounds.reset()
         self._headers = {}
         self._repeated = None
-        self._body = []
         self._body_size = 0
 
     def on_url(self, url: bytes) -> None:
@@ -253,6 +217,31 @@ class Connection(asyncio.Protocol):
             if length > self._limits.max_body_bytes:
                 self._reject_too_large()
                 raise StopParsing
+        url = b"".join(self._url)
+        if url[:1] == b"/" and b"?" not in url:
+            path, query = url, b""
+        else:
+            try:
+                parsed = httptools.parse_url(url)
+            except httptools.HttpParserInvalidURLError:
+                self._reject(400, "bad request: invalid request target")
+                raise StopParsing from None
+            path = parsed.path or b"/"
+            query = parsed.query or b""
+        method = self._parser.get_method()
+        head = self._head = RequestHead(
+            _METHODS.get(method) or method.decode("latin-1"),
+            path.decode("latin-1"),
+            query.decode("latin-1"),
+            Headers.lowered(headers),
+        )
+        admit = self._owner.admit
+        if admit is not None:
+            # Before "100 Continue" is sent: a refused body must not be invited.
+            refusal = self._admit(admit, head)
+            if refusal is not None:
+                self._refuse(refusal)
+                raise StopParsing
         expect = headers.get("expect")
         if (
             expect is not None
@@ -281,34 +270,23 @@ class Connection(asyncio.Protocol):
         if parser.should_upgrade():
             self._reject(400, "bad request: protocol upgrade is not supported")
             raise StopParsing
-        url = b"".join(self._url)
-        if url[:1] == b"/" and b"?" not in url:
-            path, query = url, b""
-        else:
-            try:
-                parsed = httptools.parse_url(url)
-            except httptools.HttpParserInvalidURLError:
-                self._reject(400, "bad request: invalid request target")
-                raise StopParsing from None
-            path = parsed.path or b"/"
-            query = parsed.query or b""
-        method = parser.get_method()
+        head, self._head = self._head, None
+        assert head is not None  # on_headers_complete made it or raised
         body = self._body
+        # The pieces are dropped now that they are joined: kept until the next request, they
+        # would hold a large body twice while it is in the handler.
+        self._body = []
         request = HttpRequest(
-            _METHODS.get(method) or method.decode("latin-1"),
-            path.decode("latin-1"),
-            query.decode("latin-1"),
-            Headers.lowered(self._headers),
-            b"".join(body) if body else b"",
+            head.method, head.raw_path, head.query, head.headers, b"".join(body) if body else b"", head.state
         )
         keep_alive = parser.should_keep_alive()
         if not keep_alive:
             self._ignore_input = True
         queue = self._queue
-        queue.append((request, keep_alive, parser.get_http_version() == "1.0"))
+        queue.append((request, keep_alive, parser.get_http_version() == "1.0", head))
         if self.task is None:
             self._start_worker()
-        elif len(queue) >= _PIPELINE_DEPTH and not self._reading_paused and self._transport is not None:
+        elif len(queue) >= PIPELINE_DEPTH and not self._reading_paused and self._transport is not None:
             self._reading_paused = True
             self._transport.pause_reading()
 
@@ -319,150 +297,33 @@ class Connection(asyncio.Protocol):
 
     def _reject(self, status: int, message: str) -> None:
         """Queue an error answer after those already owed; the connection closes after it."""
+        self._refuse(responses.error_response(status, message))
+
+    def _refuse(self, response: Response) -> None:
+        """Queue ``response`` after the answers owed and read no more: the connection closes after it."""
         self._ignore_input = True
         self._continue_owed = False
         self._head_buffer.clear()
-        self._queue.append((responses.error_response(status, message), False, False))
+        self._body = []
+        self._drop_head()
+        self._queue.append((response, False, False, None))
         if self.task is None:
             self._start_worker()
 
-    def _start_worker(self) -> None:
-        self.task = self._loop.create_task(self._answer_queue(), name="http1-connection")
-
-    async def _answer_queue(self) -> None:
-        queue = self._queue
-        rejected = False
+    def _admit(self, admit: Admit, head: RequestHead) -> Response | None:
         try:
-            while queue:
-                item, keep_alive, http10 = queue[0]
-                if isinstance(item, HttpRequest):
-                    request = item
-                    response = await self._call_handler(request)
-                    path = request.raw_path
-                    head_only = request.method == "HEAD"
-                else:
-                    response, path, head_only = item, "", False
-                    rejected = True
-                queue.popleft()
-                if self._closed:
-                    # The client went away while its request was in the handler: drop the answer.
-                    if isinstance(response, StreamingResponse):
-                        await responses.aclose_quietly(response.chunks, path)
-                    queue.clear()
-                    return
-                close = not keep_alive or self._owner.stopping
-                try:
-                    if isinstance(response, HttpResponse):
-                        data, close = responses.complete(response, close, http10, head_only)
-                        self.write(data)
-                    else:
-                        close = await responses.write_stream(self, response, close, http10, head_only, path)
-                except Exception:
-                    log.exception("response_failed", path=path)
-                    close = True
-                if close:
-                    queue.clear()
-                    if rejected:
-                        self._linger()
-                    else:
-                        self._close()
-                    return
-                if self._reading_paused and len(queue) < _PIPELINE_DEPTH and self._transport is not None:
-                    self._reading_paused = False
-                    self._transport.resume_reading()
-            if self._continue_owed:
-                self._continue_owed = False
-                self.write(responses.CONTINUE)
-        finally:
-            self.task = None
-            self._last_active = self._loop.time()
-
-    async def _call_handler(self, request: HttpRequest) -> Response:
-        try:
-            return await self._handler(request)
+            return admit(head)
         except Exception:
-            log.exception("request_crashed", path=request.raw_path)
+            log.exception("http_admit_failed", path=head.raw_path)
             return responses.error_response(500, "internal error")
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    async def writable(self) -> None:
-        """Return once the transport takes more data (at once unless writing is paused)."""
-        if self._writing_paused and not self._closed:
-            await self._wait_writable()
-
-    async def _wait_writable(self) -> None:
-        waiter = self._writable
-        if waiter is None:
-            waiter = self._writable = self._loop.create_future()
-        await waiter
-
-    def _wake_writer(self) -> None:
-        waiter = self._writable
-        if waiter is not None:
-            self._writable = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def write(self, data: bytes) -> None:
-        if not self._closed and self._transport is not None:
-            self._transport.write(data)
-
-    # -- closing
-
-    def _close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            if self._transport is not None:
-                self._transport.close()
-            self._wake_writer()
-
-    def _linger(self) -> None:
-        """Close after a rejection without losing the answer to a reset.
-
-        Closing a socket with unread input makes the kernel send a reset, and the client may
-        lose the error answer still in flight (nginx's lingering close): the server ends its
-        side, then reads and discards what the client still sends, for a short while at most.
-        """
-        transport = self._transport
-        if self._closed or transport is None or not transport.can_write_eof():
-            self._close()
-            return
-        self._lingering = True
-        transport.write_eof()
-        if self._reading_paused:
-            self._reading_paused = False
-            transport.resume_reading()
-        if self._timer is not None:
-            self._timer.cancel()
-        self._schedule(self._loop.time() + _LINGER_SECONDS)
-
-    def close_if_idle(self) -> None:
-        """Close now unless a request is in the handler (called by ``HttpServer.stop``)."""
-        if self.task is None:
-            self._close()
-
-    def abort(self) -> None:
-        self._closed = True
-        if self._transport is not None:
-            self._transport.abort()
-        self._wake_writer()
+    def _drop_head(self) -> None:
+        """The request being read will not reach the handler: give back what its head took."""
+        head, self._head = self._head, None
+        if head is not None:
+            head.finish()
 
     # -- deadlines
-
-    def _schedule(self, when: float) -> None:
-        self._timer = self._loop.call_at(when, self._on_timer)
-
-    def _arm(self, deadline: float) -> None:
-        """Make the timer fire no later than ``deadline`` (it is moved only to an earlier time)."""
-        timer = self._timer
-        if timer is not None:
-            if timer.when() <= deadline:
-                return
-            timer.cancel()
-        self._schedule(deadline)
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -9,9 +9,13 @@ and what it answers (status, headers, body or a stream of chunks).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote
+
+import structlog
+
+log = structlog.get_logger(__name__)
 
 
 class Headers(Mapping[str, str]):
@@ -76,6 +80,40 @@ class HttpRequest:
 
 
 @dataclass(slots=True)
+class RequestHead:
+    """A request whose head is complete and whose body is not read yet: what ``Admit`` sees.
+
+    ``state`` becomes the request's ``state``, so a value the hook puts there (a reservation)
+    travels with the request. ``on_finish`` callbacks run once when the server is done with the
+    request: after its handler returned, or when the request never reaches it (the client left
+    mid-body, the body broke a limit, the connection was aborted), so what the hook took is
+    always given back.
+    """
+
+    method: str
+    raw_path: str
+    query: str
+    headers: Headers
+    state: dict[str, object] = field(default_factory=dict)
+    _finishers: list[Callable[[], None]] | None = field(default=None, init=False, repr=False)
+
+    def on_finish(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once when the server is done with this request."""
+        if self._finishers is None:
+            self._finishers = []
+        self._finishers.append(callback)
+
+    def finish(self) -> None:
+        """Run the ``on_finish`` callbacks (idempotent; one that raises is logged, not raised)."""
+        finishers, self._finishers = self._finishers, None
+        for callback in finishers or ():
+            try:
+                callback()
+            except Exception:
+                log.exception("request_finisher_failed", path=self.raw_path)
+
+
+@dataclass(slots=True)
 class HttpResponse:
     """A complete answer. The server adds ``Content-Length`` (and connection headers) itself."""
 
@@ -98,3 +136,7 @@ class StreamingResponse:
 
 
 Response = HttpResponse | StreamingResponse
+
+# Looked at once a request's head is complete, before any byte of its body is read: None reads
+# the request, a response refuses it unread (no "100 Continue" is sent; the connection closes).
+Admit = Callable[[RequestHead], Response | None]

@@ -25,7 +25,7 @@ from modelplane.libs.dataplane.routing import RouteTable
 from modelplane.libs.dataplane.upstream_http import HttpUpstream
 from modelplane.libs.dataplane.watcher import BucketWatcher
 from modelplane.libs.gc_tuning import tune_for_large_heap
-from modelplane.libs.http1.server import HttpLimits
+from modelplane.libs.http1.server import HttpLimits, HttpServer
 from modelplane.libs.resources.convert import graph_from_pb, pipeline_from_pb
 from modelplane.libs.store import disconnect
 from modelplane.libs.tasks import TaskSupervisor
@@ -40,7 +40,6 @@ from modelplane.services.gateway.experiment_watcher import ExperimentWatcher
 from modelplane.services.gateway.experiments import ExperimentRouter, ExperimentTable
 from modelplane.services.gateway.grpc_servicer import InferenceServicer
 from modelplane.services.gateway.held_bytes import HeldBytes
-from modelplane.services.gateway.http_admission import GatewayHttpServer
 from modelplane.services.gateway.metrics import GatewayMetrics
 from modelplane.services.gateway.mirroring import Mirror
 from modelplane.services.gateway.openai_routes import OpenAIAdapter
@@ -78,7 +77,7 @@ class App:
         self._grpc_upstream = GrpcUpstream(settings.upstream_timeout_seconds, settings.max_request_bytes)
         self._nc: NATS | None = None
         self._dataflow: DataflowInvoker | None = None
-        self._http_server: GatewayHttpServer | None = None
+        self._http_server: HttpServer | None = None
         self._grpc_server: grpc.aio.Server | None = None
         self._closed = False
         self._token_store_: TokenStore | None = None
@@ -170,7 +169,7 @@ class App:
         )
         # OpenAI-compatible routes share the REST server (and its tracing/request-id handling).
         OpenAIAdapter(planner, self._http_upstream, self.mirror).register(rest.router)
-        self._http_server = GatewayHttpServer(
+        self._http_server = HttpServer(
             rest.serve,
             HttpLimits(
                 max_body_bytes=settings.max_request_bytes,
@@ -183,8 +182,9 @@ class App:
                 body_timeout_seconds=settings.body_timeout_seconds,
                 max_connections=settings.max_connections,
             ),
+            # A refusal from the request's head (origin, token, held bytes): its body is never read.
             admit=rest.admit,
-            ssl_context=ssl_context,
+            ssl=ssl_context,
         )
         await self._http_server.start(settings.host, settings.http_port)
 

@@ -5,18 +5,22 @@ body in memory (holding.py bounds how long and how many). Without a byte bound, 
 bodies for such a model holds gigabytes: 1,000 held requests of 100 MiB each is 100 GB. Each
 held request reserves its body's size here first; past ``per_model`` bytes for one model or
 ``total`` bytes over all models the request gets 503 with Retry-After at once. The REST server
-asks before it reads a body (the declared Content-Length; see http_admission.py), so a refused
-body is never read; gRPC messages and OpenAI requests, whose model is known only from the
-message, reserve when they are about to be held.
+asks before it reads a body (the declared Content-Length; ``RestAdapter.admit``, the HTTP
+server's admission hook), so a refused body is never read; gRPC messages and OpenAI requests,
+whose model is known only from the message, reserve when they are about to be held.
 """
 
 from __future__ import annotations
 
 import sys
 from types import TracebackType
+from typing import Final
 
 from modelplane.libs.errors import RetryableError
 
+# HttpRequest.state key of the bytes the REST server reserved for a request before reading its
+# body (a ``Reservation``; the server gives them back once the handler returned).
+RESERVATION: Final = "held_bytes"
 # Seconds a refused client should wait: about the time a replica takes to come up and drain.
 RETRY_AFTER_SECONDS = 5.0
 

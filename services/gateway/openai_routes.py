@@ -55,8 +55,7 @@ from modelplane.libs.http1.messages import HttpRequest, HttpResponse, Response, 
 from modelplane.libs.http1.router import Params, Router
 from modelplane.libs.logs import log_scope
 from modelplane.libs.routes import RouteEndpoint
-from modelplane.services.gateway.held_bytes import Reservation
-from modelplane.services.gateway.http_admission import RESERVATION
+from modelplane.services.gateway.held_bytes import RESERVATION, Reservation
 from modelplane.services.gateway.metrics import UNKNOWN_MODEL
 from modelplane.services.gateway.mirroring import Mirror
 from modelplane.services.gateway.planner import Inbound, RequestPlanner

@@ -37,7 +37,7 @@ from modelplane.libs.dataplane.upstream_http import (
     forwarded_headers,
 )
 from modelplane.libs.errors import InvalidError, ModelplaneError, NotFoundError, RetryableError
-from modelplane.libs.http1.messages import Headers, HttpRequest, HttpResponse, Response
+from modelplane.libs.http1.messages import HttpRequest, HttpResponse, RequestHead, Response
 from modelplane.libs.http1.router import MethodNotAllowed, Params, Router
 from modelplane.libs.logs import log_scope
 from modelplane.libs.routes import RouteEndpoint
@@ -47,8 +47,7 @@ from modelplane.services.gateway.binary_tensors import BinaryRequest
 from modelplane.services.gateway.cors import CorsPolicy
 from modelplane.services.gateway.dataflow import GRAPH, PIPELINE, flow_of
 from modelplane.services.gateway.experiments import ROUTE_HEADER
-from modelplane.services.gateway.held_bytes import Reservation
-from modelplane.services.gateway.http_admission import RESERVATION
+from modelplane.services.gateway.held_bytes import RESERVATION, Reservation
 from modelplane.services.gateway.metrics import UNKNOWN_MODEL, GatewayMetrics
 from modelplane.services.gateway.mirroring import Mirror
 from modelplane.services.gateway.model_list import list_models
@@ -163,25 +162,16 @@ class RestAdapter:
             self.router.add("GET", template, RestRoute(endpoint, open=True))
 
     # ---- cross-cutting ------------------------------------------------------------------------
-    async def serve(self, request: HttpRequest) -> Response:
-        """The HTTP server's handler: cross-origin policy, route, auth, trace, map errors, count."""
-        try:
-            return await self._serve_allowed(request)
-        finally:
-            # Bytes the server reserved before reading a held request's body (http_admission.py).
-            reserved = request.state.pop(RESERVATION, None)
-            if isinstance(reserved, Reservation):
-                reserved.release()
-
-    def admit(self, method: str, target: str, headers: Headers) -> Reservation | HttpResponse | None:
-        """Looked at once a request's head arrived, before its body is read (http_admission.py):
-        a foreign origin (403) or a missing token (401) is refused unread, and a model infer that
-        would be held reserves its declared size, or gets 503 unread."""
+    def admit(self, head: RequestHead) -> Response | None:
+        """The HTTP server's admission hook, called before a request's body is read: a foreign
+        origin (403) or a missing token (401) is refused unread (the connection then closes),
+        and a model infer that would be held reserves its declared size (``state[RESERVATION]``,
+        given back when the server is done with the request) or gets 503 unread."""
+        headers = head.headers
         refused = self._cors.refusal_for(headers)
         if refused is not None:
-            refused.headers["connection"] = "close"
             return refused
-        found = self.router.match(method, target.partition("?")[0])
+        found = self.router.match(head.method, head.raw_path)
         if found is None or isinstance(found, MethodNotAllowed):
             return None
         if not found.endpoint.open:
@@ -190,7 +180,6 @@ class RestAdapter:
             except ModelplaneError as exc:
                 response = found.endpoint.errors(exc)
                 response.headers["www-authenticate"] = _CHALLENGE
-                response.headers["connection"] = "close"
                 return response
         endpoint = found.endpoint.endpoint
         if endpoint not in (self.infer, self.v1_predict):
@@ -204,14 +193,16 @@ class RestAdapter:
             # Chunked: the size is unknown until read, so the largest body is reserved.
             declared = self._max_body_bytes
         try:
-            return self._planner.held_bytes.reserve(model, declared)
+            reservation = self._planner.held_bytes.reserve(model, declared)
         except ModelplaneError as exc:
             log.warning("held_bytes_refused", model=model, bytes=declared, error=str(exc))
-            response = error_response(exc)
-            response.headers["connection"] = "close"
-            return response
+            return error_response(exc)
+        head.state[RESERVATION] = reservation
+        head.on_finish(reservation.release)
+        return None
 
-    async def _serve_allowed(self, request: HttpRequest) -> Response:
+    async def serve(self, request: HttpRequest) -> Response:
+        """The HTTP server's handler: cross-origin policy, route, auth, trace, map errors, count."""
         refused = self._cors.refusal(request)
         if refused is not None:
             return refused

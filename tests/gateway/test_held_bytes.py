@@ -254,3 +254,37 @@ async def test_grpc_and_openai_requests_reserve_when_they_would_be_held(
         assert app.held_bytes.held == 0
     finally:
         await app.close()
+
+
+async def test_a_client_gone_mid_body_gives_its_reservation_back(
+    js: JetStreamContext, nats_server: EmbeddedNats
+) -> None:
+    """The bytes reserved from a REST request's head (the HTTP server's admission hook) come back
+    when its client leaves before the body is complete: the request never reaches a handler."""
+    await put_route(js, Route(model="cold", versions=(RouteVersion(1, "cold-1", ()),)))
+    app = await start_gateway(nats_server, hold_seconds=600)
+    try:
+
+        async def known() -> bool:
+            return app.routes.get("cold") is not None
+
+        await eventually(known, 10, "the route")
+        host, port = app.http_url.removeprefix("http://").rsplit(":", 1)
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"POST /v2/models/cold/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+        await writer.drain()
+
+        async def reserved() -> bool:
+            return app.held_bytes.held_for("cold") == 1000
+
+        await eventually(reserved, 10, "the head's reservation")
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+        async def given_back() -> bool:
+            return app.held_bytes.held == 0
+
+        await eventually(given_back, 10, "the reservation to come back")
+    finally:
+        await app.close()
