@@ -32,6 +32,7 @@ from nats.js import JetStreamContext
 
 from modelplane.libs import dataflow_stream, subjects
 from modelplane.libs.errors import DeadlineError, InvalidError, ModelplaneError, NotFoundError, RetryableError
+from modelplane.libs.nats_messages import peer_only
 from modelplane.libs.resources.types import InferenceGraph, Pipeline
 from modelplane.libs.telemetry import inject_context
 
@@ -132,7 +133,9 @@ class DataflowInvoker:
         self._sub: Subscription | None = None
 
     async def start(self) -> None:
-        self._sub = await self._nc.subscribe(f"{self._inbox}.*", cb=self._on_answer)
+        # peer_only: an answer is published by a worker; a stream consumer pushing into this
+        # inbox (anyone who may write a stream can aim one here) is not one.
+        self._sub = await self._nc.subscribe(f"{self._inbox}.*", cb=peer_only(self._on_answer))
 
     async def close(self) -> None:
         if self._sub is not None:
