@@ -23,7 +23,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final, Protocol, runtime_checkable
 
 import structlog
 from nats.js import JetStreamContext
@@ -77,6 +77,15 @@ class TokenVerifier(Protocol):
     """What a listener needs to authenticate a caller."""
 
     async def verify(self, token: str) -> Principal | None:
+        """The token's principal, or None when the token is unknown (or revoked)."""
+        ...
+
+
+@runtime_checkable
+class ImmediateTokenVerifier(Protocol):
+    """A verifier that answers at once, from memory (``TokenStore``)."""
+
+    def verify_now(self, token: str) -> Principal | None:
         """The token's principal, or None when the token is unknown (or revoked)."""
         ...
 
@@ -160,6 +169,11 @@ class TokenStore:
     # ---- verification -------------------------------------------------------------------------
 
     async def verify(self, token: str) -> Principal | None:
+        return self.verify_now(token)
+
+    def verify_now(self, token: str) -> Principal | None:
+        """``verify`` without a suspension point: the answer comes from memory, so an HTTP
+        server can decide from a request's head, before its body is read."""
         digest = hash_token(token)
         found: auth_pb2.TokenRecord | None = None
         for known in list(self._known.values()):

@@ -15,7 +15,7 @@ from typing import Final
 
 from modelplane.libs.auth.bearer import bearer_token
 from modelplane.libs.auth.roles import ADMIN, INFERENCE
-from modelplane.libs.auth.tokens import Principal, TokenVerifier
+from modelplane.libs.auth.tokens import ImmediateTokenVerifier, Principal, TokenVerifier
 from modelplane.libs.errors import PermissionDeniedError, UnauthenticatedError
 
 AUTHORIZATION: Final = "authorization"
@@ -34,23 +34,34 @@ class Access:
         return self._verifier is not None
 
     def precheck(self, headers: Mapping[str, str]) -> None:
-        """401 for a request that carries no bearer token at all when auth is required: asked
-        from the head alone, so such a request's body is never read."""
-        if self._verifier is not None and bearer_token(headers.get(AUTHORIZATION)) is None:
-            raise UnauthenticatedError("a bearer token is required (Authorization: Bearer <token>)")
+        """401/403 from the head alone when auth is required, so a refused request's body is
+        never read: no bearer token at all, or (with a verifier that answers from memory, as
+        the KV-backed store does) an unknown token or one of another role."""
+        if self._verifier is None:
+            return
+        token = _token(headers)
+        if isinstance(self._verifier, ImmediateTokenVerifier):
+            _allowed(self._verifier.verify_now(token))
 
     async def check(self, headers: Mapping[str, str]) -> Principal | None:
         """The caller's principal; raises 401/403 errors when auth is required and not met."""
         if self._verifier is None:
             return None
-        token = bearer_token(headers.get(AUTHORIZATION))
-        if token is None:
-            raise UnauthenticatedError("a bearer token is required (Authorization: Bearer <token>)")
-        principal = await self._verifier.verify(token)
-        if principal is None:
-            raise UnauthenticatedError("the bearer token is not valid")
-        if principal.role not in INFERENCE_ROLES:
-            raise PermissionDeniedError(
-                f"token {principal.name} has role {principal.role}; inference needs role inference or admin"
-            )
-        return principal
+        return _allowed(await self._verifier.verify(_token(headers)))
+
+
+def _token(headers: Mapping[str, str]) -> str:
+    token = bearer_token(headers.get(AUTHORIZATION))
+    if token is None:
+        raise UnauthenticatedError("a bearer token is required (Authorization: Bearer <token>)")
+    return token
+
+
+def _allowed(principal: Principal | None) -> Principal:
+    if principal is None:
+        raise UnauthenticatedError("the bearer token is not valid")
+    if principal.role not in INFERENCE_ROLES:
+        raise PermissionDeniedError(
+            f"token {principal.name} has role {principal.role}; inference needs role inference or admin"
+        )
+    return principal

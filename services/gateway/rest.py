@@ -179,7 +179,8 @@ class RestAdapter:
                 self._planner.precheck(headers)
             except ModelplaneError as exc:
                 response = found.endpoint.errors(exc)
-                response.headers["www-authenticate"] = _CHALLENGE
+                if exc.http_status == 401:
+                    response.headers["www-authenticate"] = _CHALLENGE
                 return response
         endpoint = found.endpoint.endpoint
         if endpoint not in (self.infer, self.v1_predict):

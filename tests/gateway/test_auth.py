@@ -272,23 +272,33 @@ async def test_auth_is_off_by_default(js: JetStreamContext, nats_server: Embedde
         await app.close()
 
 
-async def test_a_request_without_a_token_is_refused_before_its_body_is_read(gateway: App) -> None:
-    """From the head alone: a client announcing a 50 MiB body with ``Expect: 100-continue`` gets
-    the 401 instead of the invitation to send it."""
+@pytest.mark.parametrize("who", ["none", "unknown", "viewer"])
+async def test_a_refused_token_is_refused_before_its_body_is_read(
+    gateway: App, tokens: Tokens, who: str
+) -> None:
+    """From the head alone: a client announcing a 50 MiB body with ``Expect: 100-continue`` and no
+    token, an unknown one or a viewer's gets the 401 or 403 instead of the invitation to send it."""
+    token = {"none": None, "unknown": "mpt_" + "x" * 43, "viewer": tokens.viewer}[who]
+    authorization = f"Authorization: Bearer {token}\r\n".encode() if token else b""
     host, port = gateway.http_url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     try:
         writer.write(
             b"POST /v2/models/iris/infer HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 52428800\r\nExpect: 100-continue\r\n\r\n"
+            + authorization
+            + b"Content-Length: 52428800\r\nExpect: 100-continue\r\n\r\n"
         )
         await writer.drain()
         status_line = await reader.readline()
         head = (await reader.readuntil(b"\r\n\r\n")).decode().lower()
     finally:
         writer.close()
-    assert status_line.startswith(b"HTTP/1.1 401"), status_line
-    assert "www-authenticate: bearer" in head
+    if who == "viewer":
+        assert status_line.startswith(b"HTTP/1.1 403"), status_line
+        assert "www-authenticate" not in head
+    else:
+        assert status_line.startswith(b"HTTP/1.1 401"), status_line
+        assert "www-authenticate: bearer" in head
 
 
 def test_the_callers_token_is_never_forwarded_to_replicas() -> None:
