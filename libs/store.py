@@ -251,16 +251,21 @@ class TypedBucket(Generic[M]):
             raise ConflictError(f"{key} in {self.name} changed since revision {revision}") from exc
 
     async def items(self) -> list[Versioned[M]]:
-        """Every live key with its value (a snapshot); values that do not parse are left out."""
-        try:
-            keys = await self._kv.keys()
-        except js_errors.NoKeysError:
-            return []
+        """Every live key with its value (a snapshot); values that do not parse are left out.
+
+        Read from the replay of a watch, stopped once it has caught up: one consumer and no
+        round trip per key. nats-py's own ``keys()`` also makes a watcher, but leaves its
+        heartbeat task running when it is cancelled half-way (a shutdown during a list)."""
         out: list[Versioned[M]] = []
-        for key in keys:
-            found = await self.try_get(key)
-            if found is not None:
-                out.append(found)
+        stream = self.watch()
+        try:
+            async for change in stream:
+                if change is None:  # caught up
+                    break
+                if change.value is not None:
+                    out.append(Versioned(change.key, change.value, change.revision))
+        finally:
+            await stream.aclose()
         return out
 
     async def watch(self, keys: str = ">") -> AsyncGenerator[Change[M] | None, None]:
@@ -272,10 +277,16 @@ class TypedBucket(Generic[M]):
         try:
             watcher = await asyncio.shield(creating)
         except asyncio.CancelledError:
-            try:
-                await _stop_watcher(await asyncio.wait_for(creating, _WATCH_CREATE_TIMEOUT))
-            except Exception as exc:  # NATS gone: nothing was started, or nothing can be stopped
-                log.debug("kv_watch_abandoned", bucket=self.name, error=repr(exc))
+            # Stop what the creation started. A second cancellation must not cut this short
+            # (a caller awaiting this task, cancelled itself, passes its cancellation on): it
+            # would cancel the creation half-way and leave nats-py's tasks behind. The clean-up
+            # is bounded by _WATCH_CREATE_TIMEOUT.
+            cleanup = asyncio.create_task(
+                _abandon_watch(self.name, creating), name=f"kv-watch-abandon-{self.name}"
+            )
+            while not cleanup.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(cleanup)
             raise
         try:
             # Iterate the watcher itself: its updates(timeout=...) goes through asyncio.wait_for,
@@ -292,6 +303,14 @@ class TypedBucket(Generic[M]):
                         yield Change(entry.key, value, revision)
         finally:
             await _stop_watcher(watcher)
+
+
+async def _abandon_watch(bucket: str, creating: asyncio.Task[KeyValue.KeyWatcher]) -> None:
+    """Wait (bounded) for a watch nobody wants any more to exist, then stop it."""
+    try:
+        await _stop_watcher(await asyncio.wait_for(creating, _WATCH_CREATE_TIMEOUT))
+    except Exception as exc:  # NATS gone: nothing was started, or nothing can be stopped
+        log.debug("kv_watch_abandoned", bucket=bucket, error=repr(exc))
 
 
 async def _stop_watcher(watcher: KeyValue.KeyWatcher) -> None:

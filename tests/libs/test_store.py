@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator
 
 import pytest
@@ -144,3 +145,31 @@ def test_the_undecodable_counter_is_exposed_to_prometheus() -> None:
     UNDECODABLE_VALUES.count("some_bucket")
     text = generate_latest(registry).decode()
     assert 'modelplane_kv_undecodable_values_total{bucket="some_bucket"}' in text
+
+
+async def test_a_watch_cancelled_twice_while_it_is_made_leaves_no_nats_task(js: JetStreamContext) -> None:
+    """A caller cancelled again while its half-made watch is being stopped (a shutdown after a
+    cancelled stream) still stops it: nats-py's heartbeat task does not outlive it (the leak check
+    of tests/conftest.py fails the test otherwise)."""
+    bucket = await TypedBucket.open(js, subjects.KV_MODELS, pb.Model)
+
+    async def follow() -> None:
+        async for _ in bucket.watch():
+            pass
+
+    def heartbeat_running() -> bool:
+        return any("activity_check" in repr(t.get_coro()) for t in asyncio.all_tasks() if not t.done())
+
+    follower = asyncio.create_task(follow())
+    async with asyncio.timeout(10):
+        # nats-py offers no event for "the consumer's tasks are started": look each loop turn.
+        while not heartbeat_running():  # noqa: ASYNC110
+            await asyncio.sleep(0)
+    follower.cancel()
+    await asyncio.sleep(0)
+    follower.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await follower
+    for _ in range(3):  # a cancelled task ends at its next turn
+        await asyncio.sleep(0)
+    assert not heartbeat_running()
