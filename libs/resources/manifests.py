@@ -30,6 +30,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from modelplane.libs.errors import InvalidError
+from modelplane.libs.resources.bounds import Int32, Int64
 from modelplane.libs.resources.graph_validation import validate_graph
 from modelplane.libs.resources.pipeline_validation import validate_pipeline
 from modelplane.libs.resources.quantity import format_bytes, parse_bytes
@@ -83,12 +84,14 @@ _API_KINDS: Mapping[str, tuple[Kind, ...]] = {
 }
 
 
+# Numbers must be finite: YAML's .nan/.inf (and Python's JSON NaN) would reach the autoscaler's
+# and the gateway's arithmetic.
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, allow_inf_nan=False)
 
 
 class _Metadata(_Lenient):
@@ -122,9 +125,9 @@ class _Explainer(_Lenient):
 
 
 class _PrefixHash(_Strict):
-    meanLoadFactor: int | None = None
-    replication: int | None = None
-    prefixCharLength: int | None = None
+    meanLoadFactor: Int32 | None = None
+    replication: Int32 | None = None
+    prefixCharLength: Int32 | None = None
 
 
 class _LoadBalancing(_Strict):
@@ -235,14 +238,14 @@ class _ModelSpecBase(BaseModel):
     artifactVersion: str | int | None = None
     requirements: list[str] = Field(default_factory=list)
     memory: str | int | None = None
-    replicas: int | None = None
-    minReplicas: int | None = None
-    maxReplicas: int | None = None
+    replicas: Int32 | None = None
+    minReplicas: Int32 | None = None
+    maxReplicas: Int32 | None = None
     server: str | None = None
     parameters: list[_Parameter] | dict[str, str] = Field(default_factory=list)
     secretName: str | None = None
     explainer: _Explainer | None = None
-    parallelWorkers: int | None = None
+    parallelWorkers: Int32 | None = None
     loadBalancing: _LoadBalancing | None = None
     # Seconds the gateway waits for one inference answer (KServe's component ``timeout``).
     timeoutSeconds: float | None = None
@@ -293,9 +296,9 @@ class _ServerSpecBase(BaseModel):
     serverConfig: str
     capabilities: list[str] = Field(default_factory=list)
     extraCapabilities: list[str] = Field(default_factory=list)
-    replicas: int | None = None
-    minReplicas: int | None = None
-    maxReplicas: int | None = None
+    replicas: Int32 | None = None
+    minReplicas: Int32 | None = None
+    maxReplicas: Int32 | None = None
     disableAutoUpdate: bool = False
 
     def to_domain(self, memory_bytes: int = 0, env: Mapping[str, str] | None = None) -> ServerSpec:
@@ -326,11 +329,11 @@ class NativeServerConfigSpec(_Strict):
     runtime: str = "mlserver"
     capabilities: list[str] = Field(default_factory=list)
     memory: str | int | None = None
-    overcommitPercent: int = 0
+    overcommitPercent: Int32 = 0
     env: dict[str, str] = Field(default_factory=dict)
     args: list[str] = Field(default_factory=list)
     command: list[str] = Field(default_factory=list)
-    parallelWorkers: int = 0
+    parallelWorkers: Int32 = 0
 
     def to_domain(self) -> ServerConfigSpec:
         if self.runtime not in RUNTIMES:
@@ -387,12 +390,12 @@ class SeldonServerConfigSpec(_Lenient):
 
 class _Candidate(_Strict):
     name: str
-    weight: int
+    weight: Int32
 
 
 class _Mirror(_Strict):
     name: str
-    percent: int
+    percent: Int32
 
 
 def _member_name(value: str, field: str) -> str:
@@ -468,8 +471,8 @@ def _strip_map(values: dict[str, str]) -> dict[str, str]:
 
 
 class _PipelineBatchBase(BaseModel):
-    size: int | None = None
-    windowMs: int | None = None
+    size: Int32 | None = None
+    windowMs: Int64 | None = None
 
     def to_domain(self) -> PipelineBatch:
         return PipelineBatch(size=self.size or 0, window_ms=self.windowMs or 0)
@@ -482,7 +485,7 @@ class _PipelineStepBase(BaseModel):
     tensorMap: dict[str, str] = Field(default_factory=dict)
     inputsJoinType: str | None = None
     triggersJoinType: str | None = None
-    joinWindowMs: int | None = None
+    joinWindowMs: Int64 | None = None
     batch: Any = None
 
 
@@ -491,7 +494,7 @@ class _PipelineInputBase(BaseModel):
     externalTriggers: list[str] = Field(default_factory=list)
     joinType: str | None = None
     triggersJoinType: str | None = None
-    joinWindowMs: int | None = None
+    joinWindowMs: Int64 | None = None
     tensorMap: dict[str, str] = Field(default_factory=dict)
 
     def to_domain(self) -> PipelineInput:
@@ -508,7 +511,7 @@ class _PipelineInputBase(BaseModel):
 class _PipelineOutputBase(BaseModel):
     steps: list[str] = Field(default_factory=list)
     stepsJoin: str | None = None
-    joinWindowMs: int | None = None
+    joinWindowMs: Int64 | None = None
     tensorMap: dict[str, str] = Field(default_factory=dict)
 
     def to_domain(self) -> PipelineOutput:
@@ -559,7 +562,7 @@ class _PipelineSpecBase(BaseModel):
     input: Any = None
     output: Any = None
     allowCycles: bool = False
-    maxStepRevisits: int | None = None
+    maxStepRevisits: Int32 | None = None
 
     def to_domain(self, name: str, native: bool) -> PipelineSpec:
         step_model = _NativePipelineStep if native else _SeldonPipelineStep
@@ -617,7 +620,7 @@ class _GraphStepBase(BaseModel):
     nodeName: str | None = None
     data: str | None = None
     condition: str | None = None
-    weight: int | None = None
+    weight: Int32 | None = None
     dependency: str | None = None
 
     def to_domain(self) -> GraphStep:

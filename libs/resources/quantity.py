@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from modelplane.libs.errors import InvalidError
+from modelplane.libs.resources.bounds import INT64_MAX
 
 _SUFFIX = {
     "": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
@@ -22,12 +23,21 @@ def parse_bytes(value: str | int | float | None, field: str) -> int:
     if isinstance(value, int | float):
         if value < 0:
             raise InvalidError("must not be negative", field=field)
-        return int(value)
+        if value != value or value == float("inf"):
+            raise InvalidError(f"expected a memory quantity like 100Mi, got {value!r}", field=field)
+        return _bounded(int(value), field)
     match = _QUANTITY.match(value)
     if match is None:
         raise InvalidError(f"expected a memory quantity like 100Mi or 1Gi, got {value!r}", field=field)
     number, suffix = match.groups()
-    return int(float(number) * _SUFFIX[suffix or ""])
+    return _bounded(int(float(number) * _SUFFIX[suffix or ""]), field)
+
+
+def _bounded(size: int, field: str) -> int:
+    # Sizes travel as protobuf int64: a larger one is the user's typo, not a 500 later.
+    if size > INT64_MAX:
+        raise InvalidError(f"{size} bytes is more than the largest size, {INT64_MAX}", field=field)
+    return size
 
 
 def format_bytes(value: int) -> str:

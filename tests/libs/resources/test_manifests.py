@@ -194,3 +194,31 @@ def test_timeout_seconds_is_read_and_written_back() -> None:
     assert isinstance(plain, Model)
     assert plain.spec.timeout_seconds == 0.0
     assert "timeoutSeconds" not in to_manifest(plain)["spec"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"replicas": 2**31}, "spec.replicas"),
+        ({"maxReplicas": 2**40}, "spec.maxReplicas"),
+        ({"memory": "9999999999Pi"}, "spec.memory"),
+        ({"memory": 2**64}, "spec.memory"),
+        ({"autoscaling": {"targetRequests": float("nan")}}, "spec.autoscaling.targetRequests"),
+        ({"autoscaling": {"scaleDownDelaySeconds": float("inf")}}, "spec.autoscaling.scaleDownDelaySeconds"),
+        ({"timeoutSeconds": float("nan")}, "spec.timeoutSeconds"),
+    ],
+)
+def test_numbers_beyond_their_wire_types_are_refused_naming_the_field(
+    spec: dict[str, object], field: str
+) -> None:
+    """Whole numbers past int32/int64 and NaN or infinite numbers are InvalidError naming the
+    field, never a failure when the resource is stored (the api's property tests found one)."""
+    doc = {
+        "apiVersion": "modelplane.io/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": "m"},
+        "spec": {"storageUri": "s3://b/m", "requirements": ["sklearn"], **spec},
+    }
+    with pytest.raises(InvalidError) as caught:
+        parse_manifest(doc)
+    assert caught.value.field == field
