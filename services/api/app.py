@@ -72,7 +72,7 @@ class App:
         self._nc = await store.connect(s.nats_url, name="modelplane-api", creds=s.nats_creds)
         js = self._nc.jetstream()
         await store.ensure_buckets(js)
-        policy = StoragePolicy(s.local_storage_roots())
+        policy = StoragePolicy(s.local_storage_roots(), s.storage_egress_policy())
         handler = self._handler = await ControlHandler.open(
             js,
             self._nc,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from modelplane.libs.egress import DEFAULT_BLOCKED_NETWORKS, EgressPolicy, parse_networks
 from modelplane.libs.local_paths import LocalRoots, default_roots, parse_roots
 from modelplane.libs.resources.replica_cap import DEFAULT_MAX_SERVER_REPLICAS, MAX_SERVER_REPLICAS_ENV
 from modelplane.libs.settings import CommonSettings
@@ -95,6 +96,23 @@ class ApiSettings(CommonSettings):
         ),
     )
 
+    storage_blocked_networks: str = Field(
+        default=DEFAULT_BLOCKED_NETWORKS,
+        validation_alias=AliasChoices("MODELPLANE_STORAGE_BLOCKED_NETWORKS", "storage_blocked_networks"),
+        description=(
+            "Networks (comma-separated CIDRs) remote fetches may not connect to; the api refuses "
+            "an http(s) storageUri whose host is a literal IP in one of them at apply time (the "
+            "storage service reads the same variable and checks resolved names at fetch time). "
+            "Default: link-local, 0.0.0.0/8 and the cloud metadata addresses."
+        ),
+    )
+
+    @field_validator("storage_blocked_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
     @model_validator(mode="after")
     def _tls_pair(self) -> ApiSettings:
         if bool(self.tls_cert) != bool(self.tls_key):
@@ -107,3 +125,7 @@ class ApiSettings(CommonSettings):
         roots = parse_roots(self.storage_local_roots) or default_roots(self.state_dir)
         secrets = [self.storage_secrets_dir] if self.storage_secrets_dir else []
         return LocalRoots.for_state(roots, self.state_dir, forbidden=secrets)
+
+    def storage_egress_policy(self) -> EgressPolicy:
+        """The networks a Model's http(s) storageUri may not name as a literal IP."""
+        return EgressPolicy.parse(self.storage_blocked_networks)

@@ -30,7 +30,10 @@ class App:
             registry
             if registry is not None
             else default_registry(
-                settings.pvc_root, settings.local_storage_roots(), settings.max_artifact_bytes
+                settings.pvc_root,
+                settings.local_storage_roots(),
+                settings.max_artifact_bytes,
+                settings.egress_policy(),
             )
         )
         self.handler: StorageHandler | None = None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from modelplane.libs.egress import DEFAULT_BLOCKED_NETWORKS, EgressPolicy, parse_networks
 from modelplane.libs.local_paths import LocalRoots, default_roots, parse_roots
 from modelplane.libs.settings import CommonSettings
 
@@ -95,6 +96,29 @@ class StorageSettings(CommonSettings):
             "disk. 50 GiB holds a 7B-parameter LLM in fp32 with room to spare."
         ),
     )
+
+    blocked_networks: str = Field(
+        default=DEFAULT_BLOCKED_NETWORKS,
+        description=(
+            "Networks (comma-separated CIDRs) that http(s) and hf fetches may not connect to, "
+            "checked on the address a name resolved to, at connect time and after every redirect. "
+            "The default blocks link-local (169.254.0.0/16, fe80::/10: cloud metadata services), "
+            "0.0.0.0/8 and the known metadata addresses, in IPv4 and IPv4-mapped IPv6 forms; "
+            "loopback and private ranges stay allowed because a local MinIO or emulator is the "
+            "common laptop setup (add 127.0.0.0/8, 10.0.0.0/8, ... in a shared cluster). Empty: "
+            "nothing is blocked."
+        ),
+    )
+
+    @field_validator("blocked_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    def egress_policy(self) -> EgressPolicy:
+        """What remote fetches may connect to."""
+        return EgressPolicy.parse(self.blocked_networks)
 
     def local_storage_roots(self) -> LocalRoots:
         """The allowed roots and the folders no local storageUri may reach."""

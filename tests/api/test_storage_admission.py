@@ -142,3 +142,28 @@ async def test_grpc_apply_is_invalid_argument(api: Api) -> None:
             )
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "spec.storageUri" in (caught.value.details() or "")
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+     "https://[fe80::1]/model.joblib", "http://[::ffff:169.254.169.254]/latest", "http://0.0.0.0:8080/m.tgz",
+     "http://[fd00:ec2::254]/latest/meta-data/"],
+)  # fmt: skip
+async def test_a_literal_ip_in_a_blocked_network_is_refused(api: Api, uri: str) -> None:
+    """An http(s) storageUri naming the metadata service's IP is 400 naming spec.storageUri, not stored."""
+    status, error = await apply(api, model(f"{uri}?X-Amz-Signature=presigned-secret-value"))
+    assert status == 400
+    assert error.startswith("spec.storageUri: ")
+    assert "MODELPLANE_STORAGE_BLOCKED_NETWORKS" in error
+    assert "presigned-secret-value" not in error
+    assert not await stored(api)
+
+
+@pytest.mark.parametrize(
+    "uri", ["http://127.0.0.1:9/model.joblib", "https://models.example.com/169.254.169.254"]
+)
+async def test_loopback_and_names_are_left_to_fetch_time(api: Api, uri: str) -> None:
+    """Loopback (local MinIO) is allowed by default; a name is only resolved when it is fetched."""
+    status, error = await apply(api, model(uri))
+    assert (status, error) == (200, "")

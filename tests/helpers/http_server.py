@@ -47,16 +47,14 @@ class _Handler(SimpleHTTPRequestHandler):
 class FileServer:
     """Serves ``root`` at ``url`` until ``stop()``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, host: str = "127.0.0.1") -> None:
         self.root = root
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.port = free_port(host)
+        self.url = f"http://{host}:{self.port}"
         self._lock = threading.Lock()
         self._counter: Counter[tuple[str, str]] = Counter()
         handler = type("CountingHandler", (_Handler,), {"counter": self._counter, "lock": self._lock})
-        self._server = ThreadingHTTPServer(
-            ("127.0.0.1", self.port), functools.partial(handler, directory=str(root))
-        )
+        self._server = ThreadingHTTPServer((host, self.port), functools.partial(handler, directory=str(root)))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="test-http", daemon=True)
 

@@ -9,6 +9,10 @@ Last-Modified, Content-Length); a server that says nothing (or refuses HEAD) get
 escaping the directory); any other file is saved under its base name. Azure blob URLs
 (``https://<account>.blob.core.windows.net/...``) are routed to the Azure fetcher by the
 registry and never reach this one.
+
+Every connection goes through ``egress.GuardedConnector``: an address (resolved, or reached by a
+redirect) in a blocked network (``libs.egress``) stops the fetch with a permanent error naming
+spec.storageUri, before anything is sent to it.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from urllib.parse import unquote, urlsplit
 
 import aiohttp
 
+from modelplane.libs.egress import DEFAULT_BLOCKED_NETWORKS, EgressPolicy
 from modelplane.libs.errors import InvalidError, NotFoundError, RetryableError
 from modelplane.libs.uris import redact_uri
 from modelplane.services.storage.fetchers.archives import is_archive, unpack
 from modelplane.services.storage.fetchers.base import FetchTarget, Progress
+from modelplane.services.storage.fetchers.egress import GuardedConnector
 
 # Seconds to wait for a connection / between two chunks of the body; a whole download may take
 # as long as it needs (large models), but a stalled server must not hang a load forever.
@@ -49,7 +55,9 @@ class HttpFetcher:
         connect_timeout: float = CONNECT_TIMEOUT_S,
         read_timeout: float = READ_TIMEOUT_S,
         max_unpacked_bytes: int | None = None,
+        egress: EgressPolicy | None = None,
     ) -> None:
+        self._egress = egress if egress is not None else EgressPolicy.parse(DEFAULT_BLOCKED_NETWORKS)
         # The download itself is capped by the cache's meter; this bounds what an archive unpacks to.
         self._max_unpacked = max_unpacked_bytes
         self._timeout = aiohttp.ClientTimeout(
@@ -61,7 +69,7 @@ class HttpFetcher:
 
     async def identity(self, target: FetchTarget) -> str:
         _file_name(target.uri)
-        async with aiohttp.ClientSession(timeout=self._timeout) as session:
+        async with self._session(target.uri) as session:
             try:
                 async with session.head(target.uri, allow_redirects=True) as resp:
                     if resp.status in (405, 501):
@@ -99,8 +107,11 @@ class HttpFetcher:
             if scratch is not None:
                 await asyncio.to_thread(shutil.rmtree, scratch, True)
 
+    def _session(self, uri: str) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(timeout=self._timeout, connector=GuardedConnector(self._egress, uri))
+
     async def _stream(self, uri: str, path: Path, progress: Progress) -> None:
-        async with aiohttp.ClientSession(timeout=self._timeout) as session:
+        async with self._session(uri) as session:
             try:
                 async with session.get(uri, allow_redirects=True) as resp:
                     _raise_for_status(resp.status, uri)

@@ -12,6 +12,10 @@ through the progress-bar class it is given (``tqdm_class``); ours never draws, f
 bytes to ``Progress`` and raises ``Cancelled`` once the fetch was cancelled, which stops each
 file's download at its next chunk.
 
+Every hub connection goes through ``egress.GuardedHubBackend`` (installed as huggingface_hub's
+client factory): an HF_ENDPOINT, or a redirect (the hub's CDN), resolving into a blocked
+network (``libs.egress``) stops the fetch with a permanent error naming spec.storageUri.
+
 HF_TOKEN (or the older HUGGING_FACE_HUB_TOKEN) and HF_ENDPOINT come from the model's secret
 first, the environment second. Every hub call has a timeout; failures become libs.errors types
 whose messages name the URI and never the token.
@@ -43,6 +47,7 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils.tqdm import tqdm as hf_tqdm
 
+from modelplane.libs.egress import DEFAULT_BLOCKED_NETWORKS, EgressPolicy, EgressRefused
 from modelplane.libs.errors import (
     InvalidError,
     ModelplaneError,
@@ -50,6 +55,7 @@ from modelplane.libs.errors import (
     RetryableError,
 )
 from modelplane.services.storage.fetchers.base import FetchTarget, Progress
+from modelplane.services.storage.fetchers.egress import install_hub_egress
 from modelplane.services.storage.fetchers.objects import Cancelled, ThreadedDownload
 
 T = TypeVar("T")
@@ -120,8 +126,10 @@ class HuggingFaceFetcher:
     schemes: tuple[str, ...] = ("hf",)
     in_place = False
 
-    def __init__(self, *, timeout: float = REQUEST_TIMEOUT_S) -> None:
+    def __init__(self, *, timeout: float = REQUEST_TIMEOUT_S, egress: EgressPolicy | None = None) -> None:
         self._timeout = timeout
+        # huggingface_hub's client is per process: this fetcher's policy becomes the process's.
+        install_hub_egress(egress if egress is not None else EgressPolicy.parse(DEFAULT_BLOCKED_NETWORKS))
 
     def describe(self) -> str:
         return "hf (Hugging Face Hub)"
@@ -230,6 +238,9 @@ async def _mapped(target: FetchTarget, ref: HfModelRef, access: _HubAccess, step
     """Await ``step`` (hub work in a thread), turning its failures into libs.errors types."""
     try:
         return await step
+    except EgressRefused as exc:
+        # The backend knows the host it refused, not the storageUri: name the field's value.
+        raise EgressRefused(target.uri, exc.reason, address=exc.address, network=exc.network) from None
     except ModelplaneError:
         raise
     except Exception as exc:

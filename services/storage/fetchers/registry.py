@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, cast
 
+from modelplane.libs.egress import EgressPolicy
 from modelplane.libs.errors import InvalidError
 from modelplane.libs.local_paths import LocalRoots
 from modelplane.services.storage.fetchers import azure
@@ -136,10 +137,14 @@ class FetcherRegistry:
 
 
 def default_registry(
-    pvc_root: Path, local_roots: LocalRoots, max_artifact_bytes: int | None = None
+    pvc_root: Path,
+    local_roots: LocalRoots,
+    max_artifact_bytes: int | None = None,
+    egress: EgressPolicy | None = None,
 ) -> FetcherRegistry:
     """Every scheme this build supports; ``pvc://<claim>/<path>`` resolves under ``pvc_root``,
-    local paths only inside ``local_roots``; archives unpack to at most ``max_artifact_bytes``."""
+    local paths only inside ``local_roots``; archives unpack to at most ``max_artifact_bytes``;
+    http(s) and hf connect to no address ``egress`` blocks (None: the default blocked networks)."""
     return FetcherRegistry(
         [
             LocalFetcher(local_roots),
@@ -147,7 +152,7 @@ def default_registry(
             S3Fetcher(),
             GcsFetcher(),
             AzureBlobFetcher(),
-            HttpFetcher(max_unpacked_bytes=max_artifact_bytes),
-            HuggingFaceFetcher(),
+            HttpFetcher(max_unpacked_bytes=max_artifact_bytes, egress=egress),
+            HuggingFaceFetcher(egress=egress),
         ]
     )
