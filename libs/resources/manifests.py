@@ -14,10 +14,9 @@ An Experiment is checked as Seldon checks it: at least one candidate or a mirror
 weights > 0, mirror percent 0..100, no name twice (the mirror counts), ``default`` one of the
 candidates. That one resource is the baseline of at most one experiment needs every experiment,
 so the api checks it.
-A Pipeline (native or Seldon; Seldon's ``dataflow`` and other unknown fields are ignored there)
-keeps its references as written and is checked by ``pipeline_validation``; an InferenceGraph
-(native or KServe ``serving.kserve.io/v1alpha1``, whose scaling and pod fields are ignored) is
-checked by ``graph_validation``.
+Pipelines (native or Seldon; Seldon's ``dataflow`` and other unknown fields are ignored there)
+and InferenceGraphs (native or KServe ``serving.kserve.io/v1alpha1``) have their models in
+``flow_manifests``; the pydantic bases shared by every kind are in ``manifest_base``.
 Every error is an ``InvalidError`` whose ``field`` is the dotted path of the offending field.
 """
 
@@ -27,19 +26,24 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from modelplane.libs.errors import InvalidError
-from modelplane.libs.resources.bounds import Int32, Int64
-from modelplane.libs.resources.graph_validation import validate_graph
-from modelplane.libs.resources.pipeline_validation import validate_pipeline
+from modelplane.libs.resources.bounds import Int32
+from modelplane.libs.resources.flow_manifests import (
+    KServeInferenceGraphSpec,
+    NativeInferenceGraphSpec,
+    NativePipelineSpec,
+    SeldonPipelineSpec,
+    graph_step_manifest,
+    pipeline_manifest,
+)
+from modelplane.libs.resources.manifest_base import Lenient, Strict, validate_model
 from modelplane.libs.resources.quantity import format_bytes, parse_bytes
 from modelplane.libs.resources.types import (
     AUTOSCALING_METRICS,
     BALANCING_STRATEGIES,
     EXPERIMENT_RESOURCE_TYPES,
-    GRAPH_DEPENDENCIES,
-    JOIN_TYPES,
     KINDS,
     NAME_MAX_LENGTH,
     NAME_PATTERN,
@@ -49,21 +53,13 @@ from modelplane.libs.resources.types import (
     ExperimentCandidate,
     ExperimentMirror,
     ExperimentSpec,
-    GraphNode,
-    GraphStep,
     InferenceGraph,
-    InferenceGraphSpec,
     Kind,
     LoadBalancing,
     Meta,
     Model,
     ModelSpec,
     Pipeline,
-    PipelineBatch,
-    PipelineInput,
-    PipelineOutput,
-    PipelineSpec,
-    PipelineStep,
     PrefixHashOptions,
     Resource,
     Server,
@@ -84,17 +80,7 @@ _API_KINDS: Mapping[str, tuple[Kind, ...]] = {
 }
 
 
-# Numbers must be finite: YAML's .nan/.inf (and Python's JSON NaN) would reach the autoscaler's
-# and the gateway's arithmetic.
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
-
-
-class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, allow_inf_nan=False)
-
-
-class _Metadata(_Lenient):
+class _Metadata(Lenient):
     name: str
     namespace: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
@@ -113,24 +99,24 @@ class _Metadata(_Lenient):
         return value
 
 
-class _Parameter(_Lenient):
+class _Parameter(Lenient):
     name: str
     value: str
 
 
-class _Explainer(_Lenient):
+class _Explainer(Lenient):
     type: str | None = None
     modelRef: str | None = None
     pipelineRef: str | None = None
 
 
-class _PrefixHash(_Strict):
+class _PrefixHash(Strict):
     meanLoadFactor: Int32 | None = None
     replication: Int32 | None = None
     prefixCharLength: Int32 | None = None
 
 
-class _LoadBalancing(_Strict):
+class _LoadBalancing(Strict):
     """KubeAI's ``loadBalancing`` (its field names and units: meanLoadFactor is a percentage)."""
 
     strategy: str | None = None
@@ -183,7 +169,7 @@ def _scaling_check(replicas: int | None, min_r: int | None, max_r: int | None) -
         raise InvalidError(f"minReplicas {min_r} is above maxReplicas {max_r}", field="spec.minReplicas")
 
 
-class _Autoscaling(_Strict):
+class _Autoscaling(Strict):
     """KubeAI's autoscaling fields (``targetRequests``, ``scaleDownDelaySeconds``,
     ``autoscalingDisabled`` as ``disabled``), plus KServe's ``scaleMetric`` and ``scaleTarget``
     (the same number as ``targetRequests``, under KServe's name: either may be given)."""
@@ -284,11 +270,11 @@ class _ModelSpecBase(BaseModel):
         )
 
 
-class NativeModelSpec(_ModelSpecBase, _Strict):
+class NativeModelSpec(_ModelSpecBase, Strict):
     pass
 
 
-class SeldonModelSpec(_ModelSpecBase, _Lenient):
+class SeldonModelSpec(_ModelSpecBase, Lenient):
     pass
 
 
@@ -316,16 +302,16 @@ class _ServerSpecBase(BaseModel):
         )
 
 
-class NativeServerSpec(_ServerSpecBase, _Strict):
+class NativeServerSpec(_ServerSpecBase, Strict):
     memory: str | int | None = None
     env: dict[str, str] = Field(default_factory=dict)
 
 
-class SeldonServerSpec(_ServerSpecBase, _Lenient):
+class SeldonServerSpec(_ServerSpecBase, Lenient):
     pass
 
 
-class NativeServerConfigSpec(_Strict):
+class NativeServerConfigSpec(Strict):
     runtime: str = "mlserver"
     capabilities: list[str] = Field(default_factory=list)
     memory: str | int | None = None
@@ -356,7 +342,7 @@ class NativeServerConfigSpec(_Strict):
         )
 
 
-class SeldonServerConfigSpec(_Lenient):
+class SeldonServerConfigSpec(Lenient):
     """Seldon's ServerConfig is a pod template; we read the runtime, capabilities and memory off it."""
 
     podSpec: dict[str, Any] = Field(default_factory=dict)
@@ -388,12 +374,12 @@ class SeldonServerConfigSpec(_Lenient):
         )
 
 
-class _Candidate(_Strict):
+class _Candidate(Strict):
     name: str
     weight: Int32
 
 
-class _Mirror(_Strict):
+class _Mirror(Strict):
     name: str
     percent: Int32
 
@@ -421,7 +407,7 @@ class _ExperimentSpecBase(BaseModel):
         candidates: list[ExperimentCandidate] = []
         for index, item in enumerate(self.candidates):
             where = f"spec.candidates[{index}]"
-            given: _Candidate = _validate(_Candidate, item, where)
+            given: _Candidate = validate_model(_Candidate, item, where)
             name = _member_name(given.name, f"{where}.name")
             if any(c.name == name for c in candidates):
                 raise InvalidError(f"{name} is a candidate twice", field=f"{where}.name")
@@ -430,7 +416,7 @@ class _ExperimentSpecBase(BaseModel):
             candidates.append(ExperimentCandidate(name=name, weight=given.weight))
         mirror: ExperimentMirror | None = None
         if self.mirror is not None:
-            given_mirror: _Mirror = _validate(_Mirror, self.mirror, "spec.mirror")
+            given_mirror: _Mirror = validate_model(_Mirror, self.mirror, "spec.mirror")
             name = _member_name(given_mirror.name, "spec.mirror.name")
             if any(c.name == name for c in candidates):
                 raise InvalidError(f"{name} is already a candidate", field="spec.mirror.name")
@@ -454,261 +440,12 @@ class _ExperimentSpecBase(BaseModel):
         )
 
 
-class NativeExperimentSpec(_ExperimentSpecBase, _Strict):
+class NativeExperimentSpec(_ExperimentSpecBase, Strict):
     pass
 
 
-class SeldonExperimentSpec(_ExperimentSpecBase, _Lenient):
+class SeldonExperimentSpec(_ExperimentSpecBase, Lenient):
     pass
-
-
-def _strip_all(values: list[str]) -> tuple[str, ...]:
-    return tuple(v.strip() for v in values if v.strip())
-
-
-def _strip_map(values: dict[str, str]) -> dict[str, str]:
-    return {k.strip(): v.strip() for k, v in values.items()}
-
-
-class _PipelineBatchBase(BaseModel):
-    size: Int32 | None = None
-    windowMs: Int64 | None = None
-
-    def to_domain(self) -> PipelineBatch:
-        return PipelineBatch(size=self.size or 0, window_ms=self.windowMs or 0)
-
-
-class _PipelineStepBase(BaseModel):
-    name: str
-    inputs: list[str] = Field(default_factory=list)
-    triggers: list[str] = Field(default_factory=list)
-    tensorMap: dict[str, str] = Field(default_factory=dict)
-    inputsJoinType: str | None = None
-    triggersJoinType: str | None = None
-    joinWindowMs: Int64 | None = None
-    batch: Any = None
-
-
-class _PipelineInputBase(BaseModel):
-    externalInputs: list[str] = Field(default_factory=list)
-    externalTriggers: list[str] = Field(default_factory=list)
-    joinType: str | None = None
-    triggersJoinType: str | None = None
-    joinWindowMs: Int64 | None = None
-    tensorMap: dict[str, str] = Field(default_factory=dict)
-
-    def to_domain(self) -> PipelineInput:
-        return PipelineInput(
-            external_inputs=_strip_all(self.externalInputs),
-            external_triggers=_strip_all(self.externalTriggers),
-            join_type=(self.joinType or JOIN_TYPES[0]).strip(),
-            triggers_join_type=(self.triggersJoinType or JOIN_TYPES[0]).strip(),
-            join_window_ms=self.joinWindowMs or 0,
-            tensor_map=_strip_map(self.tensorMap),
-        )
-
-
-class _PipelineOutputBase(BaseModel):
-    steps: list[str] = Field(default_factory=list)
-    stepsJoin: str | None = None
-    joinWindowMs: Int64 | None = None
-    tensorMap: dict[str, str] = Field(default_factory=dict)
-
-    def to_domain(self) -> PipelineOutput:
-        return PipelineOutput(
-            steps=_strip_all(self.steps),
-            steps_join=(self.stepsJoin or JOIN_TYPES[0]).strip(),
-            join_window_ms=self.joinWindowMs or 0,
-            tensor_map=_strip_map(self.tensorMap),
-        )
-
-
-class _NativePipelineBatch(_PipelineBatchBase, _Strict):
-    pass
-
-
-class _SeldonPipelineBatch(_PipelineBatchBase, _Lenient):
-    pass
-
-
-class _NativePipelineStep(_PipelineStepBase, _Strict):
-    pass
-
-
-class _SeldonPipelineStep(_PipelineStepBase, _Lenient):
-    pass
-
-
-class _NativePipelineInput(_PipelineInputBase, _Strict):
-    pass
-
-
-class _SeldonPipelineInput(_PipelineInputBase, _Lenient):
-    pass
-
-
-class _NativePipelineOutput(_PipelineOutputBase, _Strict):
-    pass
-
-
-class _SeldonPipelineOutput(_PipelineOutputBase, _Lenient):
-    pass
-
-
-class _PipelineSpecBase(BaseModel):
-    # Sections are validated one by one (strict or lenient like the spec) so an error names its
-    # index (spec.steps[1].inputs).
-    steps: list[Any] = Field(default_factory=list)
-    input: Any = None
-    output: Any = None
-    allowCycles: bool = False
-    maxStepRevisits: Int32 | None = None
-
-    def to_domain(self, name: str, native: bool) -> PipelineSpec:
-        step_model = _NativePipelineStep if native else _SeldonPipelineStep
-        batch_model = _NativePipelineBatch if native else _SeldonPipelineBatch
-        steps: list[PipelineStep] = []
-        for index, item in enumerate(self.steps):
-            where = f"spec.steps[{index}]"
-            given: _PipelineStepBase = _validate(step_model, item, where)
-            batch: PipelineBatch | None = None
-            if given.batch is not None:
-                batch = _validate(batch_model, given.batch, f"{where}.batch").to_domain()
-            steps.append(
-                PipelineStep(
-                    name=given.name.strip(),
-                    inputs=_strip_all(given.inputs),
-                    triggers=_strip_all(given.triggers),
-                    tensor_map=_strip_map(given.tensorMap),
-                    inputs_join_type=(given.inputsJoinType or JOIN_TYPES[0]).strip(),
-                    triggers_join_type=(given.triggersJoinType or JOIN_TYPES[0]).strip(),
-                    join_window_ms=given.joinWindowMs or 0,
-                    batch=batch,
-                )
-            )
-        given_input: PipelineInput | None = None
-        if self.input is not None:
-            input_model = _NativePipelineInput if native else _SeldonPipelineInput
-            given_input = _validate(input_model, self.input, "spec.input").to_domain()
-        output: PipelineOutput | None = None
-        if self.output is not None:
-            output_model = _NativePipelineOutput if native else _SeldonPipelineOutput
-            output = _validate(output_model, self.output, "spec.output").to_domain()
-        spec = PipelineSpec(
-            steps=tuple(steps),
-            input=given_input,
-            output=output,
-            allow_cycles=self.allowCycles,
-            max_step_revisits=self.maxStepRevisits or 0,
-        )
-        validate_pipeline(name, spec)
-        return spec
-
-
-class NativePipelineSpec(_PipelineSpecBase, _Strict):
-    pass
-
-
-class SeldonPipelineSpec(_PipelineSpecBase, _Lenient):
-    pass
-
-
-class _GraphStepBase(BaseModel):
-    name: str | None = None
-    serviceName: str | None = None
-    serviceUrl: str | None = None
-    nodeName: str | None = None
-    data: str | None = None
-    condition: str | None = None
-    weight: Int32 | None = None
-    dependency: str | None = None
-
-    def to_domain(self) -> GraphStep:
-        return GraphStep(
-            name=(self.name or "").strip(),
-            service_name=(self.serviceName or "").strip(),
-            service_url=(self.serviceUrl or "").strip(),
-            node_name=(self.nodeName or "").strip(),
-            data=(self.data or "").strip(),
-            condition=(self.condition or "").strip(),
-            weight=self.weight or 0,
-            dependency=(self.dependency or GRAPH_DEPENDENCIES[0]).strip(),
-        )
-
-
-class _NativeGraphStep(_GraphStepBase, _Strict):
-    pass
-
-
-class _KServeGraphStep(_GraphStepBase, _Lenient):
-    pass
-
-
-class _GraphNodeBase(BaseModel):
-    routerType: str
-    steps: list[Any] = Field(default_factory=list)
-
-
-class _NativeGraphNode(_GraphNodeBase, _Strict):
-    pass
-
-
-class _KServeGraphNode(_GraphNodeBase, _Lenient):
-    pass
-
-
-class _GraphSpecBase(BaseModel):
-    nodes: dict[str, Any] = Field(default_factory=dict)
-    # Seconds (KServe: an integer).
-    timeout: float | None = None
-
-    def to_domain(self, name: str, native: bool) -> InferenceGraphSpec:
-        node_model = _NativeGraphNode if native else _KServeGraphNode
-        step_model = _NativeGraphStep if native else _KServeGraphStep
-        nodes: dict[str, GraphNode] = {}
-        for node_name, item in self.nodes.items():
-            where = f"spec.nodes.{node_name}"
-            node: _GraphNodeBase = _validate(node_model, item, where)
-            steps = tuple(
-                _validate(step_model, step, f"{where}.steps[{index}]").to_domain()
-                for index, step in enumerate(node.steps)
-            )
-            nodes[node_name] = GraphNode(router_type=node.routerType.strip(), steps=steps)
-        spec = InferenceGraphSpec(nodes=nodes, timeout_seconds=float(self.timeout or 0))
-        validate_graph(name, spec)
-        return spec
-
-
-class NativeInferenceGraphSpec(_GraphSpecBase, _Strict):
-    pass
-
-
-class KServeInferenceGraphSpec(_GraphSpecBase, _Lenient):
-    """KServe's fields we do not act on (resources, affinity, min/maxReplicas, scaleTarget,
-    scaleMetric) are ignored: the dataflow workers run every graph."""
-
-
-def _loc(error: Mapping[str, Any], prefix: str) -> str:
-    parts = [str(p) for p in error.get("loc", ()) if not isinstance(p, int)]
-    return ".".join([prefix, *parts]) if prefix else ".".join(parts)
-
-
-def _validate(model: type[BaseModel], data: Any, prefix: str) -> Any:
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise InvalidError(f"must be a mapping, got {type(data).__name__}", field=prefix)
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        message = str(first.get("msg", "invalid"))
-        if first.get("type") == "missing":
-            message = "is required"
-        elif first.get("type") == "extra_forbidden":
-            message = "unknown field"
-        message = message.removeprefix("Value error, ")
-        raise InvalidError(message, field=_loc(first, prefix)) from exc
 
 
 def parse_manifest(doc: Any) -> Resource:
@@ -728,7 +465,7 @@ def parse_manifest(doc: Any) -> Resource:
     if kind not in _API_KINDS[api]:
         supported = ", ".join(_API_KINDS[api])
         raise InvalidError(f"unknown kind {kind!r} for {api}; supported: {supported}", field="kind")
-    meta_in: _Metadata = _validate(_Metadata, doc.get("metadata"), "metadata")
+    meta_in: _Metadata = validate_model(_Metadata, doc.get("metadata"), "metadata")
     imported = "" if api == NATIVE_API else f"{api}/{kind}"
     meta = Meta(
         name=meta_in.name, labels=meta_in.labels, annotations=meta_in.annotations, imported_from=imported
@@ -736,26 +473,26 @@ def parse_manifest(doc: Any) -> Resource:
     native = api == NATIVE_API
     spec = doc.get("spec")
     if kind == "Model":
-        mspec = _validate(NativeModelSpec if native else SeldonModelSpec, spec, "spec")
+        mspec = validate_model(NativeModelSpec if native else SeldonModelSpec, spec, "spec")
         return Model(meta=meta, spec=mspec.to_domain())
     if kind == "Server":
         if native:
-            nspec: NativeServerSpec = _validate(NativeServerSpec, spec, "spec")
+            nspec: NativeServerSpec = validate_model(NativeServerSpec, spec, "spec")
             return Server(
                 meta=meta, spec=nspec.to_domain(parse_bytes(nspec.memory, "spec.memory"), nspec.env)
             )
-        sspec: SeldonServerSpec = _validate(SeldonServerSpec, spec, "spec")
+        sspec: SeldonServerSpec = validate_model(SeldonServerSpec, spec, "spec")
         return Server(meta=meta, spec=sspec.to_domain())
     if kind == "Experiment":
-        espec = _validate(NativeExperimentSpec if native else SeldonExperimentSpec, spec, "spec")
+        espec = validate_model(NativeExperimentSpec if native else SeldonExperimentSpec, spec, "spec")
         return Experiment(meta=meta, spec=espec.to_domain())
     if kind == "Pipeline":
-        pspec = _validate(NativePipelineSpec if native else SeldonPipelineSpec, spec, "spec")
+        pspec = validate_model(NativePipelineSpec if native else SeldonPipelineSpec, spec, "spec")
         return Pipeline(meta=meta, spec=pspec.to_domain(meta.name, native))
     if kind == "InferenceGraph":
-        gspec = _validate(NativeInferenceGraphSpec if native else KServeInferenceGraphSpec, spec, "spec")
+        gspec = validate_model(NativeInferenceGraphSpec if native else KServeInferenceGraphSpec, spec, "spec")
         return InferenceGraph(meta=meta, spec=gspec.to_domain(meta.name, native))
-    cspec = _validate(NativeServerConfigSpec if native else SeldonServerConfigSpec, spec, "spec")
+    cspec = validate_model(NativeServerConfigSpec if native else SeldonServerConfigSpec, spec, "spec")
     return ServerConfig(meta=meta, spec=cspec.to_domain())
 
 
@@ -795,83 +532,6 @@ def _load_balancing_manifest(balancing: LoadBalancing) -> dict[str, Any] | None:
             "prefixCharLength": options.prefix_char_length,
         }
     return out
-
-
-def _compact(values: dict[str, Any]) -> dict[str, Any]:
-    """Drop unset fields (None, empty, zero, False) of a nested manifest section."""
-    return {k: v for k, v in values.items() if v not in (None, "", [], {}, 0, False)}
-
-
-def _pipeline_manifest(p: PipelineSpec) -> dict[str, Any]:
-    """Seldon's field names. Join types are always written in the input/output/batch sections so a
-    section the user wrote stays present (and a reader sees the join that applies)."""
-    steps = []
-    for step in p.steps:
-        out = _compact(
-            {
-                "name": step.name,
-                "inputs": list(step.inputs),
-                "triggers": list(step.triggers),
-                "tensorMap": dict(step.tensor_map),
-                "inputsJoinType": step.inputs_join_type if step.inputs_join_type != JOIN_TYPES[0] else None,
-                "triggersJoinType": (
-                    step.triggers_join_type if step.triggers_join_type != JOIN_TYPES[0] else None
-                ),
-                "joinWindowMs": step.join_window_ms,
-            }
-        )
-        if step.batch is not None:
-            out["batch"] = {"size": step.batch.size, **_compact({"windowMs": step.batch.window_ms})}
-        steps.append(out)
-    spec: dict[str, Any] = {
-        "steps": steps,
-        "allowCycles": p.allow_cycles or None,
-        "maxStepRevisits": p.max_step_revisits,
-    }
-    if p.input is not None:
-        given = p.input
-        spec["input"] = {
-            "joinType": given.join_type,
-            **_compact(
-                {
-                    "externalInputs": list(given.external_inputs),
-                    "externalTriggers": list(given.external_triggers),
-                    "triggersJoinType": (
-                        given.triggers_join_type if given.triggers_join_type != JOIN_TYPES[0] else None
-                    ),
-                    "joinWindowMs": given.join_window_ms,
-                    "tensorMap": dict(given.tensor_map),
-                }
-            ),
-        }
-    if p.output is not None:
-        out_spec = p.output
-        spec["output"] = {
-            "stepsJoin": out_spec.steps_join,
-            **_compact(
-                {
-                    "steps": list(out_spec.steps),
-                    "joinWindowMs": out_spec.join_window_ms,
-                    "tensorMap": dict(out_spec.tensor_map),
-                }
-            ),
-        }
-    return spec
-
-
-def _graph_step_manifest(step: GraphStep) -> dict[str, Any]:
-    return _compact(
-        {
-            "name": step.name,
-            "serviceName": step.service_name,
-            "serviceUrl": step.service_url,
-            "nodeName": step.node_name,
-            "data": step.data,
-            "condition": step.condition,
-            "weight": step.weight,
-            "dependency": step.dependency if step.dependency != GRAPH_DEPENDENCIES[0] else None,
-        }
-    )
 
 
 def to_manifest(resource: Resource) -> dict[str, Any]:
@@ -928,11 +588,11 @@ def to_manifest(resource: Resource) -> dict[str, Any]:
             "resourceType": e.resource_type,
         }
     elif isinstance(resource, Pipeline):
-        spec = _pipeline_manifest(resource.spec)
+        spec = pipeline_manifest(resource.spec)
     elif isinstance(resource, InferenceGraph):
         spec = {
             "nodes": {
-                name: {"routerType": node.router_type, "steps": [_graph_step_manifest(s) for s in node.steps]}
+                name: {"routerType": node.router_type, "steps": [graph_step_manifest(s) for s in node.steps]}
                 for name, node in resource.spec.nodes.items()
             },
             "timeout": resource.spec.timeout_seconds or None,

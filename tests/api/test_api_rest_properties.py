@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from modelplane.libs.resources import manifests
+from modelplane.libs.resources import flow_manifests, manifests
 from modelplane.services.api.app import App
 from tests.helpers.auth import bearer
 
@@ -31,8 +31,8 @@ _SPECS: dict[tuple[str, str], type[BaseModel]] = {
     ("mlops.seldon.io/v1alpha1", "Server"): manifests.SeldonServerSpec,
     ("modelplane.io/v1alpha1", "ServerConfig"): manifests.NativeServerConfigSpec,
     ("modelplane.io/v1alpha1", "Experiment"): manifests.NativeExperimentSpec,
-    ("modelplane.io/v1alpha1", "Pipeline"): manifests.NativePipelineSpec,
-    ("serving.kserve.io/v1alpha1", "InferenceGraph"): manifests.KServeInferenceGraphSpec,
+    ("modelplane.io/v1alpha1", "Pipeline"): flow_manifests.NativePipelineSpec,
+    ("serving.kserve.io/v1alpha1", "InferenceGraph"): flow_manifests.KServeInferenceGraphSpec,
 }
 
 _JSON = st.recursive(
