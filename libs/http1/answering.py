@@ -15,6 +15,7 @@ An answer refusing input ends the connection with a lingering close (``_linger``
 
 from __future__ import annotations
 
+import abc
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -67,7 +68,7 @@ class ConnectionOwner:
         self.stopping = False
 
 
-class Answering(asyncio.Protocol):
+class Answering(asyncio.Protocol, abc.ABC):
     """The state both halves of a connection share, and the worker that answers its queue."""
 
     def __init__(self, owner: ConnectionOwner) -> None:
@@ -241,5 +242,6 @@ class Answering(asyncio.Protocol):
             timer.cancel()
         self._schedule(deadline)
 
+    @abc.abstractmethod
     def _on_timer(self) -> None:
-        raise NotImplementedError
+        """The timer fired: the connection half enforces whichever deadline it set."""
