@@ -33,15 +33,17 @@ class Access:
     def required(self) -> bool:
         return self._verifier is not None
 
-    def precheck(self, headers: Mapping[str, str]) -> None:
+    def precheck(self, headers: Mapping[str, str]) -> Principal | None:
         """401/403 from the head alone when auth is required, so a refused request's body is
         never read: no bearer token at all, or (with a verifier that answers from memory, as
-        the KV-backed store does) an unknown token or one of another role."""
+        the KV-backed store does) an unknown token or one of another role. Returns the caller
+        when that settled it (``check`` need not run again), None otherwise."""
         if self._verifier is None:
-            return
+            return None
         token = _token(headers)
         if isinstance(self._verifier, ImmediateTokenVerifier):
-            _allowed(self._verifier.verify_now(token))
+            return _allowed(self._verifier.verify_now(token))
+        return None
 
     async def check(self, headers: Mapping[str, str]) -> Principal | None:
         """The caller's principal; raises 401/403 errors when auth is required and not met."""

@@ -91,9 +91,10 @@ class RequestPlanner:
         """The caller, when auth is required (401 / 403 raised); None when the gateway is open."""
         return await self._access.check(headers)
 
-    def precheck(self, headers: Mapping[str, str]) -> None:
-        """What ``authenticate`` can refuse from a request's head alone (no token at all)."""
-        self._access.precheck(headers)
+    def precheck(self, headers: Mapping[str, str]) -> Principal | None:
+        """What ``authenticate`` can decide from a request's head alone: the caller when that
+        settled it, None when ``authenticate`` must still run (or the gateway is open)."""
+        return self._access.precheck(headers)
 
     def model_name(self, requested: str, headers: Mapping[str, str]) -> str:
         """The name a request asks for: the ``seldon-model`` header wins over the URL/field."""

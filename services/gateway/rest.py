@@ -38,7 +38,7 @@ from modelplane.libs.dataplane.upstream_http import (
 )
 from modelplane.libs.errors import InvalidError, ModelplaneError, NotFoundError, RetryableError
 from modelplane.libs.http1.messages import HttpRequest, HttpResponse, RequestHead, Response
-from modelplane.libs.http1.router import MethodNotAllowed, Params, Router
+from modelplane.libs.http1.router import Match, MethodNotAllowed, Params, Router
 from modelplane.libs.logs import log_scope
 from modelplane.libs.routes import RouteEndpoint
 from modelplane.libs.telemetry import server_span
@@ -69,6 +69,9 @@ _METADATA_TIMEOUT: Final = 5.0
 # and the x-seldon-route value of a request an experiment routed.
 METRIC_MODEL: Final = "metric_model"
 ROUTE_STATE: Final = "seldon_route"
+# Set by ``admit`` from the request's head: its route match, and its caller once verified.
+MATCH_STATE: Final = "route_match"
+CALLER_STATE: Final = "caller"
 
 # WWW-Authenticate of a 401 (RFC 6750).
 _CHALLENGE: Final = 'Bearer realm="modelplane-gateway"'
@@ -174,14 +177,19 @@ class RestAdapter:
         found = self.router.match(head.method, head.raw_path)
         if found is None or isinstance(found, MethodNotAllowed):
             return None
+        # What the head settled, ``serve`` does not do again: the route and (when the token
+        # store could answer at once) the caller.
+        head.state[MATCH_STATE] = found
         if not found.endpoint.open:
             try:
-                self._planner.precheck(headers)
+                principal = self._planner.precheck(headers)
             except ModelplaneError as exc:
                 response = found.endpoint.errors(exc)
                 if exc.http_status == 401:
                     response.headers["www-authenticate"] = _CHALLENGE
                 return response
+            if principal is not None:
+                head.state[CALLER_STATE] = principal
         endpoint = found.endpoint.endpoint
         if endpoint not in (self.infer, self.v1_predict):
             return None
@@ -213,8 +221,14 @@ class RestAdapter:
         self._cors.decorate(request, response)
         return response
 
+    def _route_of(self, request: HttpRequest) -> Match[RestRoute] | MethodNotAllowed | None:
+        matched = request.state.get(MATCH_STATE)
+        if isinstance(matched, Match):  # admit matched it from the head
+            return matched
+        return self.router.match(request.method, request.raw_path)
+
     async def _serve_routed(self, request: HttpRequest) -> Response:
-        found = self.router.match(request.method, request.raw_path)
+        found = self._route_of(request)
         if found is None:
             return json_response({"error": f"no route for {request.method} {request.path}"}, 404)
         if isinstance(found, MethodNotAllowed):
@@ -231,8 +245,9 @@ class RestAdapter:
             server_span(self._tracer, f"{request.method} {found.template}", request.headers) as span,
         ):
             try:
-                if not route.open:
-                    # The one auth check of a REST request (the planner decides: access.py).
+                if not route.open and CALLER_STATE not in request.state:
+                    # The one auth check of a REST request (the planner decides: access.py),
+                    # unless its head already settled it (admit).
                     await self._planner.authenticate(request.headers)
                 response = await route.endpoint(request, found.params)
             except ModelplaneError as exc:
