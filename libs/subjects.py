@@ -37,6 +37,10 @@ KV_AUTOSCALER = "modelplane_autoscaler"
 # workers run, or why they cannot; written by every worker that takes the resource on.
 KV_DATAFLOW = "modelplane_dataflow"
 
+# key "<Kind>.<namespace>.<name>" -> ForeignRecord: a foreign manifest (KServe, Seldon v1) as
+# applied and the native resources derived from it; written and read by the api only.
+KV_FOREIGN = "modelplane_foreign"
+
 # ---- KV buckets (credentials) ----------------------------------------------------------------
 # key "<token name>" -> TokenRecord (role and SHA-256 of the token, never the token), written by
 # the api (and by `up` at bootstrap), read by the api and the gateways.
@@ -54,6 +58,7 @@ DESIRED_BUCKETS = (
     KV_EXPERIMENTS,
     KV_PIPELINES,
     KV_INFERENCE_GRAPHS,
+    KV_FOREIGN,
 )
 OBSERVED_BUCKETS = (
     KV_REPLICAS,

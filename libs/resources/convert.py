@@ -47,6 +47,7 @@ def meta_to_pb(meta: Meta) -> pb.ObjectMeta:
         annotations=meta.annotations,
         created_at=meta.created_at,
         imported_from=meta.imported_from,
+        owner=meta.owner,
     )
 
 
@@ -58,6 +59,7 @@ def meta_from_pb(msg: pb.ObjectMeta) -> Meta:
         annotations=dict(msg.annotations),
         created_at=msg.created_at,
         imported_from=msg.imported_from,
+        owner=msg.owner,
     )
 
 

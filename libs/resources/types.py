@@ -38,6 +38,8 @@ class Meta:
     annotations: dict[str, str] = field(default_factory=dict)
     created_at: str = ""
     imported_from: str = ""
+    # "<Kind>/<name>" of the foreign resource this one is derived from ("" when applied directly).
+    owner: str = ""
 
 
 @dataclass(frozen=True, slots=True)

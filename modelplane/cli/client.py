@@ -21,7 +21,7 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -169,6 +169,10 @@ def gateway_url(url: str | None, ca: Path | None) -> str:
     return url
 
 
+# "documents[2].spec.x: reason": an all-or-nothing apply naming the document that failed.
+_DOCUMENT_INDEX = re.compile(r"^documents\[(\d+)\]\.?(.*)$", re.DOTALL)
+
+
 def _unreachable(details: str) -> bool:
     markers = ("failed to connect", "connection refused", "dns resolution failed", "connect failed")
     return any(marker in details.lower() for marker in markers)
@@ -201,6 +205,9 @@ class ApiClient:
     def failure(self, exc: grpc.RpcError, context: str = "") -> CommandFailed:
         code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
         details = (exc.details() if isinstance(exc, grpc.Call) else None) or str(code)
+        return self.failure_of(code, details, context)
+
+    def failure_of(self, code: grpc.StatusCode, details: str, context: str = "") -> CommandFailed:
         prefix = f"{context}: " if context else ""
         if code == grpc.StatusCode.UNAVAILABLE and _unreachable(details):
             return CommandFailed(f"cannot reach the modelplane api at {self.address} (is `make up` running?)")
@@ -233,15 +240,37 @@ class ApiClient:
         )
         return reply
 
+    def apply_all(
+        self, manifests: Sequence[dict[str, Any]], contexts: Sequence[str]
+    ) -> control_pb2.ApplyAllResponse:
+        """Apply every manifest, all or nothing; an error naming ``documents[i]`` is reported
+        with where that document came from (``contexts[i]``)."""
+        structs = []
+        for manifest in manifests:
+            struct = struct_pb2.Struct()
+            struct.update(json.loads(json.dumps(manifest, default=str)))
+            structs.append(struct)
+        try:
+            reply: control_pb2.ApplyAllResponse = self._stub.ApplyAll(
+                control_pb2.ApplyAllRequest(manifests=structs), timeout=CALL_TIMEOUT, metadata=self._metadata
+            )
+        except grpc.RpcError as exc:
+            details = (exc.details() if isinstance(exc, grpc.Call) else None) or ""
+            found = _DOCUMENT_INDEX.match(details)
+            if isinstance(exc, grpc.Call) and found is not None and int(found.group(1)) < len(contexts):
+                raise self.failure_of(exc.code(), found.group(2), contexts[int(found.group(1))]) from None
+            raise self.failure(exc, contexts[0] if len(contexts) == 1 else "") from None
+        return reply
+
     def scale(self, kind: str, name: str, replicas: int) -> control_pb2.ApplyResponse:
         """Set only the replicas of a Model or Server."""
         request = control_pb2.ScaleRequest(kind=kind, name=name, replicas=replicas, reason="modelplane CLI")
         reply: control_pb2.ApplyResponse = self._call(self._stub.Scale, request, f"{kind.lower()}/{name}")
         return reply
 
-    def get(self, kind: str, name: str) -> control_pb2.Resource:
+    def get(self, kind: str, name: str, namespace: str = "") -> control_pb2.Resource:
         reply: control_pb2.Resource = self._call(
-            self._stub.Get, control_pb2.ResourceRef(kind=kind, name=name)
+            self._stub.Get, control_pb2.ResourceRef(kind=kind, name=name, namespace=namespace)
         )
         return reply
 
@@ -249,9 +278,11 @@ class ApiClient:
         reply: control_pb2.ListResponse = self._call(self._stub.List, control_pb2.ListRequest(kind=kind))
         return reply
 
-    def delete(self, kind: str, name: str, context: str = "") -> control_pb2.DeleteResponse:
+    def delete(
+        self, kind: str, name: str, context: str = "", namespace: str = ""
+    ) -> control_pb2.DeleteResponse:
         reply: control_pb2.DeleteResponse = self._call(
-            self._stub.Delete, control_pb2.ResourceRef(kind=kind, name=name), context
+            self._stub.Delete, control_pb2.ResourceRef(kind=kind, name=name, namespace=namespace), context
         )
         return reply
 

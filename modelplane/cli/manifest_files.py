@@ -17,9 +17,10 @@ from typing import Any
 import yaml
 
 from modelplane.cli.client import InvalidInput
-from modelplane.libs.resources.manifests import resolve_relative_storage
+from modelplane.libs.resources.manifests import resolve_relative_storage, resolve_relative_uris
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+FILES_HELP = "A manifest file, a directory of *.yaml/*.yml/*.json, or - for stdin (repeatable)."
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +92,8 @@ def read_documents(arguments: Iterable[str]) -> list[Document]:
                 if not isinstance(body, dict):
                     raise InvalidInput(f"{source}: a manifest must be a mapping, got {type(body).__name__}")
                 # A relative local storageUri means "next to this manifest", wherever `up` runs.
-                docs.append(Document(source, index, resolve_relative_storage(body, str(folder))))
+                body = resolve_relative_uris(resolve_relative_storage(body, str(folder)), str(folder))
+                docs.append(Document(source, index, body))
     if not docs:
         raise InvalidInput("no manifests found in the given files")
     return docs

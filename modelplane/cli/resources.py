@@ -8,16 +8,29 @@ from __future__ import annotations
 
 import click
 
-from modelplane.cli.client import ApiClient, api_option
+from modelplane.cli.client import ApiClient, InvalidInput, api_option
 from modelplane.cli.experiment import experiment
 from modelplane.cli.graph import graph
-from modelplane.cli.manifest_files import read_documents, resource_ref
+from modelplane.cli.inventory import convert, get, list_resources
+from modelplane.cli.manifest_files import FILES_HELP, read_documents, resource_ref
 from modelplane.cli.model import model
 from modelplane.cli.pipeline import pipeline
 from modelplane.cli.server import server
 from modelplane.cli.token import token
 
-__all__ = ["apply", "delete", "experiment", "graph", "model", "pipeline", "server", "token"]
+__all__ = [
+    "apply",
+    "convert",
+    "delete",
+    "experiment",
+    "get",
+    "graph",
+    "list_resources",
+    "model",
+    "pipeline",
+    "server",
+    "token",
+]
 
 # The kind named by each field of the api's Resource oneof.
 _KINDS_BY_FIELD = {
@@ -29,38 +42,52 @@ _KINDS_BY_FIELD = {
     "inference_graph": "InferenceGraph",
 }
 
-FILES_OPTION = click.option(
-    "-f",
-    "--filename",
-    "filenames",
-    multiple=True,
-    required=True,
-    help="A manifest file, a directory of *.yaml/*.yml/*.json, or - for stdin (repeatable).",
-)
+FILES_OPTION = click.option("-f", "--filename", "filenames", multiple=True, required=True, help=FILES_HELP)
 
 
 @click.command()
 @FILES_OPTION
 @api_option
 def apply(filenames: tuple[str, ...], api_address: str) -> None:
-    """Create or update the resources in the manifests (native or Seldon v2 YAML)."""
+    """Create or update the resources in the manifests, all or nothing (native, Seldon v2 and
+    v1, KServe): nothing is stored unless every manifest is valid."""
     docs = read_documents(filenames)
     with ApiClient(api_address) as api:
-        for doc in docs:
-            reply = api.apply(doc.body, context=doc.where)
-            which = reply.resource.WhichOneof("kind") or ""
-            meta = getattr(reply.resource, which).meta
+        reply = api.apply_all([doc.body for doc in docs], [doc.where for doc in docs])
+        for item in reply.items:
+            which = item.resource.WhichOneof("kind") or ""
+            if which == "foreign":
+                foreign = item.resource.foreign
+                click.echo(f"{resource_ref(foreign.kind, foreign.name)} {item.outcome}")
+                for problem in foreign.problems:
+                    click.echo(f"  not served locally: {problem.field}: {problem.reason}: {problem.message}")
+                continue
+            meta = getattr(item.resource, which).meta
             kind = _KINDS_BY_FIELD.get(which, which)
-            click.echo(f"{resource_ref(kind, meta.name)} {reply.outcome}")
+            click.echo(f"{resource_ref(kind, meta.name)} {item.outcome}")
 
 
 @click.command()
-@FILES_OPTION
+@click.argument("kind_and_name", nargs=-1)
+@click.option("-f", "--filename", "filenames", multiple=True, help=FILES_HELP)
+@click.option("-n", "--namespace", default="", help="Namespace of a foreign resource [default: default].")
 @api_option
-def delete(filenames: tuple[str, ...], api_address: str) -> None:
-    """Delete the resources named in the manifests."""
-    docs = read_documents(filenames)
+def delete(
+    kind_and_name: tuple[str, ...], filenames: tuple[str, ...], namespace: str, api_address: str
+) -> None:
+    """Delete the resources named in the manifests (``-f``), or KIND NAME."""
+    if bool(filenames) == bool(kind_and_name):
+        raise InvalidInput("give either -f FILE or KIND NAME")
+    if kind_and_name and len(kind_and_name) != 2:
+        raise InvalidInput("give KIND NAME, e.g. `modelplane delete isvc sklearn-iris`")
     with ApiClient(api_address) as api:
-        for doc in docs:
-            reply = api.delete(doc.kind, doc.name, context=doc.where)
+        if kind_and_name:
+            kind, name = kind_and_name
+            reply = api.delete(kind, name, context=f"{kind.lower()}/{name}", namespace=namespace)
+            click.echo(f"{resource_ref(kind, name)} {reply.outcome}")
+            return
+        for doc in read_documents(filenames):
+            metadata = doc.body.get("metadata")
+            doc_namespace = metadata.get("namespace", "") if isinstance(metadata, dict) else ""
+            reply = api.delete(doc.kind, doc.name, context=doc.where, namespace=str(doc_namespace or ""))
             click.echo(f"{resource_ref(doc.kind, doc.name)} {reply.outcome}")

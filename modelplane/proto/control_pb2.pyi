@@ -31,6 +31,7 @@ class Resource(_message.Message):
     EXPERIMENT_FIELD_NUMBER: _builtins.int
     PIPELINE_FIELD_NUMBER: _builtins.int
     INFERENCE_GRAPH_FIELD_NUMBER: _builtins.int
+    FOREIGN_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def model(self) -> _resources_pb2.Model: ...
     @_builtins.property
@@ -43,6 +44,8 @@ class Resource(_message.Message):
     def pipeline(self) -> _resources_pb2.Pipeline: ...
     @_builtins.property
     def inference_graph(self) -> _resources_pb2.InferenceGraph: ...
+    @_builtins.property
+    def foreign(self) -> Global___ForeignResource: ...
     def __init__(
         self,
         *,
@@ -52,16 +55,115 @@ class Resource(_message.Message):
         experiment: _resources_pb2.Experiment | None = ...,
         pipeline: _resources_pb2.Pipeline | None = ...,
         inference_graph: _resources_pb2.InferenceGraph | None = ...,
+        foreign: Global___ForeignResource | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment", "inference_graph", b"inference_graph", "kind", b"kind", "model", b"model", "pipeline", b"pipeline", "server", b"server", "server_config", b"server_config"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment", "foreign", b"foreign", "inference_graph", b"inference_graph", "kind", b"kind", "model", b"model", "pipeline", b"pipeline", "server", b"server", "server_config", b"server_config"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment", "inference_graph", b"inference_graph", "kind", b"kind", "model", b"model", "pipeline", b"pipeline", "server", b"server", "server_config", b"server_config"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment", "foreign", b"foreign", "inference_graph", b"inference_graph", "kind", b"kind", "model", b"model", "pipeline", b"pipeline", "server", b"server", "server_config", b"server_config"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["model", "server", "server_config", "experiment", "pipeline", "inference_graph"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["model", "server", "server_config", "experiment", "pipeline", "inference_graph", "foreign"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
 Global___Resource: _TypeAlias = Resource  # noqa: Y015
+
+@_typing.final
+class ForeignResource(_message.Message):
+    """A resource of a foreign kind as its users see it: the manifest they applied and the status
+    in the kind's own shape (KServe's conditions, Seldon v1's state, ...), both as JSON.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    API_VERSION_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    MANIFEST_JSON_FIELD_NUMBER: _builtins.int
+    STATUS_JSON_FIELD_NUMBER: _builtins.int
+    OWNED_FIELD_NUMBER: _builtins.int
+    NOTES_FIELD_NUMBER: _builtins.int
+    PROBLEMS_FIELD_NUMBER: _builtins.int
+    api_version: _builtins.str
+    kind: _builtins.str
+    name: _builtins.str
+    namespace: _builtins.str
+    manifest_json: _builtins.str
+    """The manifest as applied, with metadata.generation filled."""
+    status_json: _builtins.str
+    """The kind's own status object; empty in apply answers and lists."""
+    @_builtins.property
+    def owned(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.OwnedRef]:
+        """The native resources derived from it."""
+
+    @_builtins.property
+    def notes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def problems(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.ImportProblem]: ...
+    def __init__(
+        self,
+        *,
+        api_version: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        name: _builtins.str = ...,
+        namespace: _builtins.str = ...,
+        manifest_json: _builtins.str = ...,
+        status_json: _builtins.str = ...,
+        owned: _abc.Iterable[_resources_pb2.OwnedRef] | None = ...,
+        notes: _abc.Iterable[_builtins.str] | None = ...,
+        problems: _abc.Iterable[_resources_pb2.ImportProblem] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_version", b"api_version", "kind", b"kind", "manifest_json", b"manifest_json", "name", b"name", "namespace", b"namespace", "notes", b"notes", "owned", b"owned", "problems", b"problems", "status_json", b"status_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ForeignResource: _TypeAlias = ForeignResource  # noqa: Y015
+
+@_typing.final
+class ApplyAllRequest(_message.Message):
+    """Several manifests applied all or nothing: every one is validated (and translated) before any
+    is stored; the first invalid one fails the call, naming its index and field.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MANIFESTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def manifests(self) -> _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]: ...
+    def __init__(
+        self,
+        *,
+        manifests: _abc.Iterable[_struct_pb2.Struct] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["manifests", b"manifests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyAllRequest: _TypeAlias = ApplyAllRequest  # noqa: Y015
+
+@_typing.final
+class ApplyAllResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___ApplyResponse]: ...
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___ApplyResponse] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyAllResponse: _TypeAlias = ApplyAllResponse  # noqa: Y015
 
 @_typing.final
 class ApplyRequest(_message.Message):
@@ -159,18 +261,24 @@ class ResourceRef(_message.Message):
 
     KIND_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
-    """Model | Server | ServerConfig | Experiment | Pipeline | InferenceGraph"""
+    """Model | Server | ServerConfig | Experiment | Pipeline | InferenceGraph, or a foreign kind
+    (InferenceService, ServingRuntime, ClusterServingRuntime, TrainedModel, SeldonDeployment)
+    """
     name: _builtins.str
+    namespace: _builtins.str
+    """Foreign kinds only (native resources have no namespace yet); empty = "default"."""
     def __init__(
         self,
         *,
         kind: _builtins.str = ...,
         name: _builtins.str = ...,
+        namespace: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "name", b"name", "namespace", b"namespace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -40,6 +40,11 @@ class ControlServiceStub:
                 request_serializer=modelplane_dot_v1_dot_control__pb2.ApplyRequest.SerializeToString,
                 response_deserializer=modelplane_dot_v1_dot_control__pb2.ApplyResponse.FromString,
                 _registered_method=True)
+        self.ApplyAll = channel.unary_unary(
+                '/modelplane.v1.ControlService/ApplyAll',
+                request_serializer=modelplane_dot_v1_dot_control__pb2.ApplyAllRequest.SerializeToString,
+                response_deserializer=modelplane_dot_v1_dot_control__pb2.ApplyAllResponse.FromString,
+                _registered_method=True)
         self.Scale = channel.unary_unary(
                 '/modelplane.v1.ControlService/Scale',
                 request_serializer=modelplane_dot_v1_dot_control__pb2.ScaleRequest.SerializeToString,
@@ -111,6 +116,12 @@ class ControlServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Apply(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyAll(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -206,6 +217,11 @@ def add_ControlServiceServicer_to_server(servicer, server):
                     request_deserializer=modelplane_dot_v1_dot_control__pb2.ApplyRequest.FromString,
                     response_serializer=modelplane_dot_v1_dot_control__pb2.ApplyResponse.SerializeToString,
             ),
+            'ApplyAll': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyAll,
+                    request_deserializer=modelplane_dot_v1_dot_control__pb2.ApplyAllRequest.FromString,
+                    response_serializer=modelplane_dot_v1_dot_control__pb2.ApplyAllResponse.SerializeToString,
+            ),
             'Scale': grpc.unary_unary_rpc_method_handler(
                     servicer.Scale,
                     request_deserializer=modelplane_dot_v1_dot_control__pb2.ScaleRequest.FromString,
@@ -299,6 +315,33 @@ class ControlService:
             '/modelplane.v1.ControlService/Apply',
             modelplane_dot_v1_dot_control__pb2.ApplyRequest.SerializeToString,
             modelplane_dot_v1_dot_control__pb2.ApplyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyAll(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelplane.v1.ControlService/ApplyAll',
+            modelplane_dot_v1_dot_control__pb2.ApplyAllRequest.SerializeToString,
+            modelplane_dot_v1_dot_control__pb2.ApplyAllResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -32,6 +32,7 @@ class ControlServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ControlServiceAsyncStub: ...
     Apply: _grpc.UnaryUnaryMultiCallable[_control_pb2.ApplyRequest, _control_pb2.ApplyResponse]
+    ApplyAll: _grpc.UnaryUnaryMultiCallable[_control_pb2.ApplyAllRequest, _control_pb2.ApplyAllResponse]
     Scale: _grpc.UnaryUnaryMultiCallable[_control_pb2.ScaleRequest, _control_pb2.ApplyResponse]
     Get: _grpc.UnaryUnaryMultiCallable[_control_pb2.ResourceRef, _control_pb2.Resource]
     List: _grpc.UnaryUnaryMultiCallable[_control_pb2.ListRequest, _control_pb2.ListResponse]
@@ -54,6 +55,7 @@ class ControlServiceStub:
 class ControlServiceAsyncStub(ControlServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Apply: _aio.UnaryUnaryMultiCallable[_control_pb2.ApplyRequest, _control_pb2.ApplyResponse]  # type: ignore[assignment]
+    ApplyAll: _aio.UnaryUnaryMultiCallable[_control_pb2.ApplyAllRequest, _control_pb2.ApplyAllResponse]  # type: ignore[assignment]
     Scale: _aio.UnaryUnaryMultiCallable[_control_pb2.ScaleRequest, _control_pb2.ApplyResponse]  # type: ignore[assignment]
     Get: _aio.UnaryUnaryMultiCallable[_control_pb2.ResourceRef, _control_pb2.Resource]  # type: ignore[assignment]
     List: _aio.UnaryUnaryMultiCallable[_control_pb2.ListRequest, _control_pb2.ListResponse]  # type: ignore[assignment]
@@ -79,6 +81,13 @@ class ControlServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _control_pb2.ApplyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_control_pb2.ApplyResponse, _abc.Awaitable[_control_pb2.ApplyResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ApplyAll(
+        self,
+        request: _control_pb2.ApplyAllRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.ApplyAllResponse, _abc.Awaitable[_control_pb2.ApplyAllResponse]]: ...
 
     @_abc_1.abstractmethod
     def Scale(

@@ -70,6 +70,7 @@ class ObjectMeta(_message.Message):
     ANNOTATIONS_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     IMPORTED_FROM_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     generation: _builtins.int
     """Bumped by the api on every accepted change of the spec."""
@@ -77,6 +78,10 @@ class ObjectMeta(_message.Message):
     """RFC 3339, set by the api when the resource is first stored."""
     imported_from: _builtins.str
     """Where the manifest came from when it was not native (e.g. "mlops.seldon.io/v1alpha1/Model")."""
+    owner: _builtins.str
+    """The foreign resource this one was derived from ("InferenceService/sklearn-iris"); the api
+    re-derives it on every change of the owner and deletes it with the owner.
+    """
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -90,10 +95,11 @@ class ObjectMeta(_message.Message):
         annotations: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         created_at: _builtins.str = ...,
         imported_from: _builtins.str = ...,
+        owner: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "created_at", b"created_at", "generation", b"generation", "imported_from", b"imported_from", "labels", b"labels", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "created_at", b"created_at", "generation", b"generation", "imported_from", b"imported_from", "labels", b"labels", "name", b"name", "owner", b"owner"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1031,3 +1037,120 @@ class InferenceGraph(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___InferenceGraph: _TypeAlias = InferenceGraph  # noqa: Y015
+
+@_typing.final
+class ForeignRecord(_message.Message):
+    """A resource of a foreign kind (KServe InferenceService, Seldon v1 SeldonDeployment, ...): the
+    manifest as the user wrote it and what the api derived from it (see libs/resources/importers).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    API_VERSION_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    MANIFEST_JSON_FIELD_NUMBER: _builtins.int
+    GENERATION_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    OWNED_FIELD_NUMBER: _builtins.int
+    PRIMARY_FIELD_NUMBER: _builtins.int
+    NOTES_FIELD_NUMBER: _builtins.int
+    PROBLEMS_FIELD_NUMBER: _builtins.int
+    MEMO_JSON_FIELD_NUMBER: _builtins.int
+    api_version: _builtins.str
+    kind: _builtins.str
+    name: _builtins.str
+    namespace: _builtins.str
+    manifest_json: _builtins.str
+    """The manifest exactly as applied, as JSON (a Struct would turn every integer into a double)."""
+    generation: _builtins.int
+    created_at: _builtins.str
+    primary: _builtins.str
+    """The native name its clients call ("" when it serves nothing itself)."""
+    memo_json: _builtins.str
+    """What the importer keeps between translations (e.g. a canary's rolled-out version), JSON."""
+    @_builtins.property
+    def owned(self) -> _containers.RepeatedCompositeFieldContainer[Global___OwnedRef]:
+        """The native resources derived from it, in the order they were applied."""
+
+    @_builtins.property
+    def notes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Why, in words: the runtime chosen, the defaults filled."""
+
+    @_builtins.property
+    def problems(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImportProblem]:
+        """What it asks for that does not run here (the resource is still accepted)."""
+
+    def __init__(
+        self,
+        *,
+        api_version: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        name: _builtins.str = ...,
+        namespace: _builtins.str = ...,
+        manifest_json: _builtins.str = ...,
+        generation: _builtins.int = ...,
+        created_at: _builtins.str = ...,
+        owned: _abc.Iterable[Global___OwnedRef] | None = ...,
+        primary: _builtins.str = ...,
+        notes: _abc.Iterable[_builtins.str] | None = ...,
+        problems: _abc.Iterable[Global___ImportProblem] | None = ...,
+        memo_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_version", b"api_version", "created_at", b"created_at", "generation", b"generation", "kind", b"kind", "manifest_json", b"manifest_json", "memo_json", b"memo_json", "name", b"name", "namespace", b"namespace", "notes", b"notes", "owned", b"owned", "primary", b"primary", "problems", b"problems"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ForeignRecord: _TypeAlias = ForeignRecord  # noqa: Y015
+
+@_typing.final
+class OwnedRef(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    name: _builtins.str
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OwnedRef: _TypeAlias = OwnedRef  # noqa: Y015
+
+@_typing.final
+class ImportProblem(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIELD_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    field: _builtins.str
+    """Dotted path of the field from the document root."""
+    reason: _builtins.str
+    """The foreign kind's reason word (NoSupportingRuntime, ...) or NotSupportedLocally."""
+    message: _builtins.str
+    def __init__(
+        self,
+        *,
+        field: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["field", b"field", "message", b"message", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportProblem: _TypeAlias = ImportProblem  # noqa: Y015

@@ -103,6 +103,9 @@ class Stack:
             "MODELPLANE_API_HOST": o.host,
             "MODELPLANE_API_GRPC_PORT": str(o.api_grpc_port),
             "MODELPLANE_API_HTTP_PORT": str(o.api_http_port),
+            # Foreign kinds' statuses show where their clients reach them.
+            "MODELPLANE_API_GATEWAY_URL": f"{self._http_scheme}://{o.host}:{o.gateway_http_port}",
+            "MODELPLANE_API_GATEWAY_GRPC": f"{o.host}:{o.gateway_grpc_port}",
             "MODELPLANE_GATEWAY_HOST": o.host,
             "MODELPLANE_GATEWAY_HTTP_PORT": str(o.gateway_http_port),
             "MODELPLANE_GATEWAY_GRPC_PORT": str(o.gateway_grpc_port),

@@ -8,6 +8,7 @@ from aiohttp import web
 from nats.aio.client import Client as NATS
 
 from modelplane.libs import store
+from modelplane.libs.resources.importers.base import StatusContext
 from modelplane.libs.store import disconnect
 from modelplane.libs.tls import TlsFiles, grpc_server_credentials, server_ssl_context, tls_files
 from modelplane.proto import control_pb2_grpc
@@ -79,6 +80,7 @@ class App:
             NatsProgressFeed(self._nc),
             max_server_replicas=s.max_server_replicas,
             storage_policy=policy,
+            status_context=StatusContext(gateway_url=s.gateway_url.rstrip("/"), gateway_grpc=s.gateway_grpc),
         )
 
         tls = tls_files(s.tls_cert, s.tls_key, field="api_tls")

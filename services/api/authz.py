@@ -10,7 +10,10 @@ would ignore them) and so is ``runtime: custom``. The error names the field, as 
 Roles (``libs.auth.roles``): ``admin`` everything; ``deployer`` reads, and applies, deletes and
 scales Models, Pipelines, Experiments and InferenceGraphs (scale: Models); ``viewer`` reads
 (get, list, status, watch, replicas, inspect); ``inference`` nothing here (the gateway's role).
-Token administration is admin only.
+Foreign kinds: a deployer applies and deletes InferenceServices, TrainedModels and
+SeldonDeployments (``authorize_foreign``; their manifests are read by ``check_content`` too, so
+a container's ``env`` or ``args`` in them is refused); ServingRuntimes and
+ClusterServingRuntimes are admin only. Token administration is admin only.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ _DEPLOYER_KINDS: Final[dict[Action, frozenset[Kind]]] = {
     "delete": frozenset({"Model", "Pipeline", "Experiment", "InferenceGraph"}),
     "scale": frozenset({"Model"}),
 }
+# Foreign kinds a deployer may apply and delete: those that deploy models. The runtimes
+# (ServingRuntime, ClusterServingRuntime) say which processes run: admin only, like ServerConfigs.
+_DEPLOYER_FOREIGN: Final = frozenset({"InferenceService", "TrainedModel", "SeldonDeployment"})
 # Keys that choose what runs on the host, refused anywhere in a deployer's manifest.
 _HOST_KEYS: Final = ("command", "args", "env")
 _CUSTOM_RUNTIME: Final = "custom"
@@ -53,6 +59,18 @@ def authorize(principal: Principal, action: Action, kind: Kind | None = None) ->
     if role == DEPLOYER and action in _DEPLOYER_KINDS:
         if kind is None or kind in _DEPLOYER_KINDS[action]:
             return
+        raise PermissionDeniedError(f"the deployer role may not {_VERBS[action]} {kind}s", field="kind")
+    raise PermissionDeniedError(f"the {role} role may not {_VERBS[action]} on the control API")
+
+
+def authorize_foreign(principal: Principal, action: Action, kind: str) -> None:
+    """PermissionDeniedError unless ``principal`` may ``action`` (apply, delete) ``kind``."""
+    role = principal.role
+    if role == ADMIN:
+        return
+    if role == DEPLOYER and action in ("apply", "delete") and kind in _DEPLOYER_FOREIGN:
+        return
+    if role == DEPLOYER:
         raise PermissionDeniedError(f"the deployer role may not {_VERBS[action]} {kind}s", field="kind")
     raise PermissionDeniedError(f"the {role} role may not {_VERBS[action]} on the control API")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
@@ -9,12 +10,15 @@ from google.protobuf import json_format, struct_pb2
 from modelplane.libs.errors import InvalidError
 from modelplane.libs.resources.convert import resource_from_pb, resource_to_pb
 from modelplane.libs.resources.types import Resource
-from modelplane.proto import agent_pb2, control_pb2, state_pb2
+from modelplane.proto import agent_pb2, control_pb2, resources_pb2, state_pb2
+from modelplane.services.api.foreign import ForeignEntry
+from modelplane.services.api.foreign_status import ForeignView
 
 __all__ = [
     "apply_response",
     "download_from_progress",
     "follow_event",
+    "foreign_to_pb",
     "manifest_from_struct",
     "resource_from_pb",
     "resource_to_pb",
@@ -46,8 +50,33 @@ def manifest_to_struct(manifest: dict[str, Any]) -> struct_pb2.Struct:
     return struct
 
 
-def apply_response(resource: Resource, outcome: str) -> control_pb2.ApplyResponse:
+def apply_response(resource: Resource | ForeignEntry, outcome: str) -> control_pb2.ApplyResponse:
+    if isinstance(resource, ForeignEntry):
+        return control_pb2.ApplyResponse(resource=foreign_to_pb(resource), outcome=outcome)
     return control_pb2.ApplyResponse(resource=resource_to_pb(resource), outcome=outcome)
+
+
+def foreign_to_pb(entry: ForeignEntry, view: ForeignView | None = None) -> control_pb2.Resource:
+    """A foreign resource as the api answers it: the manifest as applied (with its status when
+    ``view`` is given)."""
+    manifest = view.manifest() if view is not None else dict(entry.manifest)
+    status = manifest.pop("status", None)
+    return control_pb2.Resource(
+        foreign=control_pb2.ForeignResource(
+            api_version=entry.api_version,
+            kind=entry.ref.kind,
+            name=entry.ref.name,
+            namespace=entry.ref.namespace,
+            manifest_json=json.dumps(manifest),
+            status_json=json.dumps(status) if status is not None else "",
+            owned=[resources_pb2.OwnedRef(kind=k, name=n) for k, n in entry.owned],
+            notes=list(entry.notes),
+            problems=[
+                resources_pb2.ImportProblem(field=p.field, reason=p.reason, message=p.message)
+                for p in entry.problems
+            ],
+        )
+    )
 
 
 def resources_to_pb(resources: list[Resource]) -> control_pb2.ListResponse:

@@ -19,7 +19,7 @@ from modelplane.libs.errors import InvalidError, ModelplaneError
 from modelplane.proto import control_pb2, control_pb2_grpc
 from modelplane.services.api import converters
 from modelplane.services.api.handler import ControlHandler
-from modelplane.services.api.kinds import parse_kind
+from modelplane.services.api.kinds import is_native, parse_any_kind, parse_kind
 
 log = structlog.get_logger(__name__)
 
@@ -88,6 +88,18 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         return converters.apply_response(resource, outcome)
 
     @_mapped
+    async def ApplyAll(
+        self, request: control_pb2.ApplyAllRequest, principal: Principal
+    ) -> control_pb2.ApplyAllResponse:
+        if not request.manifests:
+            raise InvalidError("at least one manifest is required", field="manifests")
+        docs = [converters.manifest_from_struct(m) for m in request.manifests]
+        applied = await self._handler.apply_manifests(principal, docs)
+        return control_pb2.ApplyAllResponse(
+            items=[converters.apply_response(resource, outcome) for resource, outcome in applied]
+        )
+
+    @_mapped
     async def Scale(
         self, request: control_pb2.ScaleRequest, principal: Principal
     ) -> control_pb2.ApplyResponse:
@@ -98,18 +110,30 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
 
     @_mapped
     async def Get(self, request: control_pb2.ResourceRef, principal: Principal) -> control_pb2.Resource:
-        resource = await self._handler.get(principal, parse_kind(request.kind), _name(request))
+        kind = parse_any_kind(request.kind)
+        if not is_native(kind):
+            view = await self._handler.get_foreign(principal, kind, _name(request), request.namespace)
+            return converters.foreign_to_pb(view.entry, view)
+        resource = await self._handler.get(principal, parse_kind(kind), _name(request))
         return converters.resource_to_pb(resource)
 
     @_mapped
     async def List(self, request: control_pb2.ListRequest, principal: Principal) -> control_pb2.ListResponse:
-        return converters.resources_to_pb(await self._handler.list(principal, parse_kind(request.kind)))
+        kind = parse_any_kind(request.kind)
+        if not is_native(kind):
+            views = await self._handler.list_foreign(principal, kind)
+            return control_pb2.ListResponse(resources=[converters.foreign_to_pb(v.entry, v) for v in views])
+        return converters.resources_to_pb(await self._handler.list(principal, parse_kind(kind)))
 
     @_mapped
     async def Delete(
         self, request: control_pb2.ResourceRef, principal: Principal
     ) -> control_pb2.DeleteResponse:
-        outcome = await self._handler.delete(principal, parse_kind(request.kind), _name(request))
+        kind = parse_any_kind(request.kind)
+        if not is_native(kind):
+            outcome = await self._handler.delete_foreign(principal, kind, _name(request), request.namespace)
+        else:
+            outcome = await self._handler.delete(principal, parse_kind(kind), _name(request))
         return control_pb2.DeleteResponse(outcome=outcome)
 
     @_mapped

@@ -7,17 +7,20 @@ decided) and only then reads or writes anything, so a refused call changes nothi
 verified from memory (``TokenStore``) and administered here (admin only).
 
 Desired state lives in one KV bucket per kind (key = resource name, value = protobuf via
-``libs.resources.convert``; see ``kinds``). ``apply`` versions a resource the Kubernetes way: a
-new resource gets generation 1, a change of spec/labels/annotations bumps the generation, an
-identical apply writes nothing. Writes carry the revision that was read (create /
-update-with-revision); when a concurrent writer wins, the handler re-reads and decides again, a
-few times, before it reports the conflict. After every change a thin event (names, not state) is
-published so that the scheduler and the status service re-read KV.
+``libs.resources.convert``; see ``kinds``); ``desired.DesiredState`` writes it, versioned the
+Kubernetes way under the revision it read, and publishes a thin event after every change.
 
 Every typed resource, however it arrives, is validated by the same code that validates user
 manifests (``kinds.validate``). Experiments are desired state like the rest (KV_EXPERIMENTS, read
 by the gateways); the rule that spans resources (a model is the baseline, ``default``, of at
-most one experiment) is checked here against the stored experiments before writing.
+most one experiment) is checked against the stored experiments before writing.
+
+Foreign kinds (KServe InferenceService, Seldon v1 SeldonDeployment, ...; see ``foreign``) are
+stored as written in KV_FOREIGN and applied as the native resources their importers derive, owned
+by them: every document of an apply is parsed, translated and admitted before anything is
+written (all or nothing), a change re-derives the owned resources (those no longer produced are
+deleted), deleting the owner deletes them, and a native resource owned by a foreign one cannot
+be applied or deleted on its own. Their status is computed on read (``foreign_status``).
 
 Observed state (statuses, replicas, the live streams) is read by ``statuses.StatusReader``.
 """
@@ -28,9 +31,8 @@ import builtins
 import dataclasses
 import re
 import secrets
-import uuid
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
-from typing import Any, Final, Literal, Protocol
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from typing import Any, Final
 
 import structlog
 from nats.js import JetStreamContext
@@ -38,20 +40,32 @@ from nats.js import JetStreamContext
 from modelplane.libs import subjects
 from modelplane.libs.auth.roles import parse_role
 from modelplane.libs.auth.tokens import Principal, TokenAdmin, TokenInfo, TokenStore, check_token_name
-from modelplane.libs.clock import now_rfc3339
 from modelplane.libs.errors import (
-    ConflictError,
     InvalidError,
+    ModelplaneError,
     NotFoundError,
     RetryableError,
     UnauthenticatedError,
 )
-from modelplane.libs.resources.manifests import parse_manifest, to_manifest
+from modelplane.libs.resources.importers.base import DEFAULT_NAMESPACE, StatusContext
+from modelplane.libs.resources.manifests import to_manifest
 from modelplane.libs.resources.replica_cap import DEFAULT_MAX_SERVER_REPLICAS, check_server_replicas
-from modelplane.libs.resources.types import KINDS, Experiment, Kind, Model, Pipeline, Resource, Server
+from modelplane.libs.resources.types import KINDS, Kind, Model, Pipeline, Resource, Server
 from modelplane.libs.store import TypedBucket
-from modelplane.proto import events_pb2, state_pb2
+from modelplane.proto import resources_pb2, state_pb2
 from modelplane.services.api import authz
+from modelplane.services.api.desired import DesiredState, Outcome, Publisher
+from modelplane.services.api.foreign import (
+    ForeignEntry,
+    ForeignStore,
+    dependents_of,
+    foreign_ref,
+    plan,
+    replacing,
+    stale,
+    with_index,
+)
+from modelplane.services.api.foreign_status import ForeignView, foreign_views
 from modelplane.services.api.inspect import Inspection, PipelineInspector
 from modelplane.services.api.kinds import (
     BUCKETS,
@@ -59,7 +73,6 @@ from modelplane.services.api.kinds import (
     normalized,
     read_all,
     read_resource,
-    same_content,
     validate,
 )
 from modelplane.services.api.statuses import FollowItem, ProgressFeed, StatusReader, WatchType
@@ -67,22 +80,13 @@ from modelplane.services.api.storage_policy import StoragePolicy
 
 log = structlog.get_logger(__name__)
 
-Outcome = Literal["created", "configured", "unchanged"]
+# What one document of an apply became: a native resource, or a foreign one.
+Applied = tuple[Resource | ForeignEntry, Outcome]
 
-EVENT_SOURCE: Final = "api"
-EVENT_SCHEMA_VERSION: Final = 1
-# How many times apply re-reads and retries after losing a revision race.
-APPLY_ATTEMPTS: Final = 5
 # Request ids are subject tokens of the dataflow stream (hex from the gateway; callers publishing
 # requests themselves may choose their own).
 _REQUEST_ID: Final = re.compile(r"[A-Za-z0-9_-]+")
 _NO_TOKEN: Final = "a valid bearer token is required (Authorization: Bearer <token>)"
-
-
-class Publisher(Protocol):
-    """What the handler needs from a NATS client (nats.aio.client.Client satisfies it)."""
-
-    async def publish(self, subject: str, payload: bytes = b"") -> None: ...
 
 
 class ControlHandler:
@@ -98,8 +102,14 @@ class ControlHandler:
         inspector: PipelineInspector | None = None,
         max_server_replicas: int = DEFAULT_MAX_SERVER_REPLICAS,
         storage_policy: StoragePolicy | None = None,
+        foreign: ForeignStore | None = None,
+        status_context: StatusContext | None = None,
     ) -> None:
         self._resources = resources
+        # Foreign resources (None: this api accepts native manifests only).
+        self._foreign = foreign
+        self._desired = DesiredState(resources, publisher, foreign, max_server_replicas, storage_policy)
+        self._status_context = status_context or StatusContext(gateway_url="")
         self._statuses = statuses
         self._publisher = publisher
         self._tokens = tokens
@@ -119,6 +129,7 @@ class ControlHandler:
         *,
         max_server_replicas: int = DEFAULT_MAX_SERVER_REPLICAS,
         storage_policy: StoragePolicy | None = None,
+        status_context: StatusContext | None = None,
     ) -> ControlHandler:
         """Open the buckets the handler uses (they must exist: see ``store.ensure_buckets``) and
         load the tokens."""
@@ -142,6 +153,10 @@ class ControlHandler:
             PipelineInspector(js),
             max_server_replicas=max_server_replicas,
             storage_policy=storage_policy,
+            foreign=ForeignStore(
+                await TypedBucket.open(js, subjects.KV_FOREIGN, resources_pb2.ForeignRecord)
+            ),
+            status_context=status_context,
         )
 
     # ---- who is calling -----------------------------------------------------------------------
@@ -155,38 +170,43 @@ class ControlHandler:
 
     # ---- desired state ------------------------------------------------------------------------
 
-    async def apply_manifest(self, principal: Principal, doc: Any) -> tuple[Resource, Outcome]:
-        """Validate a manifest (native or imported) and apply the resource it describes."""
+    async def apply_manifest(self, principal: Principal, doc: Any) -> Applied:
+        """Validate a manifest (native or foreign) and apply what it describes."""
         return (await self.apply_manifests(principal, [doc]))[0]
 
-    async def apply_manifests(
-        self, principal: Principal, docs: Sequence[Any]
-    ) -> builtins.list[tuple[Resource, Outcome]]:
-        """Apply several manifests in order, once every one of them is valid and allowed."""
+    async def apply_manifests(self, principal: Principal, docs: Sequence[Any]) -> builtins.list[Applied]:
+        """Apply several manifests, all or nothing: every one is parsed, translated, authorized
+        and admitted before the first is written. Results are in document order."""
         authz.authorize(principal, "apply")
-        for doc in docs:
-            authz.check_content(principal, doc)
-        resources = [parse_manifest(doc) for doc in docs]
-        for resource in resources:
-            authz.authorize(principal, "apply", resource.kind)
-        return [await self._apply_valid(resource) for resource in resources]
+        for index, doc in enumerate(docs):
+            try:
+                authz.check_content(principal, doc)
+            except ModelplaneError as exc:
+                raise with_index(exc, index, len(docs)) from exc
+        stored = await self._foreign.all() if self._foreign is not None else []
+        the_plan = plan(docs, stored)
+        if the_plan.foreign and self._foreign is None:
+            raise InvalidError("this api accepts native manifests only", field="apiVersion")
+        await self._desired.admit_plan(principal, the_plan, len(docs))
+        results: dict[int, Applied] = {}
+        for index, resource in the_plan.natives:
+            incoming = normalized(resource)
+            results[index] = await self._desired.write(incoming.kind, incoming.meta.name, replacing(incoming))
+        for planned in the_plan.foreign:
+            entry, outcome = await self._desired.write_foreign(planned)
+            if planned.index is not None:
+                results[planned.index] = (entry, outcome)
+        return [results[index] for index in range(len(docs))]
 
     async def apply(self, principal: Principal, resource: Resource) -> tuple[Resource, Outcome]:
         """Store ``resource``, versioning it; returns the stored resource and what happened."""
         authz.authorize(principal, "apply", resource.kind)
         checked = validate(resource)
         authz.check_content(principal, to_manifest(checked))
-        return await self._apply_valid(checked)
-
-    async def _apply_valid(self, resource: Resource) -> tuple[Resource, Outcome]:
-        incoming = normalized(resource)
-        if self._storage_policy is not None:
-            await self._storage_policy.check(incoming)
-        if isinstance(incoming, Experiment):
-            await self._check_baseline(incoming)
-        if isinstance(incoming, Server):
-            check_server_replicas(incoming.spec, self._max_server_replicas)
-        return await self._write(incoming.kind, incoming.meta.name, lambda _existing: incoming)
+        incoming = normalized(checked)
+        await self._desired.check_not_owned(incoming.kind, incoming.meta.name, "")
+        await self._desired.admit(incoming)
+        return await self._desired.write(incoming.kind, incoming.meta.name, lambda _existing: incoming)
 
     async def scale(
         self, principal: Principal, kind: Kind, name: str, replicas: int, reason: str = ""
@@ -215,7 +235,7 @@ class ControlHandler:
             check_server_replicas(server.spec, self._max_server_replicas)
             return server
 
-        return await self._write(kind, name, scaled, {"replicas": str(replicas), "reason": reason})
+        return await self._desired.write(kind, name, scaled, {"replicas": str(replicas), "reason": reason})
 
     async def get(self, principal: Principal, kind: Kind, name: str) -> Resource:
         authz.authorize(principal, "read")
@@ -228,14 +248,52 @@ class ControlHandler:
     async def delete(self, principal: Principal, kind: Kind, name: str) -> str:
         """Remove a resource; the scheduler unloads what it placed. Returns the outcome ``deleted``."""
         authz.authorize(principal, "delete", kind)
-        bucket = self._resources[kind]
-        found = await bucket.try_get(name)
+        found = await self._resources[kind].try_get(name)
         if found is None:
             raise NotFoundError(f"{kind} {name!r} not found")
-        await bucket.delete(name)
-        log.info("resource_deleted", kind=kind, name=name)
-        await self._publish("deleted", kind, name, {})
+        owner = CODECS[kind].from_pb(found.value).meta.owner
+        if owner:
+            raise InvalidError(f"{kind} {name} is owned by {owner}; delete that instead", field="name")
+        await self._desired.delete_native(kind, name)
         return "deleted"
+
+    # ---- foreign kinds ------------------------------------------------------------------------
+
+    async def delete_foreign(
+        self, principal: Principal, kind: str, name: str, namespace: str = DEFAULT_NAMESPACE
+    ) -> str:
+        """Delete a foreign resource and every native resource derived from it; the stored
+        resources that depend on it are derived again (a TrainedModel without its parent)."""
+        authz.authorize_foreign(principal, "delete", kind)
+        store = self._desired.foreign
+        ref = foreign_ref(kind, name, namespace)
+        found = await store.get(ref)
+        if found is None:
+            raise NotFoundError(f"{kind} {name!r} not found in namespace {namespace!r}")
+        entry, _ = found
+        await store.delete(ref)
+        log.info("foreign_deleted", resource=str(ref))
+        for owned_kind, owned_name in stale(entry, ()):
+            await self._desired.delete_native(owned_kind, owned_name)
+        for planned in dependents_of({kind}, await store.all(), {ref.key()}):
+            await self._desired.write_foreign(planned)
+        return "deleted"
+
+    async def get_foreign(
+        self, principal: Principal, kind: str, name: str, namespace: str = DEFAULT_NAMESPACE
+    ) -> ForeignView:
+        """What was applied, with its status in the kind's own shape."""
+        authz.authorize(principal, "read")
+        found = await self._desired.foreign.get(foreign_ref(kind, name, namespace))
+        if found is None:
+            raise NotFoundError(f"{kind} {name!r} not found in namespace {namespace!r}")
+        return (await foreign_views([found[0]], self._resources, self._statuses, self._status_context))[0]
+
+    async def list_foreign(self, principal: Principal, kind: str) -> builtins.list[ForeignView]:
+        """Every resource of a foreign kind, in every namespace, with its status."""
+        authz.authorize(principal, "read")
+        entries = [e for e, _ in await self._desired.foreign.all() if e.ref.kind == kind]
+        return await foreign_views(entries, self._resources, self._statuses, self._status_context)
 
     # ---- observed state -----------------------------------------------------------------------
 
@@ -325,93 +383,3 @@ class ControlHandler:
         """Stop the follow pumps and watches (see StatusReader.close), then the token watch."""
         await self._statuses.close(timeout)
         await self._tokens.close()
-
-    # ---- writing ------------------------------------------------------------------------------
-
-    async def _write(
-        self,
-        kind: Kind,
-        name: str,
-        change: Callable[[Resource | None], Resource],
-        attributes: Mapping[str, str] | None = None,
-    ) -> tuple[Resource, Outcome]:
-        """Store ``change(stored or None)``, versioning it, under the stored revision (retried
-        when another writer got there first)."""
-        bucket = self._resources[kind]
-        codec = CODECS[kind]
-        for _ in range(APPLY_ATTEMPTS):
-            current = await bucket.try_get(name)
-            existing = codec.from_pb(current.value) if current is not None else None
-            incoming = change(existing)
-            try:
-                if current is None or existing is None:
-                    stored = _with_meta(incoming, generation=1, created_at=now_rfc3339())
-                    await bucket.create(name, codec.to_pb(stored))
-                    outcome: Outcome = "created"
-                else:
-                    if same_content(existing, incoming):
-                        return existing, "unchanged"
-                    stored = _with_meta(
-                        incoming,
-                        generation=existing.meta.generation + 1,
-                        created_at=existing.meta.created_at,
-                    )
-                    await bucket.update(name, codec.to_pb(stored), current.revision)
-                    outcome = "configured"
-            except ConflictError:
-                log.info("apply_conflict_retry", kind=kind, name=name)
-                continue
-            log.info(
-                "resource_applied",
-                kind=stored.kind,
-                name=name,
-                outcome=outcome,
-                generation=stored.meta.generation,
-                **(attributes or {}),
-            )
-            await self._publish(
-                "applied",
-                stored.kind,
-                name,
-                {"generation": str(stored.meta.generation), **(attributes or {})},
-            )
-            return stored, outcome
-        raise ConflictError(
-            f"{kind} {name} kept changing concurrently; gave up after {APPLY_ATTEMPTS} attempts"
-        )
-
-    async def _check_baseline(self, experiment: Experiment) -> None:
-        """InvalidError when another experiment already has the same ``default`` (Seldon's rule:
-        a resource is the baseline of at most one experiment)."""
-        default = experiment.spec.default
-        if not default:
-            return
-        for other in await read_all(self._resources["Experiment"], "Experiment"):
-            if (
-                isinstance(other, Experiment)
-                and other.meta.name != experiment.meta.name
-                and other.spec.default == default
-            ):
-                raise InvalidError(
-                    f"{default} is already the baseline of experiment {other.meta.name}; "
-                    "a resource is the baseline of at most one experiment",
-                    field="spec.default",
-                )
-
-    async def _publish(self, type_: str, kind: str, name: str, attributes: Mapping[str, str]) -> None:
-        event = events_pb2.Event(
-            id=uuid.uuid4().hex,
-            source=EVENT_SOURCE,
-            type=type_,
-            schema_version=EVENT_SCHEMA_VERSION,
-            kind=kind,
-            name=name,
-            time=now_rfc3339(),
-            attributes=dict(attributes),
-        )
-        await self._publisher.publish(subjects.resource_event(kind, name), event.SerializeToString())
-
-
-def _with_meta(resource: Resource, *, generation: int, created_at: str) -> Resource:
-    meta = dataclasses.replace(resource.meta, generation=generation, created_at=created_at)
-    return dataclasses.replace(resource, meta=meta)

@@ -12,7 +12,7 @@ from google.protobuf.message import Message
 
 from modelplane.libs import subjects
 from modelplane.libs.errors import InvalidError, NotFoundError
-from modelplane.libs.resources import convert
+from modelplane.libs.resources import convert, importers
 from modelplane.libs.resources.manifests import parse_manifest, to_manifest
 from modelplane.libs.resources.types import KINDS, Kind, Resource
 from modelplane.libs.store import TypedBucket
@@ -45,6 +45,32 @@ def parse_kind(value: str) -> Kind:
     if kind is None:
         raise InvalidError(f"unknown kind {value!r}; supported: {', '.join(KINDS)}", field="kind")
     return kind
+
+
+# Short spellings of the foreign kinds (kubectl's short names among them).
+_FOREIGN_ALIASES: Final[Mapping[str, tuple[str, ...]]] = {
+    "InferenceService": ("isvc", "isvcs", "inference-service"),
+    "ServingRuntime": ("serving-runtime",),
+    "ClusterServingRuntime": ("cluster-serving-runtime",),
+    "TrainedModel": ("tm", "tms", "trained-model"),
+    "SeldonDeployment": ("sdep", "sdeps", "seldon-deployment"),
+}
+
+
+def parse_any_kind(value: str) -> str:
+    """A native kind (``parse_kind``) or a foreign one (``InferenceService``, ``sdep``, ...)."""
+    spelled = value.strip().lower()
+    if spelled in _KIND_ALIASES:
+        return _KIND_ALIASES[spelled]
+    for kind in importers.foreign_kinds():
+        if spelled in (kind.lower(), kind.lower() + "s", *_FOREIGN_ALIASES.get(kind, ())):
+            return kind
+    supported = ", ".join((*KINDS, *importers.foreign_kinds()))
+    raise InvalidError(f"unknown kind {value!r}; supported: {supported}", field="kind")
+
+
+def is_native(kind: str) -> bool:
+    return kind in KINDS
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

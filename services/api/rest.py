@@ -6,8 +6,10 @@ GET /v1/{kind}/{name}/status; POST /v1/{kind}/{name}/scale;
 GET /v1/servers/{name}/replicas;
 GET /v1/pipelines/{name}/inspect[?step=&request_id=]; GET|POST /v1/tokens,
 DELETE /v1/tokens/{name}; GET /v1/health.
-``kind`` is models | servers | serverconfigs | experiments | pipelines | inferencegraphs (or
-any spelling ``kinds.parse_kind`` accepts). Errors are ``{"error": "<field>: <reason>"}``.
+``kind`` is models | servers | serverconfigs | experiments | pipelines | inferencegraphs, or a
+foreign kind (inferenceservices, servingruntimes, clusterservingruntimes, trainedmodels,
+seldondeployments; any spelling ``kinds.parse_any_kind`` accepts, ``?namespace=`` selects the
+namespace of a foreign one). An apply of several documents is all or nothing. Errors are ``{"error": "<field>: <reason>"}``.
 
 Browsers may send some requests to any address without asking first (a ``text/plain`` POST, a
 form), so a web page must not be able to reach the api, authenticated or not. Middlewares, in
@@ -36,10 +38,12 @@ from modelplane.libs.errors import (
     PermissionDeniedError,
     UnauthenticatedError,
 )
+from modelplane.libs.resources.importers.base import DEFAULT_NAMESPACE
 from modelplane.libs.resources.manifests import to_manifest
 from modelplane.libs.resources.types import Resource
+from modelplane.services.api.foreign import ForeignEntry
 from modelplane.services.api.handler import ControlHandler
-from modelplane.services.api.kinds import parse_kind
+from modelplane.services.api.kinds import is_native, parse_any_kind, parse_kind
 
 log = structlog.get_logger(__name__)
 
@@ -142,7 +146,15 @@ async def _read_documents(request: web.Request) -> list[Any]:
     return docs
 
 
-def _applied(resource: Resource, outcome: str) -> dict[str, Any]:
+def _applied(resource: Resource | ForeignEntry, outcome: str) -> dict[str, Any]:
+    if isinstance(resource, ForeignEntry):
+        return {
+            "kind": resource.ref.kind,
+            "name": resource.ref.name,
+            "namespace": resource.ref.namespace,
+            "outcome": outcome,
+            "resource": dict(resource.manifest),
+        }
     return {
         "kind": resource.kind,
         "name": resource.meta.name,
@@ -158,27 +170,48 @@ async def apply(request: web.Request) -> web.Response:
 
 
 async def list_resources(request: web.Request) -> web.Response:
-    resources = await _handler(request).list(_principal(request), parse_kind(request.match_info["kind"]))
+    kind = parse_any_kind(request.match_info["kind"])
+    if not is_native(kind):
+        views = await _handler(request).list_foreign(_principal(request), kind)
+        return web.json_response({"items": [v.manifest() for v in views]})
+    resources = await _handler(request).list(_principal(request), parse_kind(kind))
     return web.json_response({"items": [to_manifest(r) for r in resources]})
 
 
+def _namespace(request: web.Request) -> str:
+    return request.query.get("namespace", "") or DEFAULT_NAMESPACE
+
+
 async def get_resource(request: web.Request) -> web.Response:
-    kind = parse_kind(request.match_info["kind"])
+    """A native resource's manifest; a foreign one's as applied, with its status."""
+    kind = parse_any_kind(request.match_info["kind"])
+    name = request.match_info["name"]
+    if not is_native(kind):
+        view = await _handler(request).get_foreign(_principal(request), kind, name, _namespace(request))
+        return web.json_response(view.manifest())
     return web.json_response(
-        to_manifest(await _handler(request).get(_principal(request), kind, request.match_info["name"]))
+        to_manifest(await _handler(request).get(_principal(request), parse_kind(kind), name))
     )
 
 
 async def delete_resource(request: web.Request) -> web.Response:
-    kind = parse_kind(request.match_info["kind"])
+    kind = parse_any_kind(request.match_info["kind"])
     name = request.match_info["name"]
-    outcome = await _handler(request).delete(_principal(request), kind, name)
+    if not is_native(kind):
+        outcome = await _handler(request).delete_foreign(_principal(request), kind, name, _namespace(request))
+    else:
+        outcome = await _handler(request).delete(_principal(request), parse_kind(kind), name)
     return web.json_response({"kind": kind, "name": name, "outcome": outcome})
 
 
 async def get_status(request: web.Request) -> web.Response:
-    kind = parse_kind(request.match_info["kind"])
-    status = await _handler(request).get_status(_principal(request), kind, request.match_info["name"])
+    """The native status message; a foreign kind's status in its own shape."""
+    kind = parse_any_kind(request.match_info["kind"])
+    name = request.match_info["name"]
+    if not is_native(kind):
+        view = await _handler(request).get_foreign(_principal(request), kind, name, _namespace(request))
+        return web.json_response(dict(view.status))
+    status = await _handler(request).get_status(_principal(request), parse_kind(kind), name)
     return web.json_response(_status_json(status))
 
 

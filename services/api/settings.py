@@ -107,6 +107,17 @@ class ApiSettings(CommonSettings):
         ),
     )
 
+    gateway_url: str = Field(
+        default="http://127.0.0.1:9000",
+        description=(
+            "Base URL of the inference gateway as clients reach it; foreign kinds' statuses show "
+            "it (an InferenceService's url, a SeldonDeployment's address.url)."
+        ),
+    )
+    gateway_grpc: str = Field(
+        default="127.0.0.1:9001", description="host:port of the gateway's gRPC endpoint, for statuses."
+    )
+
     @field_validator("storage_blocked_networks")
     @classmethod
     def _networks(cls, value: str) -> str:

@@ -96,7 +96,7 @@ async def test_deployer_may_not_set_command_rest(
     deployer = await token_for(api_app, "deployer")
     async with http.post("/v1/apply", json=EVIL, headers=bearer(deployer)) as resp:
         assert resp.status == 403
-        assert (await resp.json())["error"] == "spec.command: the deployer role may not set it"
+        assert (await resp.json())["error"] == "documents[0].spec.command: the deployer role may not set it"
     await nothing_stored(js)
 
 
