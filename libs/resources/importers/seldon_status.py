@@ -96,7 +96,7 @@ def deployment_status(
     deployment_statuses: dict[str, dict[str, int]] = {}
     for group in groups:
         members = [by_name.get(("Model", m)) for m in group.models]
-        known = [m for m in members if m is not None]
+        known = [m for m in members if m is not None and m.found]
         if not known:
             continue
         deployment_statuses[group.name] = {

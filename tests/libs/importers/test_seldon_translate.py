@@ -187,6 +187,12 @@ def graph(doc: dict[str, Any], index: int = 0) -> dict[str, Any]:
     return value
 
 
+def only_model(doc: dict[str, Any]) -> Model:
+    (model,) = translate(doc).resources
+    assert isinstance(model, Model)
+    return model
+
+
 def error_of(doc: dict[str, Any]) -> InvalidError:
     with pytest.raises(InvalidError) as caught:
         translate(doc)
@@ -498,13 +504,13 @@ def test_replicas_follow_seldons_precedence() -> None:
     doc = load(SEED_RESOURCES)
     doc["spec"]["replicas"] = 4
     del predictor(doc)["replicas"]
-    assert translate(doc).resources[0].spec.replicas == 4
+    assert only_model(doc).spec.replicas == 4
     predictor(doc)["replicas"] = 3
-    assert translate(doc).resources[0].spec.replicas == 3
+    assert only_model(doc).spec.replicas == 3
     predictor(doc)["componentSpecs"][0]["replicas"] = 2
-    assert translate(doc).resources[0].spec.replicas == 2
+    assert only_model(doc).spec.replicas == 2
     del doc["spec"]["replicas"], predictor(doc)["replicas"], predictor(doc)["componentSpecs"][0]["replicas"]
-    assert translate(doc).resources[0].spec.replicas == 1
+    assert only_model(doc).spec.replicas == 1
 
 
 def test_hpa_spec_becomes_native_autoscaling_and_reports_cpu_metrics() -> None:
