@@ -21,9 +21,9 @@ from modelplane.libs.resources.importers.base import (
     StatusContext,
     Translation,
 )
-from modelplane.libs.resources.importers.seldon_manifest import API_VERSIONS, KIND
 from modelplane.libs.resources.importers.seldon_plan import plan_deployment
 from modelplane.libs.resources.importers.seldon_status import FAILED, deployment_status
+from modelplane.libs.resources.importers.seldon_types import API_VERSIONS, KIND
 
 
 class SeldonDeploymentImporter:

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 from modelplane.libs.errors import InvalidError
 from modelplane.libs.resources.importers.base import NOT_SUPPORTED_LOCALLY, Problem
-from modelplane.libs.resources.importers.seldon_manifest import (
+from modelplane.libs.resources.importers.seldon_models import REQUIREMENTS, TEMPO_SERVER
+from modelplane.libs.resources.importers.seldon_types import (
     AVERAGE_COMBINER,
     RANDOM_ABTEST,
     SIMPLE_MODEL,
@@ -37,7 +38,6 @@ from modelplane.libs.resources.importers.seldon_manifest import (
     UNKNOWN_IMPLEMENTATION,
     Unit,
 )
-from modelplane.libs.resources.importers.seldon_models import REQUIREMENTS, TEMPO_SERVER
 from modelplane.libs.resources.types import PipelineOutput, PipelineSpec, PipelineStep
 
 RATIO_PARAMETER = "ratioA"

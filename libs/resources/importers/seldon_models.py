@@ -28,12 +28,7 @@ from typing import Final
 
 from modelplane.libs.errors import InvalidError
 from modelplane.libs.resources.importers.base import NOT_SUPPORTED_LOCALLY, Problem
-from modelplane.libs.resources.importers.seldon_manifest import (
-    HUGGINGFACE_SERVER,
-    Deployment,
-    Predictor,
-    Unit,
-)
+from modelplane.libs.resources.importers.seldon_types import HUGGINGFACE_SERVER, Deployment, Predictor, Unit
 from modelplane.libs.resources.types import Autoscaling, ModelSpec
 from modelplane.libs.uris import redact_uri
 

@@ -33,8 +33,9 @@ from typing import Any, Final
 
 from modelplane.libs.resources.importers.base import NOT_SUPPORTED_LOCALLY, Problem
 from modelplane.libs.resources.importers.seldon_graph import Branch, GraphShape, graph_shape, pipeline_spec
-from modelplane.libs.resources.importers.seldon_manifest import Deployment, Predictor, Unit, parse_deployment
+from modelplane.libs.resources.importers.seldon_manifest import parse_deployment
 from modelplane.libs.resources.importers.seldon_models import node_model
+from modelplane.libs.resources.importers.seldon_types import Deployment, Predictor, Unit
 from modelplane.libs.resources.types import (
     NAME_MAX_LENGTH,
     Experiment,

@@ -38,9 +38,9 @@ from modelplane.libs.resources.importers.base import (
     StatusContext,
     Translation,
 )
-from modelplane.libs.resources.importers.seldon_manifest import Predictor
 from modelplane.libs.resources.importers.seldon_models import REQUIREMENTS
 from modelplane.libs.resources.importers.seldon_plan import DeploymentPlan, PredictorPlan
+from modelplane.libs.resources.importers.seldon_types import Predictor
 from modelplane.libs.resources.types import NAME_MAX_LENGTH
 
 AVAILABLE: Final = "Available"
