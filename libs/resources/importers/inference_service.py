@@ -152,7 +152,9 @@ def _builtin_serving(name: str, runtime: Runtime, plan: PredictorPlan, field: st
     config = "mlserver" if backend.mlserver else ("triton" if backend.capability == "triton" else "")
     if not config:
         return _Serving(infra=(), server="", requirements=requirements, problems=problems)
-    return _Serving(infra=(_server(name, config, plan),), server=name, requirements=requirements, problems=problems)
+    return _Serving(
+        infra=(_server(name, config, plan),), server=name, requirements=requirements, problems=problems
+    )
 
 
 def _user_serving(
