@@ -9,6 +9,11 @@ the ``x-seldon-route`` value to answer with, the mirror to copy to, and the metr
 in bytes: held_bytes.py) while the model has none ready. Every transport gets the same checks,
 the same experiments and the same mirrors, because there is only this one place that decides.
 
+Seldon Core v1's paths name a deployment (``/seldon/<namespace>/<name>/...``): ``deployment``
+turns it into a name to plan (a model, else ``<name>.pipeline``), and the ``Inbound`` is
+``pinned`` so a ``seldon-model`` header cannot redirect it. Namespaces are that function's
+parameter; only ``default`` exists today.
+
 Auth: each adapter calls ``authenticate`` once per request at its entry, for every route but
 the health probes and /metrics (load balancers and Prometheus carry no token); the decision is
 ``Access``'s (access.py).

@@ -10,7 +10,10 @@ requests. Route functions stay a few lines each.
 Beyond the V2 routes: ``GET /v2/models`` lists the routable models (shape in model_list.py);
 the binary tensor extension is translated for replicas that lack it (binary_tensors.py); KServe
 V1 ``GET /v1/models/{m}`` and ``POST /v1/models/{m}:predict`` are converted to V2 calls
-(kserve_v1.py), the predict input named after the model's metadata, cached per server model.
+(kserve_v1.py), the predict input named after the model's metadata, cached per server model,
+and planned like a V2 infer (experiments, pipelines, mirrors). ``plan_known``, ``tensor_infer``
+and the ``*_for`` / ``*_of`` methods serve other adapters' routes over the same machinery (Seldon
+Core v1's paths: seldon_routes.py).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from multidict import CIMultiDictProxy
 from nats.js import JetStreamContext
 
 from modelplane.libs.auth.tokens import TokenStore
@@ -24,7 +25,7 @@ PATH = "/seldon/default/iris/api/v1.0/predictions"
 
 async def _post(
     http: aiohttp.ClientSession, url: str, body: object, headers: dict[str, str] | None = None
-) -> tuple[int, Any, aiohttp.typedefs.LooseHeaders]:
+) -> tuple[int, Any, CIMultiDictProxy[str]]:
     async with http.post(
         url, data=orjson.dumps(body), headers={"Content-Type": "application/json", **(headers or {})}
     ) as resp:
