@@ -45,6 +45,7 @@ from modelplane.services.gateway.mirroring import Mirror
 from modelplane.services.gateway.openai_routes import OpenAIAdapter
 from modelplane.services.gateway.planner import RequestPlanner
 from modelplane.services.gateway.rest import RestAdapter
+from modelplane.services.gateway.seldon_routes import SeldonAdapter
 from modelplane.services.gateway.settings import GatewaySettings
 from modelplane.services.gateway.upstream_grpc import GrpcUpstream
 
@@ -169,6 +170,8 @@ class App:
         )
         # OpenAI-compatible routes share the REST server (and its tracing/request-id handling).
         OpenAIAdapter(planner, self._http_upstream, self.mirror).register(rest.router)
+        # Seldon Core v1's protocol and paths, likewise (seldon_routes.py).
+        SeldonAdapter(rest, planner).register(rest.router)
         self._http_server = HttpServer(
             rest.serve,
             HttpLimits(

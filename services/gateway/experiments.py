@@ -169,6 +169,10 @@ class ExperimentRouter:
         # Seeded from the OS: each gateway process draws its own sequence.
         self._rng = rng if rng is not None else random.Random()
 
+    def splits(self, name: str) -> bool:
+        """Whether an experiment has ``name`` (a model, or ``<pipeline>.pipeline``) as default."""
+        return self._experiments.with_default(name) is not None
+
     def route(self, model: str, headers: Mapping[str, str]) -> Routed:
         """Where a request for ``model`` goes (``model`` unchanged when no experiment applies).
 

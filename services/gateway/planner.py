@@ -9,6 +9,11 @@ the ``x-seldon-route`` value to answer with, the mirror to copy to, and the metr
 in bytes: held_bytes.py) while the model has none ready. Every transport gets the same checks,
 the same experiments and the same mirrors, because there is only this one place that decides.
 
+Seldon Core v1's paths name a deployment (``/seldon/<namespace>/<name>/...``): ``deployment``
+turns it into a name to plan (a model, else ``<name>.pipeline``), and the ``Inbound`` is
+``pinned`` so a ``seldon-model`` header cannot redirect it. Namespaces are that function's
+parameter; only ``default`` exists today.
+
 Auth: each adapter calls ``authenticate`` once per request at its entry, for every route but
 the health probes and /metrics (load balancers and Prometheus carry no token); the decision is
 ``Access``'s (access.py).
@@ -21,14 +26,16 @@ from dataclasses import dataclass
 
 from modelplane.libs.auth.tokens import Principal
 from modelplane.libs.dataplane.handler import GatewayHandler, Target
-from modelplane.libs.errors import RetryableError
+from modelplane.libs.errors import NotFoundError, RetryableError
 from modelplane.services.gateway.access import Access
-from modelplane.services.gateway.dataflow import DataflowInvoker, flow_of
-from modelplane.services.gateway.experiments import ExperimentRouter, ExperimentTable
+from modelplane.services.gateway.dataflow import PIPELINE, PIPELINE_SUFFIX, DataflowInvoker, flow_of
+from modelplane.services.gateway.experiments import EXPERIMENT_SUFFIX, ExperimentRouter, ExperimentTable
 from modelplane.services.gateway.held_bytes import HeldBytes, Reservation
 from modelplane.services.gateway.metrics import UNKNOWN_MODEL
 
 SELDON_MODEL_HEADER = "seldon-model"
+# The one namespace that exists today (``deployment`` refuses others).
+DEFAULT_NAMESPACE = "default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +45,9 @@ class Inbound:
     requested: str
     headers: Mapping[str, str]
     version: str | None = None
+    # True when ``requested`` is the deployment a Seldon path named (``deployment``): the
+    # ``seldon-model`` header does not override it.
+    pinned: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +110,36 @@ class RequestPlanner:
         """The name a request asks for: the ``seldon-model`` header wins over the URL/field."""
         return self._handler.model_name(requested, headers.get(SELDON_MODEL_HEADER))
 
+    def _asked(self, inbound: Inbound) -> str:
+        return inbound.requested if inbound.pinned else self.model_name(inbound.requested, inbound.headers)
+
+    def deployment(self, namespace: str, name: str) -> str:
+        """What a Seldon Core v1 deployment ``<namespace>/<name>`` is here, as a name to plan:
+        the model ``name`` (or the experiment splitting it), else the pipeline ``name`` (or the
+        experiment splitting it) as ``<name>.pipeline``; a name that is neither stays as it is
+        (planning reports it unknown). Names already addressing a pipeline, graph or experiment
+        are kept. Only the ``default`` namespace exists: any other is NotFoundError."""
+        if namespace != DEFAULT_NAMESPACE:
+            raise NotFoundError(
+                f"namespace {namespace} has no deployment {name}: only namespace {DEFAULT_NAMESPACE} exists"
+            )
+        if flow_of(name) is not None or name.endswith(EXPERIMENT_SUFFIX):
+            return name
+        if self._handler.knows(name) or self._experiments.splits(name):
+            return name
+        pipeline = f"{name}{PIPELINE_SUFFIX}"
+        if (self._dataflow is not None and self._dataflow.knows(PIPELINE, name)) or self._experiments.splits(
+            pipeline
+        ):
+            return pipeline
+        return name
+
     async def plan(self, inbound: Inbound) -> Plan:
         """Where an inference request goes; raises only for an unknown ``x.experiment``.
 
         The adapters call ``authenticate`` first, once per request, at their entry (every route
         but the probes needs it, not only those that plan)."""
-        routed = self._experiments.route(self.model_name(inbound.requested, inbound.headers), inbound.headers)
+        routed = self._experiments.route(self._asked(inbound), inbound.headers)
         name = routed.model
         flow = flow_of(name)
         if flow is not None and self._dataflow is not None:
@@ -126,7 +160,7 @@ class RequestPlanner:
 
         Asked before a body is read (held_bytes.py reserves its size); no auth here: the
         request is refused or planned once it is complete."""
-        name = self.model_name(inbound.requested, inbound.headers)
+        name = self._asked(inbound)
         try:
             name = self._experiments.route(name, inbound.headers).model
         except Exception:  # an unknown experiment is refused later, with the whole request

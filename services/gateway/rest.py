@@ -10,7 +10,10 @@ requests. Route functions stay a few lines each.
 Beyond the V2 routes: ``GET /v2/models`` lists the routable models (shape in model_list.py);
 the binary tensor extension is translated for replicas that lack it (binary_tensors.py); KServe
 V1 ``GET /v1/models/{m}`` and ``POST /v1/models/{m}:predict`` are converted to V2 calls
-(kserve_v1.py), the predict input named after the model's metadata, cached per server model.
+(kserve_v1.py), the predict input named after the model's metadata, cached per server model,
+and planned like a V2 infer (experiments, pipelines, mirrors). ``plan_known``, ``tensor_infer``
+and the ``*_for`` / ``*_of`` methods serve other adapters' routes over the same machinery (Seldon
+Core v1's paths: seldon_routes.py).
 """
 
 from __future__ import annotations
@@ -274,14 +277,41 @@ class RestAdapter:
     def _model_name(self, request: HttpRequest, params: Params) -> str:
         return self._planner.model_name(params["model"], request.headers)
 
-    async def _plan(self, request: HttpRequest, requested: str, version: str | None = None) -> Plan:
+    async def plan(self, request: HttpRequest, inbound: Inbound) -> Plan:
         """The planner's decision for an inference request, its label and route header noted."""
         request.state[METRIC_MODEL] = UNKNOWN_MODEL
-        plan = await self._planner.plan(Inbound(requested, request.headers, version))
+        plan = await self._planner.plan(inbound)
         request.state[METRIC_MODEL] = plan.metric_label
         if plan.route_header is not None:
             request.state[ROUTE_STATE] = plan.route_header
         return plan
+
+    async def plan_known(self, request: HttpRequest, inbound: Inbound) -> Plan:
+        """``plan``, and NotFoundError unless the model, pipeline or graph it names exists."""
+        plan = await self.plan(request, inbound)
+        if plan.flow is None:
+            self._handler.check_known(plan.name, inbound.version)
+        elif self._dataflow is not None:
+            self._dataflow.check_known(*plan.flow)
+        return plan
+
+    async def tensor_infer(
+        self, request: HttpRequest, plan: Plan, v2_request: Callable[[str], dict[str, Any]]
+    ) -> HttpReply:
+        """A V2 infer built by a row protocol's translation (KServe V1, Seldon) for a known
+        ``plan``: sent to the model (its only input named after its metadata) or to the
+        pipeline/graph (input ``input-0``: a flow has no metadata), copied to the mirror."""
+        if plan.flow is not None and self._dataflow is not None:
+            body = orjson.dumps(v2_request(kserve_v1.DEFAULT_INPUT_NAME))
+            self._send_flow_mirror(plan.mirror, body)
+            answer = await self._dataflow.call(*plan.flow, body)
+            return HttpReply(answer.status, answer.body, JSON)
+        with log_scope(model=plan.name):
+            target = await self._target(request, plan.name, None)
+            body = orjson.dumps(v2_request(await self._v1_input_name(request, target)))
+            if plan.mirror is not None and self._mirror is not None:
+                self._send_mirror(request, plan.mirror, body)
+            return await self._call_replica(request, target, "POST", "/infer", body)
 
     async def _target(self, request: HttpRequest, model: str, version: str | None) -> Target:
         """The model's ready target, held (bounded in bytes too) while it has none."""
@@ -326,25 +356,35 @@ class RestAdapter:
         )
 
     async def model_metadata(self, request: HttpRequest, params: Params) -> HttpResponse:
-        name = self._model_name(request, params)
+        return await self.model_metadata_of(request, self._model_name(request, params), params.get("version"))
+
+    async def model_metadata_of(self, request: HttpRequest, name: str, version: str | None) -> HttpResponse:
         with log_scope(model=name):
-            target = await self._handler.wait_ready_target(name, params.get("version"))
+            target = await self._handler.wait_ready_target(name, version)
             return await self._forward(request, target, "GET", "", None)
 
     async def model_ready(self, request: HttpRequest, params: Params) -> HttpResponse:
-        target = self._handler.ready_target(self._model_name(request, params), params.get("version"))
+        return self.model_ready_of(self._model_name(request, params), params.get("version"))
+
+    def model_ready_of(self, name: str, version: str | None) -> HttpResponse:
+        target = self._handler.ready_target(name, version)
         return json_response({"name": target.model, "ready": True})
 
     async def list_models(self, request: HttpRequest, params: Params) -> HttpResponse:
         return json_response({"models": [m.to_json() for m in list_models(self._routes)]})
 
     async def infer(self, request: HttpRequest, params: Params) -> HttpResponse:
-        plan = await self._plan(request, params["model"], params.get("version"))
+        return await self.infer_for(request, Inbound(params["model"], request.headers, params.get("version")))
+
+    async def infer_for(self, request: HttpRequest, inbound: Inbound) -> HttpResponse:
+        """A V2 infer of whatever ``inbound`` names (a model, pipeline, graph or experiment)."""
+        plan = await self.plan(request, inbound)
         if plan.flow is not None:
             return await self._flow_infer(request, *plan.flow, mirror=plan.mirror)
         name = plan.name
+        version = inbound.version
         with log_scope(model=name):
-            self._handler.check_known(name, params.get("version"))
+            self._handler.check_known(name, version)
             body = request.body
             json_length = binary_tensors.header_length(
                 request.headers.get(binary_tensors.HEADER_LENGTH), len(body)
@@ -356,11 +396,11 @@ class RestAdapter:
                 # parsed copy is dropped before a hold, so a held request holds its body once.
                 del parsed
                 # Held (bounded) while the model has no ready replica: a bad body is refused first.
-                target = await self._target(request, name, params.get("version"))
+                target = await self._target(request, name, version)
                 if plan.mirror is not None and self._mirror is not None:
                     self._send_mirror(request, plan.mirror, body)
                 return _reply_response(await self._call_replica(request, target, "POST", "/infer", body))
-            target = await self._target(request, name, params.get("version"))
+            target = await self._target(request, name, version)
             binary = BinaryRequest(request, parsed, json_length, binary_outputs)
             if plan.mirror is not None and self._mirror is not None:
                 self._send_mirror(request, plan.mirror, binary.translated())
@@ -451,7 +491,9 @@ class RestAdapter:
 
     # ---- KServe V1 ----------------------------------------------------------------------------
     async def v1_model_ready(self, request: HttpRequest, params: Params) -> HttpResponse:
-        name = self._model_name(request, params)
+        return self.v1_ready_of(self._model_name(request, params))
+
+    def v1_ready_of(self, name: str) -> HttpResponse:
         try:
             ready = bool(self._handler.resolve(name).endpoints)
         except RetryableError:  # known, but no version is available yet
@@ -459,18 +501,16 @@ class RestAdapter:
         return json_response({"name": name, "ready": ready})
 
     async def v1_predict(self, request: HttpRequest, params: Params) -> HttpResponse:
-        name = self._model_name(request, params)
-        request.state[METRIC_MODEL] = name if self._handler.knows(name) else UNKNOWN_MODEL
-        with log_scope(model=name):
-            self._handler.check_known(name)
-            tensor = kserve_v1.parse_instances(request.body)
-            target = await self._target(request, name, None)
-            input_name = await self._v1_input_name(request, target)
-            body = orjson.dumps(tensor.v2_request(input_name))
-            reply = await self._call_replica(request, target, "POST", "/infer", body)
-            if reply.status != HTTPStatus.OK:
-                return _reply_response(reply)
-            return json_response(kserve_v1.predictions(orjson.loads(reply.body)))
+        return await self.v1_predict_for(request, Inbound(params["model"], request.headers))
+
+    async def v1_predict_for(self, request: HttpRequest, inbound: Inbound) -> HttpResponse:
+        """KServe V1 predict as a V2 infer; experiments, pipelines and mirrors as for V2."""
+        plan = await self.plan_known(request, inbound)
+        tensor = kserve_v1.parse_instances(request.body)
+        reply = await self.tensor_infer(request, plan, tensor.v2_request)
+        if reply.status != HTTPStatus.OK:
+            return _reply_response(reply)
+        return json_response(kserve_v1.predictions(orjson.loads(reply.body)))
 
     async def _v1_input_name(self, request: HttpRequest, target: Target) -> str:
         """The model's only input name per its V2 metadata (asked once per server model)."""
