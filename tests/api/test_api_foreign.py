@@ -1,0 +1,185 @@
+"""Foreign kinds through the api's handler: stored as written, applied as owned native resources,
+re-derived on change, deleted with their owner, all or nothing (real NATS, real importers)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+
+from modelplane.libs.errors import InvalidError, NotFoundError, PermissionDeniedError
+from modelplane.libs.resources.types import Experiment, Model
+from modelplane.services.api.foreign import ForeignEntry
+from modelplane.services.api.handler import ControlHandler
+from tests.helpers.auth import ADMIN, DEPLOYER, VIEWER
+
+# Seldon's own example (seeds/001): prepackaged SKLEARN_SERVER, v1alpha2 with spec.name.
+SEED_SDEP: dict[str, Any] = {
+    "apiVersion": "machinelearning.seldon.io/v1alpha2",
+    "kind": "SeldonDeployment",
+    "metadata": {"name": "sklearn"},
+    "spec": {
+        "name": "iris",
+        "predictors": [
+            {
+                "graph": {
+                    "children": [],
+                    "implementation": "SKLEARN_SERVER",
+                    "modelUri": "gs://seldon-models/sklearn/iris",
+                    "name": "classifier",
+                },
+                "name": "default",
+                "replicas": 1,
+            }
+        ],
+    },
+}
+
+
+def split_sdep(main: int = 80) -> dict[str, Any]:
+    """Two predictors taking main/100-main of the traffic, plus a shadow."""
+
+    def predictor(name: str, uri: str, **extra: Any) -> dict[str, Any]:
+        graph = {"name": "classifier", "implementation": "SKLEARN_SERVER", "modelUri": uri}
+        return {"name": name, "graph": graph, "replicas": 1, **extra}
+
+    return {
+        "apiVersion": "machinelearning.seldon.io/v1",
+        "kind": "SeldonDeployment",
+        "metadata": {"name": "abtest"},
+        "spec": {
+            "predictors": [
+                predictor("main", "gs://seldon-models/sklearn/iris", traffic=main),
+                predictor("canary", "gs://seldon-models/sklearn/iris2", traffic=100 - main),
+                predictor("shadow", "gs://seldon-models/sklearn/iris3", shadow=True),
+            ]
+        },
+    }
+
+
+@pytest.fixture
+async def handler(js: JetStreamContext, nc: NATS) -> AsyncIterator[ControlHandler]:
+    handler = await ControlHandler.open(js, nc)
+    yield handler
+    await handler.close()
+
+
+async def test_a_seldon_deployment_is_stored_as_written_and_owns_its_model(handler: ControlHandler) -> None:
+    (entry, outcome), = await handler.apply_manifests(ADMIN, [SEED_SDEP])
+    assert outcome == "created"
+    assert isinstance(entry, ForeignEntry)
+    assert entry.owned == (("Model", "sklearn"),)
+    model = await handler.get(ADMIN, "Model", "sklearn")
+    assert isinstance(model, Model)
+    assert model.meta.owner == "SeldonDeployment/default/sklearn"
+    assert model.spec.storage_uri == "gs://seldon-models/sklearn/iris"
+    assert model.spec.requirements == ("sklearn",)
+
+    view = await handler.get_foreign(ADMIN, "SeldonDeployment", "sklearn")
+    shown = view.manifest()
+    assert shown["spec"] == SEED_SDEP["spec"]
+    assert shown["apiVersion"] == "machinelearning.seldon.io/v1alpha2"
+    assert shown["metadata"]["generation"] == 1
+    assert shown["status"]["state"] == "Creating"
+
+    (_, again), = await handler.apply_manifests(ADMIN, [SEED_SDEP])
+    assert again == "unchanged"
+
+
+async def test_a_change_re_derives_and_removes_what_is_no_longer_produced(handler: ControlHandler) -> None:
+    await handler.apply_manifests(ADMIN, [split_sdep(80)])
+    experiment = await handler.get(ADMIN, "Experiment", "abtest")
+    assert isinstance(experiment, Experiment)
+    assert {(c.name, c.weight) for c in experiment.spec.candidates} == {("abtest", 80), ("abtest-canary", 20)}
+    assert experiment.spec.mirror is not None and experiment.spec.mirror.percent == 100
+
+    single = split_sdep(100)
+    single["spec"]["predictors"] = single["spec"]["predictors"][:1]
+    (entry, outcome), = await handler.apply_manifests(ADMIN, [single])
+    assert outcome == "configured"
+    assert isinstance(entry, ForeignEntry) and entry.generation == 2
+    for kind, name in (("Experiment", "abtest"), ("Model", "abtest-canary"), ("Model", "abtest-shadow")):
+        with pytest.raises(NotFoundError):
+            await handler.get(ADMIN, kind, name)  # type: ignore[arg-type]
+    assert (await handler.get(ADMIN, "Model", "abtest")).meta.owner == "SeldonDeployment/default/abtest"
+
+
+async def test_deleting_the_owner_deletes_what_it_owns(handler: ControlHandler) -> None:
+    await handler.apply_manifests(ADMIN, [split_sdep()])
+    assert await handler.delete_foreign(ADMIN, "SeldonDeployment", "abtest") == "deleted"
+    assert await handler.list(ADMIN, "Model") == []
+    assert await handler.list(ADMIN, "Experiment") == []
+    with pytest.raises(NotFoundError):
+        await handler.get_foreign(ADMIN, "SeldonDeployment", "abtest")
+
+
+async def test_owned_resources_cannot_be_changed_or_deleted_on_their_own(handler: ControlHandler) -> None:
+    await handler.apply_manifests(ADMIN, [SEED_SDEP])
+    native = {
+        "apiVersion": "modelplane.io/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": "sklearn"},
+        "spec": {"storageUri": "gs://elsewhere/model", "requirements": ["sklearn"]},
+    }
+    with pytest.raises(InvalidError) as caught:
+        await handler.apply_manifests(ADMIN, [native])
+    assert caught.value.field == "metadata.name"
+    assert "SeldonDeployment/default/sklearn" in caught.value.message
+    with pytest.raises(InvalidError):
+        await handler.delete(ADMIN, "Model", "sklearn")
+    model = await handler.get(ADMIN, "Model", "sklearn")
+    assert isinstance(model, Model) and model.spec.storage_uri == "gs://seldon-models/sklearn/iris"
+
+
+async def test_a_foreign_resource_does_not_take_over_a_native_one(handler: ControlHandler) -> None:
+    native = {
+        "apiVersion": "modelplane.io/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": "sklearn"},
+        "spec": {"storageUri": "gs://mine/model", "requirements": ["sklearn"]},
+    }
+    await handler.apply_manifests(ADMIN, [native])
+    with pytest.raises(InvalidError) as caught:
+        await handler.apply_manifests(ADMIN, [SEED_SDEP])
+    assert "applied directly" in caught.value.message
+    with pytest.raises(NotFoundError):
+        await handler.get_foreign(ADMIN, "SeldonDeployment", "sklearn")
+
+
+async def test_apply_is_all_or_nothing_naming_the_document(handler: ControlHandler) -> None:
+    bad = split_sdep()
+    bad["spec"]["predictors"][1]["traffic"] = 30  # 80 + 30 != 100
+    native = {
+        "apiVersion": "modelplane.io/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": "other"},
+        "spec": {"storageUri": "gs://mine/model", "requirements": ["sklearn"]},
+    }
+    with pytest.raises(InvalidError) as caught:
+        await handler.apply_manifests(ADMIN, [native, SEED_SDEP, bad])
+    assert caught.value.field is not None
+    assert caught.value.field.startswith("documents[2].spec.predictors")
+    assert "traffic" in caught.value.field
+    assert await handler.list(ADMIN, "Model") == []
+    assert await handler.list_foreign(ADMIN, "SeldonDeployment") == []
+
+
+async def test_deployers_apply_deployments_viewers_do_not(handler: ControlHandler) -> None:
+    deployer, viewer = DEPLOYER, VIEWER
+    (_, outcome), = await handler.apply_manifests(deployer, [copy.deepcopy(SEED_SDEP)])
+    assert outcome == "created"
+    with pytest.raises(PermissionDeniedError):
+        await handler.apply_manifests(viewer, [split_sdep()])
+    with pytest.raises(PermissionDeniedError):
+        await handler.delete_foreign(viewer, "SeldonDeployment", "sklearn")
+    with_env = copy.deepcopy(split_sdep())
+    with_env["spec"]["predictors"][0]["componentSpecs"] = [
+        {"spec": {"containers": [{"name": "classifier", "env": [{"name": "X", "value": "1"}]}]}}
+    ]
+    with pytest.raises(PermissionDeniedError) as caught:
+        await handler.apply_manifests(deployer, [with_env])
+    assert caught.value.field == "spec.predictors[0].componentSpecs[0].spec.containers[0].env"
