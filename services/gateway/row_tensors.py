@@ -11,7 +11,8 @@ these rules:
   ``INT64`` if all are integers, ``FP64`` if they are numbers with at least one float (and for
   rows without any scalar, e.g. ``[[], []]``); any other mix is refused;
 - data: the scalars flattened in row-major order;
-- back: an output's flat data reshaped by its shape (flat when the shape does not fit the data).
+- back: an output's flat data reshaped by its shape (flat when the shape does not fit the data;
+  a column ``[N, 1]`` comes back as N values, see ``output_shape``).
 
 Errors are ``InvalidError`` naming the field under the prefix the caller gives.
 """
@@ -118,7 +119,11 @@ def first_output(response: Any) -> dict[str, Any]:
 
 
 def output_shape(output: dict[str, Any]) -> list[int] | None:
-    """The output's shape when it is a valid shape for its data, else None."""
+    """The output's shape when it is a valid shape for its data, else None.
+
+    A column (``[N, 1]``) is ``[N]``: MLServer's numpy codec answers a one-dimensional result
+    (sklearn's ``predict``, a regressor's values) as a column, which KServe's and Seldon's own
+    servers returned as a flat list of N values; their clients read it that way."""
     shape = output.get("shape")
     flat = flat_data(output.get("data", []))
     if (
@@ -126,7 +131,7 @@ def output_shape(output: dict[str, Any]) -> list[int] | None:
         and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
         and math.prod(shape) == len(flat)
     ):
-        return shape
+        return shape[:1] if len(shape) == 2 and shape[1] == 1 else shape
     return None
 
 

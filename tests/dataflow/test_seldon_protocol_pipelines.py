@@ -38,8 +38,8 @@ async def test_seldon_prediction_runs_the_pipeline_of_the_deployment(flow: Flow)
         {"data": {"tensor": {"shape": [2], "values": [3, 4]}}},
     )
     assert status == 200, answer
-    # MLServer's NumpyCodec answers a 1-D array as shape [n, 1]: one column, t:0.
-    assert answer["data"] == {"names": ["t:0"], "tensor": {"shape": [2, 1], "values": [-6.0, -8.0]}}
+    # MLServer's NumpyCodec answers a 1-D array as a column [n, 1]: flat again, no names.
+    assert answer["data"] == {"names": [], "tensor": {"shape": [2], "values": [-6.0, -8.0]}}
 
 
 async def test_bare_path_and_a_pipeline_experiment(flow: Flow) -> None:
@@ -53,10 +53,10 @@ async def test_bare_path_and_a_pipeline_experiment(flow: Flow) -> None:
         flow.url + "/api/v1.0/predictions", data=orjson.dumps(body), headers={"seldon-model": "pb"}
     ) as resp:
         assert resp.status == 200
-        assert (await resp.json())["data"]["ndarray"] == [[-2.0]]
+        assert (await resp.json())["data"]["ndarray"] == [-2.0]
     answers: dict[str | None, list[Any]] = {}
     for _ in range(30):
         status, answer, route = await _predict(flow, "/seldon/default/pa/api/v1.0/predictions", body)
         assert status == 200, answer
         answers[route] = answer["data"]["ndarray"]
-    assert answers == {":pa.pipeline:": [[4.0]], ":pb.pipeline:": [[-2.0]]}
+    assert answers == {":pa.pipeline:": [4.0], ":pb.pipeline:": [-2.0]}

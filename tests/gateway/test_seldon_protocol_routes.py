@@ -32,9 +32,9 @@ async def _post(
         return resp.status, await resp.json(content_type=None), resp.headers
 
 
-def _labels(mlserver: MLServerReplica, rows: int) -> list[list[int]]:
-    # MLServer's sklearn runtime answers predict as shape [rows, 1].
-    return [[int(label)] for label in mlserver.iris.expected[:rows].tolist()]
+def _labels(mlserver: MLServerReplica, rows: int) -> list[int]:
+    # MLServer's sklearn runtime answers predict as a column [rows, 1]: flat, as Seldon's servers did.
+    return [int(label) for label in mlserver.iris.expected[:rows].tolist()]
 
 
 def _failure(answer: Any, code: int) -> str:
@@ -56,7 +56,7 @@ async def test_ndarray_prediction_on_the_deployment_path(
         http, gateway.http_url + PATH, {"data": {"ndarray": rows}, "meta": {"tags": {"x": "y"}}}
     )
     assert status == 200, answer
-    assert answer["data"] == {"names": ["t:0"], "ndarray": _labels(mlserver, 3)}
+    assert answer["data"] == {"names": [], "ndarray": _labels(mlserver, 3)}
     assert answer["meta"]["tags"] == {"x": "y"}
     assert answer["meta"]["puid"]
     assert headers["seldon-puid"] == answer["meta"]["puid"]
@@ -70,9 +70,9 @@ async def test_tensor_prediction_and_the_puid_header(
     body = {"data": {"tensor": {"shape": list(X.shape), "values": X.flatten().tolist()}}}
     status, answer, headers = await _post(http, gateway.http_url + PATH, body, {"Seldon-Puid": "abc"})
     assert status == 200, answer
-    expected = [row[0] for row in _labels(mlserver, 2)]
+    expected = _labels(mlserver, 2)
     assert answer == {
-        "data": {"names": ["t:0"], "tensor": {"shape": [2, 1], "values": expected}},
+        "data": {"names": [], "tensor": {"shape": [2], "values": expected}},
         "meta": {"puid": "abc"},
     }
     assert headers["seldon-puid"] == "abc"

@@ -30,8 +30,9 @@ async def test_v1_predict_returns_sklearn_predictions(
         http, f"{gateway.http_url}/v1/models/iris:predict", {"instances": mlserver.iris.X[:5].tolist()}
     )
     assert status == 200, body
-    # MLServer's sklearn runtime answers shape [5, 1], so each row is a one-element list.
-    assert body == {"predictions": [[label] for label in mlserver.iris.expected[:5].tolist()]}
+    # MLServer's sklearn runtime answers a column [5, 1]; KServe's sklearn server answered a flat
+    # list of labels, which is what V1 clients read.
+    assert body == {"predictions": mlserver.iris.expected[:5].tolist()}
 
 
 async def test_v1_model_status(gateway: App, js: JetStreamContext, http: aiohttp.ClientSession) -> None:
@@ -148,6 +149,6 @@ def test_predictions_are_the_first_output_by_rows() -> None:
     }
     assert predictions(response) == {"predictions": [[0.1, 0.9], [0.8, 0.2]]}
     assert predictions({"outputs": [{"shape": [3], "data": [1, 2, 3]}]}) == {"predictions": [1, 2, 3]}
-    assert predictions({"outputs": [{"shape": [2, 1], "data": [[1], [2]]}]}) == {"predictions": [[1], [2]]}
+    assert predictions({"outputs": [{"shape": [2, 1], "data": [[1], [2]]}]}) == {"predictions": [1, 2]}
     with pytest.raises(PermanentError):
         predictions({"outputs": []})
