@@ -99,3 +99,13 @@ def test_unknown_implementations_and_unknown_interpreters_are_not_checked(tmp_pa
 def test_bundled_runtimes_are_importable_here() -> None:
     """modelplane's own runtime dependencies (sklearn, xgboost, lightgbm) are seen as installed."""
     assert {"mlserver_sklearn", "mlserver_xgboost", "mlserver_lightgbm"} <= installed_modules()
+
+
+def test_huggingface_advice_says_it_cannot_share_our_environment(tmp_path: Path) -> None:
+    """The huggingface runtime has no extra (it cannot import beside our huggingface_hub): the
+    reason says so instead of advising an install that would not work."""
+    spec = ModelSpec(storage_uri="/x", requirements=("huggingface",))
+    with pytest.raises(PermanentError) as raised:
+        MLServerLayout(installed=frozenset()).prepare(tmp_path, "m_1", spec, "")
+    assert "modelplane[" not in str(raised.value)
+    assert "cannot share modelplane's environment" in str(raised.value)

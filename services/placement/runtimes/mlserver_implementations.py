@@ -1,7 +1,7 @@
 """MLServer's runtime implementations we know: which requirement picks one, how to install it.
 
-sklearn, xgboost and lightgbm come with modelplane; mlflow and huggingface are extras (heavy), so
-a replica may advertise the capability while its interpreter lacks the package. Without this
+sklearn, xgboost and lightgbm come with modelplane; mlflow is an extra (heavy) and huggingface
+cannot be installed beside it, so a replica may advertise a capability its interpreter lacks. Without this
 check MLServer's load fails deep in its own import machinery; with it the load fails before the
 server is asked, with a reason naming what to install (it reaches the Model's ModelFailed status).
 
@@ -49,7 +49,16 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
     _bundled("xgboost", "mlserver_xgboost.XGBoostModel"),
     _bundled("lightgbm", "mlserver_lightgbm.LightGBMModel"),
     _extra("mlflow", "mlserver_mlflow.MLflowRuntime"),
-    _extra("huggingface", "mlserver_huggingface.HuggingFaceRuntime"),
+    # mlserver-huggingface 1.7.1 imports optimum 1.x, which needs transformers<5, which needs
+    # huggingface_hub<1; modelplane's Hub fetcher needs huggingface_hub 2. pip installs it with
+    # transformers 5 anyway, and its import fails: so no extra, and advice that says so.
+    Implementation(
+        "huggingface",
+        "mlserver_huggingface.HuggingFaceRuntime",
+        f"mlserver-huggingface=={MLSERVER_VERSION} cannot share modelplane's environment (it needs "
+        "transformers<5, hence huggingface_hub<1): serve it with a custom ServerConfig whose "
+        "mlserver has an environment of its own",
+    ),
 )
 
 _BY_REQUIREMENT = {i.requirement: i for i in IMPLEMENTATIONS}
