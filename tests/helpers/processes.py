@@ -24,13 +24,16 @@ def stop_process_group(process: subprocess.Popen[bytes], timeout: float = 10.0) 
         process.wait()
 
 
-async def run_python_json(script: str, *args: str, timeout: float = 60.0) -> Any:
+async def run_python_json(
+    script: str, *args: str, timeout: float = 60.0, python: str = sys.executable
+) -> Any:
     """Run ``script`` in a fresh interpreter (``python -c``) with ``args``; its stdout is JSON.
 
-    Clients whose protobuf package clashes with ours (tritonclient's gRPC stubs) run this way.
+    Clients whose protobuf package clashes with ours (tritonclient's gRPC stubs) run this way, and
+    clients that cannot share our environment at all run in their own venv's ``python``.
     The process is killed if it outlives ``timeout``; a non-zero exit fails with its stderr."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
+        python,
         "-c",
         script,
         *args,

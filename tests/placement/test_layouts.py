@@ -10,6 +10,7 @@ import pytest
 from modelplane.libs.errors import PermanentError
 from modelplane.libs.resources.types import ModelSpec
 from modelplane.services.placement.runtimes.layouts import MLServerLayout
+from modelplane.services.placement.runtimes.mlserver_implementations import installed_modules
 
 
 def _written(folder: Path) -> dict[str, object]:
@@ -59,3 +60,52 @@ def test_invalid_artifact_settings_fail(tmp_path: Path) -> None:
     (tmp_path / "model-settings.json").write_text("{nope")
     with pytest.raises(PermanentError, match="not valid JSON"):
         MLServerLayout().prepare(tmp_path, "m_1", ModelSpec(storage_uri="/x", requirements=("sklearn",)), "")
+
+
+def test_runtime_missing_from_the_server_interpreter_fails(tmp_path: Path) -> None:
+    """A requirement picking a runtime the server's interpreter lacks fails, naming the extra."""
+    layout = MLServerLayout(installed=frozenset({"mlserver_sklearn"}))
+    spec = ModelSpec(storage_uri="/x", requirements=("mlflow",))
+    with pytest.raises(PermanentError) as raised:
+        layout.prepare(tmp_path, "m_1", spec, "")
+    assert str(raised.value) == (
+        "the mlflow runtime (mlserver_mlflow.MLflowRuntime) is not installed: "
+        "pip install 'modelplane[mlflow]'"
+    )
+    assert not (tmp_path / "model-settings.json").exists()
+
+
+def test_artifact_settings_naming_a_missing_runtime_fail(tmp_path: Path) -> None:
+    """The artifact's own settings are checked too; a bundled runtime's advice names its package."""
+    (tmp_path / "model-settings.json").write_text(
+        json.dumps({"implementation": "mlserver_xgboost.XGBoostModel"})
+    )
+    with pytest.raises(PermanentError, match=r"pip install mlserver-xgboost==1\.7\.1$"):
+        MLServerLayout(installed=frozenset()).prepare(tmp_path, "m_1", ModelSpec(storage_uri="/x"), "")
+
+
+def test_unknown_implementations_and_unknown_interpreters_are_not_checked(tmp_path: Path) -> None:
+    """Custom model code (which may ship in the artifact) and a server whose interpreter the agent
+    cannot see are left to MLServer."""
+    (tmp_path / "model-settings.json").write_text(json.dumps({"implementation": "my_model.Model"}))
+    MLServerLayout(installed=frozenset()).prepare(tmp_path, "m_1", ModelSpec(storage_uri="/x"), "")
+    assert _written(tmp_path)["implementation"] == "my_model.Model"
+    spec = ModelSpec(storage_uri="/x", requirements=("huggingface",))
+    (tmp_path / "m").mkdir()
+    MLServerLayout(installed=None).prepare(tmp_path / "m", "m_1", spec, "")
+    assert _written(tmp_path / "m")["implementation"] == "mlserver_huggingface.HuggingFaceRuntime"
+
+
+def test_bundled_runtimes_are_importable_here() -> None:
+    """modelplane's own runtime dependencies (sklearn, xgboost, lightgbm) are seen as installed."""
+    assert {"mlserver_sklearn", "mlserver_xgboost", "mlserver_lightgbm"} <= installed_modules()
+
+
+def test_huggingface_advice_says_it_cannot_share_our_environment(tmp_path: Path) -> None:
+    """The huggingface runtime has no extra (it cannot import beside our huggingface_hub): the
+    reason says so instead of advising an install that would not work."""
+    spec = ModelSpec(storage_uri="/x", requirements=("huggingface",))
+    with pytest.raises(PermanentError) as raised:
+        MLServerLayout(installed=frozenset()).prepare(tmp_path, "m_1", spec, "")
+    assert "modelplane[" not in str(raised.value)
+    assert "cannot share modelplane's environment" in str(raised.value)

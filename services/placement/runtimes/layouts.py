@@ -3,8 +3,9 @@
 MLServer finds a model by the "name" in a model-settings.json under its repository, so every
 version gets ``<repo>/<model>_<version>/model-settings.json`` naming it ``<model>_<version>``.
 The artifact's own settings win (users ship them, see the MLServer docs); otherwise the
-implementation is derived from the model's requirements. A relative "uri" keeps working because
-MLServer resolves it against the folder of the settings file, and the artifact is copied whole.
+implementation is derived from the model's requirements (mlserver_implementations.py). A
+relative "uri" keeps working because MLServer resolves it against the folder of the settings
+file, and the artifact is copied whole.
 """
 
 from __future__ import annotations
@@ -15,29 +16,24 @@ from typing import Any
 
 from modelplane.libs.errors import PermanentError
 from modelplane.libs.resources.types import ModelSpec
+from modelplane.services.placement.runtimes.mlserver_implementations import (
+    implementation_for,
+    missing_reason,
+)
 
 MODEL_SETTINGS = "model-settings.json"
 
-# requirement -> MLServer runtime class, first match wins (order of the model's requirements).
-IMPLEMENTATIONS = {
-    "sklearn": "mlserver_sklearn.SKLearnModel",
-    "xgboost": "mlserver_xgboost.XGBoostModel",
-    "lightgbm": "mlserver_lightgbm.LightGBMModel",
-    "mlflow": "mlserver_mlflow.MLflowRuntime",
-    "huggingface": "mlserver_huggingface.HuggingFaceRuntime",
-}
-
-
-def implementation_for(requirements: tuple[str, ...]) -> str | None:
-    for requirement in requirements:
-        found = IMPLEMENTATIONS.get(requirement.strip().lower())
-        if found:
-            return found
-    return None
-
 
 class MLServerLayout:
-    """Writes model-settings.json for MLServer (and MLServer-compatible custom servers)."""
+    """Writes model-settings.json for MLServer (and MLServer-compatible custom servers).
+
+    ``installed``: the known runtime modules the server's interpreter can import, when the agent
+    knows that interpreter (it launched MLServer from its own environment); a model whose
+    implementation is missing there fails here, naming what to install. None: not checked.
+    """
+
+    def __init__(self, installed: frozenset[str] | None = None) -> None:
+        self._installed = installed
 
     def prepare(self, folder: Path, server_name: str, spec: ModelSpec, artifact_name: str) -> None:
         path = folder / MODEL_SETTINGS
@@ -50,15 +46,20 @@ class MLServerLayout:
             if not isinstance(settings, dict):
                 raise PermanentError(f"the artifact's {MODEL_SETTINGS} must hold a JSON object")
         else:
-            implementation = implementation_for(spec.requirements)
-            if implementation is None:
+            found = implementation_for(spec.requirements)
+            if found is None:
                 raise PermanentError(
                     "cannot tell which runtime implementation to use: add model-settings.json "
                     "or a requirement such as sklearn"
                 )
             # A folder: MLServer looks for well-known file names in it; a single file: point at it.
             uri = "." if artifact_name == "" else f"./{artifact_name}"
-            settings = {"implementation": implementation, "parameters": {"uri": uri}}
+            settings = {"implementation": found.implementation, "parameters": {"uri": uri}}
+        implementation = settings.get("implementation")
+        if self._installed is not None and isinstance(implementation, str):
+            missing = missing_reason(implementation, self._installed)
+            if missing:
+                raise PermanentError(missing)
         settings["name"] = server_name
         parameters = settings.get("parameters")
         if not isinstance(parameters, dict):

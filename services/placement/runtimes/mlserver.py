@@ -11,6 +11,7 @@ from typing import Any
 
 from modelplane.services.placement.runtimes.base import ReadyProbe, RuntimeEndpoints, RuntimeExit
 from modelplane.services.placement.runtimes.layouts import MLServerLayout
+from modelplane.services.placement.runtimes.mlserver_implementations import installed_modules
 from modelplane.services.placement.runtimes.server_process import LaunchSpec, ServerProcess, choose_ports
 from modelplane.services.placement.types import ReplicaProfile
 
@@ -48,7 +49,9 @@ class MLServerRuntime:
         self._http_port = self._ports["http"]
         self._grpc_port = self._ports["grpc"]
         self._binary = find_mlserver()
-        self.layout = MLServerLayout()
+        # Our own mlserver runs on our interpreter: what it can import, we can see (once, here).
+        beside_us = self._binary is not None and Path(self._binary).parent == Path(sys.executable).parent
+        self.layout = MLServerLayout(installed=installed_modules() if beside_us else None)
         self.endpoints = RuntimeEndpoints(
             local_http=f"127.0.0.1:{self._http_port}",
             http=f"{advertise_host}:{self._http_port}",
