@@ -45,7 +45,11 @@ class ForeignView:
     def manifest(self) -> dict[str, Any]:
         """The manifest as applied, with metadata.generation (and namespace) filled and the
         status attached: what ``kubectl get -o yaml`` would show."""
-        out = dict(self.entry.manifest)
+        # Kubernetes' order (the manifest may have come through a protobuf Struct, which has none).
+        first = ("apiVersion", "kind", "metadata", "spec")
+        manifest = self.entry.manifest
+        out = {key: manifest[key] for key in first if key in manifest}
+        out.update({key: value for key, value in manifest.items() if key not in first and key != "status"})
         metadata = dict(out.get("metadata") or {})
         metadata["generation"] = self.entry.generation
         if self.entry.ref.namespace:

@@ -109,3 +109,18 @@ def test_huggingface_advice_says_it_cannot_share_our_environment(tmp_path: Path)
         MLServerLayout(installed=frozenset()).prepare(tmp_path, "m_1", spec, "")
     assert "modelplane[" not in str(raised.value)
     assert "cannot share modelplane's environment" in str(raised.value)
+
+
+def test_extra_parameters_land_in_mlserver_extra(tmp_path: Path) -> None:
+    """A parameter "extra.<key>" is MLServer's parameters.extra[<key>] (e.g. the sklearn runtime's
+    predict_fn), merged with the artifact's own extra; others stay top-level."""
+    (tmp_path / "model-settings.json").write_text(
+        json.dumps({"implementation": "mlserver_sklearn.SKLearnModel", "parameters": {"extra": {"keep": 1}}})
+    )
+    spec = ModelSpec(
+        storage_uri="/x", requirements=("sklearn",), parameters={"extra.predict_fn": "predict_proba", "a": "b"}
+    )
+    MLServerLayout().prepare(tmp_path, "iris_1", spec, "")
+    parameters = json.loads((tmp_path / "model-settings.json").read_text())["parameters"]
+    assert parameters["extra"] == {"keep": 1, "predict_fn": "predict_proba"}
+    assert parameters["a"] == "b"

@@ -14,7 +14,10 @@
   and with no default the fetch is anonymous (naming Seldon's default secret here would fail
   every load where no such secret exists);
 - ``parameters`` -> Model parameters (values as strings; MLServer receives them in its model
-  settings);
+  settings). SKLEARN_SERVER's ``method`` (predict | predict_proba | transform) becomes MLServer's
+  ``extra.predict_fn``; without one, a deployment on the seldon protocol gets ``predict_proba``,
+  which Seldon's own sklearn server answered by default (its v2 protocol ran MLServer, which
+  answers ``predict``, so v2/kfserving deployments keep that);
 - memory from the node's container in componentSpecs (requests, else limits);
 - replicas by Seldon's precedence (componentSpec, predictor, spec, 1), or an hpaSpec/kedaSpec's
   range with native concurrency autoscaling (their cpu/memory/trigger metrics are not acted on).
@@ -117,12 +120,38 @@ def node_model(unit: Unit, predictor: Predictor, deployment: Deployment) -> Node
         replicas=replicas,
         min_replicas=minimum,
         max_replicas=maximum,
-        parameters={p.name: p.value for p in unit.parameters},
+        parameters=_parameters(unit, deployment, notes),
         secret_name=unit.secret_name,
         timeout_seconds=deployment.timeout_seconds,
         autoscaling=autoscaling,
     )
     return NodeModel(spec=spec, problems=tuple(problems), notes=tuple(notes))
+
+
+# What MLServer's sklearn runtime can answer (its predict_fn); Seldon's `method` parameter names one.
+SKLEARN_METHODS: Final = ("predict", "predict_proba", "transform")
+# The model-settings key MLServer's sklearn runtime reads (a Model parameter "extra.<key>" lands
+# in model-settings parameters.extra; see services/placement/runtimes/layouts.py).
+PREDICT_FN: Final = "extra.predict_fn"
+
+
+def _parameters(unit: Unit, deployment: Deployment, notes: list[str]) -> dict[str, str]:
+    parameters = {p.name: p.value for p in unit.parameters}
+    if unit.implementation != "SKLEARN_SERVER":
+        return parameters
+    method = parameters.pop("method", None)
+    if method is not None and method not in SKLEARN_METHODS:
+        index = next(i for i, p in enumerate(unit.parameters) if p.name == "method")
+        raise InvalidError(
+            f"SKLEARN_SERVER's method must be one of {', '.join(SKLEARN_METHODS)}, got {method!r}",
+            field=f"{unit.path}.parameters[{index}].value",
+        )
+    if method is None and deployment.protocol == "seldon":
+        method = "predict_proba"
+        notes.append(f"node {unit.name}: answers predict_proba (Seldon's SKLEARN_SERVER default)")
+    if method is not None:
+        parameters[PREDICT_FN] = method
+    return parameters
 
 
 def _first(*values: int | None, default: int) -> int:

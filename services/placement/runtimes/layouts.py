@@ -22,6 +22,8 @@ from modelplane.services.placement.runtimes.mlserver_implementations import (
 )
 
 MODEL_SETTINGS = "model-settings.json"
+# Model parameters named "extra.<key>" go to model-settings parameters.extra[<key>].
+EXTRA_PREFIX = "extra."
 
 
 class MLServerLayout:
@@ -67,7 +69,17 @@ class MLServerLayout:
         # The on-server name carries our version; an artifact "version" would make MLServer expose
         # /versions/<v> routes the gateway does not know about.
         parameters.pop("version", None)
-        parameters.update(spec.parameters)
+        for key, value in spec.parameters.items():
+            # "extra.<key>" is MLServer's parameters.extra (runtime options such as the sklearn
+            # runtime's predict_fn); every other parameter is a top-level one.
+            if key.startswith(EXTRA_PREFIX) and len(key) > len(EXTRA_PREFIX):
+                extra = parameters.get("extra")
+                parameters["extra"] = {
+                    **(extra if isinstance(extra, dict) else {}),
+                    key[len(EXTRA_PREFIX) :]: value,
+                }
+            else:
+                parameters[key] = value
         settings["parameters"] = parameters
         path.write_text(json.dumps(settings, indent=2))
 

@@ -449,9 +449,35 @@ def test_tempo_server_is_a_problem_without_model() -> None:
 
 
 def test_parameters_become_model_parameters() -> None:
+    """SKLEARN_SERVER's method is what MLServer's sklearn runtime calls (extra.predict_fn)."""
     (model,) = translate(load(SELDON_PROTOCOL)).resources
     assert isinstance(model, Model)
-    assert model.spec.parameters == {"method": "predict"}
+    assert model.spec.parameters == {"extra.predict_fn": "predict"}
+    doc = load(SEED_SKLEARN)
+    graph(doc)["parameters"] = [{"name": "threshold", "value": "0.5", "type": "FLOAT"}]
+    (model,) = translate(doc).resources
+    assert isinstance(model, Model)
+    assert model.spec.parameters == {"threshold": "0.5", "extra.predict_fn": "predict_proba"}
+
+
+def test_sklearn_answers_predict_proba_on_the_seldon_protocol_only() -> None:
+    """Seldon's own sklearn server answered predict_proba; under v2 Seldon ran MLServer (predict)."""
+    seldon = translate(load(SEED_SKLEARN)).resources[0]
+    assert isinstance(seldon, Model)
+    assert seldon.spec.parameters == {"extra.predict_fn": "predict_proba"}
+    doc = load(SEED_SKLEARN)
+    doc["spec"]["protocol"] = "v2"
+    v2 = translate(doc).resources[0]
+    assert isinstance(v2, Model)
+    assert v2.spec.parameters == {}
+
+
+def test_an_unknown_sklearn_method_names_the_parameter() -> None:
+    doc = load(SEED_SKLEARN)
+    graph(doc)["parameters"] = [{"name": "method", "value": "decision_function", "type": "STRING"}]
+    with pytest.raises(InvalidError) as caught:
+        translate(doc)
+    assert caught.value.field == "spec.predictors[0].graph.parameters[0].value"
 
 
 def test_huggingface_without_model_uri_loads_the_pretrained_model_from_the_hub() -> None:
