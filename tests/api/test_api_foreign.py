@@ -69,7 +69,7 @@ async def handler(js: JetStreamContext, nc: NATS) -> AsyncIterator[ControlHandle
 
 
 async def test_a_seldon_deployment_is_stored_as_written_and_owns_its_model(handler: ControlHandler) -> None:
-    (entry, outcome), = await handler.apply_manifests(ADMIN, [SEED_SDEP])
+    ((entry, outcome),) = await handler.apply_manifests(ADMIN, [SEED_SDEP])
     assert outcome == "created"
     assert isinstance(entry, ForeignEntry)
     assert entry.owned == (("Model", "sklearn"),)
@@ -86,7 +86,7 @@ async def test_a_seldon_deployment_is_stored_as_written_and_owns_its_model(handl
     assert shown["metadata"]["generation"] == 1
     assert shown["status"]["state"] == "Creating"
 
-    (_, again), = await handler.apply_manifests(ADMIN, [SEED_SDEP])
+    ((_, again),) = await handler.apply_manifests(ADMIN, [SEED_SDEP])
     assert again == "unchanged"
 
 
@@ -95,13 +95,15 @@ async def test_a_change_re_derives_and_removes_what_is_no_longer_produced(handle
     experiment = await handler.get(ADMIN, "Experiment", "abtest")
     assert isinstance(experiment, Experiment)
     assert {(c.name, c.weight) for c in experiment.spec.candidates} == {("abtest", 80), ("abtest-canary", 20)}
-    assert experiment.spec.mirror is not None and experiment.spec.mirror.percent == 100
+    assert experiment.spec.mirror is not None
+    assert experiment.spec.mirror.percent == 100
 
     single = split_sdep(100)
     single["spec"]["predictors"] = single["spec"]["predictors"][:1]
-    (entry, outcome), = await handler.apply_manifests(ADMIN, [single])
+    ((entry, outcome),) = await handler.apply_manifests(ADMIN, [single])
     assert outcome == "configured"
-    assert isinstance(entry, ForeignEntry) and entry.generation == 2
+    assert isinstance(entry, ForeignEntry)
+    assert entry.generation == 2
     for kind, name in (("Experiment", "abtest"), ("Model", "abtest-canary"), ("Model", "abtest-shadow")):
         with pytest.raises(NotFoundError):
             await handler.get(ADMIN, kind, name)  # type: ignore[arg-type]
@@ -132,7 +134,8 @@ async def test_owned_resources_cannot_be_changed_or_deleted_on_their_own(handler
     with pytest.raises(InvalidError):
         await handler.delete(ADMIN, "Model", "sklearn")
     model = await handler.get(ADMIN, "Model", "sklearn")
-    assert isinstance(model, Model) and model.spec.storage_uri == "gs://seldon-models/sklearn/iris"
+    assert isinstance(model, Model)
+    assert model.spec.storage_uri == "gs://seldon-models/sklearn/iris"
 
 
 async def test_a_foreign_resource_does_not_take_over_a_native_one(handler: ControlHandler) -> None:
@@ -170,7 +173,7 @@ async def test_apply_is_all_or_nothing_naming_the_document(handler: ControlHandl
 
 async def test_deployers_apply_deployments_viewers_do_not(handler: ControlHandler) -> None:
     deployer, viewer = DEPLOYER, VIEWER
-    (_, outcome), = await handler.apply_manifests(deployer, [copy.deepcopy(SEED_SDEP)])
+    ((_, outcome),) = await handler.apply_manifests(deployer, [copy.deepcopy(SEED_SDEP)])
     assert outcome == "created"
     with pytest.raises(PermissionDeniedError):
         await handler.apply_manifests(viewer, [split_sdep()])

@@ -118,7 +118,9 @@ def test_extra_parameters_land_in_mlserver_extra(tmp_path: Path) -> None:
         json.dumps({"implementation": "mlserver_sklearn.SKLearnModel", "parameters": {"extra": {"keep": 1}}})
     )
     spec = ModelSpec(
-        storage_uri="/x", requirements=("sklearn",), parameters={"extra.predict_fn": "predict_proba", "a": "b"}
+        storage_uri="/x",
+        requirements=("sklearn",),
+        parameters={"extra.predict_fn": "predict_proba", "a": "b"},
     )
     MLServerLayout().prepare(tmp_path, "iris_1", spec, "")
     parameters = json.loads((tmp_path / "model-settings.json").read_text())["parameters"]
