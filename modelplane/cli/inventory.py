@@ -27,8 +27,9 @@ from modelplane.libs.resources.importers.base import (
     DEFAULT_NAMESPACE,
     ForeignDocument,
     ForeignRef,
-    StaticContext,
+    Importer,
 )
+from modelplane.libs.resources.importers.namespaces import translate_in_namespace
 from modelplane.libs.resources.manifests import parse_manifest, to_manifest
 from modelplane.libs.resources.types import KINDS
 from modelplane.proto import control_pb2
@@ -164,12 +165,10 @@ def convert(filenames: tuple[str, ...], output: str | None) -> None:
     manifests given (a ServingRuntime in the same file) and the built-in runtimes; the
     runtimes already applied to a running modelplane are not consulted."""
     docs = read_documents(filenames)
-    context = StaticContext(
-        tuple(
-            ForeignDocument(_ref(doc.kind, doc.name, doc.body), str(doc.body.get("apiVersion")), doc.body)
-            for doc in docs
-            if importers.importer_for(str(doc.body.get("apiVersion") or ""), doc.kind) is not None
-        )
+    documents = tuple(
+        ForeignDocument(_ref(importer, doc.name, doc.body), str(doc.body.get("apiVersion")), doc.body)
+        for doc in docs
+        if (importer := importers.importer_for(str(doc.body.get("apiVersion") or ""), doc.kind)) is not None
     )
     conversions: list[dict[str, Any]] = []
     for doc in docs:
@@ -182,7 +181,10 @@ def convert(filenames: tuple[str, ...], output: str | None) -> None:
                      "problems": [], "resources": [to_manifest(resource)]}
                 )  # fmt: skip
                 continue
-            translation = importer.translate(doc.body, context)
+            ref = _ref(importer, doc.name, doc.body)
+            translation = translate_in_namespace(
+                importer, ref, str(doc.body["apiVersion"]), doc.body, documents
+            )
         except ModelplaneError as exc:
             raise InvalidInput(f"{doc.where}: {exc}") from None
         conversions.append(
@@ -215,7 +217,9 @@ def convert(filenames: tuple[str, ...], output: str | None) -> None:
     click.echo("\n---\n".join(parts))
 
 
-def _ref(kind: str, name: str, body: Mapping[str, Any]) -> ForeignRef:
+def _ref(importer: Importer, name: str, body: Mapping[str, Any]) -> ForeignRef:
+    if importer.cluster_scoped:
+        return ForeignRef(importer.kind, name, "")
     metadata = body.get("metadata")
     namespace = metadata.get("namespace") if isinstance(metadata, Mapping) else None
-    return ForeignRef(kind, name, str(namespace or DEFAULT_NAMESPACE))
+    return ForeignRef(importer.kind, name, str(namespace or DEFAULT_NAMESPACE))

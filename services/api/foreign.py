@@ -29,9 +29,9 @@ from modelplane.libs.resources.importers.base import (
     ForeignRef,
     Importer,
     Problem,
-    StaticContext,
     Translation,
 )
+from modelplane.libs.resources.importers.namespaces import translate_in_namespace
 from modelplane.libs.resources.manifests import parse_manifest
 from modelplane.libs.resources.types import KINDS, Kind, Model, Resource
 from modelplane.libs.store import TypedBucket
@@ -237,9 +237,15 @@ def plan(docs: Sequence[Any], stored: Sequence[tuple[ForeignEntry, int]]) -> App
     planned: list[PlannedForeign] = []
     for index, item in parsed:
         previous = by_key.get(item.ref.key())
-        context = StaticContext(tuple(documents), previous[0].memo if previous else {})
         try:
-            translation = item.importer.translate(item.manifest, context)
+            translation = translate_in_namespace(
+                item.importer,
+                item.ref,
+                item.api_version,
+                item.manifest,
+                documents,
+                previous[0].memo if previous else {},
+            )
         except ModelplaneError as exc:
             raise with_index(exc, index, len(docs)) from exc
         planned.append(
@@ -284,13 +290,14 @@ def _dependents(
             if key in done or importer is None or not kinds.intersection(importer.depends_on):
                 continue
             done.add(key)
-            context = StaticContext(tuple(documents), entry.memo)
+            parsed = ForeignManifest(importer, entry.ref, entry.api_version, entry.manifest)
             try:
-                translation = importer.translate(entry.manifest, context)
+                translation = translate_in_namespace(
+                    importer, entry.ref, entry.api_version, entry.manifest, documents, entry.memo
+                )
             except ModelplaneError as exc:
                 log.warning("foreign_rederive_failed", resource=str(entry.ref), error=str(exc))
                 continue
-            parsed = ForeignManifest(importer, entry.ref, entry.api_version, entry.manifest)
             out.append(PlannedForeign(parsed, translation, entry, revision, None))
             next_kinds.add(entry.ref.kind)
         kinds = next_kinds

@@ -22,6 +22,7 @@ from modelplane.libs.resources.importers.base import (
     StatusContext,
     Translation,
 )
+from modelplane.libs.resources.importers.namespaces import namespaced_view
 from modelplane.libs.resources.types import Kind, Resource
 from modelplane.libs.store import TypedBucket
 from modelplane.proto import state_pb2
@@ -105,7 +106,8 @@ async def foreign_views(
             problems=entry.problems,
             memo=entry.memo,
         )
-        status = importer.status(entry.document(), translation, lookup, context)
+        # The importer names natives from its namespaced view (see importers.namespaces).
+        status = importer.status(namespaced_view(entry.document()), translation, lookup, context)
         views.append(ForeignView(entry, status))
     return views
 

@@ -26,7 +26,9 @@ from dataclasses import dataclass
 
 from modelplane.libs.auth.tokens import Principal
 from modelplane.libs.dataplane.handler import GatewayHandler, Target
-from modelplane.libs.errors import NotFoundError, RetryableError
+from modelplane.libs.errors import RetryableError
+from modelplane.libs.resources.importers.base import DEFAULT_NAMESPACE
+from modelplane.libs.resources.importers.namespaces import SEPARATOR, native_name
 from modelplane.services.gateway.access import Access
 from modelplane.services.gateway.dataflow import PIPELINE, PIPELINE_SUFFIX, DataflowInvoker, flow_of
 from modelplane.services.gateway.experiments import EXPERIMENT_SUFFIX, ExperimentRouter, ExperimentTable
@@ -34,8 +36,6 @@ from modelplane.services.gateway.held_bytes import HeldBytes, Reservation
 from modelplane.services.gateway.metrics import UNKNOWN_MODEL
 
 SELDON_MODEL_HEADER = "seldon-model"
-# The one namespace that exists today (``deployment`` refuses others).
-DEFAULT_NAMESPACE = "default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +107,20 @@ class RequestPlanner:
         return self._access.precheck(headers)
 
     def model_name(self, requested: str, headers: Mapping[str, str]) -> str:
-        """The name a request asks for: the ``seldon-model`` header wins over the URL/field."""
-        return self._handler.model_name(requested, headers.get(SELDON_MODEL_HEADER))
+        """The name a request asks for: the ``seldon-model`` header wins over the URL/field; a
+        ``Host: <name>.<namespace>.<domain>`` naming the same model reaches that namespace's
+        (KServe's addressing; see ``importers.namespaces``)."""
+        name = self._handler.model_name(requested, headers.get(SELDON_MODEL_HEADER))
+        host = headers.get("host") or headers.get(":authority") or ""
+        labels = host.split(":", 1)[0].split(".")
+        if len(labels) >= 3 and labels[0] == name and labels[1] != DEFAULT_NAMESPACE:
+            namespaced = native_name(name, labels[1])
+            if self._known(namespaced):
+                return namespaced
+        return name
+
+    def _known(self, name: str) -> bool:
+        return self._handler.knows(name) or self._experiments.splits(name)
 
     def _asked(self, inbound: Inbound) -> str:
         return inbound.requested if inbound.pinned else self.model_name(inbound.requested, inbound.headers)
@@ -118,11 +130,10 @@ class RequestPlanner:
         the model ``name`` (or the experiment splitting it), else the pipeline ``name`` (or the
         experiment splitting it) as ``<name>.pipeline``; a name that is neither stays as it is
         (planning reports it unknown). Names already addressing a pipeline, graph or experiment
-        are kept. Only the ``default`` namespace exists: any other is NotFoundError."""
-        if namespace != DEFAULT_NAMESPACE:
-            raise NotFoundError(
-                f"namespace {namespace} has no deployment {name}: only namespace {DEFAULT_NAMESPACE} exists"
-            )
+        are kept. Outside ``default``, the deployment's resources carry the namespace in their
+        names (``importers.namespaces.native_name``); a name that already does is kept."""
+        if namespace not in ("", DEFAULT_NAMESPACE) and not name.startswith(f"{namespace}{SEPARATOR}"):
+            name = native_name(name, namespace)
         if flow_of(name) is not None or name.endswith(EXPERIMENT_SUFFIX):
             return name
         if self._handler.knows(name) or self._experiments.splits(name):

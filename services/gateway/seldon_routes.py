@@ -30,14 +30,10 @@ import orjson
 from modelplane.libs.errors import InvalidError, ModelplaneError, NotFoundError, RetryableError
 from modelplane.libs.http1.messages import HttpRequest, HttpResponse
 from modelplane.libs.http1.router import Params, Router
+from modelplane.libs.resources.importers.base import DEFAULT_NAMESPACE
 from modelplane.services.gateway import seldon_protocol
 from modelplane.services.gateway.dataflow import flow_of
-from modelplane.services.gateway.planner import (
-    DEFAULT_NAMESPACE,
-    SELDON_MODEL_HEADER,
-    Inbound,
-    RequestPlanner,
-)
+from modelplane.services.gateway.planner import SELDON_MODEL_HEADER, Inbound, RequestPlanner
 from modelplane.services.gateway.rest import RestAdapter, RestRoute, json_response
 
 PROTOCOL: Final = "seldon"

@@ -186,3 +186,77 @@ async def test_deployers_apply_deployments_viewers_do_not(handler: ControlHandle
     with pytest.raises(PermissionDeniedError) as caught:
         await handler.apply_manifests(deployer, [with_env])
     assert caught.value.field == "spec.predictors[0].componentSpecs[0].spec.containers[0].env"
+
+
+def iris_isvc(
+    namespace: str | None = None, uri: str = "gs://kfserving-examples/models/sklearn/1.0/model"
+) -> dict[str, Any]:
+    """KServe's own first example (the sklearn iris InferenceService with modelFormat)."""
+    metadata: dict[str, Any] = {"name": "sklearn-iris"}
+    if namespace is not None:
+        metadata["namespace"] = namespace
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": metadata,
+        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": uri}}},
+    }
+
+
+async def test_the_same_name_in_two_namespaces_neither_disturbs_the_other(handler: ControlHandler) -> None:
+    await handler.apply_manifests(ADMIN, [iris_isvc(), iris_isvc("team-a", "gs://team-a/iris")])
+    mine = await handler.get(ADMIN, "Model", "sklearn-iris")
+    theirs = await handler.get(ADMIN, "Model", "team-a--sklearn-iris")
+    assert isinstance(mine, Model)
+    assert isinstance(theirs, Model)
+    assert mine.spec.storage_uri == "gs://kfserving-examples/models/sklearn/1.0/model"
+    assert theirs.spec.storage_uri == "gs://team-a/iris"
+    assert theirs.meta.owner == "InferenceService/team-a/sklearn-iris"
+    shown = (await handler.get_foreign(ADMIN, "InferenceService", "sklearn-iris", "team-a")).manifest()
+    assert shown["metadata"]["namespace"] == "team-a"
+    assert shown["metadata"]["name"] == "sklearn-iris"
+    assert len(await handler.list_foreign(ADMIN, "InferenceService")) == 2
+
+    await handler.delete_foreign(ADMIN, "InferenceService", "sklearn-iris", "team-a")
+    with pytest.raises(NotFoundError):
+        await handler.get(ADMIN, "Model", "team-a--sklearn-iris")
+    assert (await handler.get(ADMIN, "Model", "sklearn-iris")).meta.generation == 1
+    with pytest.raises(NotFoundError):
+        await handler.get_foreign(ADMIN, "InferenceService", "sklearn-iris", "team-a")
+    assert (await handler.get_foreign(ADMIN, "InferenceService", "sklearn-iris")).entry.generation == 1
+
+
+async def test_a_trained_model_follows_its_parent(handler: ControlHandler) -> None:
+    """Applying the parent after the TrainedModel re-derives it; deleting the parent removes
+    its Model again (KServe's multi-model path)."""
+    parent = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "mms"},
+        "spec": {
+            "predictor": {
+                "model": {"modelFormat": {"name": "sklearn"}, "resources": {"limits": {"memory": "1Gi"}}}
+            }
+        },
+    }
+    tm = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "TrainedModel",
+        "metadata": {"name": "iris"},
+        "spec": {
+            "inferenceService": "mms",
+            "model": {"storageUri": "gs://x/iris", "framework": "sklearn", "memory": "256Mi"},
+        },
+    }
+    ((entry, _),) = await handler.apply_manifests(ADMIN, [tm])
+    assert isinstance(entry, ForeignEntry)
+    assert entry.owned == ()
+    assert entry.problems[0].field == "spec.inferenceService"
+    await handler.apply_manifests(ADMIN, [parent])
+    model = await handler.get(ADMIN, "Model", "iris")
+    assert isinstance(model, Model)
+    assert model.spec.server == "mms"
+    await handler.delete_foreign(ADMIN, "InferenceService", "mms")
+    with pytest.raises(NotFoundError):
+        await handler.get(ADMIN, "Model", "iris")
+    assert (await handler.get_foreign(ADMIN, "TrainedModel", "iris")).entry.problems

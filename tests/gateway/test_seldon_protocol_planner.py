@@ -13,7 +13,6 @@ from modelplane.libs.dataplane.balancers.round_robin import RoundRobin
 from modelplane.libs.dataplane.handler import GatewayHandler
 from modelplane.libs.dataplane.holding import RequestHold
 from modelplane.libs.dataplane.routing import RouteTable
-from modelplane.libs.errors import NotFoundError
 from modelplane.libs.resources.manifests import parse_manifest
 from modelplane.libs.resources.types import Experiment, Pipeline
 from modelplane.libs.routes import Route, RouteEndpoint, RouteVersion
@@ -56,12 +55,12 @@ def _pipeline(name: str) -> Pipeline:
 
 @pytest.fixture
 def planner(nc: NATS, js: JetStreamContext) -> RequestPlanner:
-    """Models iris and both (a pipeline is also named both); pipelines chain, pa, pb and both;
+    """Models iris, team-a--iris (iris of namespace team-a) and both (a pipeline is also named both); pipelines chain, pa, pb and both;
     experiment "models" splits model "front" (no model of that name), experiment "flows" splits
     pipeline "pa" between pa and pb."""
     routes = RouteTable()
     routes.begin_sync()
-    for name in ("iris", "both"):
+    for name in ("iris", "both", "team-a--iris"):
         routes.put(Route(name, (RouteVersion(1, f"{name}_1", (A,)),)))
     routes.end_sync()
     handler = GatewayHandler(
@@ -101,10 +100,12 @@ def test_experiment_defaults_count_as_deployments(planner: RequestPlanner) -> No
     assert planner.deployment("default", "pa") == "pa.pipeline"
 
 
-def test_other_namespaces_have_no_deployments(planner: RequestPlanner) -> None:
-    """Only namespace default exists: others are NotFoundError naming namespace and name."""
-    with pytest.raises(NotFoundError, match="namespace prod has no deployment iris"):
-        planner.deployment("prod", "iris")
+def test_other_namespaces_name_their_own_resources(planner: RequestPlanner) -> None:
+    """A deployment outside default is the resource named <namespace>--<name> (what the api
+    derives there; importers.namespaces); a name already carrying it is kept."""
+    assert planner.deployment("prod", "iris") == "prod--iris"
+    assert planner.deployment("prod", "prod--iris") == "prod--iris"
+    assert planner.deployment("default", "iris") == "iris"
 
 
 async def test_pinned_names_ignore_the_seldon_model_header(planner: RequestPlanner) -> None:
@@ -138,3 +139,17 @@ async def test_a_model_experiment_splits_its_default(planner: RequestPlanner) ->
     """Requests for ``front`` (no such model) go to the candidates iris or front."""
     names = {(await planner.plan(Inbound("front", {}, pinned=True))).name for _ in range(40)}
     assert names == {"iris", "front"}
+
+
+async def test_host_names_the_namespace_of_a_model_as_kserve_does(planner: RequestPlanner) -> None:
+    """``Host: <name>.<namespace>.<domain>`` reaches the namespace's model; default, an unknown
+    namespace or a Host naming another model leave the name as it is."""
+    plan = await planner.plan(Inbound("iris", {"host": "iris.team-a.example.com"}))
+    assert plan.name == "team-a--iris"
+    for host in (
+        "iris.default.example.com",
+        "iris.team-b.example.com",
+        "other.team-a.example.com",
+        "127.0.0.1:9000",
+    ):
+        assert (await planner.plan(Inbound("iris", {"host": host}))).name == "iris"

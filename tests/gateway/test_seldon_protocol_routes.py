@@ -106,7 +106,7 @@ async def test_bare_path_names_the_deployment_by_header(
     assert _failure(answer, 400).startswith("seldon-model: is required")
     status, answer, _ = await _post(http, url, body, {"seldon-model": "iris", "seldon-namespace": "prod"})
     assert status == 404
-    assert "namespace prod has no deployment iris" in _failure(answer, 404)
+    assert "prod--iris" in _failure(answer, 404)
     status, answer, _ = await _post(http, gateway.http_url + PATH, body, {"seldon-model": "ghost"})
     assert status == 200, answer
 
@@ -118,7 +118,7 @@ async def test_unknown_namespace_or_deployment_is_a_seldon_404(
     body = {"data": {"ndarray": [[1.0]]}}
     status, answer, _ = await _post(http, gateway.http_url + "/seldon/prod/iris/api/v1.0/predictions", body)
     assert status == 404
-    assert "namespace prod" in _failure(answer, 404)
+    assert "prod--iris" in _failure(answer, 404)
     status, answer, _ = await _post(
         http, gateway.http_url + "/seldon/default/ghost/api/v1.0/predictions", body
     )
@@ -218,7 +218,7 @@ async def test_v2_and_v1_under_the_path_go_to_the_deployment(
         gateway.http_url + "/seldon/other/iris/v2/models/x/infer", json=mlserver.iris.v2_request(1)
     ) as resp:
         assert resp.status == 404
-        assert "namespace other" in (await resp.json())["error"]
+        assert "other--iris" in (await resp.json())["error"]
 
 
 async def test_experiment_with_the_deployment_as_default_splits_it(
