@@ -18,8 +18,9 @@ knative-style conditions. Here:
   could be applied (the description gives the problems); Available when Ready; else Creating;
 - ``serviceStatus`` has one entry per predictor, named as Seldon names its predictor Service,
   with the gateway's endpoints; ``address.url`` is the gateway's URL for the deployment's name
-  under its protocol: ``/seldon/<namespace>/<name>/api/v1.0/predictions`` (seldon),
-  ``/v2/models/<name>/infer`` (v2, kfserving), ``/v1/models/<name>:predict`` (tensorflow).
+  under Seldon's ingress prefix and its protocol: ``/seldon/<namespace>/<name>/`` +
+  ``api/v1.0/predictions`` (seldon), ``v2/models/<root>/infer`` (v2, kfserving),
+  ``v1/models/<root>:predict`` (tensorflow); the prefix reaches a model or a pipeline alike.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from modelplane.libs.resources.importers.base import (
+    DEFAULT_NAMESPACE,
     ForeignDocument,
     NativeStatus,
     NativeStatuses,
@@ -38,6 +40,7 @@ from modelplane.libs.resources.importers.base import (
     StatusContext,
     Translation,
 )
+from modelplane.libs.resources.importers.namespaces import SEPARATOR
 from modelplane.libs.resources.importers.seldon_models import REQUIREMENTS
 from modelplane.libs.resources.importers.seldon_plan import DeploymentPlan, PredictorPlan
 from modelplane.libs.resources.importers.seldon_types import Predictor
@@ -151,13 +154,19 @@ def _condition(kind: str, ok: bool, yes: str, no: str, sources: Sequence[NativeS
 
 
 def _path(plan: DeploymentPlan, namespace: str) -> str:
-    name = plan.deployment.name
+    """The deployment's path on the gateway, under Seldon's ingress prefix (it reaches a model
+    or a pipeline alike); the inner model name is the graph root's, as Seldon's own address
+    says. Outside ``default`` the plan's name carries the namespace (importers.namespaces): the
+    path shows the name the user wrote."""
+    name = plan.deployment.name.removeprefix(f"{namespace}{SEPARATOR}") if namespace else plan.deployment.name
+    prefix = f"/seldon/{namespace or DEFAULT_NAMESPACE}/{name}"
+    root = plan.deployment.predictors[0].graph.name if plan.deployment.predictors else name
     protocol = plan.deployment.protocol
     if protocol == "tensorflow":
-        return f"/v1/models/{name}:predict"
+        return f"{prefix}/v1/models/{root}:predict"
     if protocol in ("v2", "kfserving"):
-        return f"/v2/models/{name}/infer"
-    return f"/seldon/{namespace}/{name}/api/v1.0/predictions"
+        return f"{prefix}/v2/models/{root}/infer"
+    return f"{prefix}/api/v1.0/predictions"
 
 
 def _groups(name: str, plan: PredictorPlan) -> list[_Group]:

@@ -164,7 +164,7 @@ def test_split_waits_for_the_experiment() -> None:
     assert conditions(status) == {"DeploymentsReady": "True", "ServicesReady": "False", "Ready": "False"}
     assert set(status["deploymentStatus"]) == {"iris-main-0-classifier", "iris-canary-0-classifier"}
     assert set(status["serviceStatus"]) == {"iris-main", "iris-canary"}
-    assert status["address"]["url"] == "http://127.0.0.1:18080/v2/models/iris/infer"
+    assert status["address"]["url"] == "http://127.0.0.1:18080/seldon/default/iris/v2/models/classifier/infer"
     assert status_of(SPLIT)["state"] == "Available"
 
 
@@ -175,7 +175,7 @@ def test_graph_nodes_share_the_deployment_of_their_pod() -> None:
     assert status["deploymentStatus"] == {
         "chain-default-0-first-second": {"replicas": 1, "availableReplicas": 1}
     }
-    assert status["address"]["url"] == "http://127.0.0.1:18080/v1/models/chain:predict"
+    assert status["address"]["url"] == "http://127.0.0.1:18080/seldon/default/chain/v1/models/first:predict"
     assert status["state"] == "Creating"
 
 
