@@ -10,6 +10,7 @@ run locally, as YAML comments (or fields, with ``-o json``).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,7 +18,7 @@ import click
 import yaml
 from google.protobuf import json_format
 
-from modelplane.cli.client import ApiClient, InvalidInput, api_option
+from modelplane.cli.client import ApiClient, CommandFailed, InvalidInput, api_option
 from modelplane.cli.manifest_files import FILES_HELP, read_documents
 from modelplane.cli.render import OUTPUT_FORMATS, table
 from modelplane.libs.errors import ModelplaneError
@@ -34,7 +35,18 @@ from modelplane.libs.resources.manifests import parse_manifest, to_manifest
 from modelplane.libs.resources.types import KINDS
 from modelplane.proto import control_pb2
 
-__all__ = ["convert", "get", "list_resources"]
+__all__ = ["convert", "get", "list_resources", "wait"]
+
+# Seconds between two reads while `wait` polls (the api answers from memory and KV).
+WAIT_POLL_SECONDS = 0.5
+# Native states that mean ready, by kind.
+_READY_STATES = {
+    "Model": "ModelAvailable",
+    "Server": "ServerReady",
+    "Pipeline": "PipelineReady",
+    "InferenceGraph": "PipelineReady",
+    "Experiment": "ExperimentReady",
+}
 
 NAMESPACE_OPTION = click.option(
     "-n", "--namespace", default=DEFAULT_NAMESPACE, show_default=True, help="Namespace of foreign resources."
@@ -115,6 +127,41 @@ def get(kind: str, name: str, namespace: str, output: str | None, api_address: s
             click.echo(f"  {status.reason}")
         if resource.meta.owner:
             click.echo(f"  owned by {resource.meta.owner}")
+
+
+@click.command()
+@click.argument("kind")
+@click.argument("name")
+@NAMESPACE_OPTION
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait (exit 1 after).")
+@api_option
+def wait(kind: str, name: str, namespace: str, timeout: float, api_address: str) -> None:
+    """Wait until a resource is ready, like `kubectl wait --for=condition=Ready`: a foreign one's
+    Ready condition (or Seldon's state Available), a native one's ready state."""
+    deadline = time.monotonic() + timeout
+    state, detail = "Unknown", ""
+    with ApiClient(api_address) as api:
+        while True:
+            reply = api.get(kind, name, namespace)
+            if reply.WhichOneof("kind") == "foreign":
+                state, detail = foreign_summary(json.loads(reply.foreign.status_json or "{}"))
+                ready = state in ("Ready", "Available")
+                label = f"{reply.foreign.kind.lower()}/{reply.foreign.name}"
+            else:
+                resource = resource_from_pb(reply)
+                status = api.get_status(resource.kind, resource.meta.name).status
+                state, detail = status.state or "Unknown", status.reason
+                ready = state == _READY_STATES.get(resource.kind)
+                label = f"{resource.kind.lower()}/{resource.meta.name}"
+            if ready:
+                click.echo(f"{label} {state}")
+                return
+            if time.monotonic() >= deadline:
+                raise CommandFailed(
+                    f"timed out after {timeout:g}s waiting for {label}: {state}"
+                    + (f" ({detail})" if detail else "")
+                )
+            time.sleep(WAIT_POLL_SECONDS)
 
 
 @click.command("list")

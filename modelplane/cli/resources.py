@@ -11,7 +11,7 @@ import click
 from modelplane.cli.client import ApiClient, InvalidInput, api_option
 from modelplane.cli.experiment import experiment
 from modelplane.cli.graph import graph
-from modelplane.cli.inventory import convert, get, list_resources
+from modelplane.cli.inventory import convert, get, list_resources, wait
 from modelplane.cli.manifest_files import FILES_HELP, read_documents, resource_ref
 from modelplane.cli.model import model
 from modelplane.cli.pipeline import pipeline
@@ -30,6 +30,7 @@ __all__ = [
     "pipeline",
     "server",
     "token",
+    "wait",
 ]
 
 # The kind named by each field of the api's Resource oneof.

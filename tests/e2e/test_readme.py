@@ -55,3 +55,24 @@ def test_readme_pipeline_commands_run_as_written(stack: UpProcess, tmp_path: Pat
     (work / ".venv").symlink_to(REPO / ".venv")
     response = json.loads(run_as_written(readme_commands("pipeline"), stack, work))
     assert response["outputs"][0]["data"] == [1.0, 3.0]
+
+
+def test_readme_foreign_manifest_commands_run_as_written(stack: UpProcess, tmp_path: Path) -> None:
+    """KServe's and Seldon v1's own examples apply unchanged, get Ready/Available, and answer
+    their users' protocols (the last command: the Seldon protocol, predict_proba rows)."""
+    work = tmp_path / "checkout"
+    shutil.copytree(REPO / "examples", work / "examples", ignore=shutil.ignore_patterns("model"))
+    (work / ".venv").symlink_to(REPO / ".venv")
+    commands = readme_commands("foreign")
+    out = run_as_written(commands, stack, work)
+    answer = json.loads(out)
+    assert answer["data"]["names"] == ["t:0", "t:1", "t:2"]
+    (probabilities,) = answer["data"]["ndarray"]
+    assert abs(sum(probabilities) - 1.0) < 1e-6
+    assert probabilities.index(max(probabilities)) == 0  # the first iris row is a setosa
+    v1 = json.loads(run_as_written([commands[-2]], stack, work))
+    assert v1 == {"predictions": [1, 1]}
+    shown = run_as_written([".venv/bin/modelplane get isvc sklearn-iris -o json"], stack, work)
+    status = json.loads(shown)["status"]
+    assert {c["type"]: c["status"] for c in status["conditions"]}["Ready"] == "True"
+    assert status["clusterServingRuntimeName"] == "kserve-sklearnserver"
