@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: up test lint unit e2e gen lock clean help
+.PHONY: up test lint unit e2e gen lock clean help kserve-client
 
 help:
 	@echo "make up    - start modelplane locally (embedded NATS, all services, one MLServer replica)"
@@ -29,9 +29,15 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# KServe's own Python client in a venv of its own (its fastapi pin excludes MLServer's), for the
+# tests that call the gateway with it (tests/helpers/kserve_client.py); made once, from PyPI.
+export MODELPLANE_KSERVE_CLIENT_CACHE ?= $(CURDIR)/$(VENV)/clients
+kserve-client: $(STAMP)
+	$(BIN)/python -m tests.helpers.kserve_client
+
 # Unit and adapter tests, then the end-to-end tests in their own process: they use
 # tritonclient's gRPC stubs, which share the protobuf package `inference` with ours.
-unit: $(STAMP)
+unit: $(STAMP) kserve-client
 	$(BIN)/pytest tests --ignore=tests/e2e
 
 e2e: $(STAMP)
