@@ -23,7 +23,7 @@ async def test_kserve_v1_predict(kserve: Path, gateway: App, mlserver: MLServerR
     """InferenceRESTClient with protocol v1 gets one prediction per instance from /v1/models/iris:predict."""
     body = {"instances": mlserver.iris.X[:4].tolist()}
     answer = await kserve_infer(kserve, gateway.http_url, "iris", body, "v1")
-    assert answer == {"predictions": [[label] for label in mlserver.iris.expected[:4].tolist()]}
+    assert answer == {"predictions": mlserver.iris.expected[:4].tolist()}
 
 
 async def test_kserve_v2_infer(kserve: Path, gateway: App, mlserver: MLServerReplica) -> None:
