@@ -288,9 +288,29 @@ def test_seed_deployments_serve_seldon_and_v2_clients(
     answer, _ = seldon_predict(f"{gateway(stack)}/api/v1.0/predictions", ROWS, {"seldon-model": "sklearn"})
     np.testing.assert_allclose(ndarray_of(answer), expected, rtol=1e-6)
 
-    # protocol: v2: the address is V2's, and tritonclient gets predict's class labels.
+    # protocol: v2: the address is V2's under the deployment's path (the graph root's name
+    # inside, as Seldon's own address), and tritonclient gets predict's class labels.
     status = wait_available(stack, "iris-v2")
-    assert status["address"]["url"] == f"{gateway(stack)}/v2/models/iris-v2/infer"
+    address = status["address"]["url"]
+    assert address == f"{gateway(stack)}/seldon/default/iris-v2/v2/models/classifier/infer"
+    v2_request = {
+        "inputs": [
+            {
+                "name": "predict",
+                "shape": list(ROWS.shape),
+                "datatype": "FP64",
+                "data": ROWS.flatten().tolist(),
+            }
+        ]
+    }
+    by_address = json.loads(
+        urllib.request.urlopen(
+            urllib.request.Request(
+                address, json.dumps(v2_request).encode(), {"content-type": "application/json"}
+            ),
+            timeout=30,
+        ).read()
+    )
     triton = triton_http.InferenceServerClient(f"127.0.0.1:{stack.ports.gateway_http}")
     tensor = triton_http.InferInput("predict", list(ROWS.shape), "FP64")
     tensor.set_data_from_numpy(ROWS, binary_data=False)
@@ -299,6 +319,7 @@ def test_seed_deployments_serve_seldon_and_v2_clients(
     labels = result.as_numpy("predict")
     assert labels is not None, result.get_response()
     assert labels.flatten().tolist() == iris.predict(ROWS).tolist()
+    assert by_address["outputs"][0]["data"] == iris.predict(ROWS).tolist()
 
     # s3:// with envSecretRefName: fetched with the secret's keys, served; the secret stays hidden.
     status = wait_available(stack, "sklearn-s3")
