@@ -18,6 +18,7 @@ from modelplane.libs.store import TypedBucket
 from modelplane.proto import events_pb2, state_pb2
 from modelplane.services.api.handler import ControlHandler
 from modelplane.services.api.kinds import parse_kind
+from tests.helpers.api_handler import apply_native
 from tests.helpers.auth import ADMIN
 
 
@@ -39,18 +40,18 @@ async def handler(js: JetStreamContext, nc: NATS) -> AsyncIterator[ControlHandle
 
 async def test_apply_creates_configures_and_leaves_unchanged(handler: ControlHandler) -> None:
     """A new resource gets generation 1, a changed spec bumps it, an identical apply keeps it."""
-    created, outcome = await handler.apply_manifest(ADMIN, iris())
+    created, outcome = await apply_native(handler, iris())
     assert outcome == "created"
     assert created.meta.generation == 1
     assert created.meta.created_at
-    same, outcome = await handler.apply_manifest(ADMIN, iris())
+    same, outcome = await apply_native(handler, iris())
     assert outcome == "unchanged"
     assert same.meta.generation == 1
-    changed, outcome = await handler.apply_manifest(ADMIN, iris(replicas=2))
+    changed, outcome = await apply_native(handler, iris(replicas=2))
     assert outcome == "configured"
     assert changed.meta.generation == 2
     assert changed.meta.created_at == created.meta.created_at
-    labelled, outcome = await handler.apply_manifest(ADMIN, iris(replicas=2, labels={"team": "a"}))
+    labelled, outcome = await apply_native(handler, iris(replicas=2, labels={"team": "a"}))
     assert (outcome, labelled.meta.generation) == ("configured", 3)
     stored = await handler.get(ADMIN, "Model", "iris")
     assert stored == labelled
@@ -59,8 +60,8 @@ async def test_apply_creates_configures_and_leaves_unchanged(handler: ControlHan
 async def test_apply_publishes_thin_events(handler: ControlHandler, nc: NATS) -> None:
     """Each change publishes an Event naming the resource; an unchanged apply publishes nothing."""
     sub = await nc.subscribe(subjects.ALL_EVENTS)
-    await handler.apply_manifest(ADMIN, iris())
-    await handler.apply_manifest(ADMIN, iris())
+    await apply_native(handler, iris())
+    await apply_native(handler, iris())
     await handler.delete(ADMIN, "Model", "iris")
     events = []
     for _ in range(2):
@@ -77,8 +78,8 @@ async def test_apply_publishes_thin_events(handler: ControlHandler, nc: NATS) ->
 
 async def test_concurrent_applies_of_one_resource_all_land(handler: ControlHandler) -> None:
     """Concurrent configures of one resource retry on revision conflicts; none is lost."""
-    await handler.apply_manifest(ADMIN, iris())
-    results = await asyncio.gather(*(handler.apply_manifest(ADMIN, iris(replicas=n)) for n in range(2, 6)))
+    await apply_native(handler, iris())
+    results = await asyncio.gather(*(apply_native(handler, iris(replicas=n)) for n in range(2, 6)))
     generations = sorted(r.meta.generation for r, _ in results)
     assert generations == [2, 3, 4, 5]
     assert (await handler.get(ADMIN, "Model", "iris")).meta.generation == 5
@@ -86,11 +87,11 @@ async def test_concurrent_applies_of_one_resource_all_land(handler: ControlHandl
 
 async def test_invalid_manifest_is_refused_and_stored_resource_kept(handler: ControlHandler) -> None:
     """A bad manifest raises InvalidError naming the field and leaves the stored resource as it was."""
-    await handler.apply_manifest(ADMIN, iris())
+    await apply_native(handler, iris())
     bad = iris()
     bad["spec"]["replicas"] = -1
     with pytest.raises(InvalidError) as err:
-        await handler.apply_manifest(ADMIN, bad)
+        await apply_native(handler, bad)
     assert err.value.field == "spec.replicas"
     stored = await handler.get(ADMIN, "Model", "iris")
     assert isinstance(stored, Model)
@@ -99,7 +100,7 @@ async def test_invalid_manifest_is_refused_and_stored_resource_kept(handler: Con
 
 async def test_typed_resources_are_validated_like_manifests(handler: ControlHandler) -> None:
     """apply() of a typed resource checks the name rule that manifests check."""
-    model, _ = await handler.apply_manifest(ADMIN, iris())
+    model, _ = await apply_native(handler, iris())
     bad = replace(model, meta=replace(model.meta, name="Iris_1"))
     with pytest.raises(InvalidError) as err:
         await handler.apply(ADMIN, bad)
@@ -108,10 +109,10 @@ async def test_typed_resources_are_validated_like_manifests(handler: ControlHand
 
 async def test_list_and_delete(handler: ControlHandler) -> None:
     """list() returns resources by name; delete() removes one; a second delete is NotFound."""
-    await handler.apply_manifest(ADMIN, iris())
+    await apply_native(handler, iris())
     other = iris()
     other["metadata"]["name"] = "aaa"
-    await handler.apply_manifest(ADMIN, other)
+    await apply_native(handler, other)
     assert [r.meta.name for r in await handler.list(ADMIN, "Model")] == ["aaa", "iris"]
     assert await handler.delete(ADMIN, "Model", "iris") == "deleted"
     assert [r.meta.name for r in await handler.list(ADMIN, "Model")] == ["aaa"]
@@ -125,7 +126,7 @@ async def test_status_fallback_and_written_status(handler: ControlHandler, js: J
     """Without a written status a stored resource reads as waiting; a written status wins."""
     with pytest.raises(NotFoundError):
         await handler.get_status(ADMIN, "Model", "iris")
-    await handler.apply_manifest(ADMIN, iris(replicas=2))
+    await apply_native(handler, iris(replicas=2))
     waiting = await handler.get_status(ADMIN, "Model", "iris")
     assert (waiting.state, waiting.reason, waiting.total_replicas) == (
         "ModelStateUnknown",

@@ -23,6 +23,7 @@ from modelplane.proto import control_pb2, control_pb2_grpc, resources_pb2, state
 from modelplane.services.api.app import App
 from modelplane.services.api.handler import ControlHandler
 from modelplane.services.api.kinds import parse_kind
+from tests.helpers.api_handler import apply_native
 from tests.helpers.auth import ADMIN, bearer
 
 
@@ -101,15 +102,15 @@ async def test_pipeline_is_stored_versioned_listed_and_deleted(
     handler: ControlHandler, js: JetStreamContext
 ) -> None:
     """Apply creates, re-apply is unchanged, a change bumps the generation; delete removes it."""
-    stored, outcome = await handler.apply_manifest(ADMIN, pipeline())
+    stored, outcome = await apply_native(handler, pipeline())
     assert (outcome, stored.meta.generation) == ("created", 1)
     assert isinstance(stored, Pipeline)
     bucket = await TypedBucket.open(js, subjects.KV_PIPELINES, resources_pb2.Pipeline)
     found = await bucket.try_get("chain")
     assert found is not None
     assert [s.name for s in found.value.spec.steps] == ["a", "b"]
-    assert (await handler.apply_manifest(ADMIN, pipeline()))[1] == "unchanged"
-    changed, outcome = await handler.apply_manifest(ADMIN, pipeline(second="c"))
+    assert (await apply_native(handler, pipeline()))[1] == "unchanged"
+    changed, outcome = await apply_native(handler, pipeline(second="c"))
     assert (outcome, changed.meta.generation) == ("configured", 2)
     assert await handler.get(ADMIN, "Pipeline", "chain") == changed
     assert [p.meta.name for p in await handler.list(ADMIN, "Pipeline")] == ["chain"]
@@ -121,7 +122,7 @@ async def test_pipeline_is_stored_versioned_listed_and_deleted(
 
 async def test_inference_graph_is_stored_in_its_bucket(handler: ControlHandler, js: JetStreamContext) -> None:
     """A KServe InferenceGraph lands in KV_INFERENCE_GRAPHS and reads back as applied."""
-    stored, outcome = await handler.apply_manifest(ADMIN, graph())
+    stored, outcome = await apply_native(handler, graph())
     assert outcome == "created"
     assert isinstance(stored, InferenceGraph)
     bucket = await TypedBucket.open(js, subjects.KV_INFERENCE_GRAPHS, resources_pb2.InferenceGraph)
@@ -151,7 +152,7 @@ async def test_pipeline_status_follows_dataflow_and_models(
 ) -> None:
     """Creating until a worker runs this generation and every model is available; Ready then;
     back to Creating when a model is not; Failed when the workers say so."""
-    await handler.apply_manifest(ADMIN, pipeline())
+    await apply_native(handler, pipeline())
     status = await handler.get_status(ADMIN, "Pipeline", "chain")
     assert status.state == "PipelineCreating"
     assert conditions(status)["PipelineReady"] == (False, "waiting for a dataflow worker")
@@ -180,7 +181,7 @@ async def test_pipeline_status_follows_dataflow_and_models(
     await set_model(js, "a", "ModelAvailable")
 
     # A new generation is Creating until a worker takes it, even though the old one ran.
-    await handler.apply_manifest(ADMIN, pipeline(second="c"))
+    await apply_native(handler, pipeline(second="c"))
     await set_model(js, "c", "ModelAvailable")
     status = await handler.get_status(ADMIN, "Pipeline", "chain")
     assert (status.state, status.generation, status.observed_generation) == ("PipelineCreating", 2, 1)
@@ -199,7 +200,7 @@ async def test_deleted_pipeline_is_terminating_while_workers_hold_it(
     handler: ControlHandler, js: JetStreamContext
 ) -> None:
     """After delete, a dataflow record still there means PipelineTerminating; gone means not found."""
-    await handler.apply_manifest(ADMIN, pipeline())
+    await apply_native(handler, pipeline())
     await set_dataflow(js, "Pipeline", "chain", 1, "Ready")
     await handler.delete(ADMIN, "Pipeline", "chain")
     status = await handler.get_status(ADMIN, "Pipeline", "chain")
@@ -214,7 +215,7 @@ async def test_deleted_pipeline_is_terminating_while_workers_hold_it(
 
 async def test_graph_status_uses_the_same_conditions(handler: ControlHandler, js: JetStreamContext) -> None:
     """An InferenceGraph is PipelineReady once its worker runs it and its models are available."""
-    await handler.apply_manifest(ADMIN, graph())
+    await apply_native(handler, graph())
     await set_dataflow(js, "InferenceGraph", "g", 1, "Ready")
     await set_model(js, "a", "ModelAvailable")
     status = await handler.get_status(ADMIN, "InferenceGraph", "g")

@@ -68,15 +68,15 @@ def test_a_trained_model_finds_its_parent_in_its_own_namespace_only() -> None:
         },
     }
     docs = [doc(parent), doc(tm)]
-    (server,) = translate_in_namespace(ISVC, docs[0].ref, parent["apiVersion"], parent, docs).resources
+    (server,) = translate_in_namespace(ISVC, docs[0].ref, docs[0].api_version, parent, docs).resources
     assert isinstance(server, Server)
     assert server.meta.name == "team-a--mms"
-    (model,) = translate_in_namespace(TM, docs[1].ref, tm["apiVersion"], tm, docs).resources
+    (model,) = translate_in_namespace(TM, docs[1].ref, docs[1].api_version, tm, docs).resources
     assert isinstance(model, Model)
     assert (model.meta.name, model.spec.server) == ("team-a--iris", "team-a--mms")
     elsewhere = {**tm, "metadata": {"name": "iris", "namespace": "team-b"}}
     orphan = translate_in_namespace(
-        TM, doc(elsewhere).ref, tm["apiVersion"], elsewhere, [*docs, doc(elsewhere)]
+        TM, doc(elsewhere).ref, docs[1].api_version, elsewhere, [*docs, doc(elsewhere)]
     )
     assert orphan.resources == ()
     assert orphan.problems[0].field == "spec.inferenceService"
