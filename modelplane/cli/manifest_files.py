@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from modelplane.cli.client import InvalidInput
-from modelplane.libs.resources.manifests import resolve_relative_storage, resolve_relative_uris
+from modelplane.libs.resources.local_uris import resolve_relative_storage, resolve_relative_uris
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 FILES_HELP = "A manifest file, a directory of *.yaml/*.yml/*.json, or - for stdin (repeatable)."

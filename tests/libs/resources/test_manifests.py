@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from modelplane.libs.errors import InvalidError
-from modelplane.libs.resources.manifests import parse_manifest, resolve_relative_storage, to_manifest
+from modelplane.libs.resources.local_uris import resolve_relative_storage
+from modelplane.libs.resources.manifests import parse_manifest, to_manifest
 from modelplane.libs.resources.types import LoadBalancing, Model, PrefixHashOptions, Server, ServerConfig
 
 
