@@ -40,6 +40,7 @@ from modelplane.services.gateway.experiment_watcher import ExperimentWatcher
 from modelplane.services.gateway.experiments import ExperimentRouter, ExperimentTable
 from modelplane.services.gateway.grpc_servicer import InferenceServicer
 from modelplane.services.gateway.held_bytes import HeldBytes
+from modelplane.services.gateway.kserve_v1_routes import RowProtocols
 from modelplane.services.gateway.metrics import GatewayMetrics
 from modelplane.services.gateway.mirroring import Mirror
 from modelplane.services.gateway.openai_routes import OpenAIAdapter
@@ -170,8 +171,11 @@ class App:
         )
         # OpenAI-compatible routes share the REST server (and its tracing/request-id handling).
         OpenAIAdapter(planner, self._http_upstream, self.mirror).register(rest.router)
-        # Seldon Core v1's protocol and paths, likewise (seldon_routes.py).
-        SeldonAdapter(rest, planner).register(rest.router)
+        # KServe V1 (kserve_v1_routes.py), and Seldon Core v1's protocol and paths on the same
+        # V2 calls (seldon_routes.py), likewise.
+        rows = RowProtocols(rest)
+        rows.register(rest.router)
+        SeldonAdapter(rest, rows, planner).register(rest.router)
         self._http_server = HttpServer(
             rest.serve,
             HttpLimits(

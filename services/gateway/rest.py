@@ -8,11 +8,9 @@ retryable ones; each route may shape errors its own way, see ``RestRoute``) and 
 requests. Route functions stay a few lines each.
 
 Beyond the V2 routes: ``GET /v2/models`` lists the routable models (shape in model_list.py);
-the binary tensor extension is translated for replicas that lack it (binary_tensors.py); KServe
-V1 ``GET /v1/models/{m}`` and ``POST /v1/models/{m}:predict`` are converted to V2 calls
-(kserve_v1.py), the predict input named after the model's metadata, cached per server model,
-and planned like a V2 infer (experiments, pipelines, mirrors). ``plan_known``, ``tensor_infer``
-and the ``*_for`` / ``*_of`` methods serve other adapters' routes over the same machinery (Seldon
+the binary tensor extension is translated for replicas that lack it (binary_tensors.py).
+``plan_known``, ``target``, ``call_replica``, the mirrors and the ``*_for`` / ``*_of`` methods
+serve other adapters' routes over the same machinery (KServe V1: kserve_v1_routes.py; Seldon
 Core v1's paths: seldon_routes.py).
 """
 
@@ -45,7 +43,7 @@ from modelplane.libs.http1.router import Match, MethodNotAllowed, Params, Router
 from modelplane.libs.logs import log_scope
 from modelplane.libs.routes import RouteEndpoint
 from modelplane.libs.telemetry import server_span
-from modelplane.services.gateway import binary_tensors, kserve_v1
+from modelplane.services.gateway import binary_tensors
 from modelplane.services.gateway.binary_tensors import BinaryRequest
 from modelplane.services.gateway.cors import CorsPolicy
 from modelplane.services.gateway.dataflow import GRAPH, PIPELINE, flow_of
@@ -62,8 +60,6 @@ log = structlog.get_logger(__name__)
 
 PROTOCOL = "rest"
 JSON: Final = "application/json"
-# Server model names whose V1 input name is remembered (bounded; cleared when full).
-V1_INPUT_NAME_CACHE_SIZE = 1024
 # The binary tensor extension's header, as the gateway's lower-case header maps hold it.
 _HEADER_LENGTH: Final = binary_tensors.HEADER_LENGTH.lower()
 # Seconds to wait for a replica's server metadata (asked once per replica, see replica_extensions).
@@ -96,7 +92,7 @@ def error_response(exc: ModelplaneError) -> HttpResponse:
     return json_response({"error": str(exc)}, status=exc.http_status, headers=headers)
 
 
-def _reply_response(reply: HttpReply) -> HttpResponse:
+def reply_response(reply: HttpReply) -> HttpResponse:
     """A replica's answer passed to the client as it is (with its binary tensor header, if any)."""
     headers = {"content-type": reply.content_type}
     json_length = reply.headers.get(_HEADER_LENGTH)
@@ -115,6 +111,9 @@ class RestRoute:
     # Open routes need no token when the gateway requires auth: health probes and /metrics,
     # which load balancers and Prometheus call without one.
     open: bool = False
+    # A model's inference (``{model}`` in the path): its body is reserved from the held bytes
+    # while the model has no ready replica (see ``admit``).
+    held: bool = False
 
 
 class RestAdapter:
@@ -133,16 +132,17 @@ class RestAdapter:
         self._max_body_bytes = max_body_bytes
         # Auth, experiments, flows and the bounded hold are decided there (planner.py).
         self._planner = planner
+        self.planner = planner
         self._handler = planner.handler
         # Pipelines and inference graphs (dataflow.py); None: the gateway serves models only.
         self._dataflow = planner.dataflow
         self._mirror = mirror
+        self.mirror = mirror
         self._cors = cors if cors is not None else CorsPolicy(())
         self._upstream = upstream
         self._metrics = metrics
         self._tracer = tracer
         self._routes = self._handler.routes
-        self._v1_input_names: dict[str, str] = {}
         self._extensions = ReplicaExtensions(self._server_metadata_of)
         self.router: Router[RestRoute] = Router()
         for method, template, endpoint in (
@@ -152,14 +152,12 @@ class RestAdapter:
             ("GET", "/v2/models/{model}/versions/{version}", self.model_metadata),
             ("GET", "/v2/models/{model}/ready", self.model_ready),
             ("GET", "/v2/models/{model}/versions/{version}/ready", self.model_ready),
-            ("POST", "/v2/models/{model}/infer", self.infer),
-            ("POST", "/v2/models/{model}/versions/{version}/infer", self.infer),
             ("POST", "/v2/pipelines/{pipeline}/infer", self.pipeline_infer),
             ("POST", "/graphs/{graph}", self.graph_infer),
-            ("GET", "/v1/models/{model}", self.v1_model_ready),
-            ("POST", "/v1/models/{model}:predict", self.v1_predict),
         ):
             self.router.add(method, template, RestRoute(endpoint))
+        for template in ("/v2/models/{model}/infer", "/v2/models/{model}/versions/{version}/infer"):
+            self.router.add("POST", template, RestRoute(self.infer, held=True))
         for template, endpoint in (
             ("/v2/health/live", self.live),
             ("/v2/health/ready", self.ready),
@@ -193,8 +191,7 @@ class RestAdapter:
                 return response
             if principal is not None:
                 head.state[CALLER_STATE] = principal
-        endpoint = found.endpoint.endpoint
-        if endpoint not in (self.infer, self.v1_predict):
+        if not found.endpoint.held:
             return None
         model = self._planner.held_model(Inbound(found.params["model"], headers, found.params.get("version")))
         if model is None:
@@ -295,32 +292,14 @@ class RestAdapter:
             self._dataflow.check_known(*plan.flow)
         return plan
 
-    async def tensor_infer(
-        self, request: HttpRequest, plan: Plan, v2_request: Callable[[str], dict[str, Any]]
-    ) -> HttpReply:
-        """A V2 infer built by a row protocol's translation (KServe V1, Seldon) for a known
-        ``plan``: sent to the model (its only input named after its metadata) or to the
-        pipeline/graph (input ``input-0``: a flow has no metadata), copied to the mirror."""
-        if plan.flow is not None and self._dataflow is not None:
-            body = orjson.dumps(v2_request(kserve_v1.DEFAULT_INPUT_NAME))
-            self._send_flow_mirror(plan.mirror, body)
-            answer = await self._dataflow.call(*plan.flow, body)
-            return HttpReply(answer.status, answer.body, JSON)
-        with log_scope(model=plan.name):
-            target = await self._target(request, plan.name, None)
-            body = orjson.dumps(v2_request(await self._v1_input_name(request, target)))
-            if plan.mirror is not None and self._mirror is not None:
-                self._send_mirror(request, plan.mirror, body)
-            return await self._call_replica(request, target, "POST", "/infer", body)
-
-    async def _target(self, request: HttpRequest, model: str, version: str | None) -> Target:
+    async def target(self, request: HttpRequest, model: str, version: str | None) -> Target:
         """The model's ready target, held (bounded in bytes too) while it has none."""
         reserved = request.state.get(RESERVATION)
         return await self._planner.target(
             model, version, len(request.body), reserved if isinstance(reserved, Reservation) else None
         )
 
-    async def _call_replica(
+    async def call_replica(
         self, request: HttpRequest, target: Target, method: str, suffix: str, body: bytes | None
     ) -> HttpReply:
         headers = forwarded_headers(request.headers)
@@ -338,8 +317,8 @@ class RestAdapter:
     async def _forward(
         self, request: HttpRequest, target: Target, method: str, suffix: str, body: bytes | None
     ) -> HttpResponse:
-        reply = await self._call_replica(request, target, method, suffix, body)
-        return _reply_response(reply)
+        reply = await self.call_replica(request, target, method, suffix, body)
+        return reply_response(reply)
 
     # ---- routes -------------------------------------------------------------------------------
     async def live(self, request: HttpRequest, params: Params) -> HttpResponse:
@@ -396,14 +375,14 @@ class RestAdapter:
                 # parsed copy is dropped before a hold, so a held request holds its body once.
                 del parsed
                 # Held (bounded) while the model has no ready replica: a bad body is refused first.
-                target = await self._target(request, name, version)
+                target = await self.target(request, name, version)
                 if plan.mirror is not None and self._mirror is not None:
-                    self._send_mirror(request, plan.mirror, body)
-                return _reply_response(await self._call_replica(request, target, "POST", "/infer", body))
-            target = await self._target(request, name, version)
+                    self.send_mirror(request, plan.mirror, body)
+                return reply_response(await self.call_replica(request, target, "POST", "/infer", body))
+            target = await self.target(request, name, version)
             binary = BinaryRequest(request, parsed, json_length, binary_outputs)
             if plan.mirror is not None and self._mirror is not None:
-                self._send_mirror(request, plan.mirror, binary.translated())
+                self.send_mirror(request, plan.mirror, binary.translated())
             return await self._infer_binary(request, target, binary)
 
     async def pipeline_infer(self, request: HttpRequest, params: Params) -> HttpResponse:
@@ -431,11 +410,11 @@ class RestAdapter:
                 validate_infer_json(request.body, None)
             else:
                 load_json_object(request.body)
-            self._send_flow_mirror(mirror, request.body)
+            self.send_flow_mirror(mirror, request.body)
             answer = await self._dataflow.call(kind, name, request.body)
             return HttpResponse(answer.status, answer.body, {"content-type": "application/json"})
 
-    def _send_flow_mirror(self, mirror: str | None, body: bytes) -> None:
+    def send_flow_mirror(self, mirror: str | None, body: bytes) -> None:
         """A copy of a pipeline request to the experiment's mirror pipeline (answer dropped)."""
         mirrored = flow_of(mirror) if mirror is not None else None
         if mirrored is None or self._mirror is None or self._dataflow is None:
@@ -443,10 +422,10 @@ class RestAdapter:
         dataflow = self._dataflow
         self._mirror.send_call(mirror or "", lambda: dataflow.call(*mirrored, body))
 
-    def _send_mirror(self, request: HttpRequest, mirror: str, body: bytes) -> None:
+    def send_mirror(self, request: HttpRequest, mirror: str, body: bytes) -> None:
         """A copy of the request to ``mirror``; its answer is dropped (mirroring.py)."""
         assert self._mirror is not None
-        self._mirror.send(mirror, lambda to: self._call_replica(request, to, "POST", "/infer", body))
+        self._mirror.send(mirror, lambda to: self.call_replica(request, to, "POST", "/infer", body))
 
     async def _infer_binary(
         self, request: HttpRequest, target: Target, binary: BinaryRequest
@@ -473,10 +452,10 @@ class RestAdapter:
 
         reply = await self._handler.forward(target, call)
         if not translated_reply or binary.outputs is None or reply.status != HTTPStatus.OK:
-            return _reply_response(reply)
+            return reply_response(reply)
         encoded = binary_tensors.encode_outputs(orjson.loads(reply.body), binary.outputs)
         if encoded is None:
-            return _reply_response(reply)
+            return reply_response(reply)
         payload, header_length = encoded
         return HttpResponse(
             200,
@@ -488,47 +467,6 @@ class RestAdapter:
         """``GET /v2`` on one replica (ReplicaExtensions asks it)."""
         reply = await self._upstream.request("GET", endpoint, "/v2", headers={}, timeout=_METADATA_TIMEOUT)
         return reply.status, reply.body
-
-    # ---- KServe V1 ----------------------------------------------------------------------------
-    async def v1_model_ready(self, request: HttpRequest, params: Params) -> HttpResponse:
-        return self.v1_ready_of(self._model_name(request, params))
-
-    def v1_ready_of(self, name: str) -> HttpResponse:
-        try:
-            ready = bool(self._handler.resolve(name).endpoints)
-        except RetryableError:  # known, but no version is available yet
-            ready = False
-        return json_response({"name": name, "ready": ready})
-
-    async def v1_predict(self, request: HttpRequest, params: Params) -> HttpResponse:
-        return await self.v1_predict_for(request, Inbound(params["model"], request.headers))
-
-    async def v1_predict_for(self, request: HttpRequest, inbound: Inbound) -> HttpResponse:
-        """KServe V1 predict as a V2 infer; experiments, pipelines and mirrors as for V2."""
-        plan = await self.plan_known(request, inbound)
-        tensor = kserve_v1.parse_instances(request.body)
-        reply = await self.tensor_infer(request, plan, tensor.v2_request)
-        if reply.status != HTTPStatus.OK:
-            return _reply_response(reply)
-        return json_response(kserve_v1.predictions(orjson.loads(reply.body)))
-
-    async def _v1_input_name(self, request: HttpRequest, target: Target) -> str:
-        """The model's only input name per its V2 metadata (asked once per server model)."""
-        cached = self._v1_input_names.get(target.server_model_name)
-        if cached is not None:
-            return cached
-        reply = await self._call_replica(request, target, "GET", "", None)
-        if reply.status != HTTPStatus.OK:
-            # The infer call that follows reports what is wrong with the model.
-            return kserve_v1.DEFAULT_INPUT_NAME
-        try:
-            name = kserve_v1.input_name(orjson.loads(reply.body))
-        except orjson.JSONDecodeError:
-            name = kserve_v1.DEFAULT_INPUT_NAME
-        if len(self._v1_input_names) >= V1_INPUT_NAME_CACHE_SIZE:
-            self._v1_input_names.clear()
-        self._v1_input_names[target.server_model_name] = name
-        return name
 
     async def metrics(self, request: HttpRequest, params: Params) -> HttpResponse:
         return HttpResponse(200, self._metrics.render(), {"content-type": self._metrics.content_type})

@@ -33,6 +33,7 @@ from modelplane.libs.http1.router import Params, Router
 from modelplane.libs.resources.importers.base import DEFAULT_NAMESPACE
 from modelplane.services.gateway import seldon_protocol
 from modelplane.services.gateway.dataflow import flow_of
+from modelplane.services.gateway.kserve_v1_routes import RowProtocols
 from modelplane.services.gateway.planner import SELDON_MODEL_HEADER, Inbound, RequestPlanner
 from modelplane.services.gateway.rest import RestAdapter, RestRoute, json_response
 
@@ -53,8 +54,9 @@ def error_response(exc: ModelplaneError) -> HttpResponse:
 class SeldonAdapter:
     """Seldon Core v1's paths; the REST adapter does the calling (rest.py)."""
 
-    def __init__(self, rest: RestAdapter, planner: RequestPlanner) -> None:
+    def __init__(self, rest: RestAdapter, rows: RowProtocols, planner: RequestPlanner) -> None:
         self._rest = rest
+        self._rows = rows
         self._planner = planner
 
     def register(self, router: Router[RestRoute]) -> None:
@@ -98,7 +100,7 @@ class SeldonAdapter:
             seldon_protocol.message_json(request.body, request.headers.get("content-type"), request.query)
         )
         puid = seldon_protocol.puid_of(message, request.headers)
-        reply = await self._rest.tensor_infer(request, plan, message.v2_request)
+        reply = await self._rows.tensor_infer(request, plan, message.v2_request)
         headers = {seldon_protocol.PUID_HEADER: puid}
         if reply.status != HTTPStatus.OK:
             info = seldon_protocol.replica_error_text(reply.body)
@@ -128,7 +130,7 @@ class SeldonAdapter:
         return await self._rest.model_metadata_of(request, self._model(request, params), None)
 
     async def v1_predict(self, request: HttpRequest, params: Params) -> HttpResponse:
-        return await self._rest.v1_predict_for(request, self._deployment(request, params))
+        return await self._rows.v1_predict_for(request, self._deployment(request, params))
 
     async def v1_ready(self, request: HttpRequest, params: Params) -> HttpResponse:
-        return self._rest.v1_ready_of(self._model(request, params))
+        return self._rows.v1_ready_of(self._model(request, params))
