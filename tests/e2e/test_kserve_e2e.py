@@ -392,6 +392,14 @@ def triton_grpc_infer(stack: UpProcess, model: str, rows: list[list[float]]) -> 
     return answer
 
 
+def stack_replicas(stack: UpProcess, server: str) -> list[dict[str, Any]]:
+    """The replicas `modelplane server status` lists for ``server`` (with their endpoints)."""
+    done = stack.cli("server", "status", server, "-o", "json", timeout=20)
+    assert done.code == 0, done
+    replicas: list[dict[str, Any]] = json.loads(done.out)["replicas"]
+    return replicas
+
+
 def binomial_bounds(n: int, p: float, sigmas: float = 5.0) -> tuple[float, float]:
     """[mean - k*sd, mean + k*sd] of Binomial(n, p): a fair split leaves it about once in 3.5
     million runs at k = 5."""
@@ -447,7 +455,9 @@ def test_inference_services_serve_kserve_clients_and_roll_out_a_canary(
     answered = triton_http_infer(stack, "sklearn-irisv2", IRIS_INSTANCES)
     assert answered["model_name"].startswith("sklearn-irisv2")
     assert answered["outputs"][0]["data"] == IRIS_LABELS
-    assert triton_grpc_infer(stack, "sklearn-irisv2", IRIS_INSTANCES)["predict"] == IRIS_LABELS
+    answered = triton_grpc_infer(stack, "sklearn-irisv2", IRIS_INSTANCES)
+    assert answered["model_name"].startswith("sklearn-irisv2")
+    assert answered["predict"] == IRIS_LABELS
     if kserve is not None:
         body = {
             "inputs": [
@@ -652,11 +662,3 @@ def test_serving_runtimes_and_trained_models(stack: UpProcess, tmp_path: Path) -
     assert conditions(status(stack, "tm", "model1-sklearn"))["Ready"]["status"] == "False"
     # The other services were not disturbed.
     assert triton_http_infer(stack, "iris-auto", IRIS_INSTANCES)["outputs"][0]["data"] == IRIS_LABELS
-
-
-def stack_replicas(stack: UpProcess, server: str) -> list[dict[str, Any]]:
-    """The replicas `modelplane server status` lists for ``server`` (with their endpoints)."""
-    done = stack.cli("server", "status", server, "-o", "json", timeout=20)
-    assert done.code == 0, done
-    replicas: list[dict[str, Any]] = json.loads(done.out)["replicas"]
-    return replicas
