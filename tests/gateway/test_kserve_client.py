@@ -20,7 +20,8 @@ def kserve() -> Path:
 
 
 async def test_kserve_v1_predict(kserve: Path, gateway: App, mlserver: MLServerReplica) -> None:
-    """InferenceRESTClient with protocol v1 gets one prediction per instance from /v1/models/iris:predict."""
+    """InferenceRESTClient with protocol v1 gets one prediction per instance from /v1/models/iris:predict,
+    flat as KServe's own sklearn server answers (MLServer's [N, 1] column is N values)."""
     body = {"instances": mlserver.iris.X[:4].tolist()}
     answer = await kserve_infer(kserve, gateway.http_url, "iris", body, "v1")
     assert answer == {"predictions": mlserver.iris.expected[:4].tolist()}

@@ -141,7 +141,8 @@ class TrainedModelImporter:
             return _refused(
                 "spec.inferenceService",
                 INFERENCE_SERVICE_NOT_FOUND,
-                f"InferenceService {parent_name!r} is not applied: TrainedModel {name} cannot deploy",
+                f"InferenceService {parent_name!r} (spec.inferenceService) is not applied: "
+                f"TrainedModel {name} cannot deploy",
             )
         try:
             plan = parse_predictor((parent.manifest.get("spec") or {}).get("predictor"))

@@ -118,6 +118,8 @@ def test_a_missing_parent_is_a_problem_naming_the_field() -> None:
     status = status_of(trained_model("model1-sklearn"), translation, FakeNatives())
     ready = conditions(status)["Ready"]
     assert (ready["status"], ready["reason"]) == ("False", "InferenceServiceNotFound")
+    # `get tm` shows the status alone: its message names the field to fix.
+    assert "spec.inferenceService" in ready["message"]
 
 
 def test_a_single_model_parent_is_not_a_multi_model_predictor() -> None:
