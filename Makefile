@@ -40,7 +40,7 @@ kserve-client: $(STAMP)
 unit: $(STAMP) kserve-client
 	$(BIN)/pytest tests --ignore=tests/e2e
 
-e2e: $(STAMP)
+e2e: $(STAMP) kserve-client
 	$(BIN)/pytest tests/e2e
 
 test: lint unit e2e
