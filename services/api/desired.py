@@ -94,9 +94,12 @@ class DesiredState:
         if isinstance(incoming, Server):
             check_server_replicas(incoming.spec, self._max_server_replicas)
 
-    async def admit_plan(self, principal: Principal, the_plan: ApplyPlan, count: int) -> None:
-        """Authorize and admit every resource of ``the_plan`` (nothing is written yet)."""
+    async def admit_plan(self, principal: Principal, the_plan: ApplyPlan, count: int) -> ApplyPlan:
+        """Authorize and admit every resource of ``the_plan`` (nothing is written yet); returns
+        what to write: the plan without the stored dependents that no longer admit (they keep
+        what they had, logged), as a dependent never fails another resource's apply."""
         claimed: dict[tuple[str, str], str] = {}
+        admitted: list[PlannedForeign] = []
         for index, resource in the_plan.natives:
             try:
                 authz.authorize(principal, "apply", resource.kind)
@@ -108,27 +111,30 @@ class DesiredState:
             claimed[(resource.kind, resource.meta.name)] = ""
         for planned in the_plan.foreign:
             owner = owner_of(planned.parsed.ref)
+            claims: dict[tuple[str, str], str] = {}
             try:
                 if planned.index is not None:
                     authz.authorize_foreign(principal, "apply", planned.parsed.ref.kind)
                 for resource in derived(planned):
                     checked = validate_derived(resource)
                     key = (checked.kind, checked.meta.name)
-                    if key in claimed and claimed[key] != owner:
+                    if claimed.get(key, owner) != owner:
                         raise InvalidError(
                             f"{checked.kind} {checked.meta.name} would also be derived from "
                             f"{claimed[key] or 'a native document'} of this apply",
                             field="metadata.name",
                         )
-                    claimed[key] = owner
+                    claims[key] = owner
                     await self.check_not_owned(checked.kind, checked.meta.name, owner)
                     await self.admit(normalized(checked))
             except ModelplaneError as exc:
                 if planned.index is None:
-                    # A stored dependent no longer admits: it keeps what it had (see foreign).
                     log.warning("foreign_rederive_refused", resource=str(planned.parsed.ref), error=str(exc))
                     continue
                 raise with_index(exc, planned.index, count) from exc
+            claimed.update(claims)
+            admitted.append(planned)
+        return ApplyPlan(the_plan.natives, tuple(admitted))
 
     async def check_not_owned(self, kind: Kind, name: str, owner: str) -> None:
         """InvalidError unless the stored ``kind``/``name`` is absent or owned by ``owner``."""

@@ -56,6 +56,7 @@ from modelplane.proto import resources_pb2, state_pb2
 from modelplane.services.api import authz
 from modelplane.services.api.desired import DesiredState, Outcome, Publisher
 from modelplane.services.api.foreign import (
+    ApplyPlan,
     ForeignEntry,
     ForeignStore,
     dependents_of,
@@ -187,7 +188,7 @@ class ControlHandler:
         the_plan = plan(docs, stored)
         if the_plan.foreign and self._foreign is None:
             raise InvalidError("this api accepts native manifests only", field="apiVersion")
-        await self._desired.admit_plan(principal, the_plan, len(docs))
+        the_plan = await self._desired.admit_plan(principal, the_plan, len(docs))
         results: dict[int, Applied] = {}
         for index, resource in the_plan.natives:
             incoming = normalized(resource)
@@ -275,7 +276,8 @@ class ControlHandler:
         log.info("foreign_deleted", resource=str(ref))
         for owned_kind, owned_name in stale(entry, ()):
             await self._desired.delete_native(owned_kind, owned_name)
-        for planned in dependents_of({kind}, await store.all(), {ref.key()}):
+        dependents = ApplyPlan((), tuple(dependents_of({kind}, await store.all(), {ref.key()})))
+        for planned in (await self._desired.admit_plan(principal, dependents, 0)).foreign:
             await self._desired.write_foreign(planned)
         return "deleted"
 

@@ -260,3 +260,42 @@ async def test_a_trained_model_follows_its_parent(handler: ControlHandler) -> No
     with pytest.raises(NotFoundError):
         await handler.get(ADMIN, "Model", "iris")
     assert (await handler.get_foreign(ADMIN, "TrainedModel", "iris")).entry.problems
+
+
+async def test_a_dependent_that_no_longer_admits_keeps_what_it_had(handler: ControlHandler) -> None:
+    """A TrainedModel re-derived because its parent arrived would take over a Model applied
+    directly meanwhile: the parent's apply succeeds, the native Model is left alone."""
+    tm = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "TrainedModel",
+        "metadata": {"name": "iris"},
+        "spec": {
+            "inferenceService": "mms",
+            "model": {"storageUri": "gs://x/iris", "framework": "sklearn", "memory": "1Mi"},
+        },
+    }
+    await handler.apply_manifests(ADMIN, [tm])
+    native = {
+        "apiVersion": "modelplane.io/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": "iris"},
+        "spec": {"storageUri": "gs://mine/iris", "requirements": ["sklearn"]},
+    }
+    await handler.apply_manifests(ADMIN, [native])
+    parent = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "mms"},
+        "spec": {
+            "predictor": {
+                "model": {"modelFormat": {"name": "sklearn"}, "resources": {"limits": {"memory": "1Gi"}}}
+            }
+        },
+    }
+    ((_, outcome),) = await handler.apply_manifests(ADMIN, [parent])
+    assert outcome == "created"
+    model = await handler.get(ADMIN, "Model", "iris")
+    assert isinstance(model, Model)
+    assert model.meta.owner == ""
+    assert model.spec.storage_uri == "gs://mine/iris"
+    assert (await handler.get_foreign(ADMIN, "TrainedModel", "iris")).entry.owned == ()
