@@ -176,7 +176,7 @@ def list_resources(kind: str | None, namespace: str, all_namespaces: bool, api_a
     with ApiClient(api_address) as api:
         for each in kinds:
             reply = api.list(each)
-            natives = [r for r in reply.resources if r.WhichOneof("kind") != "foreign"]
+            natives = [r for r in reply.resources if r.WhichOneof("kind") not in ("foreign", "server_config")]
             statuses = {}
             if natives:
                 statuses = {s.name: s for s in api.list_status(each).statuses}
@@ -193,6 +193,9 @@ def list_resources(kind: str | None, namespace: str, all_namespaces: bool, api_a
                 resource = resource_from_pb(item)
                 status = statuses.get(resource.meta.name)
                 owner = f"owned by {resource.meta.owner}" if resource.meta.owner else ""
+                if resource.kind == "ServerConfig":  # a template for Servers: nothing runs as it
+                    rows.append((f"serverconfig/{resource.meta.name}", "-", "-", owner))
+                    continue
                 detail = "; ".join(d for d in ((status.reason if status else ""), owner) if d)
                 state = status.state if status is not None and status.state else "Unknown"
                 rows.append((f"{resource.kind.lower()}/{resource.meta.name}", "-", state, detail))
