@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -33,7 +34,7 @@ from modelplane.libs.resources.importers.base import (
 )
 from modelplane.libs.resources.importers.namespaces import translate_in_namespace
 from modelplane.libs.resources.manifests import parse_manifest
-from modelplane.libs.resources.types import KINDS, Kind, Model, Resource
+from modelplane.libs.resources.types import KINDS, NAME_MAX_LENGTH, NAME_PATTERN, Kind, Model, Resource
 from modelplane.libs.store import TypedBucket
 from modelplane.proto import resources_pb2
 from modelplane.services.api.kinds import validate
@@ -49,6 +50,12 @@ DELETE_ORDER: Final[tuple[Kind, ...]] = (
     "Server",
     "ServerConfig",
 )
+
+
+# What the api accepts as a foreign resource's name before its importer checks it further (each
+# kind has its own rule: an InferenceService's is a DNS label, a TrainedModel's allows '_').
+_FOREIGN_NAME: Final = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_MAX_NAME: Final = 253
 
 
 def owner_of(ref: ForeignRef) -> str:
@@ -173,9 +180,23 @@ def foreign_manifest(doc: Any) -> ForeignManifest | None:
     name = metadata.get("name")
     if not isinstance(name, str) or not name:
         raise InvalidError("is required", field="metadata.name")
-    namespace = metadata.get("namespace", DEFAULT_NAMESPACE)
-    if not isinstance(namespace, str):
-        raise InvalidError("must be a string", field="metadata.namespace")
+    if len(name) > _MAX_NAME or not _FOREIGN_NAME.match(name):
+        raise InvalidError(
+            f"{name!r} is not a Kubernetes object name (letters, digits, '-', '_' and '.', "
+            f"starting and ending with a letter or digit, at most {_MAX_NAME})",
+            field="metadata.name",
+        )
+    namespace = metadata.get("namespace") or DEFAULT_NAMESPACE
+    if (
+        not isinstance(namespace, str)
+        or not NAME_PATTERN.match(namespace)
+        or len(namespace) > NAME_MAX_LENGTH
+    ):
+        raise InvalidError(
+            f"{namespace!r} is not a namespace name (lower-case letters, digits and '-', at most "
+            f"{NAME_MAX_LENGTH})",
+            field="metadata.namespace",
+        )
     if importer.cluster_scoped:
         namespace = ""
     return ForeignManifest(importer, ForeignRef(kind, name, namespace or ""), api, dict(doc))

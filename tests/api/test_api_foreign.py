@@ -299,3 +299,17 @@ async def test_a_dependent_that_no_longer_admits_keeps_what_it_had(handler: Cont
     assert model.meta.owner == ""
     assert model.spec.storage_uri == "gs://mine/iris"
     assert (await handler.get_foreign(ADMIN, "TrainedModel", "iris")).entry.owned == ()
+
+
+async def test_names_and_namespaces_that_cannot_be_keys_are_refused(handler: ControlHandler) -> None:
+    for metadata, field in (
+        ({"name": "a b"}, "metadata.name"),
+        ({"name": "x/../y"}, "metadata.name"),
+        ({"name": "ok", "namespace": "Team_A"}, "metadata.namespace"),
+        ({"name": "ok", "namespace": 7}, "metadata.namespace"),
+    ):
+        bad = {**iris_isvc(), "metadata": metadata}
+        with pytest.raises(InvalidError) as caught:
+            await handler.apply_manifests(ADMIN, [bad])
+        assert caught.value.field == field
+    assert await handler.list_foreign(ADMIN, "InferenceService") == []
