@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import nats
+import nats.errors as nats_errors
 import nats.js.errors as js_errors
 import structlog
 from google.protobuf.message import DecodeError, Message
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType
+from nats.js.api import DeliverPolicy, KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
@@ -43,6 +44,10 @@ M = TypeVar("M", bound=Message)
 
 # Seconds a cancelled watch waits for its half-made consumer, to stop it rather than leak it.
 _WATCH_CREATE_TIMEOUT = 5.0
+# A snapshot's consumer (items): seconds to wait for each message it already counted, and how
+# long the server keeps a consumer its reader abandoned.
+_SNAPSHOT_MESSAGE_TIMEOUT = 5.0
+_SNAPSHOT_INACTIVE_SECONDS = 60.0
 
 
 class UndecodableValues(Collector):
@@ -253,19 +258,42 @@ class TypedBucket(Generic[M]):
     async def items(self) -> list[Versioned[M]]:
         """Every live key with its value (a snapshot); values that do not parse are left out.
 
-        Read from the replay of a watch, stopped once it has caught up: one consumer and no
-        round trip per key. nats-py's own ``keys()`` also makes a watcher, but leaves its
-        heartbeat task running when it is cancelled half-way (a shutdown during a list)."""
-        out: list[Versioned[M]] = []
-        stream = self.watch()
+        Read from an ordered consumer of each key's last message: one consumer and no round
+        trip per key. The snapshot's size is counted by the consumer itself (delivered plus
+        pending when it was made), not taken from nats-py's "caught up" marker: nats-py sends
+        that marker when the server has nothing left to deliver, which can be before the client
+        has read what was already delivered (under load, a watch then looked empty)."""
+        pre = f"$KV.{self.name}."
+        sub = await self._kv._js.subscribe(
+            f"{pre}>",
+            stream=f"KV_{self.name}",
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+            inactive_threshold=_SNAPSHOT_INACTIVE_SECONDS,
+        )
         try:
-            async for change in stream:
-                if change is None:  # caught up
-                    break
-                if change.value is not None:
-                    out.append(Versioned(change.key, change.value, change.revision))
+            info = await sub.consumer_info()
+            total = (info.num_pending or 0) + ((info.delivered.consumer_seq or 0) if info.delivered else 0)
+            latest: dict[str, tuple[bytes, int]] = {}
+            for _ in range(total):
+                try:
+                    msg = await sub.next_msg(timeout=_SNAPSHOT_MESSAGE_TIMEOUT)
+                except nats_errors.TimeoutError as exc:
+                    raise RetryableError(f"reading {self.name} timed out; try again") from exc
+                key = msg.subject[len(pre) :]
+                operation = (msg.headers or {}).get("KV-Operation")
+                if operation in ("DEL", "PURGE"):
+                    latest.pop(key, None)
+                else:
+                    latest[key] = (msg.data, msg.metadata.sequence.stream)
         finally:
-            await stream.aclose()
+            with contextlib.suppress(nats_errors.Error):
+                await sub.unsubscribe()
+        out: list[Versioned[M]] = []
+        for key, (raw, revision) in latest.items():
+            value = self._decode(key, raw, revision)
+            if value is not None:
+                out.append(Versioned(key, value, revision))
         return out
 
     async def watch(self, keys: str = ">") -> AsyncGenerator[Change[M] | None, None]:
