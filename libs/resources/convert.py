@@ -48,6 +48,7 @@ def meta_to_pb(meta: Meta) -> pb.ObjectMeta:
         created_at=meta.created_at,
         imported_from=meta.imported_from,
         owner=meta.owner,
+        namespace=meta.namespace,
     )
 
 
@@ -60,6 +61,7 @@ def meta_from_pb(msg: pb.ObjectMeta) -> Meta:
         created_at=msg.created_at,
         imported_from=msg.imported_from,
         owner=msg.owner,
+        namespace=msg.namespace,
     )
 
 

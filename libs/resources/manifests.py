@@ -38,6 +38,13 @@ from modelplane.libs.resources.flow_manifests import (
     pipeline_manifest,
 )
 from modelplane.libs.resources.manifest_base import Lenient, Strict, validate_model
+from modelplane.libs.resources.namespacing import (
+    CLUSTER_WIDE,
+    check_namespace,
+    into_namespace,
+    is_default,
+    out_of_namespace,
+)
 from modelplane.libs.resources.quantity import format_bytes, parse_bytes
 from modelplane.libs.resources.types import (
     AUTOSCALING_METRICS,
@@ -465,9 +472,18 @@ def parse_manifest(doc: Any) -> Resource:
         supported = ", ".join(_API_KINDS[api])
         raise InvalidError(f"unknown kind {kind!r} for {api}; supported: {supported}", field="kind")
     meta_in: _Metadata = validate_model(_Metadata, doc.get("metadata"), "metadata")
+    namespace = "" if kind in CLUSTER_WIDE else check_namespace(meta_in.namespace)
+    if namespace and not is_default(namespace):
+        # Service-wide names for this namespace's resource and what it refers to (namespacing.py).
+        doc = into_namespace(doc, namespace)
+        meta_in = validate_model(_Metadata, doc.get("metadata"), "metadata")
     imported = "" if api == NATIVE_API else f"{api}/{kind}"
     meta = Meta(
-        name=meta_in.name, labels=meta_in.labels, annotations=meta_in.annotations, imported_from=imported
+        name=meta_in.name,
+        labels=meta_in.labels,
+        annotations=meta_in.annotations,
+        imported_from=imported,
+        namespace="" if is_default(namespace) else namespace,
     )
     native = api == NATIVE_API
     spec = doc.get("spec")
@@ -608,4 +624,16 @@ def to_manifest(resource: Resource) -> dict[str, Any]:
             "command": list(c.command),
             "parallelWorkers": c.parallel_workers,
         }
-    return {"apiVersion": NATIVE_API, "kind": resource.kind, "metadata": meta, "spec": _drop_empty(spec)}
+    rendered: dict[str, Any] = {
+        "apiVersion": NATIVE_API,
+        "kind": resource.kind,
+        "metadata": meta,
+        "spec": _drop_empty(spec),
+    }
+    namespace = resource.meta.namespace
+    if is_default(namespace):
+        return rendered
+    # The names its user wrote (namespacing.py); parse_manifest renames them again.
+    rendered = out_of_namespace(rendered, namespace)
+    rendered["metadata"]["namespace"] = namespace
+    return rendered

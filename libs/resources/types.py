@@ -38,8 +38,12 @@ class Meta:
     annotations: dict[str, str] = field(default_factory=dict)
     created_at: str = ""
     imported_from: str = ""
-    # "<Kind>/<name>" of the foreign resource this one is derived from ("" when applied directly).
+    # "<Kind>/<namespace>/<name>" of the foreign resource this one is derived from ("" when
+    # applied directly).
     owner: str = ""
+    # Where it was applied ("" = default). Outside default, ``name`` is the service-wide name
+    # ``<namespace>--<name>`` every service uses (libs/resources/namespacing.py).
+    namespace: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from . import resources_pb2 as modelplane_dot_v1_dot_resources__pb2
 from . import state_pb2 as modelplane_dot_v1_dot_state__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmodelplane/v1/control.proto\x12\rmodelplane.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1dmodelplane/v1/resources.proto\x1a\x19modelplane/v1/state.proto\"\xe3\x02\n\x08Resource\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x14.modelplane.v1.ModelH\x00\x12\'\n\x06server\x18\x02 \x01(\x0b\x32\x15.modelplane.v1.ServerH\x00\x12\x34\n\rserver_config\x18\x03 \x01(\x0b\x32\x1b.modelplane.v1.ServerConfigH\x00\x12/\n\nexperiment\x18\x04 \x01(\x0b\x32\x19.modelplane.v1.ExperimentH\x00\x12+\n\x08pipeline\x18\x05 \x01(\x0b\x32\x17.modelplane.v1.PipelineH\x00\x12\x38\n\x0finference_graph\x18\x06 \x01(\x0b\x32\x1d.modelplane.v1.InferenceGraphH\x00\x12\x31\n\x07\x66oreign\x18\x07 \x01(\x0b\x32\x1e.modelplane.v1.ForeignResourceH\x00\x42\x06\n\x04kind\"\xe8\x01\n\x0f\x46oreignResource\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\tnamespace\x18\x04 \x01(\t\x12\x15\n\rmanifest_json\x18\x05 \x01(\t\x12\x13\n\x0bstatus_json\x18\x06 \x01(\t\x12&\n\x05owned\x18\x07 \x03(\x0b\x32\x17.modelplane.v1.OwnedRef\x12\r\n\x05notes\x18\x08 \x03(\t\x12.\n\x08problems\x18\t \x03(\x0b\x32\x1c.modelplane.v1.ImportProblem\"=\n\x0f\x41pplyAllRequest\x12*\n\tmanifests\x18\x01 \x03(\x0b\x32\x17.google.protobuf.Struct\"?\n\x10\x41pplyAllResponse\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x1c.modelplane.v1.ApplyResponse\"r\n\x0c\x41pplyRequest\x12+\n\x08resource\x18\x01 \x01(\x0b\x32\x17.modelplane.v1.ResourceH\x00\x12+\n\x08manifest\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructH\x00\x42\x08\n\x06source\"K\n\rApplyResponse\x12)\n\x08resource\x18\x01 \x01(\x0b\x32\x17.modelplane.v1.Resource\x12\x0f\n\x07outcome\x18\x02 \x01(\t\"L\n\x0cScaleRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08replicas\x18\x03 \x01(\x05\x12\x0e\n\x06reason\x18\x04 \x01(\t\"<\n\x0bResourceRef\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tnamespace\x18\x03 \x01(\t\"\x1b\n\x0bListRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\":\n\x0cListResponse\x12*\n\tresources\x18\x01 \x03(\x0b\x32\x17.modelplane.v1.Resource\"!\n\x0e\x44\x65leteResponse\x12\x0f\n\x07outcome\x18\x01 \x01(\t\"?\n\x0eStatusResponse\x12-\n\x06status\x18\x01 \x01(\x0b\x32\x1d.modelplane.v1.ResourceStatus\"E\n\x12ListStatusResponse\x12/\n\x08statuses\x18\x01 \x03(\x0b\x32\x1d.modelplane.v1.ResourceStatus\"F\n\x16ServerReplicasResponse\x12,\n\x08replicas\x18\x01 \x03(\x0b\x32\x1a.modelplane.v1.ReplicaInfo\"*\n\x0cWatchRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"I\n\nWatchEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12-\n\x06status\x18\x02 \x01(\x0b\x32\x1d.modelplane.v1.ResourceStatus\"\"\n\x12\x46ollowModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x92\x01\n\x10\x46ollowModelEvent\x12/\n\x06status\x18\x01 \x01(\x0b\x32\x1d.modelplane.v1.ResourceStatusH\x00\x12\x31\n\x08\x64ownload\x18\x02 \x01(\x0b\x32\x1d.modelplane.v1.DownloadStatusH\x00\x12\x11\n\x07\x64\x65leted\x18\x03 \x01(\x08H\x00\x42\x07\n\x05\x65vent\"H\n\x16InspectPipelineRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"D\n\nStepRecord\x12\x0c\n\x04step\x18\x01 \x01(\t\x12\x0c\n\x04port\x18\x02 \x01(\t\x12\x0c\n\x04json\x18\x03 \x01(\t\x12\x0c\n\x04time\x18\x04 \x01(\t\"Y\n\x17InspectPipelineResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12*\n\x07records\x18\x02 \x03(\x0b\x32\x19.modelplane.v1.StepRecord\"0\n\x12\x43reateTokenRequest\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"@\n\x13\x43reateTokenResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\r\n\x05token\x18\x03 \x01(\t\"\x13\n\x11ListTokensRequest\"8\n\tTokenInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\t\">\n\x12ListTokensResponse\x12(\n\x06tokens\x18\x01 \x03(\x0b\x32\x18.modelplane.v1.TokenInfo\"\"\n\x12RevokeTokenRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x15\n\x13RevokeTokenResponse2\x93\t\n\x0e\x43ontrolService\x12\x42\n\x05\x41pply\x12\x1b.modelplane.v1.ApplyRequest\x1a\x1c.modelplane.v1.ApplyResponse\x12K\n\x08\x41pplyAll\x12\x1e.modelplane.v1.ApplyAllRequest\x1a\x1f.modelplane.v1.ApplyAllResponse\x12\x42\n\x05Scale\x12\x1b.modelplane.v1.ScaleRequest\x1a\x1c.modelplane.v1.ApplyResponse\x12:\n\x03Get\x12\x1a.modelplane.v1.ResourceRef\x1a\x17.modelplane.v1.Resource\x12?\n\x04List\x12\x1a.modelplane.v1.ListRequest\x1a\x1b.modelplane.v1.ListResponse\x12\x43\n\x06\x44\x65lete\x12\x1a.modelplane.v1.ResourceRef\x1a\x1d.modelplane.v1.DeleteResponse\x12\x46\n\tGetStatus\x12\x1a.modelplane.v1.ResourceRef\x1a\x1d.modelplane.v1.StatusResponse\x12K\n\nListStatus\x12\x1a.modelplane.v1.ListRequest\x1a!.modelplane.v1.ListStatusResponse\x12V\n\x11GetServerReplicas\x12\x1a.modelplane.v1.ResourceRef\x1a%.modelplane.v1.ServerReplicasResponse\x12`\n\x0fInspectPipeline\x12%.modelplane.v1.InspectPipelineRequest\x1a&.modelplane.v1.InspectPipelineResponse\x12G\n\x0bWatchStatus\x12\x1b.modelplane.v1.WatchRequest\x1a\x19.modelplane.v1.WatchEvent0\x01\x12S\n\x0b\x46ollowModel\x12!.modelplane.v1.FollowModelRequest\x1a\x1f.modelplane.v1.FollowModelEvent0\x01\x12T\n\x0b\x43reateToken\x12!.modelplane.v1.CreateTokenRequest\x1a\".modelplane.v1.CreateTokenResponse\x12Q\n\nListTokens\x12 .modelplane.v1.ListTokensRequest\x1a!.modelplane.v1.ListTokensResponse\x12T\n\x0bRevokeToken\x12!.modelplane.v1.RevokeTokenRequest\x1a\".modelplane.v1.RevokeTokenResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmodelplane/v1/control.proto\x12\rmodelplane.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1dmodelplane/v1/resources.proto\x1a\x19modelplane/v1/state.proto\"\xe3\x02\n\x08Resource\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x14.modelplane.v1.ModelH\x00\x12\'\n\x06server\x18\x02 \x01(\x0b\x32\x15.modelplane.v1.ServerH\x00\x12\x34\n\rserver_config\x18\x03 \x01(\x0b\x32\x1b.modelplane.v1.ServerConfigH\x00\x12/\n\nexperiment\x18\x04 \x01(\x0b\x32\x19.modelplane.v1.ExperimentH\x00\x12+\n\x08pipeline\x18\x05 \x01(\x0b\x32\x17.modelplane.v1.PipelineH\x00\x12\x38\n\x0finference_graph\x18\x06 \x01(\x0b\x32\x1d.modelplane.v1.InferenceGraphH\x00\x12\x31\n\x07\x66oreign\x18\x07 \x01(\x0b\x32\x1e.modelplane.v1.ForeignResourceH\x00\x42\x06\n\x04kind\"\xe8\x01\n\x0f\x46oreignResource\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\tnamespace\x18\x04 \x01(\t\x12\x15\n\rmanifest_json\x18\x05 \x01(\t\x12\x13\n\x0bstatus_json\x18\x06 \x01(\t\x12&\n\x05owned\x18\x07 \x03(\x0b\x32\x17.modelplane.v1.OwnedRef\x12\r\n\x05notes\x18\x08 \x03(\t\x12.\n\x08problems\x18\t \x03(\x0b\x32\x1c.modelplane.v1.ImportProblem\"=\n\x0f\x41pplyAllRequest\x12*\n\tmanifests\x18\x01 \x03(\x0b\x32\x17.google.protobuf.Struct\"?\n\x10\x41pplyAllResponse\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x1c.modelplane.v1.ApplyResponse\"r\n\x0c\x41pplyRequest\x12+\n\x08resource\x18\x01 \x01(\x0b\x32\x17.modelplane.v1.ResourceH\x00\x12+\n\x08manifest\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructH\x00\x42\x08\n\x06source\"K\n\rApplyResponse\x12)\n\x08resource\x18\x01 \x01(\x0b\x32\x17.modelplane.v1.Resource\x12\x0f\n\x07outcome\x18\x02 \x01(\t\"_\n\x0cScaleRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08replicas\x18\x03 \x01(\x05\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x11\n\tnamespace\x18\x05 \x01(\t\"<\n\x0bResourceRef\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tnamespace\x18\x03 \x01(\t\"\x1b\n\x0bListRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\":\n\x0cListResponse\x12*\n\tresources\x18\x01 \x03(\x0b\x32\x17.modelplane.v1.Resource\"!\n\x0e\x44\x65leteResponse\x12\x0f\n\x07outcome\x18\x01 \x01(\t\"?\n\x0eStatusResponse\x12-\n\x06status\x18\x01 \x01(\x0b\x32\x1d.modelplane.v1.ResourceStatus\"E\n\x12ListStatusResponse\x12/\n\x08statuses\x18\x01 \x03(\x0b\x32\x1d.modelplane.v1.ResourceStatus\"F\n\x16ServerReplicasResponse\x12,\n\x08replicas\x18\x01 \x03(\x0b\x32\x1a.modelplane.v1.ReplicaInfo\"=\n\x0cWatchRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tnamespace\x18\x03 \x01(\t\"I\n\nWatchEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12-\n\x06status\x18\x02 \x01(\x0b\x32\x1d.modelplane.v1.ResourceStatus\"5\n\x12\x46ollowModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\"\x92\x01\n\x10\x46ollowModelEvent\x12/\n\x06status\x18\x01 \x01(\x0b\x32\x1d.modelplane.v1.ResourceStatusH\x00\x12\x31\n\x08\x64ownload\x18\x02 \x01(\x0b\x32\x1d.modelplane.v1.DownloadStatusH\x00\x12\x11\n\x07\x64\x65leted\x18\x03 \x01(\x08H\x00\x42\x07\n\x05\x65vent\"[\n\x16InspectPipelineRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x11\n\tnamespace\x18\x04 \x01(\t\"D\n\nStepRecord\x12\x0c\n\x04step\x18\x01 \x01(\t\x12\x0c\n\x04port\x18\x02 \x01(\t\x12\x0c\n\x04json\x18\x03 \x01(\t\x12\x0c\n\x04time\x18\x04 \x01(\t\"Y\n\x17InspectPipelineResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12*\n\x07records\x18\x02 \x03(\x0b\x32\x19.modelplane.v1.StepRecord\"0\n\x12\x43reateTokenRequest\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"@\n\x13\x43reateTokenResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\r\n\x05token\x18\x03 \x01(\t\"\x13\n\x11ListTokensRequest\"8\n\tTokenInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\t\">\n\x12ListTokensResponse\x12(\n\x06tokens\x18\x01 \x03(\x0b\x32\x18.modelplane.v1.TokenInfo\"\"\n\x12RevokeTokenRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x15\n\x13RevokeTokenResponse2\x93\t\n\x0e\x43ontrolService\x12\x42\n\x05\x41pply\x12\x1b.modelplane.v1.ApplyRequest\x1a\x1c.modelplane.v1.ApplyResponse\x12K\n\x08\x41pplyAll\x12\x1e.modelplane.v1.ApplyAllRequest\x1a\x1f.modelplane.v1.ApplyAllResponse\x12\x42\n\x05Scale\x12\x1b.modelplane.v1.ScaleRequest\x1a\x1c.modelplane.v1.ApplyResponse\x12:\n\x03Get\x12\x1a.modelplane.v1.ResourceRef\x1a\x17.modelplane.v1.Resource\x12?\n\x04List\x12\x1a.modelplane.v1.ListRequest\x1a\x1b.modelplane.v1.ListResponse\x12\x43\n\x06\x44\x65lete\x12\x1a.modelplane.v1.ResourceRef\x1a\x1d.modelplane.v1.DeleteResponse\x12\x46\n\tGetStatus\x12\x1a.modelplane.v1.ResourceRef\x1a\x1d.modelplane.v1.StatusResponse\x12K\n\nListStatus\x12\x1a.modelplane.v1.ListRequest\x1a!.modelplane.v1.ListStatusResponse\x12V\n\x11GetServerReplicas\x12\x1a.modelplane.v1.ResourceRef\x1a%.modelplane.v1.ServerReplicasResponse\x12`\n\x0fInspectPipeline\x12%.modelplane.v1.InspectPipelineRequest\x1a&.modelplane.v1.InspectPipelineResponse\x12G\n\x0bWatchStatus\x12\x1b.modelplane.v1.WatchRequest\x1a\x19.modelplane.v1.WatchEvent0\x01\x12S\n\x0b\x46ollowModel\x12!.modelplane.v1.FollowModelRequest\x1a\x1f.modelplane.v1.FollowModelEvent0\x01\x12T\n\x0b\x43reateToken\x12!.modelplane.v1.CreateTokenRequest\x1a\".modelplane.v1.CreateTokenResponse\x12Q\n\nListTokens\x12 .modelplane.v1.ListTokensRequest\x1a!.modelplane.v1.ListTokensResponse\x12T\n\x0bRevokeToken\x12!.modelplane.v1.RevokeTokenRequest\x1a\".modelplane.v1.RevokeTokenResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,49 +48,49 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APPLYRESPONSE']._serialized_start=971
   _globals['_APPLYRESPONSE']._serialized_end=1046
   _globals['_SCALEREQUEST']._serialized_start=1048
-  _globals['_SCALEREQUEST']._serialized_end=1124
-  _globals['_RESOURCEREF']._serialized_start=1126
-  _globals['_RESOURCEREF']._serialized_end=1186
-  _globals['_LISTREQUEST']._serialized_start=1188
-  _globals['_LISTREQUEST']._serialized_end=1215
-  _globals['_LISTRESPONSE']._serialized_start=1217
-  _globals['_LISTRESPONSE']._serialized_end=1275
-  _globals['_DELETERESPONSE']._serialized_start=1277
-  _globals['_DELETERESPONSE']._serialized_end=1310
-  _globals['_STATUSRESPONSE']._serialized_start=1312
-  _globals['_STATUSRESPONSE']._serialized_end=1375
-  _globals['_LISTSTATUSRESPONSE']._serialized_start=1377
-  _globals['_LISTSTATUSRESPONSE']._serialized_end=1446
-  _globals['_SERVERREPLICASRESPONSE']._serialized_start=1448
-  _globals['_SERVERREPLICASRESPONSE']._serialized_end=1518
-  _globals['_WATCHREQUEST']._serialized_start=1520
-  _globals['_WATCHREQUEST']._serialized_end=1562
-  _globals['_WATCHEVENT']._serialized_start=1564
-  _globals['_WATCHEVENT']._serialized_end=1637
-  _globals['_FOLLOWMODELREQUEST']._serialized_start=1639
-  _globals['_FOLLOWMODELREQUEST']._serialized_end=1673
-  _globals['_FOLLOWMODELEVENT']._serialized_start=1676
-  _globals['_FOLLOWMODELEVENT']._serialized_end=1822
-  _globals['_INSPECTPIPELINEREQUEST']._serialized_start=1824
-  _globals['_INSPECTPIPELINEREQUEST']._serialized_end=1896
-  _globals['_STEPRECORD']._serialized_start=1898
-  _globals['_STEPRECORD']._serialized_end=1966
-  _globals['_INSPECTPIPELINERESPONSE']._serialized_start=1968
-  _globals['_INSPECTPIPELINERESPONSE']._serialized_end=2057
-  _globals['_CREATETOKENREQUEST']._serialized_start=2059
-  _globals['_CREATETOKENREQUEST']._serialized_end=2107
-  _globals['_CREATETOKENRESPONSE']._serialized_start=2109
-  _globals['_CREATETOKENRESPONSE']._serialized_end=2173
-  _globals['_LISTTOKENSREQUEST']._serialized_start=2175
-  _globals['_LISTTOKENSREQUEST']._serialized_end=2194
-  _globals['_TOKENINFO']._serialized_start=2196
-  _globals['_TOKENINFO']._serialized_end=2252
-  _globals['_LISTTOKENSRESPONSE']._serialized_start=2254
-  _globals['_LISTTOKENSRESPONSE']._serialized_end=2316
-  _globals['_REVOKETOKENREQUEST']._serialized_start=2318
-  _globals['_REVOKETOKENREQUEST']._serialized_end=2352
-  _globals['_REVOKETOKENRESPONSE']._serialized_start=2354
-  _globals['_REVOKETOKENRESPONSE']._serialized_end=2375
-  _globals['_CONTROLSERVICE']._serialized_start=2378
-  _globals['_CONTROLSERVICE']._serialized_end=3549
+  _globals['_SCALEREQUEST']._serialized_end=1143
+  _globals['_RESOURCEREF']._serialized_start=1145
+  _globals['_RESOURCEREF']._serialized_end=1205
+  _globals['_LISTREQUEST']._serialized_start=1207
+  _globals['_LISTREQUEST']._serialized_end=1234
+  _globals['_LISTRESPONSE']._serialized_start=1236
+  _globals['_LISTRESPONSE']._serialized_end=1294
+  _globals['_DELETERESPONSE']._serialized_start=1296
+  _globals['_DELETERESPONSE']._serialized_end=1329
+  _globals['_STATUSRESPONSE']._serialized_start=1331
+  _globals['_STATUSRESPONSE']._serialized_end=1394
+  _globals['_LISTSTATUSRESPONSE']._serialized_start=1396
+  _globals['_LISTSTATUSRESPONSE']._serialized_end=1465
+  _globals['_SERVERREPLICASRESPONSE']._serialized_start=1467
+  _globals['_SERVERREPLICASRESPONSE']._serialized_end=1537
+  _globals['_WATCHREQUEST']._serialized_start=1539
+  _globals['_WATCHREQUEST']._serialized_end=1600
+  _globals['_WATCHEVENT']._serialized_start=1602
+  _globals['_WATCHEVENT']._serialized_end=1675
+  _globals['_FOLLOWMODELREQUEST']._serialized_start=1677
+  _globals['_FOLLOWMODELREQUEST']._serialized_end=1730
+  _globals['_FOLLOWMODELEVENT']._serialized_start=1733
+  _globals['_FOLLOWMODELEVENT']._serialized_end=1879
+  _globals['_INSPECTPIPELINEREQUEST']._serialized_start=1881
+  _globals['_INSPECTPIPELINEREQUEST']._serialized_end=1972
+  _globals['_STEPRECORD']._serialized_start=1974
+  _globals['_STEPRECORD']._serialized_end=2042
+  _globals['_INSPECTPIPELINERESPONSE']._serialized_start=2044
+  _globals['_INSPECTPIPELINERESPONSE']._serialized_end=2133
+  _globals['_CREATETOKENREQUEST']._serialized_start=2135
+  _globals['_CREATETOKENREQUEST']._serialized_end=2183
+  _globals['_CREATETOKENRESPONSE']._serialized_start=2185
+  _globals['_CREATETOKENRESPONSE']._serialized_end=2249
+  _globals['_LISTTOKENSREQUEST']._serialized_start=2251
+  _globals['_LISTTOKENSREQUEST']._serialized_end=2270
+  _globals['_TOKENINFO']._serialized_start=2272
+  _globals['_TOKENINFO']._serialized_end=2328
+  _globals['_LISTTOKENSRESPONSE']._serialized_start=2330
+  _globals['_LISTTOKENSRESPONSE']._serialized_end=2392
+  _globals['_REVOKETOKENREQUEST']._serialized_start=2394
+  _globals['_REVOKETOKENREQUEST']._serialized_end=2428
+  _globals['_REVOKETOKENRESPONSE']._serialized_start=2430
+  _globals['_REVOKETOKENRESPONSE']._serialized_end=2451
+  _globals['_CONTROLSERVICE']._serialized_start=2454
+  _globals['_CONTROLSERVICE']._serialized_end=3625
 # @@protoc_insertion_point(module_scope)

@@ -233,12 +233,15 @@ class ScaleRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     REPLICAS_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     """Model | Server"""
     name: _builtins.str
     replicas: _builtins.int
     reason: _builtins.str
     """Why, in words (e.g. the autoscaler's decision); carried on the "applied" event."""
+    namespace: _builtins.str
+    """The namespace the name is in; empty = default."""
     def __init__(
         self,
         *,
@@ -246,10 +249,11 @@ class ScaleRequest(_message.Message):
         name: _builtins.str = ...,
         replicas: _builtins.int = ...,
         reason: _builtins.str = ...,
+        namespace: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "name", b"name", "reason", b"reason", "replicas", b"replicas"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "name", b"name", "namespace", b"namespace", "reason", b"reason", "replicas", b"replicas"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -268,7 +272,9 @@ class ResourceRef(_message.Message):
     """
     name: _builtins.str
     namespace: _builtins.str
-    """Foreign kinds only (native resources have no namespace yet); empty = "default"."""
+    """The namespace the name is in; empty = "default" (ServerConfigs and ClusterServingRuntimes
+    belong to none).
+    """
     def __init__(
         self,
         *,
@@ -409,18 +415,22 @@ class WatchRequest(_message.Message):
 
     KIND_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     name: _builtins.str
     """Empty watches every resource of the kind."""
+    namespace: _builtins.str
+    """The namespace the name is in; empty = default."""
     def __init__(
         self,
         *,
         kind: _builtins.str = ...,
         name: _builtins.str = ...,
+        namespace: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "name", b"name", "namespace", b"namespace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -455,15 +465,19 @@ class FollowModelRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    namespace: _builtins.str
+    """The namespace the name is in; empty = default."""
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
+        namespace: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "namespace", b"namespace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -510,21 +524,25 @@ class InspectPipelineRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     STEP_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     step: _builtins.str
     """Only this step; empty = the pipeline's request and answer and every step."""
     request_id: _builtins.str
     """The request to show; empty = the latest one the pipeline received."""
+    namespace: _builtins.str
+    """The namespace the name is in; empty = default."""
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         step: _builtins.str = ...,
         request_id: _builtins.str = ...,
+        namespace: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "request_id", b"request_id", "step", b"step"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "namespace", b"namespace", "request_id", b"request_id", "step", b"step"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

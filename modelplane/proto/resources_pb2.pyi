@@ -71,6 +71,7 @@ class ObjectMeta(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     IMPORTED_FROM_FIELD_NUMBER: _builtins.int
     OWNER_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     generation: _builtins.int
     """Bumped by the api on every accepted change of the spec."""
@@ -81,6 +82,10 @@ class ObjectMeta(_message.Message):
     owner: _builtins.str
     """The foreign resource this one was derived from ("InferenceService/sklearn-iris"); the api
     re-derives it on every change of the owner and deletes it with the owner.
+    """
+    namespace: _builtins.str
+    """The namespace the resource was applied in ("" = default). Outside default, ``name`` is the
+    service-wide name "<namespace>--<name>" (libs/resources/namespacing.py).
     """
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
@@ -96,10 +101,11 @@ class ObjectMeta(_message.Message):
         created_at: _builtins.str = ...,
         imported_from: _builtins.str = ...,
         owner: _builtins.str = ...,
+        namespace: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "created_at", b"created_at", "generation", b"generation", "imported_from", b"imported_from", "labels", b"labels", "name", b"name", "owner", b"owner"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "created_at", b"created_at", "generation", b"generation", "imported_from", b"imported_from", "labels", b"labels", "name", b"name", "namespace", b"namespace", "owner", b"owner"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -34,6 +34,7 @@ from modelplane.libs.resources.importers.base import (
 )
 from modelplane.libs.resources.importers.namespaces import translate_in_namespace
 from modelplane.libs.resources.manifests import parse_manifest
+from modelplane.libs.resources.namespacing import CLUSTER_WIDE, is_default
 from modelplane.libs.resources.types import KINDS, NAME_MAX_LENGTH, NAME_PATTERN, Kind, Model, Resource
 from modelplane.libs.store import TypedBucket
 from modelplane.proto import resources_pb2
@@ -342,10 +343,18 @@ def _check_unique(parsed: Iterable[tuple[int, ForeignManifest]], count: int) -> 
 
 
 def derived(planned: PlannedForeign) -> list[Resource]:
-    """The translation's resources, each marked as owned by its foreign resource."""
+    """The translation's resources, each marked as owned by its foreign resource and placed in
+    its namespace (their names are already the namespace's service-wide names, see
+    ``importers.namespaces``; ServerConfigs belong to none)."""
     owner = owner_of(planned.parsed.ref)
+    namespace = "" if is_default(planned.parsed.ref.namespace) else planned.parsed.ref.namespace
     return [
-        dataclasses.replace(r, meta=dataclasses.replace(r.meta, owner=owner))
+        dataclasses.replace(
+            r,
+            meta=dataclasses.replace(
+                r.meta, owner=owner, namespace="" if r.kind in CLUSTER_WIDE else namespace
+            ),
+        )
         for r in planned.translation.resources
     ]
 

@@ -19,7 +19,7 @@ from modelplane.libs.errors import InvalidError, ModelplaneError
 from modelplane.proto import control_pb2, control_pb2_grpc
 from modelplane.services.api import converters
 from modelplane.services.api.handler import ControlHandler
-from modelplane.services.api.kinds import is_native, parse_any_kind, parse_kind
+from modelplane.services.api.kinds import is_native, parse_any_kind, parse_kind, service_name_of
 
 log = structlog.get_logger(__name__)
 
@@ -103,9 +103,9 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
     async def Scale(
         self, request: control_pb2.ScaleRequest, principal: Principal
     ) -> control_pb2.ApplyResponse:
-        resource, outcome = await self._handler.scale(
-            principal, parse_kind(request.kind), _name(request), request.replicas, request.reason
-        )
+        kind = parse_kind(request.kind)
+        name = service_name_of(kind, _name(request), request.namespace)
+        resource, outcome = await self._handler.scale(principal, kind, name, request.replicas, request.reason)
         return converters.apply_response(resource, outcome)
 
     @_mapped
@@ -114,7 +114,10 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         if not is_native(kind):
             view = await self._handler.get_foreign(principal, kind, _name(request), request.namespace)
             return converters.foreign_to_pb(view.entry, view)
-        resource = await self._handler.get(principal, parse_kind(kind), _name(request))
+        native = parse_kind(kind)
+        resource = await self._handler.get(
+            principal, native, service_name_of(native, _name(request), request.namespace)
+        )
         return converters.resource_to_pb(resource)
 
     @_mapped
@@ -133,14 +136,18 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         if not is_native(kind):
             outcome = await self._handler.delete_foreign(principal, kind, _name(request), request.namespace)
         else:
-            outcome = await self._handler.delete(principal, parse_kind(kind), _name(request))
+            native = parse_kind(kind)
+            name = service_name_of(native, _name(request), request.namespace)
+            outcome = await self._handler.delete(principal, native, name)
         return control_pb2.DeleteResponse(outcome=outcome)
 
     @_mapped
     async def GetStatus(
         self, request: control_pb2.ResourceRef, principal: Principal
     ) -> control_pb2.StatusResponse:
-        status = await self._handler.get_status(principal, parse_kind(request.kind), _name(request))
+        kind = parse_kind(request.kind)
+        name = service_name_of(kind, _name(request), request.namespace)
+        status = await self._handler.get_status(principal, kind, name)
         return control_pb2.StatusResponse(status=status)
 
     @_mapped
@@ -154,9 +161,8 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
     async def InspectPipeline(
         self, request: control_pb2.InspectPipelineRequest, principal: Principal
     ) -> control_pb2.InspectPipelineResponse:
-        found = await self._handler.inspect_pipeline(
-            principal, request.name, request.step, request.request_id
-        )
+        name = service_name_of("Pipeline", request.name, request.namespace)
+        found = await self._handler.inspect_pipeline(principal, name, request.step, request.request_id)
         return control_pb2.InspectPipelineResponse(
             request_id=found.request_id,
             records=[
@@ -169,7 +175,8 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
     async def GetServerReplicas(
         self, request: control_pb2.ResourceRef, principal: Principal
     ) -> control_pb2.ServerReplicasResponse:
-        replicas = await self._handler.server_replicas(principal, _name(request))
+        name = service_name_of("Server", _name(request), request.namespace)
+        replicas = await self._handler.server_replicas(principal, name)
         return control_pb2.ServerReplicasResponse(replicas=replicas)
 
     @_mapped
@@ -203,7 +210,8 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         try:
             principal = await self._handler.authenticate(_token(context))
             kind = parse_kind(request.kind)
-            stream = self._handler.watch_status(principal, kind, request.name)
+            name = service_name_of(kind, request.name, request.namespace) if request.name else ""
+            stream = self._handler.watch_status(principal, kind, name)
             try:
                 async for type_, status in stream:
                     yield control_pb2.WatchEvent(type=type_, status=status)
@@ -221,7 +229,9 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
             principal = await self._handler.authenticate(_token(context))
             if not request.name:
                 raise InvalidError("is required", field="name")
-            stream = self._handler.follow_model(principal, request.name)
+            stream = self._handler.follow_model(
+                principal, service_name_of("Model", request.name, request.namespace)
+            )
             try:
                 async for item in stream:
                     yield converters.follow_event(item)

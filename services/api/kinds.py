@@ -14,6 +14,7 @@ from modelplane.libs import subjects
 from modelplane.libs.errors import InvalidError, NotFoundError
 from modelplane.libs.resources import convert, importers
 from modelplane.libs.resources.manifests import parse_manifest, to_manifest
+from modelplane.libs.resources.namespacing import CLUSTER_WIDE, service_name
 from modelplane.libs.resources.types import KINDS, Kind, Resource
 from modelplane.libs.store import TypedBucket
 from modelplane.proto import resources_pb2
@@ -47,26 +48,21 @@ def parse_kind(value: str) -> Kind:
     return kind
 
 
-# Short spellings of the foreign kinds (kubectl's short names among them).
-_FOREIGN_ALIASES: Final[Mapping[str, tuple[str, ...]]] = {
-    "InferenceService": ("isvc", "isvcs", "inference-service"),
-    "ServingRuntime": ("serving-runtime",),
-    "ClusterServingRuntime": ("cluster-serving-runtime",),
-    "TrainedModel": ("tm", "tms", "trained-model"),
-    "SeldonDeployment": ("sdep", "sdeps", "seldon-deployment"),
-}
-
-
 def parse_any_kind(value: str) -> str:
     """A native kind (``parse_kind``) or a foreign one (``InferenceService``, ``sdep``, ...)."""
     spelled = value.strip().lower()
     if spelled in _KIND_ALIASES:
         return _KIND_ALIASES[spelled]
-    for kind in importers.foreign_kinds():
-        if spelled in (kind.lower(), kind.lower() + "s", *_FOREIGN_ALIASES.get(kind, ())):
-            return kind
+    foreign = importers.foreign_kind_of(spelled)
+    if foreign is not None:
+        return foreign
     supported = ", ".join((*KINDS, *importers.foreign_kinds()))
     raise InvalidError(f"unknown kind {value!r}; supported: {supported}", field="kind")
+
+
+def service_name_of(kind: Kind, name: str, namespace: str) -> str:
+    """The service-wide name of a native resource a caller names in ``namespace``."""
+    return name if kind in CLUSTER_WIDE else service_name(name, namespace)
 
 
 def is_native(kind: str) -> bool:

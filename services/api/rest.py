@@ -43,7 +43,7 @@ from modelplane.libs.resources.manifests import to_manifest
 from modelplane.libs.resources.types import Resource
 from modelplane.services.api.foreign import ForeignEntry
 from modelplane.services.api.handler import ControlHandler
-from modelplane.services.api.kinds import is_native, parse_any_kind, parse_kind
+from modelplane.services.api.kinds import is_native, parse_any_kind, parse_kind, service_name_of
 
 log = structlog.get_logger(__name__)
 
@@ -182,6 +182,11 @@ def _namespace(request: web.Request) -> str:
     return request.query.get("namespace", "") or DEFAULT_NAMESPACE
 
 
+def _native_name(request: web.Request, kind: str, name: str) -> str:
+    """The service-wide name of a native resource named in ``?namespace=`` (default)."""
+    return service_name_of(parse_kind(kind), name, _namespace(request))
+
+
 async def get_resource(request: web.Request) -> web.Response:
     """A native resource's manifest; a foreign one's as applied, with its status."""
     kind = parse_any_kind(request.match_info["kind"])
@@ -190,7 +195,11 @@ async def get_resource(request: web.Request) -> web.Response:
         view = await _handler(request).get_foreign(_principal(request), kind, name, _namespace(request))
         return web.json_response(view.manifest())
     return web.json_response(
-        to_manifest(await _handler(request).get(_principal(request), parse_kind(kind), name))
+        to_manifest(
+            await _handler(request).get(
+                _principal(request), parse_kind(kind), _native_name(request, kind, name)
+            )
+        )
     )
 
 
@@ -200,7 +209,9 @@ async def delete_resource(request: web.Request) -> web.Response:
     if not is_native(kind):
         outcome = await _handler(request).delete_foreign(_principal(request), kind, name, _namespace(request))
     else:
-        outcome = await _handler(request).delete(_principal(request), parse_kind(kind), name)
+        outcome = await _handler(request).delete(
+            _principal(request), parse_kind(kind), _native_name(request, kind, name)
+        )
     return web.json_response({"kind": kind, "name": name, "outcome": outcome})
 
 
@@ -211,7 +222,9 @@ async def get_status(request: web.Request) -> web.Response:
     if not is_native(kind):
         view = await _handler(request).get_foreign(_principal(request), kind, name, _namespace(request))
         return web.json_response(dict(view.status))
-    status = await _handler(request).get_status(_principal(request), parse_kind(kind), name)
+    status = await _handler(request).get_status(
+        _principal(request), parse_kind(kind), _native_name(request, kind, name)
+    )
     return web.json_response(_status_json(status))
 
 
@@ -229,20 +242,21 @@ async def scale_resource(request: web.Request) -> web.Response:
     if not isinstance(reason, str):
         raise InvalidError("must be a string", field="reason")
     resource, outcome = await _handler(request).scale(
-        _principal(request), kind, request.match_info["name"], replicas, reason
+        _principal(request), kind, _native_name(request, kind, request.match_info["name"]), replicas, reason
     )
     return web.json_response(_applied(resource, outcome))
 
 
 async def server_replicas(request: web.Request) -> web.Response:
-    replicas = await _handler(request).server_replicas(_principal(request), request.match_info["name"])
+    name = _native_name(request, "Server", request.match_info["name"])
+    replicas = await _handler(request).server_replicas(_principal(request), name)
     return web.json_response({"items": [_status_json(r) for r in replicas]})
 
 
 async def inspect_pipeline(request: web.Request) -> web.Response:
     found = await _handler(request).inspect_pipeline(
         _principal(request),
-        request.match_info["name"],
+        _native_name(request, "Pipeline", request.match_info["name"]),
         request.query.get("step", ""),
         request.query.get("request_id", ""),
     )

@@ -28,7 +28,7 @@ from modelplane.libs.auth.tokens import Principal
 from modelplane.libs.dataplane.handler import GatewayHandler, Target
 from modelplane.libs.errors import RetryableError
 from modelplane.libs.resources.importers.base import DEFAULT_NAMESPACE
-from modelplane.libs.resources.importers.namespaces import SEPARATOR, native_name
+from modelplane.libs.resources.namespacing import SEPARATOR, native_name, service_name
 from modelplane.services.gateway.access import Access
 from modelplane.services.gateway.dataflow import PIPELINE, PIPELINE_SUFFIX, DataflowInvoker, flow_of
 from modelplane.services.gateway.experiments import EXPERIMENT_SUFFIX, ExperimentRouter, ExperimentTable
@@ -36,6 +36,10 @@ from modelplane.services.gateway.held_bytes import HeldBytes, Reservation
 from modelplane.services.gateway.metrics import UNKNOWN_MODEL
 
 SELDON_MODEL_HEADER = "seldon-model"
+# Seldon's header naming the namespace of the model, pipeline or deployment asked for.
+SELDON_NAMESPACE_HEADER = "seldon-namespace"
+# Suffixes that name a pipeline, graph or experiment rather than a model (``iris.pipeline``).
+_FLOW_SUFFIXES = (".pipeline", ".graph", ".experiment")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +68,15 @@ class Plan:
     route_header: str | None = None
     # Model or ``<name>.pipeline`` to send a fire-and-forget copy to, if any.
     mirror: str | None = None
+
+
+def in_namespace(name: str, namespace: str) -> str:
+    """``name`` (a model, or ``<name>.pipeline`` / ``.graph`` / ``.experiment``) as the services
+    know it in ``namespace``; "" or ``default`` leave it as it is."""
+    for suffix in _FLOW_SUFFIXES:
+        if name.endswith(suffix):
+            return service_name(name[: -len(suffix)], namespace) + suffix
+    return service_name(name, namespace)
 
 
 class RequestPlanner:
@@ -107,10 +120,15 @@ class RequestPlanner:
         return self._access.precheck(headers)
 
     def model_name(self, requested: str, headers: Mapping[str, str]) -> str:
-        """The name a request asks for: the ``seldon-model`` header wins over the URL/field; a
+        """The name a request asks for, as the services know it (``libs.resources.namespacing``):
+        the ``seldon-model`` header wins over the URL/field; the ``seldon-namespace`` header
+        names its namespace (unqualified names mean ``default``); else a
         ``Host: <name>.<namespace>.<domain>`` naming the same model reaches that namespace's
-        (KServe's addressing; see ``importers.namespaces``)."""
+        (KServe's addressing)."""
         name = self._handler.model_name(requested, headers.get(SELDON_MODEL_HEADER))
+        namespace = (headers.get(SELDON_NAMESPACE_HEADER) or "").strip()
+        if namespace:
+            return in_namespace(name, namespace)
         host = headers.get("host") or headers.get(":authority") or ""
         labels = host.split(":", 1)[0].split(".")
         if len(labels) >= 3 and labels[0] == name and labels[1] != DEFAULT_NAMESPACE:
@@ -118,6 +136,10 @@ class RequestPlanner:
             if self._known(namespaced):
                 return namespaced
         return name
+
+    def flow_name(self, name: str, headers: Mapping[str, str]) -> str:
+        """A pipeline or graph named in a URL, in the ``seldon-namespace`` header's namespace."""
+        return in_namespace(name, (headers.get(SELDON_NAMESPACE_HEADER) or "").strip())
 
     def _known(self, name: str) -> bool:
         return self._handler.knows(name) or self._experiments.splits(name)

@@ -386,10 +386,14 @@ class RestAdapter:
             return await self._infer_binary(request, target, binary)
 
     async def pipeline_infer(self, request: HttpRequest, params: Params) -> HttpResponse:
-        return await self._flow_infer(request, PIPELINE, params["pipeline"])
+        return await self._flow_infer(
+            request, PIPELINE, self._planner.flow_name(params["pipeline"], request.headers)
+        )
 
     async def graph_infer(self, request: HttpRequest, params: Params) -> HttpResponse:
-        return await self._flow_infer(request, GRAPH, params["graph"])
+        return await self._flow_infer(
+            request, GRAPH, self._planner.flow_name(params["graph"], request.headers)
+        )
 
     async def _flow_infer(
         self, request: HttpRequest, kind: str, name: str, mirror: str | None = None

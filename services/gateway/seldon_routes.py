@@ -34,11 +34,15 @@ from modelplane.libs.resources.importers.base import DEFAULT_NAMESPACE
 from modelplane.services.gateway import seldon_protocol
 from modelplane.services.gateway.dataflow import flow_of
 from modelplane.services.gateway.kserve_v1_routes import RowProtocols
-from modelplane.services.gateway.planner import SELDON_MODEL_HEADER, Inbound, RequestPlanner
+from modelplane.services.gateway.planner import (
+    SELDON_MODEL_HEADER,
+    SELDON_NAMESPACE_HEADER,
+    Inbound,
+    RequestPlanner,
+)
 from modelplane.services.gateway.rest import RestAdapter, RestRoute, json_response
 
 PROTOCOL: Final = "seldon"
-SELDON_NAMESPACE_HEADER: Final = "seldon-namespace"
 PREDICTIONS: Final = "/api/v1.0/predictions"
 _DEPLOYMENT: Final = "/seldon/{namespace}/{deployment}"
 

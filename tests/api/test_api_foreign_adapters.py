@@ -87,11 +87,18 @@ async def test_rest_apply_get_list_status_delete(http: aiohttp.ClientSession) ->
         assert resp.status == 404
     async with http.get("/v1/inferenceservices") as resp:
         assert [i["metadata"]["name"] for i in (await resp.json())["items"]] == ["sklearn-iris"]
+    # The Model it derived is in its namespace too (the services know it as team-a--sklearn-iris).
+    async with http.get("/v1/models/sklearn-iris", params={"namespace": "team-a"}) as resp:
+        assert (await resp.json())["metadata"] == {
+            "name": "sklearn-iris",
+            "namespace": "team-a",
+            "generation": 1,
+        }
     async with http.get("/v1/models/team-a--sklearn-iris") as resp:
-        assert (await resp.json())["metadata"]["name"] == "team-a--sklearn-iris"
+        assert (await resp.json())["metadata"]["namespace"] == "team-a"
     async with http.delete("/v1/isvc/sklearn-iris", params={"namespace": "team-a"}) as resp:
         assert (await resp.json())["outcome"] == "deleted"
-    async with http.get("/v1/models/team-a--sklearn-iris") as resp:
+    async with http.get("/v1/models/sklearn-iris", params={"namespace": "team-a"}) as resp:
         assert resp.status == 404
 
 

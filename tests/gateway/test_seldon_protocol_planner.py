@@ -153,3 +153,14 @@ async def test_host_names_the_namespace_of_a_model_as_kserve_does(planner: Reque
         "127.0.0.1:9000",
     ):
         assert (await planner.plan(Inbound("iris", {"host": host}))).name == "iris"
+
+
+async def test_the_seldon_namespace_header_names_the_namespace(planner: RequestPlanner) -> None:
+    """``seldon-namespace: team-a`` reaches team-a's iris (for every transport: the planner
+    names it); default or no header keep the name; pipeline and experiment names too."""
+    assert (await planner.plan(Inbound("iris", {"seldon-namespace": "team-a"}))).name == "team-a--iris"
+    assert (await planner.plan(Inbound("iris", {"seldon-namespace": "default"}))).name == "iris"
+    assert planner.model_name("chain.pipeline", {"seldon-namespace": "team-a"}) == "team-a--chain.pipeline"
+    assert planner.model_name("team-a--iris", {"seldon-namespace": "team-a"}) == "team-a--iris"
+    assert planner.flow_name("chain", {"seldon-namespace": "team-a"}) == "team-a--chain"
+    assert planner.flow_name("chain", {}) == "chain"

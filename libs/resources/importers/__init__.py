@@ -54,3 +54,23 @@ def importer_of_kind(kind: str) -> Importer | None:
 
 def foreign_kinds() -> tuple[str, ...]:
     return tuple(dict.fromkeys(importer.kind for importer in registry().values()))
+
+
+# Short spellings of the foreign kinds (kubectl's short names among them), beyond "<kind>" and
+# "<kind>s" in any case.
+FOREIGN_ALIASES: Final[Mapping[str, tuple[str, ...]]] = {
+    "InferenceService": ("isvc", "isvcs", "inference-service"),
+    "ServingRuntime": ("serving-runtime",),
+    "ClusterServingRuntime": ("cluster-serving-runtime",),
+    "TrainedModel": ("tm", "tms", "trained-model"),
+    "SeldonDeployment": ("sdep", "sdeps", "seldon-deployment"),
+}
+
+
+def foreign_kind_of(spelling: str) -> str | None:
+    """The foreign kind a user's spelling names (``isvc``, ``SeldonDeployments``...), else None."""
+    spelled = spelling.strip().lower()
+    for kind in foreign_kinds():
+        if spelled in (kind.lower(), kind.lower() + "s", *FOREIGN_ALIASES.get(kind, ())):
+            return kind
+    return None

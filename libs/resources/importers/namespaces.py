@@ -17,7 +17,6 @@ its namespace rather than a ClusterServingRuntime). The gateway resolves the oth
 from __future__ import annotations
 
 import copy
-import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -29,23 +28,20 @@ from modelplane.libs.resources.importers.base import (
     StaticContext,
     Translation,
 )
-from modelplane.libs.resources.types import NAME_MAX_LENGTH
+from modelplane.libs.resources.namespacing import SEPARATOR, native_name
 
-SEPARATOR: Final = "--"
+__all__ = [
+    "SEPARATOR",
+    "namespace_documents",
+    "namespaced_view",
+    "native_name",
+    "translate_in_namespace",
+    "view_of",
+]
+
 # Foreign kinds whose names another resource of the namespace refers to: renamed like the
 # resources that refer to them. ClusterServingRuntimes are cluster-scoped: never renamed.
 _SERVING_RUNTIME: Final = "ServingRuntime"
-
-
-def native_name(name: str, namespace: str) -> str:
-    """The native base name of ``name`` in ``namespace`` (unchanged in ``default`` or none)."""
-    if namespace in ("", DEFAULT_NAMESPACE):
-        return name
-    full = f"{namespace}{SEPARATOR}{name}"
-    if len(full) <= NAME_MAX_LENGTH:
-        return full
-    digest = hashlib.sha256(full.encode()).hexdigest()[:8]
-    return f"{full[: NAME_MAX_LENGTH - len(digest) - 1].rstrip('-')}-{digest}"
 
 
 def namespaced_view(document: ForeignDocument, runtimes: Sequence[str] = ()) -> ForeignDocument:

@@ -31,11 +31,21 @@ def test_seldon_experiment_is_accepted_unchanged() -> None:
     doc["metadata"]["namespace"] = "seldon-mesh"
     experiment = parse_manifest(doc)
     assert isinstance(experiment, Experiment)
-    assert experiment.spec.default == "iris"
-    assert experiment.spec.candidates == (ExperimentCandidate("iris", 50), ExperimentCandidate("iris2", 50))
-    assert experiment.spec.mirror == ExperimentMirror("iris3", 10)
+    # In its namespace: the services know it and its models by their namespaced names.
+    assert experiment.meta.namespace == "seldon-mesh"
+    assert experiment.meta.name == "seldon-mesh--ab"
+    assert experiment.spec.default == "seldon-mesh--iris"
+    assert experiment.spec.candidates == (
+        ExperimentCandidate("seldon-mesh--iris", 50),
+        ExperimentCandidate("seldon-mesh--iris2", 50),
+    )
+    assert experiment.spec.mirror == ExperimentMirror("seldon-mesh--iris3", 10)
     assert experiment.spec.resource_type == "model"
     assert experiment.meta.imported_from == "mlops.seldon.io/v1alpha1/Experiment"
+    shown = to_manifest(experiment)
+    assert shown["metadata"] == {"name": "ab", "namespace": "seldon-mesh"}
+    assert shown["spec"]["default"] == "iris"
+    assert shown["spec"]["mirror"] == {"name": "iris3", "percent": 10}
 
 
 def test_mirror_only_and_no_default_are_valid() -> None:
