@@ -14,6 +14,7 @@ alike: `up --tls-cert` serves both over TLS, so one CA setting is all the CLI ne
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import re
@@ -34,10 +35,13 @@ from modelplane.libs.auth.bearer import authorization
 from modelplane.libs.auth.files import admin_token_path, read_private, state_dir_from_env
 from modelplane.libs.auth.grpc_metadata import bearer_metadata
 from modelplane.libs.errors import InvalidError
+from modelplane.libs.resources.namespacing import DEFAULT_NAMESPACE, user_name
 from modelplane.libs.tls import client_ssl_context, grpc_channel_credentials
-from modelplane.proto import control_pb2, control_pb2_grpc
+from modelplane.proto import control_pb2, control_pb2_grpc, state_pb2
 
 DEFAULT_API = "127.0.0.1:9004"
+# The gateway's header naming the namespace of a model or pipeline (services/gateway/planner.py).
+SELDON_NAMESPACE_HEADER = "seldon-namespace"
 DEFAULT_GATEWAY = "http://127.0.0.1:9000"
 DEFAULT_GATEWAY_TLS = "https://127.0.0.1:9000"
 # Seconds one unary api call may take; the api answers from KV in milliseconds.
@@ -67,11 +71,13 @@ class InvalidInput(CommandFailed):
 
 
 TOKEN_ENV = "MODELPLANE_TOKEN"
+NAMESPACE_ENV = "MODELPLANE_NAMESPACE"
 CA_ENV = "MODELPLANE_CA"
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # Where --token and --ca are kept for ApiClient (the commands' own parameters stay unchanged).
 _TOKEN_META = "modelplane.token"
 _CA_META = "modelplane.ca"
+_NAMESPACE_META = "modelplane.namespace"
 # "spec.command: the deployer role may not set it": a refusal naming a field of the input.
 _NAMES_A_FIELD = re.compile(r"^[A-Za-z_][\w.\[\]-]*: ")
 
@@ -103,9 +109,28 @@ def _credential_options(func: F, service: str) -> F:
     )(func)
 
 
+def _namespace_option(func: F) -> F:
+    """-n/--namespace, kept in the click context for ``current_namespace()``."""
+    return click.option(
+        "-n",
+        "--namespace",
+        envvar=NAMESPACE_ENV,
+        expose_value=False,
+        callback=_remember(_NAMESPACE_META),
+        help="Namespace of the resources named [default: default].",
+    )(func)
+
+
+def current_namespace() -> str:
+    """-n/--namespace, else MODELPLANE_NAMESPACE, else "default"."""
+    ctx = click.get_current_context(silent=True)
+    meta = ctx.meta if ctx is not None else {}
+    return str(meta.get(_NAMESPACE_META) or os.environ.get(NAMESPACE_ENV) or DEFAULT_NAMESPACE)
+
+
 def api_option(func: F) -> F:
-    """--api, and the credentials every api call needs: --token and --ca."""
-    func = _credential_options(func, "api")
+    """--api, -n, and the credentials every api call needs: --token and --ca."""
+    func = _namespace_option(_credential_options(func, "api"))
     return click.option(
         "--api",
         "api_address",
@@ -147,8 +172,8 @@ def _target(address: str) -> tuple[str, bool]:
 
 
 def gateway_option(func: F) -> F:
-    """--gateway, and --token and --ca (a gateway may require tokens and serve TLS)."""
-    func = _credential_options(func, "gateway")
+    """--gateway, -n, and --token and --ca (a gateway may require tokens and serve TLS)."""
+    func = _namespace_option(_credential_options(func, "gateway"))
     return click.option(
         "--gateway",
         "gateway_url",
@@ -195,6 +220,8 @@ class ApiClient:
             self._channel = grpc.insecure_channel(target)
         self._stub = control_pb2_grpc.ControlServiceStub(self._channel)
         self._metadata = bearer_metadata(creds.token)
+        # The namespace every name of this client's calls is in (the api resolves it).
+        self.namespace = current_namespace()
 
     def __enter__(self) -> ApiClient:
         return self
@@ -264,13 +291,15 @@ class ApiClient:
 
     def scale(self, kind: str, name: str, replicas: int) -> control_pb2.ApplyResponse:
         """Set only the replicas of a Model or Server."""
-        request = control_pb2.ScaleRequest(kind=kind, name=name, replicas=replicas, reason="modelplane CLI")
+        request = control_pb2.ScaleRequest(
+            kind=kind, name=name, replicas=replicas, reason="modelplane CLI", namespace=self.namespace
+        )
         reply: control_pb2.ApplyResponse = self._call(self._stub.Scale, request, f"{kind.lower()}/{name}")
         return reply
 
-    def get(self, kind: str, name: str, namespace: str = "") -> control_pb2.Resource:
+    def get(self, kind: str, name: str) -> control_pb2.Resource:
         reply: control_pb2.Resource = self._call(
-            self._stub.Get, control_pb2.ResourceRef(kind=kind, name=name, namespace=namespace)
+            self._stub.Get, control_pb2.ResourceRef(kind=kind, name=name, namespace=self.namespace)
         )
         return reply
 
@@ -281,16 +310,40 @@ class ApiClient:
     def delete(
         self, kind: str, name: str, context: str = "", namespace: str = ""
     ) -> control_pb2.DeleteResponse:
-        reply: control_pb2.DeleteResponse = self._call(
-            self._stub.Delete, control_pb2.ResourceRef(kind=kind, name=name, namespace=namespace), context
-        )
+        """Delete ``kind``/``name`` in ``namespace`` (a manifest's own), else the client's."""
+        ref = control_pb2.ResourceRef(kind=kind, name=name, namespace=namespace or self.namespace)
+        reply: control_pb2.DeleteResponse = self._call(self._stub.Delete, ref, context)
         return reply
 
     def get_status(self, kind: str, name: str) -> control_pb2.StatusResponse:
+        """The status, named as its user wrote it (see ``shown``)."""
         reply: control_pb2.StatusResponse = self._call(
-            self._stub.GetStatus, control_pb2.ResourceRef(kind=kind, name=name)
+            self._stub.GetStatus, control_pb2.ResourceRef(kind=kind, name=name, namespace=self.namespace)
         )
+        reply.status.name = self.shown(reply.status.name)
         return reply
+
+    def statuses_here(self, kind: str) -> Sequence[state_pb2.ResourceStatus]:
+        """The statuses of the native resources of ``kind`` in the client's namespace, named as
+        their users wrote them (the services know them as ``<namespace>--<name>``)."""
+        here: set[str] = set()
+        for item in self.list(kind).resources:
+            which = item.WhichOneof("kind")
+            meta = getattr(item, which).meta if which and which != "foreign" else None
+            if meta is not None and (meta.namespace or DEFAULT_NAMESPACE) == self.namespace:
+                here.add(meta.name)
+        out: builtins.list[state_pb2.ResourceStatus] = []
+        for status in self.list_status(kind).statuses:
+            if status.name in here:
+                shown = state_pb2.ResourceStatus()
+                shown.CopyFrom(status)
+                shown.name = self.shown(status.name)
+                out.append(shown)
+        return out
+
+    def shown(self, name: str) -> str:
+        """A service-wide name of the client's namespace as its user wrote it."""
+        return user_name(name, self.namespace)
 
     def list_status(self, kind: str) -> control_pb2.ListStatusResponse:
         reply: control_pb2.ListStatusResponse = self._call(
@@ -300,31 +353,43 @@ class ApiClient:
 
     def server_replicas(self, name: str) -> control_pb2.ServerReplicasResponse:
         reply: control_pb2.ServerReplicasResponse = self._call(
-            self._stub.GetServerReplicas, control_pb2.ResourceRef(kind="Server", name=name)
+            self._stub.GetServerReplicas,
+            control_pb2.ResourceRef(kind="Server", name=name, namespace=self.namespace),
         )
         return reply
 
     def inspect_pipeline(self, name: str, step: str, request_id: str) -> control_pb2.InspectPipelineResponse:
         reply: control_pb2.InspectPipelineResponse = self._call(
             self._stub.InspectPipeline,
-            control_pb2.InspectPipelineRequest(name=name, step=step, request_id=request_id),
+            control_pb2.InspectPipelineRequest(
+                name=name, step=step, request_id=request_id, namespace=self.namespace
+            ),
         )
         return reply
 
     def watch_status(self, kind: str, name: str, timeout: float) -> Iterator[control_pb2.WatchEvent]:
         """Status events until ``timeout`` seconds pass (then DEADLINE_EXCEEDED is raised as RpcError)."""
         stream: Iterator[control_pb2.WatchEvent] = self._stub.WatchStatus(
-            control_pb2.WatchRequest(kind=kind, name=name), timeout=timeout, metadata=self._metadata
+            control_pb2.WatchRequest(kind=kind, name=name, namespace=self.namespace),
+            timeout=timeout,
+            metadata=self._metadata,
         )
-        return stream
+        for event in stream:
+            event.status.name = self.shown(event.status.name)
+            yield event
 
     def follow_model(self, name: str, timeout: float) -> Iterator[control_pb2.FollowModelEvent]:
         """A model's status and download progress until ``timeout`` seconds pass (then
         DEADLINE_EXCEEDED is raised as RpcError)."""
         stream: Iterator[control_pb2.FollowModelEvent] = self._stub.FollowModel(
-            control_pb2.FollowModelRequest(name=name), timeout=timeout, metadata=self._metadata
+            control_pb2.FollowModelRequest(name=name, namespace=self.namespace),
+            timeout=timeout,
+            metadata=self._metadata,
         )
-        return stream
+        for event in stream:
+            if event.HasField("status"):
+                event.status.name = self.shown(event.status.name)
+            yield event
 
     def create_token(self, role: str, name: str) -> control_pb2.CreateTokenResponse:
         reply: control_pb2.CreateTokenResponse = self._call(
@@ -353,6 +418,9 @@ class GatewayClient:
         self.base_url = gateway_url(base_url, creds.ca)
         url = urllib.parse.urlsplit(self.base_url)
         self._headers = {"Content-Type": "application/json"}
+        namespace = current_namespace()
+        if namespace != DEFAULT_NAMESPACE:
+            self._headers[SELDON_NAMESPACE_HEADER] = namespace
         # A gateway with MODELPLANE_GATEWAY_AUTH=required takes the same token; it is sent over
         # TLS or to this machine only, never in clear text to another host.
         if creds.token and (url.scheme == "https" or url.hostname in _LOOPBACK_HOSTS):

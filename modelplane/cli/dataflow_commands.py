@@ -18,6 +18,7 @@ from google.protobuf import json_format
 from modelplane.cli.client import ApiClient, CommandFailed, InvalidInput, api_option
 from modelplane.cli.manifest_files import read_documents, resource_ref
 from modelplane.cli.render import OUTPUT_FORMATS, structured, table
+from modelplane.libs.resources.namespacing import user_name
 from modelplane.proto import state_pb2
 
 # Seconds between two GetStatus calls while -w waits.
@@ -96,7 +97,8 @@ def dataflow_group(kind: str, group_name: str, help_text: str) -> click.Group:
             for doc in docs:
                 reply = api.apply(doc.body, context=doc.where)
                 which = reply.resource.WhichOneof("kind") or ""
-                click.echo(f"{resource_ref(kind, getattr(reply.resource, which).meta.name)} {reply.outcome}")
+                meta = getattr(reply.resource, which).meta
+                click.echo(f"{resource_ref(kind, user_name(meta.name, meta.namespace))} {reply.outcome}")
 
     @group.command(help=f"Delete {one}: the dataflow workers stop running it.")
     @click.argument("name")
@@ -129,7 +131,7 @@ def dataflow_group(kind: str, group_name: str, help_text: str) -> click.Group:
             raise InvalidInput("-w needs a NAME")
         with ApiClient(api_address) as api:
             if name is None:
-                statuses = list(api.list_status(kind).statuses)
+                statuses = api.statuses_here(kind)
             else:
                 current = api.get_status(kind, name).status
                 if wait_for:
@@ -145,7 +147,7 @@ def dataflow_group(kind: str, group_name: str, help_text: str) -> click.Group:
     @api_option
     def list_all(api_address: str) -> None:
         with ApiClient(api_address) as api:
-            statuses = api.list_status(kind).statuses
+            statuses = api.statuses_here(kind)
         rows = [
             [
                 s.name,

@@ -6,6 +6,7 @@ every candidate and the mirror is ModelAvailable); the gateways apply it as soon
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -14,17 +15,20 @@ from google.protobuf import json_format
 from modelplane.cli.client import ApiClient, InvalidInput, api_option
 from modelplane.cli.manifest_files import read_documents, resource_ref
 from modelplane.cli.render import OUTPUT_FORMATS, structured, table
+from modelplane.libs.resources.convert import resource_from_pb
+from modelplane.libs.resources.manifests import to_manifest
+from modelplane.libs.resources.namespacing import user_name
 from modelplane.proto import resources_pb2
 
 KIND = "Experiment"
 
 
-def _candidates(spec: resources_pb2.ExperimentSpec) -> str:
-    return ", ".join(f"{c.name} ({c.weight})" for c in spec.candidates) or "-"
+def _candidates(spec: resources_pb2.ExperimentSpec, shown: Callable[[str], str]) -> str:
+    return ", ".join(f"{shown(c.name)} ({c.weight})" for c in spec.candidates) or "-"
 
 
-def _mirror(spec: resources_pb2.ExperimentSpec) -> str:
-    return f"{spec.mirror.name} ({spec.mirror.percent}%)" if spec.HasField("mirror") else "-"
+def _mirror(spec: resources_pb2.ExperimentSpec, shown: Callable[[str], str]) -> str:
+    return f"{shown(spec.mirror.name)} ({spec.mirror.percent}%)" if spec.HasField("mirror") else "-"
 
 
 @click.group()
@@ -48,7 +52,8 @@ def start(filenames: tuple[str, ...], api_address: str) -> None:
     with ApiClient(api_address) as api:
         for doc in docs:
             reply = api.apply(doc.body, context=doc.where)
-            click.echo(f"{resource_ref(KIND, reply.resource.experiment.meta.name)} {reply.outcome}")
+            meta = reply.resource.experiment.meta
+            click.echo(f"{resource_ref(KIND, user_name(meta.name, meta.namespace))} {reply.outcome}")
 
 
 @experiment.command()
@@ -70,20 +75,23 @@ def stop(name: str, api_address: str) -> None:
 def status(name: str, output: str | None, api_address: str) -> None:
     """Show an experiment's state, its candidates and mirror, and which are not ready."""
     with ApiClient(api_address) as api:
-        spec = api.get(KIND, name).experiment.spec
+        found = api.get(KIND, name)
+        spec = found.experiment.spec
         current = api.get_status(KIND, name).status
+        shown = api.shown
     if output:
         data: dict[str, Any] = {
-            "spec": json_format.MessageToDict(spec),
+            # As its user wrote it (to_manifest gives back the names of its namespace).
+            "spec": to_manifest(resource_from_pb(found))["spec"],
             "status": json_format.MessageToDict(current),
         }
         click.echo(structured(data, output))
         return
     lines = [
         f"experiment/{name}: {current.state or 'Unknown'}",
-        f"  default: {spec.default or '-'}",
-        f"  candidates: {_candidates(spec)}",
-        f"  mirror: {_mirror(spec)}",
+        f"  default: {shown(spec.default) if spec.default else '-'}",
+        f"  candidates: {_candidates(spec, shown)}",
+        f"  mirror: {_mirror(spec, shown)}",
         f"  ready: {current.available_replicas}/{current.total_replicas}",
     ]
     if current.reason:
@@ -96,8 +104,12 @@ def status(name: str, output: str | None, api_address: str) -> None:
 def list_experiments(api_address: str) -> None:
     """List experiments with their state, default, candidates and mirror."""
     with ApiClient(api_address) as api:
-        specs = {r.experiment.meta.name: r.experiment.spec for r in api.list(KIND).resources}
-        statuses = {s.name: s for s in api.list_status(KIND).statuses}
+        specs = {
+            api.shown(r.experiment.meta.name): r.experiment.spec
+            for r in api.list(KIND).resources
+            if (r.experiment.meta.namespace or "default") == api.namespace
+        }
+        statuses = {s.name: s for s in api.statuses_here(KIND)}
     rows = []
     for name in sorted(specs):
         spec, st = specs[name], statuses.get(name)
@@ -105,9 +117,9 @@ def list_experiments(api_address: str) -> None:
             [
                 name,
                 (st.state if st else "") or "Unknown",
-                spec.default or "-",
-                _candidates(spec),
-                _mirror(spec),
+                api.shown(spec.default) if spec.default else "-",
+                _candidates(spec, api.shown),
+                _mirror(spec, api.shown),
             ]
         )
     click.echo(table(["NAME", "STATE", "DEFAULT", "CANDIDATES", "MIRROR"], rows))

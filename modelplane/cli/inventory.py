@@ -32,6 +32,7 @@ from modelplane.libs.resources.importers.base import (
 )
 from modelplane.libs.resources.importers.namespaces import translate_in_namespace
 from modelplane.libs.resources.manifests import parse_manifest, to_manifest
+from modelplane.libs.resources.namespacing import user_name
 from modelplane.libs.resources.types import KINDS
 from modelplane.proto import control_pb2
 
@@ -48,9 +49,6 @@ _READY_STATES = {
     "Experiment": "ExperimentReady",
 }
 
-NAMESPACE_OPTION = click.option(
-    "-n", "--namespace", default=DEFAULT_NAMESPACE, show_default=True, help="Namespace of foreign resources."
-)
 OUTPUT_OPTION = click.option(
     "-o", "--output", type=click.Choice(OUTPUT_FORMATS), help="Print the whole resource as YAML or JSON."
 )
@@ -86,13 +84,12 @@ def foreign_summary(status: Mapping[str, Any]) -> tuple[str, str]:
 @click.command()
 @click.argument("kind")
 @click.argument("name")
-@NAMESPACE_OPTION
 @OUTPUT_OPTION
 @api_option
-def get(kind: str, name: str, namespace: str, output: str | None, api_address: str) -> None:
+def get(kind: str, name: str, output: str | None, api_address: str) -> None:
     """Show one resource of any kind (``isvc``, ``sdep``, ``model``, ...) with its status."""
     with ApiClient(api_address) as api:
-        reply = api.get(kind, name, namespace)
+        reply = api.get(kind, name)
         which = reply.WhichOneof("kind")
         if which == "foreign":
             data = _foreign_dict(reply.foreign)
@@ -122,7 +119,8 @@ def get(kind: str, name: str, namespace: str, output: str | None, api_address: s
             data["status"] = json_format.MessageToDict(status)
             click.echo(_dump(data, output))
             return
-        click.echo(f"{resource.kind.lower()}/{resource.meta.name}: {status.state or 'Unknown'}")
+        shown = user_name(resource.meta.name, resource.meta.namespace)
+        click.echo(f"{resource.kind.lower()}/{shown}: {status.state or 'Unknown'}")
         if status.reason:
             click.echo(f"  {status.reason}")
         if resource.meta.owner:
@@ -132,17 +130,16 @@ def get(kind: str, name: str, namespace: str, output: str | None, api_address: s
 @click.command()
 @click.argument("kind")
 @click.argument("name")
-@NAMESPACE_OPTION
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait (exit 1 after).")
 @api_option
-def wait(kind: str, name: str, namespace: str, timeout: float, api_address: str) -> None:
+def wait(kind: str, name: str, timeout: float, api_address: str) -> None:
     """Wait until a resource is ready, like `kubectl wait --for=condition=Ready`: a foreign one's
     Ready condition (or Seldon's state Available), a native one's ready state."""
     deadline = time.monotonic() + timeout
     state, detail = "Unknown", ""
     with ApiClient(api_address) as api:
         while True:
-            reply = api.get(kind, name, namespace)
+            reply = api.get(kind, name)
             if reply.WhichOneof("kind") == "foreign":
                 state, detail = foreign_summary(json.loads(reply.foreign.status_json or "{}"))
                 ready = state in ("Ready", "Available")
@@ -152,7 +149,7 @@ def wait(kind: str, name: str, namespace: str, timeout: float, api_address: str)
                 status = api.get_status(resource.kind, resource.meta.name).status
                 state, detail = status.state or "Unknown", status.reason
                 ready = state == _READY_STATES.get(resource.kind)
-                label = f"{resource.kind.lower()}/{resource.meta.name}"
+                label = f"{resource.kind.lower()}/{user_name(resource.meta.name, resource.meta.namespace)}"
             if ready:
                 click.echo(f"{label} {state}")
                 return
@@ -166,10 +163,9 @@ def wait(kind: str, name: str, namespace: str, timeout: float, api_address: str)
 
 @click.command("list")
 @click.argument("kind", required=False)
-@NAMESPACE_OPTION
-@click.option("-A", "--all-namespaces", is_flag=True, help="Foreign resources of every namespace.")
+@click.option("-A", "--all-namespaces", is_flag=True, help="Resources of every namespace.")
 @api_option
-def list_resources(kind: str | None, namespace: str, all_namespaces: bool, api_address: str) -> None:
+def list_resources(kind: str | None, all_namespaces: bool, api_address: str) -> None:
     """List resources of one kind, or of every kind, with their state."""
     kinds = [kind] if kind else [*KINDS, *importers.foreign_kinds()]
     rows: list[tuple[str, str, str, str]] = []
@@ -183,7 +179,7 @@ def list_resources(kind: str | None, namespace: str, all_namespaces: bool, api_a
             for item in reply.resources:
                 if item.WhichOneof("kind") == "foreign":
                     foreign = item.foreign
-                    if not all_namespaces and foreign.namespace not in (namespace, ""):
+                    if not all_namespaces and foreign.namespace not in (api.namespace, ""):
                         continue
                     state, detail = foreign_summary(json.loads(foreign.status_json or "{}"))
                     rows.append(
@@ -193,12 +189,16 @@ def list_resources(kind: str | None, namespace: str, all_namespaces: bool, api_a
                 resource = resource_from_pb(item)
                 status = statuses.get(resource.meta.name)
                 owner = f"owned by {resource.meta.owner}" if resource.meta.owner else ""
-                if resource.kind == "ServerConfig":  # a template for Servers: nothing runs as it
+                if resource.kind == "ServerConfig":  # cluster-wide templates: nothing runs as them
                     rows.append((f"serverconfig/{resource.meta.name}", "-", "-", owner))
+                    continue
+                namespace = resource.meta.namespace or DEFAULT_NAMESPACE
+                if not all_namespaces and namespace != api.namespace:
                     continue
                 detail = "; ".join(d for d in ((status.reason if status else ""), owner) if d)
                 state = status.state if status is not None and status.state else "Unknown"
-                rows.append((f"{resource.kind.lower()}/{resource.meta.name}", "-", state, detail))
+                name = user_name(resource.meta.name, namespace)
+                rows.append((f"{resource.kind.lower()}/{name}", namespace, state, detail))
     if not rows:
         click.echo("No resources found.")
         return

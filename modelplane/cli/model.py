@@ -24,6 +24,7 @@ from modelplane.cli.manifest_files import read_documents, resource_ref
 from modelplane.cli.progress import BarDisplay, Display, ModelDeleted, Outcome, PlainDisplay, follow_load
 from modelplane.cli.render import OUTPUT_FORMATS, status_summary, structured, table
 from modelplane.cli.scale import scale_command
+from modelplane.libs.resources.namespacing import user_name
 from modelplane.proto import control_pb2, state_pb2
 
 KIND = "Model"
@@ -77,7 +78,7 @@ def load(filenames: tuple[str, ...], no_wait: bool, timeout: float, api_address:
         for doc in docs:
             reply = api.apply(doc.body, context=doc.where)
             meta = reply.resource.model.meta
-            click.echo(f"{resource_ref(KIND, meta.name)} {reply.outcome}")
+            click.echo(f"{resource_ref(KIND, user_name(meta.name, meta.namespace))} {reply.outcome}")
             applied.append((meta.name, meta.generation))
         if no_wait:
             return
@@ -185,7 +186,7 @@ def _wait(
 def list_models(api_address: str) -> None:
     """List models with their state."""
     with ApiClient(api_address) as api:
-        statuses = api.list_status(KIND).statuses
+        statuses = api.statuses_here(KIND)
     rows = [
         [
             s.name,

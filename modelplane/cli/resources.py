@@ -17,6 +17,7 @@ from modelplane.cli.model import model
 from modelplane.cli.pipeline import pipeline
 from modelplane.cli.server import server
 from modelplane.cli.token import token
+from modelplane.libs.resources.namespacing import user_name
 
 __all__ = [
     "apply",
@@ -65,17 +66,14 @@ def apply(filenames: tuple[str, ...], api_address: str) -> None:
                 continue
             meta = getattr(item.resource, which).meta
             kind = _KINDS_BY_FIELD.get(which, which)
-            click.echo(f"{resource_ref(kind, meta.name)} {item.outcome}")
+            click.echo(f"{resource_ref(kind, user_name(meta.name, meta.namespace))} {item.outcome}")
 
 
 @click.command()
 @click.argument("kind_and_name", nargs=-1)
 @click.option("-f", "--filename", "filenames", multiple=True, help=FILES_HELP)
-@click.option("-n", "--namespace", default="", help="Namespace of a foreign resource [default: default].")
 @api_option
-def delete(
-    kind_and_name: tuple[str, ...], filenames: tuple[str, ...], namespace: str, api_address: str
-) -> None:
+def delete(kind_and_name: tuple[str, ...], filenames: tuple[str, ...], api_address: str) -> None:
     """Delete the resources named in the manifests (``-f``), or KIND NAME."""
     if bool(filenames) == bool(kind_and_name):
         raise InvalidInput("give either -f FILE or KIND NAME")
@@ -84,7 +82,7 @@ def delete(
     with ApiClient(api_address) as api:
         if kind_and_name:
             kind, name = kind_and_name
-            reply = api.delete(kind, name, context=f"{kind.lower()}/{name}", namespace=namespace)
+            reply = api.delete(kind, name, context=f"{kind.lower()}/{name}")
             click.echo(f"{resource_ref(kind, name)} {reply.outcome}")
             return
         for doc in read_documents(filenames):

@@ -45,42 +45,46 @@ async def test_start_status_list_stop(run_cli: Cli, tmp_path: Path, js: JetStrea
     started = await run_cli("experiment", "start", "-f", str(write(tmp_path, SELDON_EXPERIMENT)))
     assert started.exit_code == 0, started.output
     assert started.output.strip() == "experiment/experiment-sample created"
+    # Its namespace's: the services know it (and its models) as seldon-mesh--<name>.
     bucket = await TypedBucket.open(js, subjects.KV_EXPERIMENTS, resources_pb2.Experiment)
-    assert await bucket.try_get("experiment-sample") is not None
+    assert await bucket.try_get("seldon-mesh--experiment-sample") is not None
+    elsewhere = await run_cli("experiment", "status", "experiment-sample")  # namespace default
+    assert elsewhere.exit_code == 1
 
-    shown = await run_cli("experiment", "status", "experiment-sample")
+    shown = await run_cli("experiment", "status", "experiment-sample", "-n", "seldon-mesh")
     assert shown.exit_code == 0, shown.output
     assert "experiment/experiment-sample: ExperimentNotReady" in shown.output
     assert "candidates: iris (50), iris2 (50)" in shown.output
     assert "mirror: iris3 (10%)" in shown.output
-    assert "candidate iris is not found" in shown.output
+    assert "candidate seldon-mesh--iris is not found" in shown.output
 
     statuses = await TypedBucket.open(js, subjects.KV_STATUS, state_pb2.ResourceStatus)
-    for name in ("iris", "iris2", "iris3"):
+    for name in ("seldon-mesh--iris", "seldon-mesh--iris2", "seldon-mesh--iris3"):
         await statuses.put(
             subjects.status_key("Model", name),
             state_pb2.ResourceStatus(kind="Model", name=name, state="ModelAvailable"),
         )
-    as_json = await run_cli("experiment", "status", "experiment-sample", "-o", "json")
+    as_json = await run_cli("experiment", "status", "experiment-sample", "-o", "json", "-n", "seldon-mesh")
     assert as_json.exit_code == 0, as_json.output
     data = json.loads(as_json.output)
     assert data["status"]["state"] == "ExperimentReady"
     assert data["spec"]["mirror"] == {"name": "iris3", "percent": 10}
-    as_yaml = await run_cli("experiment", "status", "experiment-sample", "-o", "yaml")
+    as_yaml = await run_cli("experiment", "status", "experiment-sample", "-o", "yaml", "-n", "seldon-mesh")
     assert yaml.safe_load(as_yaml.output)["spec"]["default"] == "iris"
 
-    listed = await run_cli("experiment", "list")
+    assert "experiment-sample" not in (await run_cli("experiment", "list")).output
+    listed = await run_cli("experiment", "list", "-n", "seldon-mesh")
     assert listed.exit_code == 0, listed.output
     header, row = listed.output.strip().splitlines()
     assert header.split() == ["NAME", "STATE", "DEFAULT", "CANDIDATES", "MIRROR"]
     assert row.startswith("experiment-sample")
     assert "ExperimentReady" in row
 
-    stopped = await run_cli("experiment", "stop", "experiment-sample")
+    stopped = await run_cli("experiment", "stop", "experiment-sample", "-n", "seldon-mesh")
     assert stopped.exit_code == 0, stopped.output
     assert stopped.output.strip() == "experiment/experiment-sample deleted"
-    assert await bucket.try_get("experiment-sample") is None
-    gone = await run_cli("experiment", "status", "experiment-sample")
+    assert await bucket.try_get("seldon-mesh--experiment-sample") is None
+    gone = await run_cli("experiment", "status", "experiment-sample", "-n", "seldon-mesh")
     assert gone.exit_code == 1
     assert "not found" in gone.output
 
@@ -90,7 +94,9 @@ async def test_invalid_experiment_exits_2_naming_the_field(run_cli: Cli, tmp_pat
     bad = SELDON_EXPERIMENT.replace("default: iris", "default: nope")
     result = await run_cli("experiment", "start", "-f", str(write(tmp_path, bad)))
     assert result.exit_code == 2
-    assert "spec.default: must be one of the candidates (iris, iris2), got 'nope'" in result.output
+    assert (
+        "spec.default: must be one of the candidates (seldon-mesh--iris, seldon-mesh--iris2)" in result.output
+    )
     assert "Traceback" not in result.output
 
     first = await run_cli("experiment", "start", "-f", str(write(tmp_path, SELDON_EXPERIMENT)))
@@ -98,7 +104,10 @@ async def test_invalid_experiment_exits_2_naming_the_field(run_cli: Cli, tmp_pat
     second = SELDON_EXPERIMENT.replace("name: experiment-sample", "name: another")
     clash = await run_cli("experiment", "start", "-f", str(write(tmp_path, second)))
     assert clash.exit_code == 2
-    assert "spec.default: iris is already the baseline of experiment experiment-sample" in clash.output
+    assert (
+        "spec.default: seldon-mesh--iris is already the baseline of experiment seldon-mesh--experiment-sample"
+        in clash.output
+    )
 
 
 async def test_start_refuses_other_kinds(run_cli: Cli, tmp_path: Path) -> None:

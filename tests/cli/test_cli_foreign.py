@@ -86,8 +86,9 @@ async def test_apply_get_list_and_delete_foreign_kinds(run_cli: Cli, tmp_path: P
     assert listed.exit_code == 0, listed.output
     lines = listed.output.splitlines()
     assert any(line.startswith("seldondeployment/sklearn") and "seldon" in line for line in lines)
+    # The Model it derived lives in its namespace (the services know it as seldon--sklearn).
     assert any(
-        "model/seldon--sklearn" in line and "owned by SeldonDeployment/seldon/sklearn" in line
+        line.split()[:2] == ["model/sklearn", "seldon"] and "owned by SeldonDeployment/seldon/sklearn" in line
         for line in lines
     )
     only_default = await run_cli("list", "sdep")

@@ -13,13 +13,13 @@ from modelplane.proto import resources_pb2, state_pb2
 
 from .harness import Cli
 
-# Seldon's chain sample, as users have it.
+# Seldon's chain sample, without its `namespace: seldon-mesh` (these tests are about the
+# commands; test_cli_namespaces.py runs samples in their namespace).
 SELDON_PIPELINE = """\
 apiVersion: mlops.seldon.io/v1alpha1
 kind: Pipeline
 metadata:
   name: tfsimples
-  namespace: seldon-mesh
 spec:
   steps:
     - name: tfsimple1

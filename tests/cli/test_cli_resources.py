@@ -156,11 +156,15 @@ async def test_missing_file_is_a_usage_error(run_cli: Cli, tmp_path: Path) -> No
 async def test_model_load_seldon_yaml_unchanged_then_status_list_unload(
     run_cli: Cli, tmp_path: Path, js: JetStreamContext
 ) -> None:
-    """`model load` takes Seldon Model YAML unchanged; status, list and unload follow."""
+    """`model load` takes Seldon Model YAML unchanged, in its namespace (seldon-mesh); status,
+    list and unload follow there with -n (MODELPLANE_NAMESPACE here)."""
     path = write(tmp_path, "iris.yaml", SELDON_IRIS)
     loaded = await run_cli("model", "load", "--no-wait", "-f", str(path))
     assert (loaded.exit_code, loaded.stdout) == (0, "model/iris created\n")
-    waiting = await run_cli("model", "status", "iris")
+    mesh = {"MODELPLANE_NAMESPACE": "seldon-mesh"}
+    elsewhere = await run_cli("model", "status", "iris")
+    assert (elsewhere.exit_code, elsewhere.stderr) == (1, "Error: Model 'iris' not found\n")
+    waiting = await run_cli("model", "status", "iris", **mesh)
     assert waiting.stdout.splitlines()[:3] == [
         "model/iris: ModelStateUnknown",
         "  available: 0/1",
@@ -168,10 +172,10 @@ async def test_model_load_seldon_yaml_unchanged_then_status_list_unload(
     ]
     statuses = await TypedBucket.open(js, subjects.KV_STATUS, state_pb2.ResourceStatus)
     await statuses.put(
-        subjects.status_key("Model", "iris"),
+        subjects.status_key("Model", "seldon-mesh--iris"),
         state_pb2.ResourceStatus(
             kind="Model",
-            name="iris",
+            name="seldon-mesh--iris",
             state="ModelAvailable",
             available_replicas=1,
             total_replicas=1,
@@ -179,17 +183,18 @@ async def test_model_load_seldon_yaml_unchanged_then_status_list_unload(
             replicas=[state_pb2.ReplicaStatus(server="mlserver", index=0, state="Available")],
         ),
     )
-    status = await run_cli("model", "status", "iris")
+    status = await run_cli("model", "status", "iris", "-n", "seldon-mesh")
     assert "mlserver.0  Available" in status.stdout
-    listed = await run_cli("model", "list")
+    listed = await run_cli("model", "list", **mesh)
     assert listed.stdout.splitlines() == [
         "NAME  STATE           AVAILABLE  VERSION  REASON",
         "iris  ModelAvailable  1/1        1        -",
     ]
-    unloaded = await run_cli("model", "unload", "iris")
+    assert "iris" not in (await run_cli("model", "list")).stdout  # namespace default
+    unloaded = await run_cli("model", "unload", "iris", **mesh)
     assert unloaded.stdout == "model/iris deleted\n"
-    gone = await run_cli("model", "unload", "iris")
-    assert (gone.exit_code, gone.stderr) == (1, "Error: Model 'iris' not found\n")
+    gone = await run_cli("model", "unload", "iris", **mesh)
+    assert (gone.exit_code, gone.stderr) == (1, "Error: Model 'seldon-mesh--iris' not found\n")
 
 
 async def test_model_load_refuses_other_kinds(run_cli: Cli, tmp_path: Path) -> None:

@@ -47,6 +47,40 @@ spec:
 """
 
 
+# A native Model in default, and Seldon v2's sample Model and a one-step Pipeline in seldon-mesh.
+NATIVE = """\
+apiVersion: modelplane.io/v1alpha1
+kind: Model
+metadata:
+  name: iris
+spec:
+  storageUri: {uri}
+  requirements: [sklearn]
+---
+apiVersion: mlops.seldon.io/v1alpha1
+kind: Model
+metadata:
+  name: iris
+  namespace: seldon-mesh
+spec:
+  storageUri: {twos}
+  requirements:
+  - sklearn
+---
+apiVersion: mlops.seldon.io/v1alpha1
+kind: Pipeline
+metadata:
+  name: chain
+  namespace: seldon-mesh
+spec:
+  steps:
+  - name: iris
+  output:
+    steps:
+    - iris
+"""
+
+
 def _post(url: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
     request = urllib.request.Request(
         url, json.dumps(body).encode(), {"content-type": "application/json", **(headers or {})}
@@ -136,3 +170,51 @@ def test_the_same_names_in_two_namespaces(stack: UpProcess, tmp_path: Path) -> N
         2,
         2,
     ]
+
+
+def test_native_resources_in_two_namespaces(stack: UpProcess, tmp_path: Path) -> None:
+    """A native Model in default and Seldon v2's sample in seldon-mesh, both named iris: each
+    served in its namespace (seldon-namespace header, -n), a pipeline there calls its own."""
+    iris = build_iris_model(tmp_path / "iris")
+    _constant_model(tmp_path / "twos", 2)
+    manifests = tmp_path / "native.yaml"
+    manifests.write_text(NATIVE.format(uri=iris.path, twos=tmp_path / "twos"))
+    done = stack.cli("apply", "-f", str(manifests))
+    assert done.code == 0, done
+    assert done.out.splitlines() == ["model/iris created", "model/iris created", "pipeline/chain created"]
+    for args in (
+        ("model", "iris"),
+        ("model", "iris", "-n", "seldon-mesh"),
+        ("pipeline", "chain", "-n", "seldon-mesh"),
+    ):
+        wait_until(lambda a=args: stack.cli("wait", *a, "--timeout", "1").code == 0, 120, f"{args} ready")
+
+    gateway = f"http://127.0.0.1:{stack.ports.gateway_http}"
+    rows = iris.X[[50, 0]].tolist()
+    v2 = {
+        "inputs": [{"name": "predict", "shape": [2, 4], "datatype": "FP64", "data": np.ravel(rows).tolist()}]
+    }
+    mesh = {"seldon-namespace": "seldon-mesh"}
+    assert (
+        _post(f"{gateway}/v2/models/iris/infer", v2)["outputs"][0]["data"] == iris.expected[[50, 0]].tolist()
+    )
+    assert _post(f"{gateway}/v2/models/iris/infer", v2, mesh)["outputs"][0]["data"] == [2, 2]
+    assert _post(f"{gateway}/v2/pipelines/chain/infer", v2, mesh)["outputs"][0]["data"] == [2, 2]
+
+    listed = stack.cli("list", "model", "-A")
+    assert listed.code == 0, listed
+    namespaces = {tuple(line.split()[:2]) for line in listed.out.splitlines()[1:]}
+    assert {("model/iris", "default"), ("model/iris", "seldon-mesh")} <= namespaces
+    infer = stack.cli("model", "infer", "iris", json.dumps(v2), "-n", "seldon-mesh")
+    assert infer.code == 0, infer
+    assert json.loads(infer.out)["outputs"][0]["data"] == [2, 2]
+
+    # Deleting seldon-mesh's iris leaves default's alone.
+    done = stack.cli("model", "unload", "iris", "-n", "seldon-mesh")
+    assert done.code == 0, done
+    wait_until(
+        lambda: stack.cli("model", "status", "iris", "-n", "seldon-mesh").code == 1, 60, "mesh iris gone"
+    )
+    assert (
+        _post(f"{gateway}/v2/models/iris/infer", v2)["outputs"][0]["data"] == iris.expected[[50, 0]].tolist()
+    )
