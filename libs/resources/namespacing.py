@@ -3,11 +3,11 @@
 Every service (scheduler, agents, gateway, dataflow, autoscaler) knows a resource by one name
 per kind. A resource applied in namespace ``ns`` other than ``default`` is therefore known as
 ``<ns>--<name>`` (``native_name``), and so is every name it refers to, since references stay
-within a namespace: a Model's ``server`` and ``explainer.modelRef``; an Experiment's
-``default``, candidates and mirror; a Pipeline's step names and the names its tensor
-references start with (``s.outputs.T``, ``p.inputs``, ``q.step.s.outputs``); an
-InferenceGraph's ``serviceName`` steps. ServerConfigs are cluster-wide (a Server in any
-namespace uses ``mlserver``), never renamed. Names in ``default`` are unchanged, so state from
+within a namespace: a Model's ``explainer.modelRef``; an Experiment's ``default``, candidates
+and mirror; a Pipeline's step names and the names its tensor references start with
+(``s.outputs.T``, ``p.inputs``, ``q.step.s.outputs``); an InferenceGraph's ``serviceName``
+steps. Servers and ServerConfigs are cluster-wide, one pool of model servers shared by every
+namespace (a Model's ``server`` names one as it is), never renamed. Names in ``default`` are unchanged, so state from
 before namespaces is the ``default`` namespace as it is.
 
 ``into_namespace`` renames a manifest that way (``parse_manifest`` calls it), ``out_of_namespace``
@@ -28,8 +28,9 @@ from modelplane.libs.resources.types import NAME_MAX_LENGTH, NAME_PATTERN
 
 DEFAULT_NAMESPACE: Final = "default"
 SEPARATOR: Final = "--"
-# Kinds that belong to no namespace.
-CLUSTER_WIDE: Final = frozenset({"ServerConfig"})
+# Kinds that belong to no namespace: the model servers are one shared pool (Seldon v2's samples
+# in seldon-mesh name ``server: mlserver``, the pool `up` starts), like nodes in a cluster.
+CLUSTER_WIDE: Final = frozenset({"ServerConfig", "Server"})
 
 
 def is_default(namespace: str) -> bool:
@@ -132,8 +133,6 @@ def _rename(doc: dict[str, Any], rename: Rename) -> None:
         return
     kind = doc.get("kind")
     if kind == "Model":
-        if "server" in spec:
-            spec["server"] = rename(spec["server"], "spec.server")
         explainer = spec.get("explainer")
         if isinstance(explainer, dict) and "modelRef" in explainer:
             explainer["modelRef"] = rename(explainer["modelRef"], "spec.explainer.modelRef")

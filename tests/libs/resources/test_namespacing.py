@@ -78,14 +78,15 @@ def test_models_servers_graphs_and_cluster_wide_server_configs() -> None:
         )
     )
     assert isinstance(model, Model)
+    # Servers are one cluster-wide pool: a Model's server is named as it is.
     assert (model.meta.name, model.spec.server, model.spec.explainer_for) == (
         "team-a--explainer",
-        "team-a--mine",
+        "mine",
         "team-a--iris",
     )
     server = round_trips(doc("Server", "mine", {"serverConfig": "mlserver"}))
     assert isinstance(server, Server)
-    assert (server.meta.name, server.spec.server_config) == ("team-a--mine", "mlserver")
+    assert (server.meta.name, server.meta.namespace, server.spec.server_config) == ("mine", "", "mlserver")
     config = round_trips(doc("ServerConfig", "mlserver", {"podSpec": {}}))
     assert isinstance(config, ServerConfig)
     assert (config.meta.name, config.meta.namespace) == ("mlserver", "")
@@ -117,5 +118,5 @@ def test_bad_namespaces_and_names_too_long_together_are_refused_naming_the_field
         parse_manifest(doc("Model", "m" * 60, {"storageUri": "gs://b/i"}))
     assert caught.value.field == "metadata.name"
     with pytest.raises(InvalidError) as caught:
-        parse_manifest(doc("Model", "iris", {"storageUri": "gs://b/i", "server": "s" * 60}))
-    assert caught.value.field == "spec.server"
+        parse_manifest(doc("Model", "iris", {"storageUri": "gs://b/i", "explainer": {"modelRef": "m" * 60}}))
+    assert caught.value.field == "spec.explainer.modelRef"
