@@ -330,7 +330,13 @@ class ApiClient:
         for item in self.list(kind).resources:
             which = item.WhichOneof("kind")
             meta = getattr(item, which).meta if which and which != "foreign" else None
-            if meta is not None and (meta.namespace or DEFAULT_NAMESPACE) == self.namespace:
+            if meta is None:
+                continue
+            # Cluster-wide resources (Servers, ServerConfigs) are in every namespace.
+            if (
+                which in ("server", "server_config")
+                or (meta.namespace or DEFAULT_NAMESPACE) == self.namespace
+            ):
                 here.add(meta.name)
         out: builtins.list[state_pb2.ResourceStatus] = []
         for status in self.list_status(kind).statuses:

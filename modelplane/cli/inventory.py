@@ -32,7 +32,7 @@ from modelplane.libs.resources.importers.base import (
 )
 from modelplane.libs.resources.importers.namespaces import translate_in_namespace
 from modelplane.libs.resources.manifests import parse_manifest, to_manifest
-from modelplane.libs.resources.namespacing import user_name
+from modelplane.libs.resources.namespacing import CLUSTER_WIDE, user_name
 from modelplane.libs.resources.types import KINDS
 from modelplane.proto import control_pb2
 
@@ -192,12 +192,15 @@ def list_resources(kind: str | None, all_namespaces: bool, api_address: str) -> 
                 if resource.kind == "ServerConfig":  # cluster-wide templates: nothing runs as them
                     rows.append((f"serverconfig/{resource.meta.name}", "-", "-", owner))
                     continue
-                namespace = resource.meta.namespace or DEFAULT_NAMESPACE
-                if not all_namespaces and namespace != api.namespace:
-                    continue
+                if resource.kind in CLUSTER_WIDE:  # shared by every namespace
+                    namespace = "-"
+                else:
+                    namespace = resource.meta.namespace or DEFAULT_NAMESPACE
+                    if not all_namespaces and namespace != api.namespace:
+                        continue
                 detail = "; ".join(d for d in ((status.reason if status else ""), owner) if d)
                 state = status.state if status is not None and status.state else "Unknown"
-                name = user_name(resource.meta.name, namespace)
+                name = user_name(resource.meta.name, resource.meta.namespace)
                 rows.append((f"{resource.kind.lower()}/{name}", namespace, state, detail))
     if not rows:
         click.echo("No resources found.")

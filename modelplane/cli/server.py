@@ -22,11 +22,8 @@ def server() -> None:
 def list_servers(api_address: str) -> None:
     """List servers with their state and replica counts."""
     with ApiClient(api_address) as api:
-        servers = {
-            api.shown(r.server.meta.name): r.server
-            for r in api.list(KIND).resources
-            if (r.server.meta.namespace or "default") == api.namespace
-        }
+        # Servers are cluster-wide: every namespace's models share them.
+        servers = {r.server.meta.name: r.server for r in api.list(KIND).resources}
         statuses = {s.name: s for s in api.statuses_here(KIND)}
     rows = []
     for name in sorted(servers.keys() | statuses.keys()):
