@@ -25,7 +25,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Generic, TypeVar
 
 import click
 import grpc
@@ -201,6 +201,32 @@ _DOCUMENT_INDEX = re.compile(r"^documents\[(\d+)\]\.?(.*)$", re.DOTALL)
 def _unreachable(details: str) -> bool:
     markers = ("failed to connect", "connection refused", "dns resolution failed", "connect failed")
     return any(marker in details.lower() for marker in markers)
+
+
+E = TypeVar("E", control_pb2.WatchEvent, control_pb2.FollowModelEvent)
+
+
+class _Shown(Generic[E]):
+    """A status stream whose statuses carry the names their users wrote (``ApiClient.shown``);
+    still a gRPC stream: ``cancel()`` ends it."""
+
+    def __init__(self, stream: Iterator[E], shown: Callable[[str], str]) -> None:
+        self._stream: Iterator[E] = stream
+        self._shown = shown
+
+    def __iter__(self) -> _Shown[E]:
+        return self
+
+    def __next__(self) -> E:
+        event: E = next(self._stream)
+        if event.HasField("status"):
+            event.status.name = self._shown(event.status.name)
+        return event
+
+    def cancel(self) -> None:
+        cancel = getattr(self._stream, "cancel", None)
+        if cancel is not None:
+            cancel()
 
 
 class ApiClient:
@@ -380,9 +406,7 @@ class ApiClient:
             timeout=timeout,
             metadata=self._metadata,
         )
-        for event in stream:
-            event.status.name = self.shown(event.status.name)
-            yield event
+        return _Shown(stream, self.shown)
 
     def follow_model(self, name: str, timeout: float) -> Iterator[control_pb2.FollowModelEvent]:
         """A model's status and download progress until ``timeout`` seconds pass (then
@@ -392,10 +416,7 @@ class ApiClient:
             timeout=timeout,
             metadata=self._metadata,
         )
-        for event in stream:
-            if event.HasField("status"):
-                event.status.name = self.shown(event.status.name)
-            yield event
+        return _Shown(stream, self.shown)
 
     def create_token(self, role: str, name: str) -> control_pb2.CreateTokenResponse:
         reply: control_pb2.CreateTokenResponse = self._call(

@@ -141,3 +141,33 @@ def test_convert_prints_the_native_resources_and_why(tmp_path: Path) -> None:
     refused = CliRunner().invoke(cli, ["convert", "-f", str(bad)])
     assert refused.exit_code == 2
     assert "spec.predictors[0].traffic" in refused.output
+
+
+def test_status_streams_name_statuses_as_written_and_can_still_be_cancelled() -> None:
+    """ApiClient's watch/follow streams show a namespace's names as written, and cancel() still
+    ends the gRPC stream underneath (callers stop a watch that way)."""
+    from modelplane.cli.client import _Shown
+    from modelplane.proto import control_pb2, state_pb2
+
+    class Stream:
+        cancelled = False
+
+        def __init__(self) -> None:
+            self._events = iter(
+                [control_pb2.WatchEvent(type="PUT", status=state_pb2.ResourceStatus(name="team-a--iris"))]
+            )
+
+        def __next__(self) -> control_pb2.WatchEvent:
+            return next(self._events)
+
+        def __iter__(self) -> Stream:
+            return self
+
+        def cancel(self) -> None:
+            self.cancelled = True
+
+    stream = Stream()
+    shown = _Shown(stream, lambda name: name.removeprefix("team-a--"))
+    assert [event.status.name for event in shown] == ["iris"]
+    shown.cancel()
+    assert stream.cancelled
