@@ -34,8 +34,8 @@ from modelplane.libs.resources.importers.base import (
 )
 from modelplane.libs.resources.importers.namespaces import translate_in_namespace
 from modelplane.libs.resources.manifests import parse_manifest
-from modelplane.libs.resources.namespacing import CLUSTER_WIDE, is_default
-from modelplane.libs.resources.types import KINDS, NAME_MAX_LENGTH, NAME_PATTERN, Kind, Model, Resource
+from modelplane.libs.resources.namespacing import CLUSTER_WIDE, check_namespace, is_default
+from modelplane.libs.resources.types import KINDS, Kind, Model, Resource
 from modelplane.libs.store import TypedBucket
 from modelplane.proto import resources_pb2
 from modelplane.services.api.kinds import validate
@@ -187,17 +187,7 @@ def foreign_manifest(doc: Any) -> ForeignManifest | None:
             f"starting and ending with a letter or digit, at most {_MAX_NAME})",
             field="metadata.name",
         )
-    namespace = metadata.get("namespace") or DEFAULT_NAMESPACE
-    if (
-        not isinstance(namespace, str)
-        or not NAME_PATTERN.match(namespace)
-        or len(namespace) > NAME_MAX_LENGTH
-    ):
-        raise InvalidError(
-            f"{namespace!r} is not a namespace name (lower-case letters, digits and '-', at most "
-            f"{NAME_MAX_LENGTH})",
-            field="metadata.namespace",
-        )
+    namespace = check_namespace(metadata.get("namespace"))
     if importer.cluster_scoped:
         namespace = ""
     return ForeignManifest(importer, ForeignRef(kind, name, namespace or ""), api, dict(doc))

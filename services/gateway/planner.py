@@ -28,7 +28,7 @@ from modelplane.libs.auth.tokens import Principal
 from modelplane.libs.dataplane.handler import GatewayHandler, Target
 from modelplane.libs.errors import RetryableError
 from modelplane.libs.resources.importers.base import DEFAULT_NAMESPACE
-from modelplane.libs.resources.namespacing import SEPARATOR, native_name, service_name
+from modelplane.libs.resources.namespacing import native_name, service_name
 from modelplane.services.gateway.access import Access
 from modelplane.services.gateway.dataflow import PIPELINE, PIPELINE_SUFFIX, DataflowInvoker, flow_of
 from modelplane.services.gateway.experiments import EXPERIMENT_SUFFIX, ExperimentRouter, ExperimentTable
@@ -154,8 +154,7 @@ class RequestPlanner:
         (planning reports it unknown). Names already addressing a pipeline, graph or experiment
         are kept. Outside ``default``, the deployment's resources carry the namespace in their
         names (``importers.namespaces.native_name``); a name that already does is kept."""
-        if namespace not in ("", DEFAULT_NAMESPACE) and not name.startswith(f"{namespace}{SEPARATOR}"):
-            name = native_name(name, namespace)
+        name = service_name(name, namespace)
         if flow_of(name) is not None or name.endswith(EXPERIMENT_SUFFIX):
             return name
         if self._handler.knows(name) or self._experiments.splits(name):
